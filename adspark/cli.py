@@ -1,0 +1,150 @@
+"""The ``adspark`` command line: one subcommand per job, plus ``sql`` and ``tables``.
+
+Configs are loaded and validated before Spark starts; errors print one clear line and exit 1
+(2 for bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from typing import Callable, Sequence
+
+from adspark.config import (
+    DiscretizeJobConfig,
+    GenerateJobConfig,
+    ProjectFile,
+    WindowJobConfig,
+    build_job_config,
+    load_yaml,
+)
+from adspark.errors import AdsparkError, ConfigError
+
+DEFAULT_CONF = "conf/demo.yaml"
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="adspark", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str, dates: bool) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--conf", default=DEFAULT_CONF, help=f"YAML config (default {DEFAULT_CONF})")
+        if dates:
+            sp.add_argument("--from", dest="start", type=_date, required=True, help="first night")
+            sp.add_argument("--to", dest="end", type=_date, help="last night (default: --from)")
+        return sp
+
+    g = add("generate", "write synthetic events + labels tables", dates=False)
+    for flag, kind in (("--entities", int), ("--days", int), ("--events", int), ("--seed", int)):
+        g.add_argument(flag, type=kind, help=f"override generate.{flag[2:]}")
+    g.add_argument("--start", type=_date, help="override generate.start")
+    add("discretize", "events -> validated, padded per-entity buckets (features)", dates=True)
+    add("window", "features -> scaled sliding windows (or events -> samples in row mode)", dates=True)
+    s = add("sql", "run a SQL query on the adspark tables and print the result", dates=False)
+    s.add_argument("query", help="e.g. \"select * from adspark.runs\"")
+    s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+    add("tables", "list the tables with their row counts", dates=False)
+    return p
+
+
+def _store(data: dict, origin: str):
+    """Validate the storage/spark sections, then start Spark and register the tables."""
+    from adspark.session import get_spark
+    from adspark.tables import TableStore
+
+    try:
+        project = ProjectFile.model_validate(data)
+    except Exception as exc:  # pydantic error -> the job models give the detailed message
+        raise ConfigError(f"invalid configuration in {origin}: {exc}") from None
+    spark = get_spark(project.spark)
+    store = TableStore(spark, project.storage)
+    store.register_all()
+    return store
+
+
+def _cmd_generate(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.generate import run_generate
+
+    overrides = {k: getattr(args, k) for k in ("entities", "days", "events", "seed", "start")}
+    gen = dict(data.get("generate") or {})
+    gen.update({k: v for k, v in overrides.items() if v is not None})
+    data = {**data, "generate": gen}
+    cfg = build_job_config(GenerateJobConfig, data, args.conf)
+    return run_generate(_store(data, args.conf), cfg).message
+
+
+def _cmd_discretize(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.discretize import run_discretize
+
+    cfg = build_job_config(DiscretizeJobConfig, data, args.conf)
+    return run_discretize(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+
+
+def _cmd_window(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.window import run_window
+
+    cfg = build_job_config(WindowJobConfig, data, args.conf)
+    return run_window(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+
+
+def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
+    store = _store(data, args.conf)
+    frame = store.spark.sql(args.query).limit(args.limit).toPandas()
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 50, "display.width", 200,
+                           "display.max_colwidth", 60):
+        return frame.to_string(index=False) if len(frame) else "(no rows)"
+
+
+def _cmd_tables(args: argparse.Namespace, data: dict) -> str:
+    store = _store(data, args.conf)
+    lines = [f"{'table':<16} {'rows':>12}  location"]
+    for name in store.register_all():
+        rows = store.read(name).count()
+        lines.append(f"{store.qualified(name).replace('`', ''):<16} {rows:>12}  {store.path(name)}")
+    return "\n".join(lines)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
+    "generate": _cmd_generate,
+    "discretize": _cmd_discretize,
+    "window": _cmd_window,
+    "sql": _cmd_sql,
+    "tables": _cmd_tables,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``adspark`` console script and of ``jobs/*.py``.
+
+    Returns:
+        0 on success, 1 on an adspark error (message on stderr), 2 on bad arguments.
+    """
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        data = load_yaml(args.conf)
+        print(COMMANDS[args.command](args, data))
+    except AdsparkError as exc:
+        print(f"adspark {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

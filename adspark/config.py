@@ -1,0 +1,351 @@
+"""Strict, typed configuration: one pydantic model per job, validated before Spark starts.
+
+A YAML file (see ``conf/``) holds sections; each job builds its own model from the sections it
+needs. Unknown keys anywhere are rejected with the key's path in the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adspark.core.buckets import parse_duration
+from adspark.errors import ConfigError, IdentifierError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def check_identifier(name: str, what: str) -> str:
+    """Return ``name`` if it is a safe SQL identifier, else raise.
+
+    Args:
+        name: The candidate identifier.
+        what: What it names (for the message), e.g. ``"column"``.
+
+    Raises:
+        IdentifierError: When ``name`` holds anything but letters, digits and underscores.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise IdentifierError(
+            f"{what} name {name!r} is not a valid identifier "
+            "(expected letters, digits and '_', not starting with a digit, at most 128 characters)"
+        )
+    return name
+
+
+class Strict(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(Strict):
+    """Where tables live.
+
+    Tables are Delta folders under ``warehouse/<schema>/<table>`` and are registered by name in
+    the session catalog as ``<schema>.<table>`` (``<catalog>.<schema>.<table>`` when ``catalog``
+    is set, e.g. on Unity Catalog).
+    """
+
+    warehouse: str = "warehouse"
+    catalog: str | None = None
+    schema_name: str = Field(default="adspark", alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("catalog", "schema_name")
+    @classmethod
+    def _identifier(cls, v: str | None) -> str | None:
+        return None if v is None else check_identifier(v, "catalog/schema")
+
+
+class SparkConfig(Strict):
+    """How the embedded session is built (ignored when a session already exists)."""
+
+    master: str = "local[*]"
+    app_name: str = "adspark"
+    shuffle_partitions: int = Field(default=8, ge=1)
+    driver_memory: str = "4g"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class MeasureConfig(Strict):
+    """A numeric column of the events table."""
+
+    name: str
+    non_negative: bool = False
+    required: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        return check_identifier(v, "measure column")
+
+
+class CategoricalConfig(Strict):
+    """A categorical column: counts per value in buckets, one-hot slots in row mode.
+
+    Either list ``values`` explicitly, or give ``top_k`` to fit the most frequent values on the
+    first range processed (stored in the ``vocabularies`` table and reused afterwards).
+    """
+
+    name: str
+    values: list[str] | None = None
+    top_k: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        return check_identifier(v, "categorical column")
+
+
+class TimestampConfig(Strict):
+    """The event time column.
+
+    ``timezone`` interprets naive timestamps and strings; calendar features are computed in it.
+    ``format`` is a Spark datetime pattern for string columns (ISO-8601 when omitted).
+    """
+
+    column: str
+    timezone: str = "UTC"
+    format: str | None = None
+
+    @field_validator("column")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        return check_identifier(v, "timestamp column")
+
+
+class SourceConfig(Strict):
+    """The user's events table and its contract."""
+
+    table: str = "events"
+    path: str | None = None
+    timestamp: TimestampConfig
+    date_column: str | None = None
+    entity: list[str] = Field(min_length=1)
+    event_id: str | None = None
+    measures: list[MeasureConfig] = Field(default_factory=list)
+    categoricals: list[CategoricalConfig] = Field(default_factory=list)
+    distinct: list[str] = Field(default_factory=list)
+    min_timestamp: dt.datetime = dt.datetime(2000, 1, 1)
+    max_timestamp: dt.datetime = dt.datetime(2100, 1, 1)
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return check_identifier(v, "source table")
+
+    @field_validator("entity", "distinct")
+    @classmethod
+    def _columns(cls, v: list[str]) -> list[str]:
+        return [check_identifier(c, "column") for c in v]
+
+    @field_validator("date_column", "event_id")
+    @classmethod
+    def _opt_column(cls, v: str | None) -> str | None:
+        return None if v is None else check_identifier(v, "column")
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> "SourceConfig":
+        names = [m.name for m in self.measures] + [c.name for c in self.categoricals]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"columns declared twice among measures/categoricals: {dupes}")
+        if not self.measures and not self.categoricals:
+            raise ValueError("declare at least one measure or categorical column")
+        return self
+
+    @property
+    def row_date_column(self) -> str:
+        """The column that assigns a row to a night (defaults to the timestamp column)."""
+        return self.date_column or self.timestamp.column
+
+
+class DiscretizeConfig(Strict):
+    """Bucketing of events into per-entity time buckets."""
+
+    bucket: str = "1h"
+    calendar: bool = True
+    difference: list[str] = Field(default_factory=list)
+    activity_lookback_days: int = Field(default=2, ge=0, le=60)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        seconds = parse_duration(v)
+        if 86400 % seconds:
+            raise ValueError(f"bucket {v!r} must divide one day evenly")
+        return v
+
+    @property
+    def bucket_seconds(self) -> int:
+        """The bucket width in seconds."""
+        return parse_duration(self.bucket)
+
+
+class ScalingConfig(Strict):
+    """Scaling statistics, fitted per entity on a training range and stored in a table."""
+
+    method: Literal["robust", "minmax"] = "robust"
+    fit_from: dt.date
+    fit_to: dt.date
+
+    @model_validator(mode="after")
+    def _range(self) -> "ScalingConfig":
+        if self.fit_to < self.fit_from:
+            raise ValueError(f"fit_to {self.fit_to} is before fit_from {self.fit_from}")
+        return self
+
+
+class WindowConfig(Strict):
+    """Sliding windows (bucket mode) or one event = one sample (row mode)."""
+
+    mode: Literal["buckets", "rows"] = "buckets"
+    size: int = Field(default=24, ge=1, le=10_000)
+    stride: int = Field(default=6, ge=1)
+    features: list[str] | None = None
+    include_calendar: bool = False
+    scaling: ScalingConfig
+
+    @model_validator(mode="after")
+    def _rows(self) -> "WindowConfig":
+        if self.mode == "rows" and (self.size != 1 or self.stride != 1):
+            raise ValueError("row mode takes size 1 and stride 1 (one event = one sample)")
+        return self
+
+
+class GenerateConfig(Strict):
+    """The synthetic events generator (``adspark generate``)."""
+
+    entities: int = Field(default=1000, ge=1)
+    days: int = Field(default=60, ge=1)
+    events: int = Field(default=5_000_000, ge=1)
+    start: dt.date = dt.date(2026, 1, 5)
+    seed: int = 7
+    anomaly_entity_fraction: float = Field(default=0.08, ge=0.0, le=1.0)
+    bad_row_fraction: float = Field(default=0.0005, ge=0.0, le=0.2)
+    anomaly_free_days: int = Field(default=14, ge=0)
+    tasks: int | None = Field(default=None, ge=1)
+
+
+class ProjectFile(Strict):
+    """The whole YAML file: every section optional here; jobs say which they need."""
+
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    source: SourceConfig | None = None
+    generate: GenerateConfig | None = None
+    discretize: DiscretizeConfig | None = None
+    window: WindowConfig | None = None
+
+
+class GenerateJobConfig(Strict):
+    """Config of ``adspark generate``."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    generate: GenerateConfig
+
+
+class DiscretizeJobConfig(Strict):
+    """Config of ``adspark discretize``."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    source: SourceConfig
+    discretize: DiscretizeConfig
+
+class WindowJobConfig(Strict):
+    """Config of ``adspark window`` (buckets or rows)."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    source: SourceConfig
+    discretize: DiscretizeConfig
+    window: WindowConfig
+
+
+JobModel = TypeVar("JobModel", bound=Strict)
+
+_JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
+    GenerateJobConfig: ("generate",),
+    DiscretizeJobConfig: ("source", "discretize"),
+    WindowJobConfig: ("source", "discretize", "window"),
+}
+
+
+def _format_validation(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration in {origin}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        detail = e["msg"]
+        if e["type"] == "extra_forbidden":
+            detail = "unknown key (not part of the config schema)"
+        got = e.get("input")
+        got_txt = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+        lines.append(f"  {key}: {detail}{got_txt}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a mapping.
+
+    Raises:
+        ConfigError: When the file is missing or is not a YAML mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r}: expected a mapping at the top level")
+    return data
+
+
+def build_job_config(
+    model: type[JobModel], data: Mapping[str, Any], origin: str = "<config>"
+) -> JobModel:
+    """Validate raw config data into the model of one job.
+
+    Args:
+        model: The job's config class, e.g. :class:`DiscretizeJobConfig`.
+        data: The parsed YAML (all sections).
+        origin: Where the data came from, for messages.
+
+    Raises:
+        ConfigError: On unknown keys, wrong types or a missing section, naming the key path.
+    """
+    try:
+        project = ProjectFile.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, origin)) from None
+    missing = [s for s in _JOB_SECTIONS[model] if getattr(project, s) is None]
+    if missing:
+        raise ConfigError(f"invalid configuration in {origin}: missing section(s) {missing}")
+    fields = {name: getattr(project, name) for name in model.model_fields}
+    try:
+        return model.model_validate(fields)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err, origin)) from None
+
+
+def load_job_config(model: type[JobModel], path: str | Path) -> JobModel:
+    """Load and validate the config of one job from a YAML file."""
+    return build_job_config(model, load_yaml(path), origin=str(path))
+
+
+def config_hash(cfg: BaseModel) -> str:
+    """A short stable hash of a config (recorded with every run)."""
+    payload = json.dumps(cfg.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,50 @@
+"""Time buckets: durations, bucket alignment, day grids and calendar features (pure numpy/pandas)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+
+_UNITS = {
+    "s": 1,
+    "sec": 1,
+    "min": 60,
+    "m": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
+_DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
+
+
+def parse_duration(text: str) -> int:
+    """Parse a duration such as ``"5min"``, ``"1h"`` or ``"1d"`` into seconds.
+
+    Raises:
+        ValueError: When the text is not ``<positive integer><unit>`` with a known unit.
+    """
+    m = _DURATION.match(text.lower()) if isinstance(text, str) else None
+    if not m or m.group(2) not in _UNITS or int(m.group(1)) <= 0:
+        raise ValueError(
+            f"duration {text!r}: expected a positive integer and a unit among {sorted(_UNITS)}"
+        )
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def bucket_floor(epoch_seconds: np.ndarray, bucket_seconds: int) -> np.ndarray:
+    """Align epoch seconds down to the start of their bucket.
+
+    Args:
+        epoch_seconds: Integer seconds since the epoch, shape (n,).
+        bucket_seconds: Bucket width; buckets are aligned to the epoch (UTC midnight for widths
+            dividing a day).
+
+    Returns:
+        Bucket starts in epoch seconds, shape (n,).
+    """
+    e = np.asarray(epoch_seconds, dtype=np.int64)
+    return e - np.mod(e, bucket_seconds)

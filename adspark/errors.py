@@ -1,0 +1,55 @@
+"""The adspark error hierarchy.
+
+Every error a user can cause derives from :class:`AdsparkError`; messages name the key, column or
+row concerned, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+
+class AdsparkError(Exception):
+    """Base class of every error adspark raises on purpose."""
+
+
+class ConfigError(AdsparkError):
+    """A configuration file or CLI argument is invalid (raised before Spark starts)."""
+
+
+class EnvironmentSetupError(AdsparkError):
+    """The runtime is missing something the job needs (Java, the Delta jars, a package)."""
+
+
+class SchemaMismatchError(AdsparkError):
+    """A table lacks a required column, or a column has the wrong type.
+
+    Attributes:
+        table: The table (or source) that was checked.
+        column: The offending column.
+        expected: What the contract asks for.
+        actual: What was found (``"missing"`` when the column is absent).
+    """
+
+    def __init__(self, table: str, column: str, expected: str, actual: str) -> None:
+        self.table = table
+        self.column = column
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"table {table!r}: column {column!r} expected {expected}, found {actual}"
+        )
+
+
+class TableNotFoundError(AdsparkError):
+    """A table the job reads does not exist yet (usually an earlier job has not run)."""
+
+
+class EmptyInputError(AdsparkError):
+    """The input of a job holds no rows for the requested range."""
+
+
+class DataContractError(AdsparkError):
+    """Produced data broke an invariant (for example read != accepted + rejected)."""
+
+
+class IdentifierError(ConfigError):
+    """A catalog, schema, table or column name is not a safe SQL identifier."""

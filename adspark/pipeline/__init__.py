@@ -1,0 +1,1 @@
+"""Spark stages: read tables, call the pure core, write tables."""

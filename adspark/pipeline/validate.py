@@ -1,0 +1,317 @@
+"""Validation of the user's events against the contract in the config.
+
+Schema problems (a missing or mistyped required column) stop the job before anything is written.
+Row problems send the row to ``rejects`` with a reason, the offending column, a detail and the raw
+row as JSON; every other row is accepted. Rules, in the order they are checked (first one wins):
+
+==========================  =========================================================
+reason                      rule
+==========================  =========================================================
+null_entity                 an entity key column is null or blank
+null_timestamp              the timestamp is null
+unparseable_timestamp       a string timestamp does not parse
+timestamp_out_of_range      before ``min_timestamp`` or after ``max_timestamp``
+outside_night               the event time's UTC day is not among the nights processed
+null_value                  a required measure is null
+unparseable_value           a string measure does not parse as a number
+non_finite                  a measure is NaN or +/-infinity
+negative_value              a measure declared non-negative is negative
+duplicate                   an exact copy of an earlier row (all columns equal)
+==========================  =========================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from adspark.config import SourceConfig
+from adspark.errors import SchemaMismatchError
+from adspark.tables import TableStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column, DataFrame
+
+log = logging.getLogger(__name__)
+
+REASONS = (
+    "null_entity",
+    "null_timestamp",
+    "unparseable_timestamp",
+    "timestamp_out_of_range",
+    "outside_night",
+    "null_value",
+    "unparseable_value",
+    "non_finite",
+    "negative_value",
+    "duplicate",
+)
+
+_NUMERIC = {"tinyint", "smallint", "int", "bigint", "float", "double"}
+_TIME = {"timestamp", "timestamp_ntz", "date", "string"}
+_ATOMIC = _NUMERIC | _TIME | {"boolean"}
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Validated events of a range.
+
+    Attributes:
+        rows: Every row read, with normalized columns ``_entity`` (string), ``_ts`` (UTC
+            timestamp), ``_date`` (the row's night), one double column per measure, one string
+            column per categorical, ``_reason``/``_column``/``_detail`` (null when accepted) and
+            ``_raw`` (JSON of the original row).
+        measures: Measure column names.
+        categoricals: Categorical column names.
+    """
+
+    rows: "DataFrame"
+    measures: tuple[str, ...]
+    categoricals: tuple[str, ...]
+
+    @property
+    def accepted(self) -> "DataFrame":
+        """The rows that passed every rule."""
+        from pyspark.sql import functions as F
+
+        return self.rows.where(F.col("_reason").isNull())
+
+    @property
+    def rejected(self) -> "DataFrame":
+        """The rows that failed a rule."""
+        from pyspark.sql import functions as F
+
+        return self.rows.where(F.col("_reason").isNotNull())
+
+
+def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
+    """The raw events table named (or located) by the config."""
+    if source.path:
+        return store.spark.read.format("delta").load(source.path)
+    return store.read(source.table)
+
+
+def check_source_schema(df: "DataFrame", source: SourceConfig) -> None:
+    """Stop before any write when a required column is missing or has an unusable type.
+
+    Extra columns are ignored (and logged).
+
+    Raises:
+        SchemaMismatchError: Naming the column, the expected and the actual type.
+    """
+    actual = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+    table = source.path or source.table
+    wanted: dict[str, tuple[set[str], str]] = {
+        source.timestamp.column: (_TIME - {"date"}, "a timestamp or a string timestamp"),
+        source.row_date_column: (_TIME, "a date, timestamp or string"),
+    }
+    for c in source.entity:
+        wanted[c] = (_ATOMIC, "an atomic type (string, number, ...)")
+    if source.event_id:
+        wanted[source.event_id] = (_ATOMIC, "an atomic type")
+    for m in source.measures:
+        wanted[m.name] = (_NUMERIC | {"string", "decimal"}, "a number or a numeric string")
+    for c in source.categoricals:
+        wanted[c.name] = (_ATOMIC, "a string (or another atomic type)")
+    for c in source.distinct:
+        wanted[c] = (_ATOMIC, "an atomic type")
+    for column, (allowed, expected) in wanted.items():
+        if column not in actual:
+            raise SchemaMismatchError(table, column, expected, "missing")
+        kind = actual[column].split("(")[0]
+        if kind not in allowed:
+            raise SchemaMismatchError(table, column, expected, actual[column])
+    extra = sorted(set(actual) - set(wanted))
+    if extra:
+        log.warning("source %s: ignoring columns not in the contract: %s", table, extra)
+
+
+def parse_time(col: "Column", kind: str, source: SourceConfig) -> "Column":
+    from pyspark.sql import functions as F
+
+    tz = source.timestamp.timezone
+    if kind == "timestamp":
+        return col
+    if kind == "timestamp_ntz":
+        return F.to_utc_timestamp(col.cast("timestamp"), tz)
+    fmt = source.timestamp.format
+    parsed = F.try_to_timestamp(col, F.lit(fmt)) if fmt else F.try_to_timestamp(col)
+    return F.to_utc_timestamp(parsed, tz)
+
+
+def _row_date(df: "DataFrame", source: SourceConfig, ts: "Column") -> "Column":
+    from pyspark.sql import functions as F
+
+    if source.date_column is None or source.date_column == source.timestamp.column:
+        return F.to_date(ts)
+    kind = dict((f.name, f.dataType.simpleString()) for f in df.schema.fields)[source.date_column]
+    col = F.col(source.date_column)
+    return col if kind == "date" else F.try_to_date(col.cast("string"))
+
+
+def validate_events(
+    df: "DataFrame", source: SourceConfig, start: dt.date, end: dt.date
+) -> Validated:
+    """Select the rows of nights ``[start, end]`` and mark each accepted or rejected.
+
+    Args:
+        df: The raw events table.
+        source: The contract.
+        start: First night.
+        end: Last night (inclusive).
+
+    Returns:
+        The rows with their verdict; nothing is dropped.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    check_source_schema(df, source)
+    kinds = {f.name: f.dataType.simpleString().split("(")[0] for f in df.schema.fields}
+    original = df.columns
+    ts_col = source.timestamp.column
+    ts = parse_time(F.col(ts_col), kinds[ts_col], source)
+    night = _row_date(df, source, ts)
+    lo, hi = F.lit(start), F.lit(end)
+    if source.date_column is None or source.date_column == ts_col:
+        lo_ts = F.lit(dt.datetime.combine(start, dt.time()))
+        hi_ts = F.lit(dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+        selected = df.where((ts >= lo_ts) & (ts < hi_ts))
+    else:
+        selected = df.where(night.between(lo, hi))
+
+    entity_parts = [F.trim(F.col(c).cast("string")) for c in source.entity]
+    rows = selected.select(
+        *[F.col(c) for c in original],
+        F.concat_ws("|", *entity_parts).alias("_entity"),
+        ts.alias("_ts"),
+        night.alias("_date"),
+    )
+    checks: list[tuple[Column, str, str, Column]] = []
+    null_key = None
+    for c, part in zip(source.entity, entity_parts):
+        bad = part.isNull() | (part == "")
+        null_key = bad if null_key is None else null_key | bad
+        checks.append((bad, "null_entity", c, F.lit("expected a non-blank entity key")))
+    raw_ts = F.col(ts_col)
+    checks.append((raw_ts.isNull(), "null_timestamp", ts_col, F.lit("expected a timestamp")))
+    checks.append(
+        (
+            F.col("_ts").isNull(),
+            "unparseable_timestamp",
+            ts_col,
+            F.concat(F.lit("cannot parse "), raw_ts.cast("string"), F.lit(" as a timestamp")),
+        )
+    )
+    tmin, tmax = F.lit(source.min_timestamp), F.lit(source.max_timestamp)
+    checks.append(
+        (
+            (F.col("_ts") < tmin) | (F.col("_ts") > tmax),
+            "timestamp_out_of_range",
+            ts_col,
+            F.concat(
+                F.lit(f"expected between {source.min_timestamp} and {source.max_timestamp}, got "),
+                F.col("_ts").cast("string"),
+            ),
+        )
+    )
+    ts_day = F.to_date(F.col("_ts"))
+    checks.append(
+        (
+            ~ts_day.between(lo, hi),
+            "outside_night",
+            ts_col,
+            F.concat(
+                F.lit(f"event day expected within {start}..{end}, got "), ts_day.cast("string")
+            ),
+        )
+    )
+    measure_cols = []
+    for m in source.measures:
+        raw = F.col(m.name)
+        value = raw.try_cast("double") if kinds[m.name] == "string" else raw.cast("double")
+        measure_cols.append(value.alias(m.name))
+        if m.required:
+            checks.append((raw.isNull(), "null_value", m.name, F.lit("expected a number")))
+        checks.append(
+            (
+                raw.isNotNull() & value.isNull(),
+                "unparseable_value",
+                m.name,
+                F.concat(F.lit("cannot parse "), raw.cast("string"), F.lit(" as a number")),
+            )
+        )
+        checks.append(
+            (
+                F.isnan(value) | (F.abs(value) == F.lit(float("inf"))),
+                "non_finite",
+                m.name,
+                F.concat(F.lit("expected a finite number, got "), value.cast("string")),
+            )
+        )
+        if m.non_negative:
+            checks.append(
+                (
+                    value < 0,
+                    "negative_value",
+                    m.name,
+                    F.concat(F.lit("expected >= 0, got "), value.cast("string")),
+                )
+            )
+
+    reason = column = detail = None
+    for cond, code, col_name, det in reversed(checks):
+        cond = F.coalesce(cond, F.lit(False))
+        reason = F.when(cond, F.lit(code)).otherwise(reason if reason is not None else F.lit(None))
+        column = F.when(cond, F.lit(col_name)).otherwise(
+            column if column is not None else F.lit(None)
+        )
+        detail = F.when(cond, det).otherwise(detail if detail is not None else F.lit(None))
+
+    copy_rank = F.row_number().over(Window.partitionBy(*original).orderBy(F.lit(1)))
+    marked = rows.select(
+        "*",
+        reason.cast("string").alias("_rule_reason"),
+        column.cast("string").alias("_rule_column"),
+        detail.cast("string").alias("_rule_detail"),
+    ).withColumn("_copy", copy_rank)
+    is_dup = F.col("_rule_reason").isNull() & (F.col("_copy") > 1)
+    categoricals = [c.name for c in source.categoricals]
+    extra_cols = [c for c in source.distinct if c not in categoricals] + (
+        [source.event_id] if source.event_id and source.event_id not in categoricals else []
+    )
+    result = marked.select(
+        F.col("_entity"),
+        F.col("_ts"),
+        F.col("_date"),
+        *measure_cols,
+        *[F.col(c).cast("string").alias(c) for c in categoricals],
+        *[F.col(c).cast("string").alias(c) for c in extra_cols if c not in categoricals],
+        F.when(is_dup, F.lit("duplicate")).otherwise(F.col("_rule_reason")).alias("_reason"),
+        F.when(is_dup, F.lit(None)).otherwise(F.col("_rule_column")).alias("_column"),
+        F.when(is_dup, F.lit("exact copy of an earlier row")).otherwise(
+            F.col("_rule_detail")
+        ).alias("_detail"),
+        F.to_json(F.struct(*[F.col(c) for c in original])).alias("_raw"),
+    )
+    return Validated(result, tuple(m.name for m in source.measures), tuple(categoricals))
+
+
+def rejects_frame(validated: Validated, run_id: str, job: str) -> "DataFrame":
+    """The rejected rows in the shape of the ``rejects`` table."""
+    from pyspark.sql import functions as F
+
+    from schemas import REJECTS
+
+    return validated.rejected.select(
+        F.lit(run_id).alias("run_id"),
+        F.lit(job).alias("job"),
+        F.col("_reason").alias("reason"),
+        F.col("_column").alias("column"),
+        F.col("_detail").alias("detail"),
+        F.col("_raw").alias("raw"),
+        F.coalesce(F.col("_date"), F.to_date(F.col("_ts"))).alias("date"),
+        F.current_timestamp().alias("rejected_at"),
+    ).select(*[F.col(f.name).cast(f.data_type()) for f in REJECTS.fields])

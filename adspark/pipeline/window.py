@@ -1,0 +1,337 @@
+"""Job ``window``: features -> scaled sliding windows (bucket mode) or events -> samples (row mode).
+
+Bucket mode reads the nights ``[start, end]`` of ``features`` plus the lookback the first window
+needs, scales each entity with statistics fitted once on the configured training range (stored in
+``scaler_stats`` under the window spec id), and cuts globally aligned windows with
+:func:`adspark.core.windows.windows_frame` (one ``applyInPandas`` call per entity).
+
+Row mode turns each validated event into a window of length 1: numeric columns scaled with
+statistics of the training range, categoricals one-hot with a vocabulary fitted on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from adspark.config import WindowJobConfig
+from adspark.core.features import CALENDAR_COLUMNS, slot_name
+from adspark.core.scaling import GLOBAL_ENTITY, STATS_COLUMNS, apply_scaling, fit_stats, stats_vectors
+from adspark.core.windows import WindowSpec, windows_frame
+from adspark.errors import ConfigError, EmptyInputError, SchemaMismatchError
+from adspark.pipeline.discretize import vocabulary
+from adspark.pipeline.validate import read_source, rejects_frame, validate_events
+from adspark.runs import RunRecord, recorded_run
+from adspark.tables import TableStore
+from schemas import FEATURE_KEYS, REJECTS, SCALER_STATS, WINDOW_SPECS, WINDOWS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """A window spec as stored in ``window_specs``."""
+
+    spec_id: str
+    mode: str
+    features: tuple[str, ...]
+    n_steps: int
+    stride: int
+    bucket_seconds: int
+    scaling_method: str
+    fit_from: dt.date
+    fit_to: dt.date
+
+    @classmethod
+    def create(cls, mode: str, features: list[str], cfg: WindowJobConfig) -> "StoredSpec":
+        """Build a spec (and its id, a hash of every field) from the config."""
+        w = cfg.window
+        bucket = cfg.discretize.bucket_seconds if mode == "buckets" else 0
+        body = {
+            "mode": mode,
+            "features": list(features),
+            "n_steps": w.size,
+            "stride": w.stride,
+            "bucket_seconds": bucket,
+            "scaling_method": w.scaling.method,
+            "fit_from": w.scaling.fit_from.isoformat(),
+            "fit_to": w.scaling.fit_to.isoformat(),
+        }
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+        return cls(
+            digest, mode, tuple(features), w.size, w.stride, bucket, w.scaling.method,
+            w.scaling.fit_from, w.scaling.fit_to,
+        )
+
+    def save(self, store: TableStore) -> None:
+        """Record the spec once (idempotent)."""
+        from pyspark.sql import functions as F
+
+        if store.exists(WINDOW_SPECS.name) and (
+            store.read(WINDOW_SPECS.name).where(F.col("spec_id") == self.spec_id).limit(1).count()
+        ):
+            return
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        row = (
+            self.spec_id, self.mode, list(self.features), self.n_steps, self.stride,
+            self.bucket_seconds, self.scaling_method, self.fit_from, self.fit_to, now,
+        )
+        store.append(store.spark.createDataFrame([row], WINDOW_SPECS.struct_type()), WINDOW_SPECS.name)
+
+
+def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
+    """The feature columns that go into the windows, in table order.
+
+    Raises:
+        SchemaMismatchError: When a configured feature is not a column of ``features``.
+    """
+    keys = set(FEATURE_KEYS.names)
+    numeric = [
+        f.name
+        for f in features.schema.fields
+        if f.name not in keys and f.dataType.simpleString() in ("double", "int", "bigint", "float")
+    ]
+    if cfg.window.features is None:
+        cal = set(CALENDAR_COLUMNS)
+        return [c for c in numeric if cfg.window.include_calendar or c not in cal]
+    for c in cfg.window.features:
+        if c not in numeric:
+            raise SchemaMismatchError(
+                FEATURE_KEYS.name, c, f"a numeric feature column among {numeric}", "missing"
+            )
+    return list(cfg.window.features)
+
+
+def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSpec) -> "DataFrame":
+    """Scaler statistics of the spec, fitted on its training range when not stored yet.
+
+    Returns:
+        The ``scaler_stats`` rows of this spec (per entity plus ``__global__``).
+
+    Raises:
+        EmptyInputError: When the training range holds no features.
+    """
+    from pyspark.sql import functions as F
+
+    if store.exists(SCALER_STATS.name):
+        stored = store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
+        if stored.limit(1).count():
+            return stored
+    names = list(spec.features)
+    train = features.where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)))
+    if not train.limit(1).count():
+        raise EmptyInputError(
+            f"no features between fit_from {spec.fit_from} and fit_to {spec.fit_to}: "
+            "discretize the training range before windowing"
+        )
+    method = spec.scaling_method
+    stat_schema = SCALER_STATS.struct_type()
+
+    def fit(pdf: pd.DataFrame) -> pd.DataFrame:
+        out = fit_stats(pdf["entity"].iloc[0], pdf[names].to_numpy(np.float64), names, method)
+        out.insert(0, "spec_id", spec.spec_id)
+        return out
+
+    per_entity = train.select("entity", *names).groupBy("entity").applyInPandas(fit, stat_schema)
+    store.append(per_entity, SCALER_STATS.name)
+    fitted = store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
+    cols = ["center", "scale", "median", "iqr", "min", "max"]
+    global_rows = fitted.groupBy("feature").agg(
+        *[F.percentile_approx(c, 0.5, 10000).cast("double").alias(c) for c in cols],
+        F.sum("n").cast("bigint").alias("n"),
+    )
+    store.append(
+        global_rows.select(
+            F.lit(spec.spec_id).alias("spec_id"), F.lit(GLOBAL_ENTITY).alias("entity"), "feature",
+            *cols, "n",
+        ),
+        SCALER_STATS.name,
+    )
+    return store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
+
+
+def bucket_windows(
+    features: "DataFrame",
+    stats: "DataFrame",
+    spec: StoredSpec,
+    start: dt.date,
+    end: dt.date,
+) -> "DataFrame":
+    """Scaled windows of every entity whose last bucket falls on a night in ``[start, end]``."""
+    from pyspark.sql import functions as F
+
+    names = list(spec.features)
+    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, tuple(names))
+    global_stats = stats.where(F.col("entity") == GLOBAL_ENTITY).toPandas()
+    g_center, g_scale = stats_vectors(global_stats, names)
+    out_schema = WINDOWS.struct_type()
+    spec_id = spec.spec_id
+
+    def cut(keys: tuple, pdf: pd.DataFrame, st: pd.DataFrame) -> pd.DataFrame:
+        if pdf.empty:
+            return pd.DataFrame(columns=WINDOWS.names)
+        pdf = pdf.sort_values("bucket_start")
+        center, scale = stats_vectors(st, names) if len(st) else (g_center, g_scale)
+        raw = pdf[names].to_numpy(np.float64)
+        frame = windows_frame(
+            keys[0], pdf["bucket_start"], apply_scaling(raw, center, scale),
+            np.nan_to_num(raw, nan=0.0), wspec, start, end,
+        )
+        frame["spec_id"] = spec_id
+        return frame[WINDOWS.names]
+
+    return (
+        features.select("entity", "bucket_start", *names)
+        .groupBy("entity")
+        .cogroup(stats.where(F.col("entity") != GLOBAL_ENTITY).select(*STATS_COLUMNS).groupBy("entity"))
+        .applyInPandas(cut, out_schema)
+    )
+
+
+def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
+    from pyspark.sql import functions as F
+
+    all_features = store.read(FEATURE_KEYS.name)
+    names = select_features(all_features, cfg)
+    spec = StoredSpec.create("buckets", names, cfg)
+    spec.save(store)
+    stats = ensure_bucket_stats(store, all_features, spec)
+    lookback_days = math.ceil((spec.n_steps - 1) * spec.bucket_seconds / 86400)
+    first = start - dt.timedelta(days=lookback_days)
+    features = all_features.where(F.col("date").between(F.lit(first), F.lit(end)))
+    windows = bucket_windows(features, stats, spec, start, end)
+    store.replace_dates(windows, WINDOWS.name, "date", start, end, partition_by=WINDOWS.partition_by)
+    run.rows_read = features.where(F.col("date").between(F.lit(start), F.lit(end))).count()
+    run.rows_written = _count_written(store, start, end)
+    run.message = (
+        f"window {start}..{end} spec {spec.spec_id}: {run.rows_read} feature rows "
+        f"(+{lookback_days} lookback day(s)) -> {run.rows_written} windows of "
+        f"{spec.n_steps} x {len(names)}"
+    )
+
+
+def _count_written(store: TableStore, start: dt.date, end: dt.date) -> int:
+    from pyspark.sql import functions as F
+
+    return store.read(WINDOWS.name).where(F.col("date").between(F.lit(start), F.lit(end))).count()
+
+
+def _row_stats(accepted: "DataFrame", measures: list[str], spec_id: str, method: str) -> pd.DataFrame:
+    """Global scaling statistics of the measures in row mode (computed natively, one row each)."""
+    from pyspark.sql import functions as F
+
+    aggs = []
+    for m in measures:
+        aggs += [
+            F.percentile_approx(m, [0.25, 0.5, 0.75], 10000).alias(f"{m}__q"),
+            F.min(m).alias(f"{m}__min"),
+            F.max(m).alias(f"{m}__max"),
+            F.stddev_pop(m).alias(f"{m}__std"),
+            F.count(m).alias(f"{m}__n"),
+        ]
+    row = accepted.agg(*aggs).first()
+    rows = []
+    for m in measures:
+        q = row[f"{m}__q"] or [0.0, 0.0, 0.0]
+        lo, hi = row[f"{m}__min"] or 0.0, row[f"{m}__max"] or 0.0
+        std, iqr = row[f"{m}__std"] or 0.0, q[2] - q[0]
+        if method == "robust":
+            center, scale = q[1], iqr if iqr > 1e-9 else (std if std > 1e-9 else 1.0)
+        else:
+            center, scale = lo, (hi - lo) if hi - lo > 1e-9 else 1.0
+        rows.append((spec_id, GLOBAL_ENTITY, m, float(center), float(scale), float(q[1]),
+                     float(iqr), float(lo), float(hi), int(row[f"{m}__n"])))
+    return pd.DataFrame(rows, columns=["spec_id", *STATS_COLUMNS])
+
+
+def _run_rows(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
+    from pyspark.sql import functions as F
+
+    source = cfg.source
+    raw = read_source(store, source)
+    fit = cfg.window.scaling
+    fit_rows = validate_events(raw, source, fit.fit_from, fit.fit_to).accepted
+    vocabs = {c.name: vocabulary(store, source, c, fit_rows) for c in source.categoricals}
+    measures = [m.name for m in source.measures]
+    names = measures + [slot_name(c, v) for c, vs in vocabs.items() for v in vs]
+    spec = StoredSpec.create("rows", names, cfg)
+    spec.save(store)
+    stored = (
+        store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
+        if store.exists(SCALER_STATS.name)
+        else None
+    )
+    if stored is None or not stored.limit(1).count():
+        if measures:
+            if not fit_rows.limit(1).count():
+                raise EmptyInputError(f"no accepted events between {fit.fit_from} and {fit.fit_to}")
+            stats_pd = _row_stats(fit_rows, measures, spec.spec_id, fit.method)
+            store.append(store.spark.createDataFrame(stats_pd, SCALER_STATS.struct_type()), SCALER_STATS.name)
+        stats_pd = (
+            store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id).toPandas()
+            if measures
+            else pd.DataFrame(columns=["feature", "center", "scale"])
+        )
+    else:
+        stats_pd = stored.toPandas()
+    center, scale = stats_vectors(stats_pd, measures) if measures else ([], [])
+
+    validated = validate_events(raw, source, start, end)
+    store.replace_dates(
+        rejects_frame(validated, run.run_id, "window"), REJECTS.name, "date", start, end,
+        partition_by=REJECTS.partition_by, extra_predicate="job = 'window'",
+    )
+    scaled = [
+        F.coalesce((F.col(m) - F.lit(c)) / F.lit(s), F.lit(0.0)).cast("float")
+        for m, c, s in zip(measures, center, scale)
+    ]
+    raw_cols = [F.coalesce(F.col(m), F.lit(0.0)).cast("float") for m in measures]
+    onehot = [
+        F.when(F.col(c) == v, 1.0).otherwise(0.0).cast("float") for c, vs in vocabs.items() for v in vs
+    ]
+    ident = F.col(source.event_id) if source.event_id else F.sha2(F.col("_raw"), 256)
+    windows = validated.accepted.select(
+        F.col("_entity").alias("entity"),
+        ident.cast("string").alias("window_id"),
+        F.col("_ts").alias("window_start"),
+        F.col("_ts").alias("window_end"),
+        F.to_date("_ts").alias("date"),
+        F.lit(spec.spec_id).alias("spec_id"),
+        F.array(*scaled, *onehot).alias("values"),
+        F.array(*raw_cols, *onehot).alias("raw_values"),
+        F.lit(1).alias("n_steps"),
+        F.lit(len(names)).alias("n_features"),
+    ).select(*[F.col(f.name).cast(f.data_type()) for f in WINDOWS.fields])
+    store.replace_dates(windows, WINDOWS.name, "date", start, end, partition_by=WINDOWS.partition_by)
+    run.rows_read = validated.rows.count()
+    run.rows_accepted = _count_written(store, start, end)
+    run.rows_rejected = (
+        store.read(REJECTS.name)
+        .where(F.col("run_id") == run.run_id)
+        .count()
+    )
+    run.rows_written = run.rows_accepted
+    run.message = (
+        f"window (rows) {start}..{end} spec {spec.spec_id}: read {run.rows_read} = accepted "
+        f"{run.rows_accepted} + rejected {run.rows_rejected}; {len(names)} features per sample"
+    )
+
+
+def run_window(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date) -> RunRecord:
+    """Write the ``windows`` of nights ``[start, end]`` (idempotent per night)."""
+    if end < start:
+        raise ConfigError(f"--to {end} is before --from {start}")
+    with recorded_run(store, "window", cfg, start, end) as run:
+        if cfg.window.mode == "rows":
+            _run_rows(store, cfg, start, end, run)
+        else:
+            _run_buckets(store, cfg, start, end, run)
+    return run

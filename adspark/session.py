@@ -1,0 +1,95 @@
+"""Spark session: the embedded local default, or the session a cluster already gave us.
+
+Locally (no active session, not under ``spark-submit``) adspark builds ``local[*]`` with the Delta
+extension and catalog, UTC, the Delta jars resolved at setup time (``make setup`` puts them in
+``.jars/``; ``ADSPARK_JARS`` overrides), and no UI. On a cluster or Databricks the existing
+session is reused untouched, apart from the session time zone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adspark.config import SparkConfig
+from adspark.errors import EnvironmentSetupError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+_JAR_PREFIXES = ("delta-spark_", "delta-storage-")
+
+
+def delta_jars() -> list[str]:
+    """Paths of the Delta jars for the embedded session.
+
+    Looks in ``$ADSPARK_JARS`` (a folder) or the ``.jars`` folder of the source checkout.
+
+    Raises:
+        EnvironmentSetupError: When the jars are not there (run ``make setup``).
+    """
+    env = os.environ.get("ADSPARK_JARS")
+    folder = Path(env) if env else Path(__file__).resolve().parent.parent / ".jars"
+    jars = sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
+    found = [j for j in jars if Path(j).name.startswith(_JAR_PREFIXES)]
+    if len(found) < len(_JAR_PREFIXES):
+        raise EnvironmentSetupError(
+            f"Delta jars not found in {str(folder)!r} (expected delta-spark_2.13-*.jar and "
+            "delta-storage-*.jar): run `make setup`, or point ADSPARK_JARS at a folder holding them"
+        )
+    return found
+
+
+def _under_spark_submit() -> bool:
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def local_builder_conf(cfg: SparkConfig) -> dict[str, str]:
+    """The settings of the embedded local session (before ``cfg.conf`` overrides)."""
+    return {
+        "spark.jars": ",".join(delta_jars()),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
+        "spark.default.parallelism": str(cfg.shuffle_partitions),
+        "spark.driver.memory": cfg.driver_memory,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+    }
+
+
+def get_spark(cfg: SparkConfig) -> "SparkSession":
+    """Return the active session, or build the embedded local one.
+
+    Args:
+        cfg: Settings used only when adspark builds the session itself.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if _under_spark_submit():
+        spark = SparkSession.builder.appName(cfg.app_name).getOrCreate()
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        return spark
+    # Python workers must run the interpreter (and virtualenv) of the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
+    for key, value in {**local_builder_conf(cfg), **cfg.conf}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

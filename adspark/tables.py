@@ -1,0 +1,171 @@
+"""Table storage: Delta folders under the warehouse, registered by name, written idempotently.
+
+Every table is a Delta folder ``<warehouse>/<schema>/<table>``, so it stays readable by any Delta
+reader (delta-rs, DuckDB), and is registered in the session catalog as ``<schema>.<table>``
+(``<catalog>.<schema>.<table>`` when a catalog is configured), so it can be queried by name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from adspark.config import StorageConfig, check_identifier
+from adspark.errors import SchemaMismatchError, TableNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+    from schemas import TableSchema
+
+T = TypeVar("T")
+_URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
+
+
+def with_delta_retry(action: Callable[[], T], attempts: int = 5, base_delay_s: float = 0.5) -> T:
+    """Run a Delta write, retrying on Delta's concurrent-modification exceptions only.
+
+    Args:
+        action: The write to run (must be safe to repeat: replaceWhere, MERGE or append-once).
+        attempts: Tries in all.
+        base_delay_s: First back-off; doubled after each failure.
+    """
+    from delta.exceptions import DeltaConcurrentModificationException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except DeltaConcurrentModificationException:
+            if attempt == attempts:
+                raise
+            time.sleep(base_delay_s * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:
+    """A replaceWhere predicate for ``start <= column <= end`` built from typed values only."""
+    check_identifier(column, "column")
+    if not (isinstance(start, dt.date) and isinstance(end, dt.date)):
+        raise TypeError("start and end must be dates")
+    return f"`{column}` >= DATE'{start.isoformat()}' AND `{column}` <= DATE'{end.isoformat()}'"
+
+
+class TableStore:
+    """Reads, writes and names the adspark tables of one warehouse.
+
+    Args:
+        spark: The session.
+        storage: Where the tables live.
+    """
+
+    def __init__(self, spark: "SparkSession", storage: StorageConfig) -> None:
+        self.spark = spark
+        self.storage = storage
+        wh = storage.warehouse
+        base = wh if wh.startswith(_URI_SCHEMES) else str(Path(wh).resolve())
+        self.root = f"{base.rstrip('/')}/{storage.schema_name}"
+        self._database = (
+            f"`{storage.catalog}`.`{storage.schema_name}`"
+            if storage.catalog
+            else f"`{storage.schema_name}`"
+        )
+        self._registered: set[str] = set()
+
+    def path(self, table: str) -> str:
+        """The Delta folder of a table."""
+        return f"{self.root}/{check_identifier(table, 'table')}"
+
+    def qualified(self, table: str) -> str:
+        """The quoted name to use in SQL, e.g. ```adspark`.`features```."""
+        return f"{self._database}.`{check_identifier(table, 'table')}`"
+
+    def exists(self, table: str) -> bool:
+        """Whether the table holds a Delta log."""
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(self.spark, self.path(table))
+
+    def read(self, table: str) -> "DataFrame":
+        """Read a table.
+
+        Raises:
+            TableNotFoundError: When it has never been written.
+        """
+        if not self.exists(table):
+            raise TableNotFoundError(
+                f"table {self.qualified(table)} does not exist at {self.path(table)!r} "
+                "(has the job that writes it run yet?)"
+            )
+        return self.spark.read.format("delta").load(self.path(table))
+
+    def register(self, table: str) -> None:
+        """Make ``<schema>.<table>`` resolvable in SQL (idempotent)."""
+        if table in self._registered or not self.exists(table):
+            return
+        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self._database}")
+        name = self.qualified(table)
+        if not self.spark.catalog.tableExists(name.replace("`", "")):
+            self.spark.catalog.createTable(name.replace("`", ""), path=self.path(table), source="delta")
+        self._registered.add(table)
+
+    def register_all(self) -> list[str]:
+        """Register every table found under the warehouse schema folder; returns their names."""
+        root = Path(self.root)
+        if self.root.startswith(_URI_SCHEMES) or not root.is_dir():
+            return []
+        names = sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
+        for name in names:
+            self.register(name)
+        return names
+
+    def replace_dates(
+        self,
+        df: "DataFrame",
+        table: str,
+        date_column: str,
+        start: dt.date,
+        end: dt.date,
+        partition_by: tuple[str, ...] = (),
+        extra_predicate: str | None = None,
+    ) -> None:
+        """Overwrite exactly the rows of ``[start, end]`` (and ``extra_predicate``) with ``df``.
+
+        Rerunning a date replaces it; other dates are untouched. Retries Delta conflicts.
+        """
+        predicate = date_range_predicate(date_column, start, end)
+        if extra_predicate:
+            predicate = f"({predicate}) AND ({extra_predicate})"
+        writer = (
+            df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+        )
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        with_delta_retry(lambda: writer.save(self.path(table)))
+        self.register(table)
+
+    def append(self, df: "DataFrame", table: str, partition_by: tuple[str, ...] = ()) -> None:
+        """Append rows (for logs such as ``runs``); retries Delta conflicts."""
+        writer = df.write.format("delta").mode("append")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        with_delta_retry(lambda: writer.save(self.path(table)))
+        self.register(table)
+
+    def overwrite(self, df: "DataFrame", table: str) -> None:
+        """Replace a whole (small) table."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        with_delta_retry(lambda: writer.save(self.path(table)))
+        self.register(table)
+
+    def check_columns(self, df: "DataFrame", schema: "TableSchema") -> None:
+        """Raise when ``df`` lacks a declared column or has it with another type."""
+        actual = {f.name: f.dataType for f in df.schema.fields}
+        for f in schema.fields:
+            if f.name not in actual:
+                raise SchemaMismatchError(schema.name, f.name, f.type, "missing")
+            if actual[f.name] != f.data_type():
+                raise SchemaMismatchError(
+                    schema.name, f.name, f.type, actual[f.name].simpleString()
+                )

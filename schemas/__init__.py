@@ -1,0 +1,34 @@
+"""Table contracts of adspark: every table's fields are declared once, here.
+
+Spark ``StructType``s, DDL strings and UDF return types are derived from these declarations
+(:meth:`TableSchema.struct_type`), never written by hand elsewhere.
+"""
+
+from schemas.fields import Field, TableSchema
+from schemas.tables import (
+    EVENTS,
+    FEATURE_KEYS,
+    LABELS,
+    REJECTS,
+    RUNS,
+    SCALER_STATS,
+    TABLES,
+    VOCABULARIES,
+    WINDOW_SPECS,
+    WINDOWS,
+)
+
+__all__ = [
+    "EVENTS",
+    "FEATURE_KEYS",
+    "Field",
+    "LABELS",
+    "REJECTS",
+    "RUNS",
+    "SCALER_STATS",
+    "TABLES",
+    "TableSchema",
+    "VOCABULARIES",
+    "WINDOW_SPECS",
+    "WINDOWS",
+]

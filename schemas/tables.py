@@ -1,0 +1,156 @@
+"""The declarations of every adspark table."""
+
+from __future__ import annotations
+
+from schemas.fields import Field as F
+from schemas.fields import TableSchema
+
+EVENTS = TableSchema(
+    name="events",
+    doc="Generated demo events (a user's own table has its own columns, mapped by config).",
+    partition_by=("event_date",),
+    fields=(
+        F("event_id", "string", False, "unique id of the event"),
+        F("event_time", "timestamp", True, "when it happened (UTC)"),
+        F("user_id", "string", True, "the entity"),
+        F("amount", "double", True, "heavy-tailed amount"),
+        F("latency_ms", "double", True, "latency, linked to amount"),
+        F("category", "string", True, "merchant category"),
+        F("channel", "string", True, "web, mobile or api"),
+        F("event_date", "date", False, "partition: the night the row belongs to"),
+    ),
+)
+
+LABELS = TableSchema(
+    name="labels",
+    doc="Ground-truth anomalies injected by the generator (or labeled by analysts).",
+    fields=(
+        F("anomaly_id", "string", False, "label id"),
+        F("entity", "string", False, "entity key"),
+        F("kind", "string", False, "spike, level_shift, drop_to_zero, daily_shape, ..."),
+        F("start", "timestamp", False, "first instant of the anomaly (UTC)"),
+        F("end", "timestamp", False, "end of the anomaly, exclusive (UTC)"),
+        F("magnitude", "double", True, "strength of the injected effect"),
+        F("description", "string", True, "human-readable summary"),
+    ),
+)
+
+REJECTS = TableSchema(
+    name="rejects",
+    doc="Rows that failed the events contract, with the reason. read = accepted + rejected.",
+    partition_by=("date",),
+    fields=(
+        F("run_id", "string", False, "the run that rejected the row"),
+        F("job", "string", False, "discretize or window (row mode)"),
+        F("reason", "string", False, "rule code, e.g. null_entity, non_finite, duplicate"),
+        F("column", "string", True, "the column that broke the rule"),
+        F("detail", "string", True, "what was expected and what was found"),
+        F("raw", "string", False, "the raw row as JSON"),
+        F("date", "date", False, "partition: the night the row was read for"),
+        F("rejected_at", "timestamp", False, "when"),
+    ),
+)
+
+FEATURE_KEYS = TableSchema(
+    name="features",
+    doc="One row per entity and bucket; feature columns follow from the config.",
+    partition_by=("date",),
+    fields=(
+        F("entity", "string", False, "entity key (key columns joined with '|')"),
+        F("bucket_start", "timestamp", False, "bucket start (UTC)"),
+        F("date", "date", False, "partition: UTC day of the bucket"),
+        F("padded", "boolean", False, "true when the bucket had no events"),
+    ),
+)
+
+WINDOW_SPECS = TableSchema(
+    name="window_specs",
+    doc="What the arrays in the windows table hold, one row per spec id.",
+    fields=(
+        F("spec_id", "string", False, "hash of everything below"),
+        F("mode", "string", False, "buckets or rows"),
+        F("features", "array<string>", False, "feature names, the inner axis of values"),
+        F("n_steps", "int", False, "W, time steps per window"),
+        F("stride", "int", False, "S, buckets between window ends"),
+        F("bucket_seconds", "int", False, "bucket width (0 in row mode)"),
+        F("scaling_method", "string", False, "robust or minmax"),
+        F("fit_from", "date", False, "first day of the scaler's training range"),
+        F("fit_to", "date", False, "last day of the scaler's training range"),
+        F("created_at", "timestamp", False, "when the spec was first used"),
+    ),
+)
+
+SCALER_STATS = TableSchema(
+    name="scaler_stats",
+    doc="Scaling statistics per spec, entity and feature (entity __global__ for fallbacks).",
+    fields=(
+        F("spec_id", "string", False, "window spec"),
+        F("entity", "string", False, "entity key or __global__"),
+        F("feature", "string", False, "feature name"),
+        F("center", "double", False, "subtracted before scaling"),
+        F("scale", "double", False, "divided by after centering (> 0)"),
+        F("median", "double", False, "training median"),
+        F("iqr", "double", False, "training inter-quartile range"),
+        F("min", "double", False, "training minimum"),
+        F("max", "double", False, "training maximum"),
+        F("n", "bigint", False, "training values seen"),
+    ),
+)
+
+VOCABULARIES = TableSchema(
+    name="vocabularies",
+    doc="Categorical vocabularies fitted on a training range (top values, in index order).",
+    fields=(
+        F("source", "string", False, "source table"),
+        F("column", "string", False, "categorical column"),
+        F("value", "string", False, "a kept value"),
+        F("index", "int", False, "slot of the value"),
+        F("frequency", "bigint", False, "count in the fitting range"),
+        F("fitted_at", "timestamp", False, "when"),
+    ),
+)
+
+WINDOWS = TableSchema(
+    name="windows",
+    doc="Model input: one row per window (bucket mode) or per event (row mode, W = 1).",
+    partition_by=("date",),
+    fields=(
+        F("entity", "string", False, "entity key"),
+        F("window_id", "string", False, "deterministic id: entity|window_start (or event id)"),
+        F("window_start", "timestamp", False, "first bucket start (UTC)"),
+        F("window_end", "timestamp", False, "end of the last bucket, exclusive (UTC)"),
+        F("date", "date", False, "partition: UTC day of the last bucket"),
+        F("spec_id", "string", False, "window spec (see window_specs)"),
+        F("values", "array<float>", False, "scaled values, W*F, row-major (time, feature)"),
+        F("raw_values", "array<float>", False, "unscaled values, same layout (for charts)"),
+        F("n_steps", "int", False, "W"),
+        F("n_features", "int", False, "F"),
+    ),
+)
+
+RUNS = TableSchema(
+    name="runs",
+    doc="One row per job run: what ran, on which range, with which counts and outcome.",
+    fields=(
+        F("run_id", "string", False, "unique run id"),
+        F("job", "string", False, "generate, discretize, window, ..."),
+        F("config_hash", "string", False, "hash of the validated job config"),
+        F("date_from", "date", True, "first day processed"),
+        F("date_to", "date", True, "last day processed"),
+        F("started_at", "timestamp", False, "start (UTC)"),
+        F("finished_at", "timestamp", False, "end (UTC)"),
+        F("duration_s", "double", False, "wall time"),
+        F("status", "string", False, "succeeded or failed"),
+        F("rows_read", "bigint", True, "input rows read"),
+        F("rows_accepted", "bigint", True, "input rows that passed validation"),
+        F("rows_rejected", "bigint", True, "input rows sent to rejects"),
+        F("rows_written", "bigint", True, "output rows written"),
+        F("message", "string", True, "summary or error"),
+        F("adspark_version", "string", False, "package version"),
+    ),
+)
+
+TABLES: dict[str, TableSchema] = {
+    t.name: t
+    for t in (EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS, RUNS)
+}
