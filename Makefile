@@ -1,0 +1,29 @@
+# adspark: `make demo` and `make test` set up whatever is missing first.
+PY := .venv/bin/python
+CONF ?= conf/demo.yaml
+
+.PHONY: setup demo test test-fast lock bench-featurize clean-warehouse
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh $(CONF)
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+lock: setup
+	@{ echo "# Exact versions of every package in the virtualenv (constraints for make setup)."; \
+	  echo "# Regenerate with: make lock   (after changing requirements/*.in)"; \
+	  .venv/bin/pip freeze --exclude-editable | sed 's|^horovod @ .*|horovod==0.28.1|' \
+	  | grep -v -i '^adspark'; } > requirements/lock.txt
+
+bench-featurize: setup
+	$(PY) benchmarks/featurize.py
+
+clean-warehouse:
+	rm -rf warehouse

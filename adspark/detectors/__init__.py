@@ -1,0 +1,1 @@
+"""Detectors: Keras networks (built apart) and the detector wrappers around them."""
