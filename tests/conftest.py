@@ -1,0 +1,81 @@
+"""Shared fixtures: one session-scoped local[2] SparkSession (UTC, UI off, few partitions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession of the test run (embedded default, Delta enabled)."""
+    from adspark.config import SparkConfig
+    from adspark.session import get_spark
+
+    session = get_spark(
+        SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g",
+                    conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"})
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def store(spark, tmp_path: Path):
+    """A TableStore over a fresh warehouse folder."""
+    from adspark.config import StorageConfig
+    from adspark.tables import TableStore
+
+    return TableStore(spark, StorageConfig(warehouse=str(tmp_path / "wh"), schema="adspark_test"))
+
+
+@pytest.fixture()
+def base_config() -> dict:
+    """A small project config (as parsed YAML) over a tiny events table."""
+    return {
+        "storage": {"warehouse": "unused", "schema": "adspark_test"},
+        "spark": {"master": "local[2]", "shuffle_partitions": 2},
+        "source": {
+            "table": "events",
+            "timestamp": {"column": "event_time"},
+            "date_column": "event_date",
+            "entity": ["user_id"],
+            "event_id": "event_id",
+            "measures": [
+                {"name": "amount", "non_negative": True},
+                {"name": "latency_ms", "non_negative": True},
+            ],
+            "categoricals": [{"name": "category", "values": ["a", "b"]}],
+        },
+        "discretize": {"bucket": "6h", "difference": ["event_count"], "activity_lookback_days": 1},
+        "window": {
+            "size": 4,
+            "stride": 2,
+            "scaling": {"method": "robust", "fit_from": "2026-01-05", "fit_to": "2026-01-06"},
+        },
+    }
+
+
+def ts(text: str) -> dt.datetime:
+    """A naive UTC datetime from ``YYYY-MM-DD HH:MM``."""
+    return dt.datetime.fromisoformat(text)
+
+
+@pytest.fixture()
+def tiny_events(spark, store) -> Iterator[list[tuple]]:
+    """Write a tiny, hand-made events table (two users, three days) and yield its rows."""
+    from schemas import EVENTS
+
+    rows = []
+    for day in (5, 6, 7):
+        for hour, user, amount in ((1, "u1", 10.0), (7, "u1", 20.0), (8, "u1", 5.0), (13, "u2", 3.0)):
+            t = dt.datetime(2026, 1, day, hour, 30)
+            rows.append((f"{user}-{day}-{hour}", t, user, amount, 50.0 + amount, "a" if hour < 8 else "c",
+                         "web", t.date()))
+    df = spark.createDataFrame(rows, EVENTS.struct_type())
+    df.write.format("delta").partitionBy("event_date").save(store.path("events"))
+    store.register("events")
+    yield rows

@@ -1,0 +1,84 @@
+"""Each validation rule on a tiny table; schema problems stop before anything is written."""
+
+import datetime as dt
+
+import pytest
+
+from adspark.config import DiscretizeJobConfig, build_job_config
+from adspark.errors import SchemaMismatchError
+from adspark.pipeline.validate import REASONS, rejects_frame, validate_events
+
+D = dt.date(2026, 1, 5)
+SCHEMA = ("event_id string, event_time string, user_id string, amount string, "
+          "latency_ms double, category string, event_date date, extra string")
+
+# (row, expected reason, expected column)
+CASES = [
+    (("ok1", "2026-01-05 10:00:00", "u1", "1.5", 3.0, "a", D, "x"), None, None),
+    (("ok2", "2026-01-05 11:00:00", "u2", "0", 0.0, None, D, "x"), None, None),
+    (("e1", "2026-01-05 10:00:00", None, "1", 1.0, "a", D, "x"), "null_entity", "user_id"),
+    (("e2", "2026-01-05 10:00:00", "  ", "1", 1.0, "a", D, "x"), "null_entity", "user_id"),
+    (("e3", None, "u1", "1", 1.0, "a", D, "x"), "null_timestamp", "event_time"),
+    (("e4", "yesterday-ish", "u1", "1", 1.0, "a", D, "x"), "unparseable_timestamp", "event_time"),
+    (("e5", "2026-01-07 10:00:00", "u1", "1", 1.0, "a", D, "x"), "outside_night", "event_time"),
+    (("e6", "2199-01-05 10:00:00", "u1", "1", 1.0, "a", D, "x"), "timestamp_out_of_range", "event_time"),
+    (("e7", "2026-01-05 10:00:00", "u1", None, 1.0, "a", D, "x"), "null_value", "amount"),
+    (("e8", "2026-01-05 10:00:00", "u1", "12,5€", 1.0, "a", D, "x"), "unparseable_value", "amount"),
+    (("e9", "2026-01-05 10:00:00", "u1", "NaN", 1.0, "a", D, "x"), "non_finite", "amount"),
+    (("e10", "2026-01-05 10:00:00", "u1", "1", float("inf"), "a", D, "x"), "non_finite", "latency_ms"),
+    (("e11", "2026-01-05 10:00:00", "u1", "-3", 1.0, "a", D, "x"), "negative_value", "amount"),
+    (("dup", "2026-01-05 12:00:00", "u1", "2", 1.0, "b", D, "x"), None, None),
+    (("dup", "2026-01-05 12:00:00", "u1", "2", 1.0, "b", D, "x"), "duplicate", None),
+    (("late", "2026-01-05 10:00:00", "u1", "1", 1.0, "a", dt.date(2026, 1, 6), "x"), None, "skip"),
+]
+
+
+@pytest.fixture()
+def cfg(base_config):
+    return build_job_config(DiscretizeJobConfig, base_config).source
+
+
+def test_every_rule(spark, cfg):
+    df = spark.createDataFrame([c[0] for c in CASES], SCHEMA)
+    v = validate_events(df, cfg, D, D)
+    got = {r.event_id: r for r in v.rows.selectExpr(
+        "get_json_object(_raw, '$.event_id') as event_id", "_reason", "_column", "_detail").collect()}
+    ids = [r.event_id for r in v.rows.selectExpr("get_json_object(_raw, '$.event_id') as event_id").collect()]
+    assert "late" not in ids  # belongs to night 2026-01-06: not read for 2026-01-05
+    assert ids.count("dup") == 2
+    for row, reason, column in CASES:
+        if column == "skip" or row[0] == "dup":
+            continue
+        assert (got[row[0]]._reason, got[row[0]]._column) == (reason, column), row[0]
+    dups = v.rows.where("_raw like '%\"dup\"%'").select("_reason").collect()
+    assert sorted(str(r._reason) for r in dups) == ["None", "duplicate"]
+    assert {c[1] for c in CASES if c[1]} <= set(REASONS)
+    assert v.accepted.count() + v.rejected.count() == v.rows.count() == len(CASES) - 1
+
+
+def test_rejects_carry_raw_row_and_detail(spark, cfg):
+    df = spark.createDataFrame([CASES[9][0]], SCHEMA)
+    rej = rejects_frame(validate_events(df, cfg, D, D), "run-1", "discretize").collect()
+    assert len(rej) == 1
+    r = rej[0]
+    assert (r.run_id, r.job, r.reason, r.column, r.date) == ("run-1", "discretize", "unparseable_value", "amount", D)
+    assert "12,5€" in r.detail and '"event_id":"e8"' in r.raw
+
+
+@pytest.mark.parametrize(
+    "ddl,column,expected",
+    [
+        ("event_id string, event_time string, user_id string, latency_ms double, category string, event_date date",
+         "amount", "missing"),
+        ("event_id string, event_time string, user_id string, amount array<int>, latency_ms double, "
+         "category string, event_date date", "amount", "array<int>"),
+        ("event_id string, event_time boolean, user_id string, amount double, latency_ms double, "
+         "category string, event_date date", "event_time", "boolean"),
+    ],
+)
+def test_schema_problems_stop_early(spark, cfg, ddl, column, expected):
+    df = spark.createDataFrame([], ddl)
+    with pytest.raises(SchemaMismatchError) as err:
+        validate_events(df, cfg, D, D)
+    assert err.value.column == column and err.value.actual == expected
+    assert column in str(err.value)

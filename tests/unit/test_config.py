@@ -1,0 +1,72 @@
+import pytest
+
+from adspark.config import (
+    DiscretizeJobConfig,
+    WindowJobConfig,
+    build_job_config,
+    check_identifier,
+    config_hash,
+    load_job_config,
+)
+from adspark.errors import ConfigError, IdentifierError
+
+
+def test_valid_config_builds_each_job(base_config):
+    d = build_job_config(DiscretizeJobConfig, base_config)
+    w = build_job_config(WindowJobConfig, base_config)
+    assert d.discretize.bucket_seconds == 6 * 3600 and w.window.size == 4
+    assert config_hash(d) == config_hash(build_job_config(DiscretizeJobConfig, base_config))
+
+
+def test_unknown_key_is_named(base_config):
+    base_config["discretize"]["buckett"] = "1h"
+    with pytest.raises(ConfigError, match=r"discretize\.buckett: unknown key"):
+        build_job_config(DiscretizeJobConfig, base_config)
+
+
+def test_missing_section(base_config):
+    del base_config["window"]
+    with pytest.raises(ConfigError, match=r"missing section\(s\) \['window'\]"):
+        build_job_config(WindowJobConfig, base_config)
+
+
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        (("discretize", "bucket"), "7h", "must divide one day"),
+        (("discretize", "bucket"), "soon", "duration"),
+        (("source", "entity"), ["user id; drop table"], "not a valid identifier"),
+        (("window", "scaling", "fit_to"), "2025-01-01", "before fit_from"),
+        (("window", "size"), 0, "window.size"),
+    ],
+)
+def test_invalid_values_are_named(base_config, path, value, message):
+    node = base_config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        build_job_config(WindowJobConfig, base_config)
+
+
+def test_identifier_checks():
+    assert check_identifier("ok_1", "table") == "ok_1"
+    for bad in ["", "1a", "a-b", "a.b", "x`y", "a" * 129]:
+        with pytest.raises(IdentifierError):
+            check_identifier(bad, "table")
+
+
+def test_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_job_config(DiscretizeJobConfig, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_job_config(DiscretizeJobConfig, bad)
+
+
+def test_demo_conf_is_valid():
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "demo.yaml"
+    load_job_config(WindowJobConfig, conf)

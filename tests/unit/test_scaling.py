@@ -1,0 +1,52 @@
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from adspark.core.scaling import (
+    GLOBAL_ENTITY,
+    apply_scaling,
+    fit_stats,
+    global_stats,
+    invert_scaling,
+    stats_vectors,
+)
+
+
+def test_robust_and_minmax():
+    v = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [4.0, 10.0], [100.0, 10.0]])
+    robust = fit_stats("e", v, ["a", "b"], "robust")
+    assert robust.loc[0, "center"] == 3.0 and robust.loc[0, "scale"] == 2.0
+    assert robust.loc[1, "scale"] == 1.0  # constant column: IQR 0, std 0 -> 1
+    mm = fit_stats("e", v, ["a", "b"], "minmax")
+    assert (mm.loc[0, "center"], mm.loc[0, "scale"]) == (1.0, 99.0)
+
+
+def test_nan_ignored_and_never_emitted():
+    v = np.array([[np.nan, 1.0], [np.nan, 3.0]])
+    stats = fit_stats("e", v, ["a", "b"], "robust")
+    assert stats.loc[0, "n"] == 0 and stats.loc[0, "scale"] == 1.0
+    c, s = stats_vectors(stats, ["a", "b"])
+    out = apply_scaling(np.array([[np.nan, np.inf]]), c, s)
+    assert np.isfinite(out).all() and out.dtype == np.float32
+
+
+def test_global_stats_and_missing_feature():
+    per = pd.concat(
+        [fit_stats(f"e{i}", np.arange(8.0).reshape(4, 2) * i, ["a", "b"], "robust") for i in (1, 2, 3)]
+    )
+    g = global_stats(per)
+    assert set(g["entity"]) == {GLOBAL_ENTITY} and list(g["feature"]) == ["a", "b"]
+    assert g.loc[0, "center"] == per[per.feature == "a"]["center"].median()
+    with pytest.raises(KeyError, match="lack features"):
+        stats_vectors(g, ["a", "zzz"])
+
+
+@given(arrays(np.float64, (6, 3), elements=st.floats(-1e6, 1e6)), st.sampled_from(["robust", "minmax"]))
+def test_scaling_round_trips(values, method):
+    stats = fit_stats("e", values, ["a", "b", "c"], method)
+    c, s = stats_vectors(stats, ["a", "b", "c"])
+    back = invert_scaling(apply_scaling(values, c, s), c, s)
+    np.testing.assert_allclose(back, values, rtol=1e-5, atol=1e-6 * (1 + np.abs(values).max()) + s.max() * 1e-6)

@@ -1,0 +1,61 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adspark.core.windows import WindowSpec, sliding_windows, windows_frame
+
+
+def test_windows_are_globally_aligned_and_contiguous():
+    idx = np.arange(100, 120)
+    vals = np.arange(20, dtype=float)[:, None]
+    w = sliding_windows(idx, vals, size=4, stride=3)
+    assert list(w.end_index % 3) == [2] * len(w.end_index)
+    assert list(w.end_index) == [104, 107, 110, 113, 116, 119]
+    assert w.values.shape == (6, 4, 1)
+    np.testing.assert_array_equal(w.values[0, :, 0], [1, 2, 3, 4])
+
+
+def test_windows_skip_gaps():
+    idx = np.array([0, 1, 2, 5, 6, 7, 8])
+    w = sliding_windows(idx, np.zeros((7, 2)), size=3, stride=1)
+    assert list(w.end_index) == [2, 7, 8]
+
+
+def test_windows_reject_unsorted():
+    with pytest.raises(ValueError, match="increasing"):
+        sliding_windows(np.array([2, 1]), np.zeros((2, 1)), 1, 1)
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.integers(0, 40), st.integers(0, 30))
+def test_split_runs_give_the_same_windows(size, stride, n, cut):
+    """Windows cut from a whole series equal the union of windows from two overlapping runs."""
+    idx = np.arange(n) + 1000
+    vals = np.random.default_rng(n).normal(size=(n, 2))
+    whole = sliding_windows(idx, vals, size, stride)
+    cut = min(cut, n)
+    first = sliding_windows(idx[:cut], vals[:cut], size, stride)
+    lookback = max(0, cut - size + 1)
+    second = sliding_windows(idx[lookback:], vals[lookback:], size, stride)
+    second_keep = second.end_index >= (idx[cut] if cut < n else np.inf)
+    ends = np.concatenate([first.end_index, second.end_index[second_keep]])
+    np.testing.assert_array_equal(ends, whole.end_index)
+
+
+def test_windows_frame_crosses_day_boundaries_and_filters_by_end_day():
+    starts = pd.Series(pd.date_range("2026-01-05 12:00", periods=8, freq="6h"))
+    scaled = np.arange(16, dtype=float).reshape(8, 2)
+    spec = WindowSpec(size=4, stride=2, bucket_seconds=6 * 3600, features=("a", "b"))
+    out = windows_frame("e1", starts, scaled, scaled * 10, spec, dt.date(2026, 1, 6), dt.date(2026, 1, 6))
+    # 6h buckets: index of 2026-01-06 00:00 is even; ends with index % 2 == 1 on day 6
+    assert list(out["window_end"].dt.strftime("%d %H")) == ["06 12", "07 00"]
+    assert set(out["date"]) == {dt.date(2026, 1, 6)}
+    first = out.iloc[0]
+    assert first["window_start"] == pd.Timestamp("2026-01-05 12:00")
+    assert first["values"].dtype == np.float32 and first["values"].shape == (8,)
+    np.testing.assert_array_equal(first["values"], scaled[0:4].ravel())
+    np.testing.assert_array_equal(first["raw_values"], (scaled[0:4] * 10).ravel())
+    assert first["window_id"] == "e1|2026-01-05T12:00:00"
