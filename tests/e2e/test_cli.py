@@ -1,0 +1,64 @@
+"""The public CLI end to end, in a subprocess, on a tiny generated table."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _adspark(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "adspark.cli", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=600,
+    )
+
+
+def _conf(tmp_path: Path) -> Path:
+    data = yaml.safe_load((ROOT / "conf" / "demo.yaml").read_text())
+    data["storage"]["warehouse"] = str(tmp_path / "wh")
+    data["spark"].update({"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"})
+    data["generate"].update({"entities": 12, "days": 5, "events": 12 * 5 * 60, "anomaly_free_days": 2,
+                             "bad_row_fraction": 0.01})
+    data["window"]["scaling"].update({"fit_from": "2026-01-05", "fit_to": "2026-01-06"})
+    path = tmp_path / "conf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_generate_discretize_window_sql(tmp_path):
+    conf = str(_conf(tmp_path))
+    gen = _adspark("generate", "--conf", conf, cwd=tmp_path)
+    assert gen.returncode == 0, gen.stderr[-3000:]
+    assert "labeled anomalies" in gen.stdout
+    disc = _adspark("discretize", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-09", cwd=tmp_path)
+    assert disc.returncode == 0, disc.stderr[-3000:]
+    assert "read " in disc.stdout and "rejected" in disc.stdout
+    win = _adspark("window", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-09", cwd=tmp_path)
+    assert win.returncode == 0, win.stderr[-3000:]
+    sql = _adspark(
+        "sql", "--conf", conf,
+        "select r.job, r.status, r.rows_read = r.rows_accepted + r.rows_rejected as ok, "
+        "(select count(*) from adspark.windows) as windows, "
+        "(select count(distinct entity) from adspark.features) as entities "
+        "from adspark.runs r where r.job = 'discretize'",
+        cwd=tmp_path,
+    )
+    assert sql.returncode == 0, sql.stderr[-3000:]
+    line = sql.stdout.strip().splitlines()[-1].split()
+    assert line[:3] == ["discretize", "succeeded", "True"]
+    assert int(line[3]) > 0 and int(line[4]) == 12
+
+
+def test_bad_config_is_one_clear_line(tmp_path):
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("source:\n  table: events\n  timestamp: {column: t}\n  entity: [u]\n"
+                    "  measures: [{name: x, sign: positive}]\ndiscretize: {}\n")
+    out = _adspark("discretize", "--conf", str(conf), "--from", "2026-01-05", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "source.measures.0.sign: unknown key" in out.stderr
+    assert "Traceback" not in out.stderr
+    bad_date = _adspark("discretize", "--conf", str(conf), "--from", "05/01/2026", cwd=tmp_path)
+    assert bad_date.returncode == 2 and "expected a date YYYY-MM-DD" in bad_date.stderr
