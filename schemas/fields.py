@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
     from pyspark.sql.types import DataType, StructType
 
 _SIMPLE = {
@@ -41,6 +42,24 @@ class Field:
         inner = self.type[6:-1] if self.type.startswith("array<") else self.type
         if inner not in _SIMPLE:
             raise ValueError(f"field {self.name!r}: unsupported type {self.type!r}")
+
+    def arrow_type(self) -> "pa.DataType":
+        """The Arrow type Spark exchanges for this field (timestamps in UTC, microseconds)."""
+        import pyarrow as pa
+
+        simple = {
+            "string": pa.string(),
+            "double": pa.float64(),
+            "float": pa.float32(),
+            "int": pa.int32(),
+            "bigint": pa.int64(),
+            "boolean": pa.bool_(),
+            "date": pa.date32(),
+            "timestamp": pa.timestamp("us", tz="UTC"),
+        }
+        if self.type.startswith("array<"):
+            return pa.list_(pa.field("element", simple[self.type[6:-1]], nullable=False))
+        return simple[self.type]
 
     def data_type(self) -> "DataType":
         """The Spark data type of this field."""
@@ -93,6 +112,12 @@ class TableSchema:
         return T.StructType(
             [T.StructField(f.name, f.data_type(), f.nullable) for f in self.fields]
         )
+
+    def arrow_schema(self) -> "pa.Schema":
+        """The Arrow schema of this table (for ``applyInArrow`` results)."""
+        import pyarrow as pa
+
+        return pa.schema([pa.field(f.name, f.arrow_type(), f.nullable) for f in self.fields])
 
     def ddl(self) -> str:
         """A DDL column list, e.g. ``"entity string, date date"``."""

@@ -63,51 +63,70 @@ class FeatureSpec:
             )
 
 
-def pad_entity(
-    entity: str,
+def pad_entities(
     buckets: pd.DataFrame,
-    active_days: Sequence[dt.date],
+    activity: pd.DataFrame,
     bucket_seconds: int,
     spec: FeatureSpec,
     context: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Complete one entity's buckets over its active days.
+    """Complete the buckets of many entities over their active days (vectorized).
 
     Args:
-        entity: The entity key.
-        buckets: Aggregated rows of this entity: ``bucket_start`` (naive UTC) and
-            ``spec.aggregates``; at most one row per bucket.
-        active_days: Days to cover with a full grid (UTC days); buckets on other days are kept
-            as they are.
+        buckets: Aggregated rows: ``entity``, ``bucket_start`` (naive UTC) and
+            ``spec.aggregates``; at most one row per entity and bucket.
+        activity: ``entity``, ``date`` (``datetime.date``): days to cover with a full grid of
+            buckets; buckets on other days are kept as they are.
         bucket_seconds: Bucket width (divides 86400).
         spec: Feature layout.
-        context: Optional earlier rows (the bucket just before the range) used only as the
-            previous value for differencing; not returned.
+        context: Optional earlier rows (``entity``, ``bucket_start``, aggregates), used only as
+            the previous value when differencing the first bucket of the range; not returned.
 
     Returns:
-        One row per bucket, sorted: ``entity, bucket_start, date, padded`` + ``spec.columns``.
+        One row per entity and bucket, sorted: ``entity, bucket_start, date, padded`` +
+        ``spec.columns``.
+
+    Raises:
+        ValueError: When ``buckets`` holds an entity and bucket twice.
     """
+    keys = ["entity", "bucket_start"]
+    aggs = list(spec.aggregates)
+    own = buckets[keys + aggs].copy()
+    own["bucket_start"] = pd.to_datetime(own["bucket_start"]).astype("datetime64[ns]")
+    own["entity"] = own["entity"].astype(object)
+    if own.duplicated(keys).any():
+        dupe = own[own.duplicated(keys)].iloc[0]
+        raise ValueError(f"entity {dupe['entity']!r}: duplicate bucket_start {dupe['bucket_start']}")
     per_day = 86400 // bucket_seconds
-    grids = [
-        pd.date_range(pd.Timestamp(d), periods=per_day, freq=f"{bucket_seconds}s")
-        for d in sorted(set(active_days))
-    ]
-    have = pd.DatetimeIndex(pd.to_datetime(buckets["bucket_start"]))
-    if have.has_duplicates:
-        raise ValueError(f"entity {entity!r}: duplicate bucket_start values")
-    index = have.union(grids[0].append(grids[1:]) if grids else pd.DatetimeIndex([]))
-    frame = buckets.set_index(have)[list(spec.aggregates)].reindex(index)
-    padded = ~index.isin(have)
+    act = activity[["entity", "date"]].drop_duplicates()
+    day_start = pd.to_datetime(act["date"]).to_numpy("datetime64[ns]")
+    offsets = (np.arange(per_day) * bucket_seconds).astype("timedelta64[s]")
+    grid = pd.DataFrame(
+        {
+            "entity": np.repeat(act["entity"].to_numpy(dtype=object), per_day),
+            "bucket_start": (day_start[:, None] + offsets[None, :]).ravel().astype("datetime64[ns]"),
+        }
+    )
+    out = grid.merge(own, on=keys, how="outer", indicator=True)
+    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    padded = (out.pop("_merge") == "left_only").to_numpy()
     zero = list(spec.zero_fill)
-    frame[zero] = frame[zero].fillna(0)
-    out = frame.reset_index(names="bucket_start")
-    out.insert(0, "entity", entity)
+    out[zero] = out[zero].fillna(0.0)
     out.insert(2, "date", out["bucket_start"].dt.date)
     out.insert(3, "padded", padded)
     if spec.difference:
-        prev = _previous_values(out, context, spec.difference, bucket_seconds)
-        for c in spec.difference:
-            out[f"{c}_diff"] = out[c].to_numpy(np.float64) - prev[c]
+        cols = list(spec.difference)
+        history = out[keys + cols]
+        if context is not None and len(context):
+            ctx = context[keys + cols].copy()
+            ctx["bucket_start"] = pd.to_datetime(ctx["bucket_start"])
+            history = pd.concat([ctx, history]).drop_duplicates(keys, keep="last")
+        prev = history.assign(
+            bucket_start=history["bucket_start"] + pd.Timedelta(seconds=bucket_seconds)
+        )
+        prev = out[keys].merge(prev, on=keys, how="left")
+        for c in cols:
+            out[f"{c}_diff"] = out[c].to_numpy(np.float64) - prev[c].to_numpy(np.float64)
     if spec.calendar:
         local = out["bucket_start"].dt.tz_localize("UTC").dt.tz_convert(spec.timezone)
         dow = local.dt.dayofweek + 1
@@ -115,17 +134,3 @@ def pad_entity(
         out["day_of_week"] = dow.astype("int32")
         out["is_weekend"] = (dow >= 6).astype("int32")
     return out
-
-
-def _previous_values(
-    out: pd.DataFrame, context: pd.DataFrame | None, cols: Sequence[str], bucket_seconds: int
-) -> dict[str, np.ndarray]:
-    """Value of the bucket just before each row (NaN where that bucket is missing)."""
-    series = out.set_index("bucket_start")[list(cols)]
-    if context is not None and not context.empty:
-        ctx = context.set_index(pd.to_datetime(context["bucket_start"]))[list(cols)]
-        series = pd.concat([ctx[~ctx.index.isin(series.index)], series]).sort_index()
-    shifted = series.copy()
-    shifted.index = shifted.index + pd.Timedelta(seconds=bucket_seconds)
-    aligned = shifted.reindex(out["bucket_start"])
-    return {c: aligned[c].to_numpy(np.float64) for c in cols}

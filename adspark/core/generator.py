@@ -179,13 +179,16 @@ def plan_anomalies(spec: GeneratorSpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _active(anoms: pd.DataFrame, kind: str, times: np.ndarray) -> tuple[np.ndarray, float]:
+_Anomaly = tuple  # (kind, start, end, magnitude)
+
+
+def _active(anoms: list[_Anomaly], kind: str, times: np.ndarray) -> tuple[np.ndarray, float]:
     mask = np.zeros(times.shape, dtype=bool)
     mag = 1.0
-    for a in anoms.itertuples(index=False):
-        if a.kind == kind:
-            mask |= (times >= np.datetime64(a.start)) & (times < np.datetime64(a.end))
-            mag = a.magnitude
+    for a_kind, start, end, magnitude in anoms:
+        if a_kind == kind:
+            mask |= (times >= start) & (times < end)
+            mag = magnitude
     return mask, mag
 
 
@@ -206,6 +209,12 @@ def generate_entity_day(
     """
     p = _profile(spec, entity)
     r = _rng(spec.seed, 3, entity, day)
+    anomalies = [
+        (k, np.datetime64(a, "us"), np.datetime64(b, "us"), float(m))
+        for k, a, b, m in anomalies[["kind", "start", "end", "magnitude"]].itertuples(
+            index=False, name=None
+        )
+    ] if len(anomalies) else []
     date = spec.start + dt.timedelta(days=day)
     day0 = np.datetime64(date, "us")
     hours = np.arange(24, dtype=np.float64)

@@ -79,7 +79,35 @@ def sliding_windows(
     return Windows(ends[keep], np.ascontiguousarray(view[keep]))
 
 
-def windows_frame(
+@dataclass(frozen=True)
+class WindowRows:
+    """Windows of one entity, laid out for the ``windows`` table.
+
+    Attributes:
+        entity: The entity key.
+        window_start: First bucket start of each window, datetime64[s], shape (n,).
+        window_end: End of the last bucket (exclusive), datetime64[s], shape (n,).
+        date: UTC day of the last bucket, datetime64[D], shape (n,).
+        values: Scaled values, float32, shape (n, W * F), row-major (time, feature).
+        raw_values: Unscaled values, same layout.
+    """
+
+    entity: str
+    window_start: np.ndarray
+    window_end: np.ndarray
+    date: np.ndarray
+    values: np.ndarray
+    raw_values: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def window_ids(self) -> list[str]:
+        """Deterministic ids: ``entity|window_start`` in ISO format."""
+        return [f"{self.entity}|{t}" for t in self.window_start.astype("datetime64[s]").astype(str)]
+
+
+def window_rows(
     entity: str,
     bucket_start: pd.Series,
     scaled: np.ndarray,
@@ -87,8 +115,8 @@ def windows_frame(
     spec: WindowSpec,
     first_day: dt.date,
     last_day: dt.date,
-) -> pd.DataFrame:
-    """Windows of one entity as rows of the ``windows`` table, ending within a date range.
+) -> WindowRows:
+    """Windows of one entity whose last bucket falls on a day in ``[first_day, last_day]``.
 
     Args:
         entity: The entity key.
@@ -98,37 +126,20 @@ def windows_frame(
         spec: Window shape.
         first_day: First day (by the window's last bucket) to emit.
         last_day: Last day to emit, inclusive.
-
-    Returns:
-        One row per window: ``entity, window_id, window_start, window_end, date, values,
-        raw_values, n_steps, n_features``; values are flat float32 arrays of length W * F,
-        row-major (time, feature).
     """
     b = spec.bucket_seconds
     index = pd.to_datetime(bucket_start).to_numpy("datetime64[s]").astype(np.int64) // b
-    both = np.concatenate([scaled, raw], axis=1)
-    win = sliding_windows(index, both, spec.size, spec.stride)
-    end_start_s = win.end_index * b
-    end_day = (end_start_s // 86400).astype("datetime64[D]")
-    lo, hi = np.datetime64(first_day, "D"), np.datetime64(last_day, "D")
-    keep = (end_day >= lo) & (end_day <= hi)
-    win_vals = win.values[keep]
     n_f = len(spec.features)
-    starts = ((win.end_index[keep] - spec.size + 1) * b).astype("datetime64[s]")
-    ends = ((win.end_index[keep] + 1) * b).astype("datetime64[s]")
-    flat_scaled = win_vals[:, :, :n_f].astype(np.float32).reshape(len(win_vals), -1)
-    flat_raw = win_vals[:, :, n_f:].astype(np.float32).reshape(len(win_vals), -1)
-    start_ts = pd.to_datetime(starts)
-    return pd.DataFrame(
-        {
-            "entity": entity,
-            "window_id": [f"{entity}|{t.isoformat()}" for t in start_ts],
-            "window_start": start_ts,
-            "window_end": pd.to_datetime(ends),
-            "date": end_day[keep].astype("datetime64[D]").astype(object),
-            "values": list(flat_scaled),
-            "raw_values": list(flat_raw),
-            "n_steps": np.int32(spec.size),
-            "n_features": np.int32(n_f),
-        }
+    win = sliding_windows(index, np.concatenate([scaled, raw], axis=1), spec.size, spec.stride)
+    end_day = (win.end_index * b // 86400).astype("datetime64[D]")
+    keep = (end_day >= np.datetime64(first_day, "D")) & (end_day <= np.datetime64(last_day, "D"))
+    vals = win.values[keep]
+    n = len(vals)
+    return WindowRows(
+        entity=entity,
+        window_start=((win.end_index[keep] - spec.size + 1) * b).astype("datetime64[s]"),
+        window_end=((win.end_index[keep] + 1) * b).astype("datetime64[s]"),
+        date=end_day[keep],
+        values=vals[:, :, :n_f].astype(np.float32).reshape(n, -1),
+        raw_values=vals[:, :, n_f:].astype(np.float32).reshape(n, -1),
     )

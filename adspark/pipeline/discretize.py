@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from adspark.config import CategoricalConfig, DiscretizeJobConfig, SourceConfig
-from adspark.core.features import CALENDAR_COLUMNS, FeatureSpec, pad_entity, slot_name
+from adspark.core.features import CALENDAR_COLUMNS, FeatureSpec, pad_entities, slot_name
 from adspark.errors import ConfigError, DataContractError
+from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.validate import (
     Validated,
     parse_time,
@@ -139,8 +140,11 @@ def build_features(
     spec: FeatureSpec,
     bucket_seconds: int,
     exprs: Sequence,
+    groups: int = 16,
 ) -> "DataFrame":
     """Aggregate accepted events into buckets and pad them per entity.
+
+    Entities are padded in ``groups`` hash groups (many entities per pandas call).
 
     Args:
         validated: Output of :func:`validate_events`.
@@ -149,6 +153,7 @@ def build_features(
         spec: Feature layout.
         bucket_seconds: Bucket width.
         exprs: Aggregations from :func:`aggregate_expressions`.
+        groups: Number of entity groups handed to pandas.
     """
     from pyspark.sql import functions as F
 
@@ -167,24 +172,25 @@ def build_features(
             )
         )
     aggregates = list(spec.aggregates)
+    names = schema.names
 
-    def pad(keys: tuple, buckets: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
-        entity = keys[0]
+    def pad(buckets: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
         ctx = buckets[buckets["_context"]]
         own = buckets[~buckets["_context"]]
-        out = pad_entity(
-            entity,
-            own[["bucket_start", *aggregates]],
-            list(days["date"]),
+        out = pad_entities(
+            own[["entity", "bucket_start", *aggregates]],
+            days[["entity", "date"]],
             bucket_seconds,
             spec,
-            context=ctx[["bucket_start", *aggregates]] if len(ctx) else None,
+            context=ctx[["entity", "bucket_start", *aggregates]] if len(ctx) else None,
         )
-        return out[schema.names]
+        return out[names]
 
+    group = group_of(groups)
     return (
-        agg.groupBy("entity")
-        .cogroup(activity.groupBy("entity"))
+        agg.withColumn("_group", group)
+        .groupBy("_group")
+        .cogroup(activity.withColumn("_group", group).groupBy("_group"))
         .applyInPandas(pad, schema.struct_type())
     )
 
@@ -251,42 +257,46 @@ def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, 
         raise ConfigError(f"--to {end} is before --from {start}")
     with recorded_run(store, "discretize", cfg, start, end) as run:
         raw = read_source(store, cfg.source)
-        validated = validate_events(raw, cfg.source, start, end)
-        vocabs = {
-            c.name: vocabulary(store, cfg.source, c, validated.accepted)
-            for c in cfg.source.categoricals
-        }
-        base, exprs = aggregate_expressions(cfg.source, vocabs)
-        spec = FeatureSpec(
-            base.zero_fill,
-            base.null_fill,
-            tuple(cfg.discretize.difference),
-            cfg.discretize.calendar,
-            cfg.source.timestamp.timezone,
-        )
+        validated = validate_events(raw, cfg.source, start, end).persisted()
         try:
-            spec.validate()
-        except ValueError as exc:
-            raise ConfigError(f"discretize: {exc}") from None
-        bucket_s = cfg.discretize.bucket_seconds
+            vocabs = {
+                c.name: vocabulary(store, cfg.source, c, validated.accepted)
+                for c in cfg.source.categoricals
+            }
+            base, exprs = aggregate_expressions(cfg.source, vocabs)
+            spec = FeatureSpec(
+                base.zero_fill,
+                base.null_fill,
+                tuple(cfg.discretize.difference),
+                cfg.discretize.calendar,
+                cfg.source.timestamp.timezone,
+            )
+            try:
+                spec.validate()
+            except ValueError as exc:
+                raise ConfigError(f"discretize: {exc}") from None
+            bucket_s = cfg.discretize.bucket_seconds
 
-        store.replace_dates(
-            rejects_frame(validated, run.run_id, "discretize"),
-            REJECTS.name,
-            "date",
-            start,
-            end,
-            partition_by=REJECTS.partition_by,
-            extra_predicate="job = 'discretize'",
-        )
-        activity = _activity(raw, cfg.source, start, end, cfg.discretize.activity_lookback_days)
-        features = build_features(
-            validated, activity, _context_rows(store, start, spec, bucket_s), spec, bucket_s, exprs
-        )
-        store.replace_dates(
-            features, FEATURE_KEYS.name, "date", start, end, partition_by=FEATURE_KEYS.partition_by
-        )
-        _reconcile(store, run, validated, start, end)
+            store.replace_dates(
+                rejects_frame(validated, run.run_id, "discretize"),
+                REJECTS.name,
+                "date",
+                start,
+                end,
+                partition_by=REJECTS.partition_by,
+                extra_predicate="job = 'discretize'",
+            )
+            activity = _activity(raw, cfg.source, start, end, cfg.discretize.activity_lookback_days)
+            features = build_features(
+                validated, activity, _context_rows(store, start, spec, bucket_s), spec, bucket_s,
+                exprs, groups=entity_groups(store.spark, start, end),
+            )
+            store.replace_dates(
+                features, FEATURE_KEYS.name, "date", start, end, partition_by=FEATURE_KEYS.partition_by
+            )
+            _reconcile(store, run, validated, start, end)
+        finally:
+            validated.release()
         log.info(run.message)
     return run
 

@@ -62,7 +62,7 @@ class Validated:
         rows: Every row read, with normalized columns ``_entity`` (string), ``_ts`` (UTC
             timestamp), ``_date`` (the row's night), one double column per measure, one string
             column per categorical, ``_reason``/``_column``/``_detail`` (null when accepted) and
-            ``_raw`` (JSON of the original row).
+            ``_raw`` (JSON of the original row, for rejected rows only).
         measures: Measure column names.
         categoricals: Categorical column names.
     """
@@ -70,6 +70,18 @@ class Validated:
     rows: "DataFrame"
     measures: tuple[str, ...]
     categoricals: tuple[str, ...]
+
+    def persisted(self) -> "Validated":
+        """The same rows, materialized once (memory, spilling to disk) for several passes."""
+        from pyspark import StorageLevel
+
+        return Validated(
+            self.rows.persist(StorageLevel.MEMORY_AND_DISK), self.measures, self.categoricals
+        )
+
+    def release(self) -> None:
+        """Drop the materialized rows."""
+        self.rows.unpersist()
 
     @property
     def accepted(self) -> "DataFrame":
@@ -294,7 +306,10 @@ def validate_events(
         F.when(is_dup, F.lit("exact copy of an earlier row")).otherwise(
             F.col("_rule_detail")
         ).alias("_detail"),
-        F.to_json(F.struct(*[F.col(c) for c in original])).alias("_raw"),
+        F.when(
+            F.col("_rule_reason").isNotNull() | is_dup,
+            F.to_json(F.struct(*[F.col(c) for c in original])),
+        ).alias("_raw"),
     )
     return Validated(result, tuple(m.name for m in source.measures), tuple(categoricals))
 

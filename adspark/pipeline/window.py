@@ -3,7 +3,7 @@
 Bucket mode reads the nights ``[start, end]`` of ``features`` plus the lookback the first window
 needs, scales each entity with statistics fitted once on the configured training range (stored in
 ``scaler_stats`` under the window spec id), and cuts globally aligned windows with
-:func:`adspark.core.windows.windows_frame` (one ``applyInPandas`` call per entity).
+:func:`adspark.core.windows.window_rows` (``applyInArrow`` over hash groups of entities).
 
 Row mode turns each validated event into a window of length 1: numeric columns scaled with
 statistics of the training range, categoricals one-hot with a vocabulary fitted on it.
@@ -24,15 +24,17 @@ import pandas as pd
 from adspark.config import WindowJobConfig
 from adspark.core.features import CALENDAR_COLUMNS, slot_name
 from adspark.core.scaling import GLOBAL_ENTITY, STATS_COLUMNS, apply_scaling, fit_stats, stats_vectors
-from adspark.core.windows import WindowSpec, windows_frame
+from adspark.core.windows import WindowRows, WindowSpec, window_rows
 from adspark.errors import ConfigError, EmptyInputError, SchemaMismatchError
 from adspark.pipeline.discretize import vocabulary
+from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.validate import read_source, rejects_frame, validate_events
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
 from schemas import FEATURE_KEYS, REJECTS, SCALER_STATS, WINDOW_SPECS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 
@@ -136,11 +138,21 @@ def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSp
     stat_schema = SCALER_STATS.struct_type()
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
-        out = fit_stats(pdf["entity"].iloc[0], pdf[names].to_numpy(np.float64), names, method)
+        parts = [
+            fit_stats(entity, part[names].to_numpy(np.float64), names, method)
+            for entity, part in pdf.groupby("entity", sort=True)
+        ]
+        out = pd.concat(parts, ignore_index=True)
         out.insert(0, "spec_id", spec.spec_id)
         return out
 
-    per_entity = train.select("entity", *names).groupBy("entity").applyInPandas(fit, stat_schema)
+    groups = entity_groups(store.spark, spec.fit_from, spec.fit_to)
+    per_entity = (
+        train.select("entity", *names)
+        .withColumn("_group", group_of(groups))
+        .groupBy("_group")
+        .applyInPandas(fit, stat_schema)
+    )
     store.append(per_entity, SCALER_STATS.name)
     fitted = store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
     cols = ["center", "scale", "median", "iqr", "min", "max"]
@@ -164,8 +176,12 @@ def bucket_windows(
     spec: StoredSpec,
     start: dt.date,
     end: dt.date,
+    groups: int = 16,
 ) -> "DataFrame":
-    """Scaled windows of every entity whose last bucket falls on a night in ``[start, end]``."""
+    """Scaled windows of every entity whose last bucket falls on a night in ``[start, end]``.
+
+    Entities are processed in ``groups`` hash groups (many entities per pandas call).
+    """
     from pyspark.sql import functions as F
 
     names = list(spec.features)
@@ -175,25 +191,76 @@ def bucket_windows(
     out_schema = WINDOWS.struct_type()
     spec_id = spec.spec_id
 
-    def cut(keys: tuple, pdf: pd.DataFrame, st: pd.DataFrame) -> pd.DataFrame:
-        if pdf.empty:
-            return pd.DataFrame(columns=WINDOWS.names)
+    arrow_schema = WINDOWS.arrow_schema()
+
+    def cut_one(entity: str, pdf: pd.DataFrame, st: pd.DataFrame | None) -> WindowRows:
         pdf = pdf.sort_values("bucket_start")
-        center, scale = stats_vectors(st, names) if len(st) else (g_center, g_scale)
+        center, scale = stats_vectors(st, names) if st is not None else (g_center, g_scale)
         raw = pdf[names].to_numpy(np.float64)
-        frame = windows_frame(
-            keys[0], pdf["bucket_start"], apply_scaling(raw, center, scale),
+        return window_rows(
+            entity, pdf["bucket_start"], apply_scaling(raw, center, scale),
             np.nan_to_num(raw, nan=0.0), wspec, start, end,
         )
-        frame["spec_id"] = spec_id
-        return frame[WINDOWS.names]
 
+    def cut(features_t: "pa.Table", stats_t: "pa.Table") -> "pa.Table":
+        pdf = features_t.to_pandas()
+        st = stats_t.to_pandas()
+        stats_by = dict(tuple(st.groupby("entity", sort=False))) if len(st) else {}
+        batches = [cut_one(e, part, stats_by.get(e)) for e, part in pdf.groupby("entity", sort=True)]
+        kept = [b for b in batches if len(b)]
+        return windows_table(kept, spec_id, wspec.size, len(names), arrow_schema)
+
+    group = group_of(groups)
+    entity_stats = stats.where(F.col("entity") != GLOBAL_ENTITY).select(*STATS_COLUMNS)
     return (
         features.select("entity", "bucket_start", *names)
-        .groupBy("entity")
-        .cogroup(stats.where(F.col("entity") != GLOBAL_ENTITY).select(*STATS_COLUMNS).groupBy("entity"))
-        .applyInPandas(cut, out_schema)
+        .withColumn("_group", group)
+        .groupBy("_group")
+        .cogroup(entity_stats.withColumn("_group", group).groupBy("_group"))
+        .applyInArrow(cut, out_schema)
     )
+
+
+def windows_table(
+    batches: list[WindowRows], spec_id: str, n_steps: int, n_features: int, schema: "pa.Schema"
+) -> "pa.Table":
+    """Windows as an Arrow table of the ``windows`` schema.
+
+    The array columns are built from one flat float32 buffer and an offsets vector, with no
+    per-row Python objects.
+    """
+    import pyarrow as pa
+
+    if not batches:
+        return schema.empty_table()
+    n = sum(len(b) for b in batches)
+
+    def lists(parts: list[np.ndarray]) -> "pa.Array":
+        flat = np.concatenate(parts)
+        width = flat.shape[1]
+        offsets = pa.array(np.arange(0, n * width + 1, width, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, pa.array(flat.ravel(), pa.float32())).cast(
+            schema.field("values").type
+        )
+
+    def stamps(parts: list[np.ndarray]) -> "pa.Array":
+        return pa.array(np.concatenate(parts).astype("datetime64[us]")).cast(
+            pa.timestamp("us", tz="UTC")
+        )
+
+    columns = {
+        "entity": pa.array([b.entity for b in batches for _ in range(len(b))], pa.string()),
+        "window_id": pa.array([i for b in batches for i in b.window_ids()], pa.string()),
+        "window_start": stamps([b.window_start for b in batches]),
+        "window_end": stamps([b.window_end for b in batches]),
+        "date": pa.array(np.concatenate([b.date for b in batches]).astype("datetime64[D]")),
+        "spec_id": pa.array([spec_id] * n, pa.string()),
+        "values": lists([b.values for b in batches]),
+        "raw_values": lists([b.raw_values for b in batches]),
+        "n_steps": pa.array(np.full(n, n_steps, np.int32)),
+        "n_features": pa.array(np.full(n, n_features, np.int32)),
+    }
+    return pa.table(columns, schema=schema)
 
 
 def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
@@ -207,7 +274,8 @@ def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: d
     lookback_days = math.ceil((spec.n_steps - 1) * spec.bucket_seconds / 86400)
     first = start - dt.timedelta(days=lookback_days)
     features = all_features.where(F.col("date").between(F.lit(first), F.lit(end)))
-    windows = bucket_windows(features, stats, spec, start, end)
+    groups = entity_groups(store.spark, start, end)
+    windows = bucket_windows(features, stats, spec, start, end, groups)
     store.replace_dates(windows, WINDOWS.name, "date", start, end, partition_by=WINDOWS.partition_by)
     run.rows_read = features.where(F.col("date").between(F.lit(start), F.lit(end))).count()
     run.rows_written = _count_written(store, start, end)

@@ -6,9 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adspark.core.features import FeatureSpec, pad_entity, slot_name
+from adspark.core.features import FeatureSpec, pad_entities, slot_name
 
 SPEC = FeatureSpec(("event_count", "amount_sum"), ("amount_mean",), calendar=True, timezone="UTC")
+
+
+def _act(days, entity="e"):
+    return pd.DataFrame({"entity": [entity] * len(days), "date": list(days)})
+
+
+def pad_entity(entity, buckets, days, width, spec, context=None):
+    b = buckets.assign(entity=entity)
+    ctx = context.assign(entity=entity) if context is not None else None
+    return pad_entities(b, _act(days, entity), width, spec, ctx)
 
 
 def _buckets(times, counts):
@@ -80,3 +90,16 @@ def test_padding_covers_every_bucket_exactly_once(hours, days, width):
         expected |= set(pd.date_range(pd.Timestamp(d), periods=86400 // width, freq=f"{width}s"))
     assert list(out["bucket_start"]) == sorted(expected)
     assert out["event_count"].sum() == len(starts)
+
+
+def test_entities_never_mix():
+    b = pd.concat([_buckets(["2026-01-05 06:00"], [1.0]).assign(entity="a"),
+                   _buckets(["2026-01-05 06:00", "2026-01-06 00:00"], [2.0, 4.0]).assign(entity="b")])
+    act = pd.concat([_act([dt.date(2026, 1, 5)], "a"), _act([dt.date(2026, 1, 6)], "b")])
+    spec = FeatureSpec(("event_count", "amount_sum"), ("amount_mean",), difference=("event_count",))
+    out = pad_entities(b, act, 6 * 3600, spec)
+    assert list(out.groupby("entity").size()) == [4, 5]
+    a, bb = out[out.entity == "a"], out[out.entity == "b"]
+    assert a.event_count.sum() == 1.0 and bb.event_count.sum() == 6.0
+    # b's first bucket has no predecessor: NaN, not a's value
+    assert np.isnan(bb.event_count_diff.iloc[0])

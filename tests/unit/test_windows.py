@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adspark.core.windows import WindowSpec, sliding_windows, windows_frame
+from adspark.core.windows import WindowSpec, sliding_windows, window_rows
 
 
 def test_windows_are_globally_aligned_and_contiguous():
@@ -49,13 +49,12 @@ def test_windows_frame_crosses_day_boundaries_and_filters_by_end_day():
     starts = pd.Series(pd.date_range("2026-01-05 12:00", periods=8, freq="6h"))
     scaled = np.arange(16, dtype=float).reshape(8, 2)
     spec = WindowSpec(size=4, stride=2, bucket_seconds=6 * 3600, features=("a", "b"))
-    out = windows_frame("e1", starts, scaled, scaled * 10, spec, dt.date(2026, 1, 6), dt.date(2026, 1, 6))
+    out = window_rows("e1", starts, scaled, scaled * 10, spec, dt.date(2026, 1, 6), dt.date(2026, 1, 6))
     # 6h buckets: index of 2026-01-06 00:00 is even; ends with index % 2 == 1 on day 6
-    assert list(out["window_end"].dt.strftime("%d %H")) == ["06 12", "07 00"]
-    assert set(out["date"]) == {dt.date(2026, 1, 6)}
-    first = out.iloc[0]
-    assert first["window_start"] == pd.Timestamp("2026-01-05 12:00")
-    assert first["values"].dtype == np.float32 and first["values"].shape == (8,)
-    np.testing.assert_array_equal(first["values"], scaled[0:4].ravel())
-    np.testing.assert_array_equal(first["raw_values"], (scaled[0:4] * 10).ravel())
-    assert first["window_id"] == "e1|2026-01-05T12:00:00"
+    assert [str(t) for t in out.window_end] == ["2026-01-06T12:00:00", "2026-01-07T00:00:00"]
+    assert set(out.date.astype(str)) == {"2026-01-06"} and len(out) == 2
+    assert str(out.window_start[0]) == "2026-01-05T12:00:00"
+    assert out.values.dtype == np.float32 and out.values.shape == (2, 8)
+    np.testing.assert_array_equal(out.values[0], scaled[0:4].ravel())
+    np.testing.assert_array_equal(out.raw_values[0], (scaled[0:4] * 10).ravel())
+    assert out.window_ids()[0] == "e1|2026-01-05T12:00:00"
