@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--start", type=_date, help="override generate.start")
     add("discretize", "events -> validated, padded per-entity buckets (features)", dates=True)
     add("window", "features -> scaled sliding windows (or events -> samples in row mode)", dates=True)
-    s = add("sql", "run a SQL query on the adspark tables and print the result", dates=False)
-    s.add_argument("query", help="e.g. \"select * from adspark.runs\"")
+    s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
+    s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
     s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     add("tables", "list the tables with their row counts", dates=False)
     return p
@@ -99,13 +99,17 @@ def _cmd_window(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
-    store = _store(data, args.conf)
-    frame = store.spark.sql(args.query).limit(args.limit).toPandas()
     import pandas as pd
 
-    with pd.option_context("display.max_columns", 50, "display.width", 200,
-                           "display.max_colwidth", 60):
-        return frame.to_string(index=False) if len(frame) else "(no rows)"
+    store = _store(data, args.conf)
+    out = []
+    for query in args.query:
+        frame = store.spark.sql(query).limit(args.limit).toPandas()
+        with pd.option_context("display.max_columns", 50, "display.width", 200,
+                               "display.max_colwidth", 60):
+            text = frame.to_string(index=False) if len(frame) else "(no rows)"
+        out.append(text if len(args.query) == 1 else f"-- {query.strip()}\n{text}\n")
+    return "\n".join(out)
 
 
 def _cmd_tables(args: argparse.Namespace, data: dict) -> str:

@@ -18,14 +18,11 @@ step "generate ($CONF)";            $ADSPARK generate --conf "$CONF"
 step "discretize $FROM..$TO";      $ADSPARK discretize --conf "$CONF" --from $FROM --to "$TO"
 step "window $FROM..$TO";          $ADSPARK window --conf "$CONF" --from $FROM --to "$TO"
 step "tables";                     $ADSPARK tables --conf "$CONF"
-step "runs";                       $ADSPARK sql --conf "$CONF" \
-  "select job, status, date_from, date_to, duration_s, rows_read, rows_accepted, rows_rejected, rows_written from adspark.runs order by started_at desc" --limit 6
-step "rejects by reason";          $ADSPARK sql --conf "$CONF" \
-  "select reason, \`column\`, count(*) as n, first(detail) as example from adspark.rejects group by reason, \`column\` order by n desc"
-step "busiest buckets";            $ADSPARK sql --conf "$CONF" \
-  "select entity, bucket_start, event_count, amount_sum, amount_max, category__crypto from adspark.features order by event_count desc" --limit 5
-step "labeled anomalies";          $ADSPARK sql --conf "$CONF" \
-  "select kind, count(*) as n, min(start) as first, max(\`end\`) as last from adspark.labels group by kind order by kind"
-step "a window";                   $ADSPARK sql --conf "$CONF" \
-  "select w.entity, w.window_start, w.window_end, w.n_steps, w.n_features, slice(w.values, 1, 6) as first_values from adspark.windows w order by w.window_start desc, w.entity" --limit 3
+step "runs, rejects, features, labels, windows"
+$ADSPARK sql --conf "$CONF" --limit 6 \
+  "select job, status, date_from, date_to, duration_s, rows_read, rows_accepted, rows_rejected, rows_written from adspark.runs order by started_at desc" \
+  "select reason, \`column\`, count(*) as n, first(detail) as example from adspark.rejects group by reason, \`column\` order by n desc" \
+  "select entity, bucket_start, event_count, amount_sum, amount_max, category__crypto from adspark.features order by event_count desc" \
+  "select kind, count(*) as n, min(start) as first, max(\`end\`) as last from adspark.labels group by kind order by kind" \
+  "select w.entity, w.window_start, w.window_end, w.n_steps, w.n_features, slice(w.values, 1, 6) as first_values from adspark.windows w order by w.window_start desc, w.entity"
 echo; echo "demo finished in $((SECONDS - t0)) s; query the tables with: $ADSPARK sql \"select ... from adspark.<table>\""
