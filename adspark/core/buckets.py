@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import numpy as np
-import pandas as pd
 
 _UNITS = {
     "s": 1,

@@ -7,10 +7,8 @@ zero counts and null statistics, and calendar and differenced features are added
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -251,7 +251,6 @@ def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, 
     Returns:
         The run record (counts reconcile: read = accepted + rejected).
     """
-    from pyspark.sql import functions as F
 
     if end < start:
         raise ConfigError(f"--to {end} is before --from {start}")

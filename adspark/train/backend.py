@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
-from adspark.train.collective import Collective, HorovodCollective, LocalCollective
+from adspark.train.collective import HorovodCollective, LocalCollective
 
 T = TypeVar("T")
 
