@@ -100,14 +100,26 @@ class TableStore:
             )
         return self.spark.read.format("delta").load(self.path(table))
 
+    def count_dates(self, table: str, date_column: str, start: dt.date, end: dt.date) -> int:
+        """Rows of ``table`` whose ``date_column`` is in ``[start, end]``."""
+        from pyspark.sql import functions as F
+
+        column = F.col(check_identifier(date_column, "column"))
+        return self.read(table).where(column.between(F.lit(start), F.lit(end))).count()
+
+    def _catalog_name(self, table: str) -> str:
+        """``[catalog.]schema.table`` for the catalog API (identifiers already validated)."""
+        prefix = f"{self.storage.catalog}." if self.storage.catalog else ""
+        return f"{prefix}{self.storage.schema_name}.{check_identifier(table, 'table')}"
+
     def register(self, table: str) -> None:
         """Make ``<schema>.<table>`` resolvable in SQL (idempotent)."""
         if table in self._registered or not self.exists(table):
             return
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self._database}")
-        name = self.qualified(table)
-        if not self.spark.catalog.tableExists(name.replace("`", "")):
-            self.spark.catalog.createTable(name.replace("`", ""), path=self.path(table), source="delta")
+        name = self._catalog_name(table)
+        if not self.spark.catalog.tableExists(name):
+            self.spark.catalog.createTable(name, path=self.path(table), source="delta")
         self._registered.add(table)
 
     def register_all(self) -> list[str]:

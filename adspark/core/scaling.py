@@ -21,7 +21,20 @@ ScalingMethod = Literal["robust", "minmax"]
 STATS_COLUMNS = ["entity", "feature", "center", "scale", "median", "iqr", "min", "max", "n"]
 
 
-def _scale_for(method: ScalingMethod, median, iqr, lo, hi, std) -> tuple[np.ndarray, np.ndarray]:
+def center_and_scale(
+    method: ScalingMethod,
+    median: np.ndarray,
+    iqr: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    std: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Center and (strictly positive) scale from summary statistics, each of shape (F,).
+
+    ``robust``: median and IQR (falling back to std, then 1). ``minmax``: min and max - min
+    (falling back to 1).
+    """
+    median, iqr, lo, hi, std = (np.asarray(x, dtype=np.float64) for x in (median, iqr, lo, hi, std))
     if method == "robust":
         scale = np.where(iqr > _EPS, iqr, np.where(std > _EPS, std, 1.0))
         return median, scale
@@ -58,7 +71,7 @@ def fit_stats(
     seen = n > 0
     med, q25, q75, lo, hi, std = (np.where(seen, x, 0.0) for x in (med, q25, q75, lo, hi, std))
     iqr = q75 - q25
-    center, scale = _scale_for(method, med, iqr, lo, hi, std)
+    center, scale = center_and_scale(method, med, iqr, lo, hi, std)
     return pd.DataFrame(
         {
             "entity": entity,

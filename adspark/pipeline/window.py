@@ -12,81 +12,33 @@ statistics of the training range, categoricals one-hot with a vocabulary fitted 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from adspark.config import WindowJobConfig
-from adspark.core.features import CALENDAR_COLUMNS, slot_name
-from adspark.core.scaling import GLOBAL_ENTITY, STATS_COLUMNS, apply_scaling, fit_stats, stats_vectors
+from adspark.core.features import CALENDAR_COLUMNS
+from adspark.core.scaling import (
+    GLOBAL_ENTITY,
+    STATS_COLUMNS,
+    apply_scaling,
+    fit_stats,
+    stats_vectors,
+)
 from adspark.core.windows import WindowRows, WindowSpec, window_rows
 from adspark.errors import ConfigError, EmptyInputError, SchemaMismatchError
-from adspark.pipeline.discretize import vocabulary
 from adspark.pipeline.grouping import entity_groups, group_of
-from adspark.pipeline.validate import read_source, rejects_frame, validate_events
+from adspark.pipeline.rows import run_rows
+from adspark.pipeline.specs import StoredSpec
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
-from schemas import FEATURE_KEYS, REJECTS, SCALER_STATS, WINDOW_SPECS, WINDOWS
+from schemas import FEATURE_KEYS, SCALER_STATS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame
-
-
-@dataclass(frozen=True)
-class StoredSpec:
-    """A window spec as stored in ``window_specs``."""
-
-    spec_id: str
-    mode: str
-    features: tuple[str, ...]
-    n_steps: int
-    stride: int
-    bucket_seconds: int
-    scaling_method: str
-    fit_from: dt.date
-    fit_to: dt.date
-
-    @classmethod
-    def create(cls, mode: str, features: list[str], cfg: WindowJobConfig) -> "StoredSpec":
-        """Build a spec (and its id, a hash of every field) from the config."""
-        w = cfg.window
-        bucket = cfg.discretize.bucket_seconds if mode == "buckets" else 0
-        body = {
-            "mode": mode,
-            "features": list(features),
-            "n_steps": w.size,
-            "stride": w.stride,
-            "bucket_seconds": bucket,
-            "scaling_method": w.scaling.method,
-            "fit_from": w.scaling.fit_from.isoformat(),
-            "fit_to": w.scaling.fit_to.isoformat(),
-        }
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-        return cls(
-            digest, mode, tuple(features), w.size, w.stride, bucket, w.scaling.method,
-            w.scaling.fit_from, w.scaling.fit_to,
-        )
-
-    def save(self, store: TableStore) -> None:
-        """Record the spec once (idempotent)."""
-        from pyspark.sql import functions as F
-
-        if store.exists(WINDOW_SPECS.name) and (
-            store.read(WINDOW_SPECS.name).where(F.col("spec_id") == self.spec_id).limit(1).count()
-        ):
-            return
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        row = (
-            self.spec_id, self.mode, list(self.features), self.n_steps, self.stride,
-            self.bucket_seconds, self.scaling_method, self.fit_from, self.fit_to, now,
-        )
-        store.append(store.spark.createDataFrame([row], WINDOW_SPECS.struct_type()), WINDOW_SPECS.name)
 
 
 def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
@@ -278,118 +230,11 @@ def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: d
     windows = bucket_windows(features, stats, spec, start, end, groups)
     store.replace_dates(windows, WINDOWS.name, "date", start, end, partition_by=WINDOWS.partition_by)
     run.rows_read = features.where(F.col("date").between(F.lit(start), F.lit(end))).count()
-    run.rows_written = _count_written(store, start, end)
+    run.rows_written = store.count_dates(WINDOWS.name, "date", start, end)
     run.message = (
         f"window {start}..{end} spec {spec.spec_id}: {run.rows_read} feature rows "
         f"(+{lookback_days} lookback day(s)) -> {run.rows_written} windows of "
         f"{spec.n_steps} x {len(names)}"
-    )
-
-
-def _count_written(store: TableStore, start: dt.date, end: dt.date) -> int:
-    from pyspark.sql import functions as F
-
-    return store.read(WINDOWS.name).where(F.col("date").between(F.lit(start), F.lit(end))).count()
-
-
-def _row_stats(accepted: "DataFrame", measures: list[str], spec_id: str, method: str) -> pd.DataFrame:
-    """Global scaling statistics of the measures in row mode (computed natively, one row each)."""
-    from pyspark.sql import functions as F
-
-    aggs = []
-    for m in measures:
-        aggs += [
-            F.percentile_approx(m, [0.25, 0.5, 0.75], 10000).alias(f"{m}__q"),
-            F.min(m).alias(f"{m}__min"),
-            F.max(m).alias(f"{m}__max"),
-            F.stddev_pop(m).alias(f"{m}__std"),
-            F.count(m).alias(f"{m}__n"),
-        ]
-    row = accepted.agg(*aggs).first()
-    rows = []
-    for m in measures:
-        q = row[f"{m}__q"] or [0.0, 0.0, 0.0]
-        lo, hi = row[f"{m}__min"] or 0.0, row[f"{m}__max"] or 0.0
-        std, iqr = row[f"{m}__std"] or 0.0, q[2] - q[0]
-        if method == "robust":
-            center, scale = q[1], iqr if iqr > 1e-9 else (std if std > 1e-9 else 1.0)
-        else:
-            center, scale = lo, (hi - lo) if hi - lo > 1e-9 else 1.0
-        rows.append((spec_id, GLOBAL_ENTITY, m, float(center), float(scale), float(q[1]),
-                     float(iqr), float(lo), float(hi), int(row[f"{m}__n"])))
-    return pd.DataFrame(rows, columns=["spec_id", *STATS_COLUMNS])
-
-
-def _run_rows(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
-    from pyspark.sql import functions as F
-
-    source = cfg.source
-    raw = read_source(store, source)
-    fit = cfg.window.scaling
-    fit_rows = validate_events(raw, source, fit.fit_from, fit.fit_to).accepted
-    vocabs = {c.name: vocabulary(store, source, c, fit_rows) for c in source.categoricals}
-    measures = [m.name for m in source.measures]
-    names = measures + [slot_name(c, v) for c, vs in vocabs.items() for v in vs]
-    spec = StoredSpec.create("rows", names, cfg)
-    spec.save(store)
-    stored = (
-        store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
-        if store.exists(SCALER_STATS.name)
-        else None
-    )
-    if stored is None or not stored.limit(1).count():
-        if measures:
-            if not fit_rows.limit(1).count():
-                raise EmptyInputError(f"no accepted events between {fit.fit_from} and {fit.fit_to}")
-            stats_pd = _row_stats(fit_rows, measures, spec.spec_id, fit.method)
-            store.append(store.spark.createDataFrame(stats_pd, SCALER_STATS.struct_type()), SCALER_STATS.name)
-        stats_pd = (
-            store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id).toPandas()
-            if measures
-            else pd.DataFrame(columns=["feature", "center", "scale"])
-        )
-    else:
-        stats_pd = stored.toPandas()
-    center, scale = stats_vectors(stats_pd, measures) if measures else ([], [])
-
-    validated = validate_events(raw, source, start, end)
-    store.replace_dates(
-        rejects_frame(validated, run.run_id, "window"), REJECTS.name, "date", start, end,
-        partition_by=REJECTS.partition_by, extra_predicate="job = 'window'",
-    )
-    scaled = [
-        F.coalesce((F.col(m) - F.lit(c)) / F.lit(s), F.lit(0.0)).cast("float")
-        for m, c, s in zip(measures, center, scale)
-    ]
-    raw_cols = [F.coalesce(F.col(m), F.lit(0.0)).cast("float") for m in measures]
-    onehot = [
-        F.when(F.col(c) == v, 1.0).otherwise(0.0).cast("float") for c, vs in vocabs.items() for v in vs
-    ]
-    ident = F.col(source.event_id) if source.event_id else F.sha2(F.col("_raw"), 256)
-    windows = validated.accepted.select(
-        F.col("_entity").alias("entity"),
-        ident.cast("string").alias("window_id"),
-        F.col("_ts").alias("window_start"),
-        F.col("_ts").alias("window_end"),
-        F.to_date("_ts").alias("date"),
-        F.lit(spec.spec_id).alias("spec_id"),
-        F.array(*scaled, *onehot).alias("values"),
-        F.array(*raw_cols, *onehot).alias("raw_values"),
-        F.lit(1).alias("n_steps"),
-        F.lit(len(names)).alias("n_features"),
-    ).select(*[F.col(f.name).cast(f.data_type()) for f in WINDOWS.fields])
-    store.replace_dates(windows, WINDOWS.name, "date", start, end, partition_by=WINDOWS.partition_by)
-    run.rows_read = validated.rows.count()
-    run.rows_accepted = _count_written(store, start, end)
-    run.rows_rejected = (
-        store.read(REJECTS.name)
-        .where(F.col("run_id") == run.run_id)
-        .count()
-    )
-    run.rows_written = run.rows_accepted
-    run.message = (
-        f"window (rows) {start}..{end} spec {spec.spec_id}: read {run.rows_read} = accepted "
-        f"{run.rows_accepted} + rejected {run.rows_rejected}; {len(names)} features per sample"
     )
 
 
@@ -399,7 +244,7 @@ def run_window(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.
         raise ConfigError(f"--to {end} is before --from {start}")
     with recorded_run(store, "window", cfg, start, end) as run:
         if cfg.window.mode == "rows":
-            _run_rows(store, cfg, start, end, run)
+            run_rows(store, cfg, start, end, run)
         else:
             _run_buckets(store, cfg, start, end, run)
     return run

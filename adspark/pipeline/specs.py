@@ -1,0 +1,63 @@
+"""Window specs: what the arrays of the ``windows`` table hold, stored once per spec id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from adspark.config import WindowJobConfig
+from adspark.tables import TableStore
+from schemas import WINDOW_SPECS
+
+
+@dataclass(frozen=True)
+class StoredSpec:
+    """A window spec as stored in ``window_specs``."""
+
+    spec_id: str
+    mode: str
+    features: tuple[str, ...]
+    n_steps: int
+    stride: int
+    bucket_seconds: int
+    scaling_method: str
+    fit_from: dt.date
+    fit_to: dt.date
+
+    @classmethod
+    def create(cls, mode: str, features: list[str], cfg: WindowJobConfig) -> "StoredSpec":
+        """Build a spec (and its id, a hash of every field) from the config."""
+        w = cfg.window
+        bucket = cfg.discretize.bucket_seconds if mode == "buckets" else 0
+        body = {
+            "mode": mode,
+            "features": list(features),
+            "n_steps": w.size,
+            "stride": w.stride,
+            "bucket_seconds": bucket,
+            "scaling_method": w.scaling.method,
+            "fit_from": w.scaling.fit_from.isoformat(),
+            "fit_to": w.scaling.fit_to.isoformat(),
+        }
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+        return cls(
+            digest, mode, tuple(features), w.size, w.stride, bucket, w.scaling.method,
+            w.scaling.fit_from, w.scaling.fit_to,
+        )
+
+    def save(self, store: TableStore) -> None:
+        """Record the spec once (idempotent)."""
+        from pyspark.sql import functions as F
+
+        if store.exists(WINDOW_SPECS.name) and (
+            store.read(WINDOW_SPECS.name).where(F.col("spec_id") == self.spec_id).limit(1).count()
+        ):
+            return
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        row = (
+            self.spec_id, self.mode, list(self.features), self.n_steps, self.stride,
+            self.bucket_seconds, self.scaling_method, self.fit_from, self.fit_to, now,
+        )
+        store.append(store.spark.createDataFrame([row], WINDOW_SPECS.struct_type()), WINDOW_SPECS.name)
