@@ -44,3 +44,25 @@ def dense_autoencoder(
             x = keras.layers.Dropout(dropout, seed=seed + i)(x)
     outputs = keras.layers.Dense(n_inputs, kernel_initializer=init, name="reconstruction")(x)
     return keras.Model(inputs, outputs, name="dense_autoencoder")
+
+
+def lstm_autoencoder(
+    n_steps: int, n_features: int, units: int = 32, bottleneck: int = 8, seed: int = 0
+) -> Any:
+    """A sequence-to-sequence LSTM autoencoder (b, W, F) -> (b, W, F).
+
+    The encoder LSTM's last state is projected to a code of width ``bottleneck``, repeated W
+    times and decoded by a second LSTM with a per-step linear output.
+    """
+    import keras
+
+    init = keras.initializers.GlorotUniform(seed=seed)
+    inputs = keras.Input(shape=(n_steps, n_features), name="x")
+    h = keras.layers.LSTM(units, kernel_initializer=init, name="encoder")(inputs)
+    code = keras.layers.Dense(bottleneck, activation="tanh", kernel_initializer=init, name="code")(h)
+    x = keras.layers.RepeatVector(n_steps)(code)
+    x = keras.layers.LSTM(units, return_sequences=True, kernel_initializer=init, name="decoder")(x)
+    outputs = keras.layers.TimeDistributed(
+        keras.layers.Dense(n_features, kernel_initializer=init), name="reconstruction"
+    )(x)
+    return keras.Model(inputs, outputs, name="lstm_autoencoder")

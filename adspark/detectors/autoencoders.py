@@ -1,0 +1,128 @@
+"""Reconstruction detectors around Keras networks (built in :mod:`adspark.detectors.networks`).
+
+Score = mean squared reconstruction error of a window; ``feature_errors`` = squared error per
+feature averaged over the window's time steps. Inference is a compiled ``tf.function`` over
+fixed-size batches (``model.predict`` is far slower for this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adspark.detectors.base import as_windows, check_fitted, check_shape
+
+
+@dataclass
+class _Reconstruction:
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    patience: int = 4
+    seed: int = 0
+    verbose: int = 0
+    model_: Any = None
+    history_: dict = field(default_factory=dict)
+    shape_: tuple[int, int] | None = None
+
+    def _network(self, n_steps: int, n_features: int) -> Any:
+        raise TypeError("subclasses build their network")
+
+    def _to_model(self, w: np.ndarray) -> np.ndarray:
+        return w
+
+    def _from_model(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return y.reshape(w.shape)
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "_Reconstruction":
+        """Train on windows (n, W, F); early stopping on ``x_val`` when given."""
+        import keras
+
+        w = as_windows(x)
+        self.shape_ = w.shape[1:]
+        keras.utils.set_random_seed(self.seed)
+        model = self._network(*self.shape_)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
+        callbacks, val = [], None
+        if x_val is not None and len(x_val):
+            v = as_windows(x_val)
+            val = (self._to_model(v), self._to_model(v))
+            callbacks.append(
+                keras.callbacks.EarlyStopping(patience=self.patience, restore_best_weights=True)
+            )
+        hist = model.fit(
+            self._to_model(w), self._to_model(w), epochs=self.epochs, batch_size=self.batch_size,
+            validation_data=val, callbacks=callbacks, verbose=self.verbose, shuffle=True,
+        )
+        self.model_ = model
+        self.history_ = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+        return self
+
+    def reconstruct(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Reconstructions, same shape as the windows."""
+        import tensorflow as tf
+
+        check_fitted(self, "model_")
+        w = as_windows(x)
+        check_shape(w, *self.shape_, type(self).__name__)
+        model = self.model_
+        infer = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+        inputs = self._to_model(w)
+        outs = [infer(tf.constant(inputs[i : i + batch_size])).numpy()
+                for i in range(0, len(inputs), batch_size)]
+        y = np.concatenate(outs) if outs else np.empty_like(inputs)
+        return self._from_model(y, w)
+
+    def feature_errors(self, x: np.ndarray) -> np.ndarray:
+        """Squared error per feature averaged over time, shape (n, F)."""
+        w = as_windows(x)
+        return ((w - self.reconstruct(w)) ** 2).mean(axis=1)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Mean squared reconstruction error per window, shape (n,)."""
+        return self.feature_errors(x).mean(axis=1)
+
+
+@dataclass
+class DenseAutoencoder(_Reconstruction):
+    """A dense autoencoder over flattened windows.
+
+    Attributes:
+        hidden: Encoder widths (mirrored by the decoder).
+        bottleneck: Code width.
+        activation: Hidden activation.
+        dropout: Dropout after hidden layers.
+        l2: L2 weight penalty.
+    """
+
+    hidden: tuple[int, ...] = (64,)
+    bottleneck: int = 16
+    activation: str = "relu"
+    dropout: float = 0.0
+    l2: float = 0.0
+
+    def _network(self, n_steps: int, n_features: int) -> Any:
+        from adspark.detectors.networks import dense_autoencoder
+
+        return dense_autoencoder(
+            n_steps * n_features, self.hidden, self.bottleneck, self.activation, self.dropout,
+            self.l2, self.seed,
+        )
+
+    def _to_model(self, w: np.ndarray) -> np.ndarray:
+        return w.reshape(len(w), -1)
+
+
+@dataclass
+class LSTMAutoencoder(_Reconstruction):
+    """A sequence-to-sequence LSTM autoencoder over windows (time steps x features)."""
+
+    units: int = 32
+    bottleneck: int = 8
+
+    def _network(self, n_steps: int, n_features: int) -> Any:
+        from adspark.detectors.networks import lstm_autoencoder
+
+        return lstm_autoencoder(n_steps, n_features, self.units, self.bottleneck, self.seed)
