@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
 from adspark.detectors.base import Detector
 from adspark.detectors.baselines import IsolationForestDetector, OneClassSVMDetector, PCADetector
+from adspark.detectors.vae import VariationalAutoencoder
 
 W, F = 8, 3
 
@@ -35,11 +36,13 @@ def data():
     [
         (DenseAutoencoder(hidden=(32,), bottleneck=6, epochs=40, batch_size=64), 0.95),
         (LSTMAutoencoder(units=16, bottleneck=6, epochs=15, batch_size=64), 0.9),
+        (VariationalAutoencoder(hidden=(32,), latent=4, epochs=40, batch_size=64), 0.9),
+        (VariationalAutoencoder(hidden=(32,), latent=4, epochs=40, batch_size=64, score_kind="error"), 0.9),
         (PCADetector(n_components=6), 0.95),
         (IsolationForestDetector(n_estimators=100), 0.8),
         (OneClassSVMDetector(nu=0.05), 0.8),
     ],
-    ids=["dense_ae", "lstm_ae", "pca", "iforest", "ocsvm"],
+    ids=["dense_ae", "lstm_ae", "vae_probability", "vae_error", "pca", "iforest", "ocsvm"],
 )
 def test_detector_separates_anomalies(detector, floor, data):
     train, val, test, labels = data
@@ -66,3 +69,12 @@ def test_contract_errors(data):
     bad[2, 0, 0] = np.nan
     with pytest.raises(ValueError, match="window 2 holds NaN"):
         pca.score(bad)
+
+
+def test_vae_log_probability_ranks_like_its_score(data):
+    train, val, test, labels = data
+    vae = VariationalAutoencoder(hidden=(32,), latent=4, epochs=10, batch_size=64).fit(train, val)
+    logp = vae.log_probability(test)
+    assert logp.shape == (len(test),)
+    np.testing.assert_allclose(-logp, vae.score(test), rtol=1e-5)
+    assert logp[labels == 0].mean() > logp[labels == 1].mean()
