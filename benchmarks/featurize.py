@@ -359,15 +359,18 @@ def _prepare_child(workdir: Path, n: int) -> None:
 def _report(rows: list[dict]) -> None:
     print("\nevents       method   total s  events/s    vs pandas  vs duckdb  peak MiB")
     by = {(r["events"], r["method"]): r for r in rows}
+    def seconds(events: int, method: str) -> float | None:
+        other = by.get((events, method))
+        return other["discretize_s"] + other["window_s"] if other else None
+
     for r in rows:
         total = r["discretize_s"] + r["window_s"]
-        rate = r["events"] / total
-        ratio = lambda other: (
-            f"{(by[(r['events'], other)]['discretize_s'] + by[(r['events'], other)]['window_s']) / total:8.2f}x"
-            if (r["events"], other) in by else "       -"
-        )
-        print(f"{r['events']:>11,}  {r['method']:<7} {total:8.1f} {rate:9,.0f}   {ratio('pandas')}  "
-              f"{ratio('duckdb')}  {r['peak_rss_mb']:8.0f}")
+        ratios = []
+        for other in ("pandas", "duckdb"):
+            t = seconds(r["events"], other)
+            ratios.append(f"{t / total:8.2f}x" if t is not None else "       -")
+        print(f"{r['events']:>11,}  {r['method']:<7} {total:8.1f} {r['events'] / total:9,.0f}   "
+              f"{ratios[0]}  {ratios[1]}  {r['peak_rss_mb']:8.0f}")
     print("(ratios: other method's time / this method's time; > 1 means this one is faster)")
 
 
