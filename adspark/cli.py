@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import sys
 from typing import Callable, Sequence
@@ -16,6 +17,7 @@ from adspark.config import (
     DiscretizeJobConfig,
     GenerateJobConfig,
     ProjectFile,
+    TrainJobConfig,
     WindowJobConfig,
     build_job_config,
     load_yaml,
@@ -51,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--start", type=_date, help="override generate.start")
     add("discretize", "events -> validated, padded per-entity buckets (features)", dates=True)
     add("window", "features -> scaled sliding windows (or events -> samples in row mode)", dates=True)
+    add("train", "windows -> trained detector + thresholds, registered in the models table", dates=True)
     s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
     s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
     s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
@@ -98,6 +101,14 @@ def _cmd_window(args: argparse.Namespace, data: dict) -> str:
     return run_window(_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
+def _cmd_train(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.train import run_train
+
+    cfg = build_job_config(TrainJobConfig, data, args.conf)
+    run, model = run_train(_store(data, args.conf), cfg, args.start, args.end or args.start)
+    return run.message + "\nmetrics: " + json.dumps(model.metrics, sort_keys=True)
+
+
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
 
@@ -125,6 +136,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "generate": _cmd_generate,
     "discretize": _cmd_discretize,
     "window": _cmd_window,
+    "train": _cmd_train,
     "sql": _cmd_sql,
     "tables": _cmd_tables,
 }

@@ -236,6 +236,68 @@ class GenerateConfig(Strict):
     tasks: int | None = Field(default=None, ge=1)
 
 
+class DetectorConfig(Strict):
+    """The detector to train (its network is built apart, see adspark.detectors.networks)."""
+
+    type: Literal["dense_ae", "lstm_ae"] = "dense_ae"
+    hidden: list[int] = Field(default_factory=lambda: [64])
+    bottleneck: int = Field(default=16, ge=1)
+    units: int = Field(default=32, ge=1)
+    activation: str = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    l2: float = Field(default=0.0, ge=0.0)
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    patience: int = Field(default=3, ge=1)
+    seed: int = 0
+
+
+class ThresholdConfig(Strict):
+    """How the threshold is fitted on validation scores."""
+
+    method: Literal["quantile", "sigma", "distribution"] = "quantile"
+    q: float = Field(default=0.995, gt=0, lt=1)
+    k: float = Field(default=3.0, gt=0)
+    tail: float = Field(default=1e-3, gt=0, lt=1)
+    scope: Literal["global", "entity"] = "global"
+    shrinkage: float = Field(default=50.0, ge=0)
+    min_scores: int = Field(default=20, ge=1)
+
+    def options(self) -> dict[str, float]:
+        """The keyword options of the chosen method."""
+        return {"quantile": {"q": self.q}, "sigma": {"k": self.k}, "distribution": {"tail": self.tail}}[
+            self.method
+        ]
+
+
+class TrainConfig(Strict):
+    """The ``train`` job."""
+
+    backend: Literal["local", "horovod"] = "local"
+    num_proc: int = Field(default=2, ge=1)
+    petastorm_cache: str = "file:///tmp/adspark-petastorm"
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    exclude_labeled: bool = True
+    labels_table: str = "labels"
+    max_local_windows: int = Field(default=2_000_000, ge=1)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+
+    @field_validator("labels_table")
+    @classmethod
+    def _labels(cls, v: str) -> str:
+        return check_identifier(v, "labels table")
+
+    @model_validator(mode="after")
+    def _horovod_detector(self) -> "TrainConfig":
+        if self.backend == "horovod" and self.detector.type != "dense_ae":
+            raise ValueError(
+                f"backend horovod trains detector dense_ae; {self.detector.type} trains with backend local"
+            )
+        return self
+
+
 class ProjectFile(Strict):
     """The whole YAML file: every section optional here; jobs say which they need."""
 
@@ -245,6 +307,7 @@ class ProjectFile(Strict):
     generate: GenerateConfig | None = None
     discretize: DiscretizeConfig | None = None
     window: WindowConfig | None = None
+    train: TrainConfig | None = None
 
 
 class GenerateJobConfig(Strict):
@@ -273,12 +336,21 @@ class WindowJobConfig(Strict):
     window: WindowConfig
 
 
+class TrainJobConfig(Strict):
+    """Config of ``adspark train``."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    train: TrainConfig
+
+
 JobModel = TypeVar("JobModel", bound=Strict)
 
 _JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
     GenerateJobConfig: ("generate",),
     DiscretizeJobConfig: ("source", "discretize"),
     WindowJobConfig: ("source", "discretize", "window"),
+    TrainJobConfig: ("train",),
 }
 
 

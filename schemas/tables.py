@@ -128,6 +128,31 @@ WINDOWS = TableSchema(
     ),
 )
 
+MODELS = TableSchema(
+    name="models",
+    doc="The model registry: one row per trained model (artifact in _artifacts/<model_id>).",
+    fields=(
+        F("model_id", "string", False, "unique model id"),
+        F("config_key", "string", False, "hash of spec, detector, threshold and training config"),
+        F("detector", "string", False, "dense_ae, lstm_ae or vae"),
+        F("params", "string", False, "detector hyperparameters (JSON)"),
+        F("spec_id", "string", False, "window spec of the inputs (features, W, scaler stats)"),
+        F("n_steps", "int", False, "W"),
+        F("n_features", "int", False, "F"),
+        F("threshold_method", "string", False, "quantile, sigma, distribution or supervised"),
+        F("threshold", "double", False, "global threshold on the score"),
+        F("threshold_params", "string", False, "what the method used or found (JSON)"),
+        F("entity_thresholds", "string", False, "per-entity thresholds (JSON object, may be {})"),
+        F("train_from", "date", False, "first training night"),
+        F("train_to", "date", False, "last training night"),
+        F("data_version", "bigint", False, "Delta version of the windows table read"),
+        F("metrics", "string", False, "losses, epochs, samples/s, wall time (JSON)"),
+        F("artifact", "string", False, "folder holding model.keras"),
+        F("created_at", "timestamp", False, "registration time (UTC)"),
+        F("adspark_version", "string", False, "package version"),
+    ),
+)
+
 RUNS = TableSchema(
     name="runs",
     doc="One row per job run: what ran, on which range, with which counts and outcome.",
@@ -152,5 +177,8 @@ RUNS = TableSchema(
 
 TABLES: dict[str, TableSchema] = {
     t.name: t
-    for t in (EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS, RUNS)
+    for t in (
+        EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS,
+        MODELS, RUNS,
+    )
 }

@@ -36,6 +36,10 @@ class LoopParams:
     hidden: tuple[int, ...] = (64,)
     bottleneck: int = 16
     seed: int = 0
+    activation: str = "relu"
+    dropout: float = 0.0
+    l2: float = 0.0
+    patience: int = 3
 
 
 @dataclass
@@ -46,6 +50,8 @@ class LoopResult:
         rank: The process.
         size: Processes in all.
         losses: Loss per epoch, averaged across processes.
+        val_losses: Validation loss per epoch, averaged across processes (empty without one).
+        best_epoch: The epoch whose weights are returned (lowest validation loss).
         rows_seen: Rows this process trained on (all epochs).
         seconds: Wall time of the loop.
         weights: Final weights (rank 0 only; empty elsewhere).
@@ -54,16 +60,24 @@ class LoopResult:
     rank: int
     size: int
     losses: list[float]
+    val_losses: list[float]
+    best_epoch: int
     rows_seen: int
     seconds: float
     weights: list[np.ndarray] = field(default_factory=list)
 
 
-def train_reconstruction(ctx: Collective, feed: Feed, params: LoopParams) -> LoopResult:
+def train_reconstruction(
+    ctx: Collective, feed: Feed, params: LoopParams, val_feed: Feed | None = None
+) -> LoopResult:
     """Train a dense autoencoder on ``feed`` with the collective ``ctx``.
 
     Every process runs the same number of steps per epoch: enough for the largest shard to be
-    read whole (``ceil(shard_rows / batch_size)``), reading its shard cyclically.
+    read whole (``ceil(shard_rows / batch_size)``), reading its shard cyclically. With a
+    ``val_feed``, each epoch ends with the validation loss averaged across processes; training
+    stops after ``patience`` epochs without improvement and the best weights are kept (every
+    process takes the same decision, since it sees the same averaged loss). Rank 0 prints one
+    line per epoch.
     """
     import keras
     import tensorflow as tf
@@ -74,7 +88,10 @@ def train_reconstruction(ctx: Collective, feed: Feed, params: LoopParams) -> Loo
     if gpus:
         tf.config.set_visible_devices(gpus[ctx.local_rank % len(gpus)], "GPU")
     keras.utils.set_random_seed(params.seed)
-    model = dense_autoencoder(feed.n_columns, params.hidden, params.bottleneck, seed=params.seed)
+    model = dense_autoencoder(
+        feed.n_columns, params.hidden, params.bottleneck, params.activation, params.dropout,
+        params.l2, seed=params.seed,
+    )
     optimizer = keras.optimizers.Adam(params.learning_rate * ctx.size)
     ctx.broadcast([v.value for v in model.variables])
     variables = model.trainable_variables
@@ -88,17 +105,53 @@ def train_reconstruction(ctx: Collective, feed: Feed, params: LoopParams) -> Loo
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
+    @tf.function
+    def val_sums(x: Any) -> Any:
+        return tf.reduce_sum(tf.square(model(x, training=False) - x)), tf.cast(tf.size(x), tf.float32)
+
+    def validate() -> float:
+        total = count = 0.0
+        with val_feed.dataset(ctx.rank, ctx.size, params.batch_size, repeat=False) as ds:
+            for x in ds:
+                s, n = val_sums(x)
+                total, count = total + float(s), count + float(n)
+        total = float(ctx.mean(tf.constant(total), name="val_sum"))
+        count = float(ctx.mean(tf.constant(count), name="val_count"))
+        return total / max(count, 1.0)
+
     steps = max(1, -(-feed.shard_rows(ctx.size) // params.batch_size))
-    losses, seen = [], 0
+    losses: list[float] = []
+    val_losses: list[float] = []
+    seen, best, best_epoch, waited = 0, float("inf"), 0, 0
+    best_weights = None
     t0 = time.perf_counter()
     with feed.dataset(ctx.rank, ctx.size, params.batch_size, repeat=True) as ds:
         batches = iter(ds)
-        for _ in range(params.epochs):
+        for epoch in range(params.epochs):
             total = 0.0
             for _ in range(steps):
                 x = next(batches)
                 total += float(step(x))
                 seen += int(x.shape[0])
             losses.append(float(ctx.mean(tf.constant(total / steps), name="epoch_loss")))
+            line = f"epoch {epoch + 1}/{params.epochs} loss {losses[-1]:.5f}"
+            if val_feed is not None:
+                val_losses.append(validate())
+                line += f" val_loss {val_losses[-1]:.5f}"
+                if val_losses[-1] < best - 1e-7:
+                    best, best_epoch, waited = val_losses[-1], epoch, 0
+                    best_weights = model.get_weights()
+                else:
+                    waited += 1
+            else:
+                best_epoch = epoch
+            if ctx.rank == 0:
+                print(line, flush=True)
+            if val_feed is not None and waited >= params.patience:
+                break
+    if best_weights is not None:
+        model.set_weights(best_weights)
     weights = [np.asarray(w) for w in model.get_weights()] if ctx.rank == 0 else []
-    return LoopResult(ctx.rank, ctx.size, losses, seen, time.perf_counter() - t0, weights)
+    return LoopResult(
+        ctx.rank, ctx.size, losses, val_losses, best_epoch, seen, time.perf_counter() - t0, weights
+    )

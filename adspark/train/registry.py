@@ -1,0 +1,163 @@
+"""Model registry: a ``models`` Delta table plus an artifact folder per model.
+
+Everything needed to score is recreatable from the registry alone: the detector type and
+hyperparameters, the window spec id (feature names, shape and scaler statistics live in
+``window_specs`` and ``scaler_stats`` under that id), the thresholds (global and per entity) and
+the network in Keras native format (``model.keras``, loaded with ``safe_mode=True``; nothing is
+unpickled). The artifact is written to a temporary folder and renamed into place before the table
+row is appended, so a model is visible only once complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adspark import __version__
+from adspark.core.thresholds import Threshold
+from adspark.errors import AdsparkError, TableNotFoundError
+from adspark.tables import TableStore
+from schemas import MODELS
+
+
+class ModelNotFoundError(AdsparkError):
+    """No registered model matches the id or config."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model as the registry stores it.
+
+    Attributes:
+        model_id: Unique id.
+        config_key: Hash of what was trained on and how (for "latest for this config").
+        detector: Detector type (``dense_ae``, ``lstm_ae``, ``vae``).
+        params: Detector hyperparameters.
+        spec_id: Window spec of its inputs.
+        n_steps: W.
+        n_features: F.
+        threshold: Global threshold.
+        entity_thresholds: Per-entity thresholds (empty for a global scope).
+        train_from: First training night.
+        train_to: Last training night.
+        data_version: Delta version of the windows table that was read.
+        metrics: Losses, epochs, samples/s, wall time, ...
+        artifact: Folder holding ``model.keras``.
+    """
+
+    model_id: str
+    config_key: str
+    detector: str
+    params: dict
+    spec_id: str
+    n_steps: int
+    n_features: int
+    threshold: Threshold
+    entity_thresholds: dict[str, float]
+    train_from: dt.date
+    train_to: dt.date
+    data_version: int
+    metrics: dict = field(default_factory=dict)
+    artifact: str = ""
+
+
+def _artifact_root(store: TableStore) -> Path:
+    root = store.root
+    if "://" in root or root.startswith("dbfs:/"):
+        raise AdsparkError(f"artifacts need a local or mounted warehouse path, got {root!r}")
+    return Path(root) / "_artifacts"
+
+
+def save_model(store: TableStore, model: RegisteredModel, keras_model: Any) -> RegisteredModel:
+    """Write the artifact, then the ``models`` row; returns the model with its artifact path."""
+    root = _artifact_root(store)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / model.model_id
+    tmp = root / f".tmp-{model.model_id}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir()
+    try:
+        keras_model.save(tmp / "model.keras")
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    saved = RegisteredModel(**{**model.__dict__, "artifact": str(final)})
+    row = (
+        saved.model_id, saved.config_key, saved.detector, json.dumps(saved.params, sort_keys=True),
+        saved.spec_id, saved.n_steps, saved.n_features, saved.threshold.method,
+        float(saved.threshold.value), json.dumps(saved.threshold.params, sort_keys=True),
+        json.dumps(saved.entity_thresholds, sort_keys=True), saved.train_from, saved.train_to,
+        int(saved.data_version), json.dumps(saved.metrics, sort_keys=True), saved.artifact,
+        dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), __version__,
+    )
+    store.append(store.spark.createDataFrame([row], MODELS.struct_type()), MODELS.name)
+    return saved
+
+
+def _from_row(row: Any) -> RegisteredModel:
+    return RegisteredModel(
+        model_id=row.model_id,
+        config_key=row.config_key,
+        detector=row.detector,
+        params=json.loads(row.params),
+        spec_id=row.spec_id,
+        n_steps=row.n_steps,
+        n_features=row.n_features,
+        threshold=Threshold(row.threshold_method, row.threshold, json.loads(row.threshold_params)),
+        entity_thresholds=json.loads(row.entity_thresholds),
+        train_from=row.train_from,
+        train_to=row.train_to,
+        data_version=row.data_version,
+        metrics=json.loads(row.metrics),
+        artifact=row.artifact,
+    )
+
+
+def find_model(
+    store: TableStore, model_id: str | None = None, config_key: str | None = None
+) -> RegisteredModel:
+    """A model by id, or the latest one registered for a config key.
+
+    Raises:
+        ModelNotFoundError: Naming what was looked for.
+    """
+    from pyspark.sql import functions as F
+
+    try:
+        models = store.read(MODELS.name)
+    except TableNotFoundError:
+        raise ModelNotFoundError("no model is registered yet (run `adspark train`)") from None
+    if model_id is not None:
+        rows = models.where(F.col("model_id") == model_id).collect()
+        what = f"model id {model_id!r}"
+    elif config_key is not None:
+        rows = models.where(F.col("config_key") == config_key).orderBy(F.desc("created_at")).limit(1).collect()
+        what = f"config key {config_key!r}"
+    else:
+        raise ValueError("give a model_id or a config_key")
+    if not rows:
+        raise ModelNotFoundError(f"no registered model for {what}")
+    return _from_row(rows[0])
+
+
+def load_network(model: RegisteredModel) -> Any:
+    """The Keras network of a registered model (native format, safe mode: no lambda unpickling)."""
+    import keras
+
+    path = Path(model.artifact) / "model.keras"
+    if not path.is_file():
+        raise ModelNotFoundError(f"artifact of model {model.model_id} missing at {str(path)!r}")
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def thresholds_for(model: RegisteredModel, entities: np.ndarray) -> np.ndarray:
+    """The threshold in force for each entity, shape (n,)."""
+    return np.array(
+        [model.entity_thresholds.get(str(e), model.threshold.value) for e in entities], np.float64
+    )

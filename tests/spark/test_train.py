@@ -1,0 +1,78 @@
+"""train: windows -> detector + thresholds -> registry; every backend path; registry round trip."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from adspark.config import DiscretizeJobConfig, TrainJobConfig, WindowJobConfig, build_job_config
+from adspark.core.thresholds import Threshold
+from adspark.detectors.autoencoders import DenseAutoencoder
+from adspark.pipeline.discretize import run_discretize
+from adspark.pipeline.train import load_detector, run_train
+from adspark.pipeline.window import run_window
+from adspark.train.backend import HorovodSparkBackend, LocalBackend
+from adspark.train.registry import ModelNotFoundError, RegisteredModel, find_model, save_model
+
+D5, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 7)
+
+
+@pytest.fixture()
+def windowed(store, base_config, tiny_events, tmp_path):
+    run_discretize(store, build_job_config(DiscretizeJobConfig, base_config), D5, D7)
+    run_window(store, build_job_config(WindowJobConfig, base_config), D5, D7)
+    base_config["train"] = {
+        "validation_fraction": 0.34,
+        "petastorm_cache": f"file://{tmp_path}/petastorm",
+        "detector": {"hidden": [8], "bottleneck": 2, "epochs": 3, "batch_size": 4, "patience": 2},
+        "threshold": {"method": "quantile", "q": 0.9, "scope": "entity", "min_scores": 1, "shrinkage": 1},
+    }
+    return base_config
+
+
+@pytest.mark.parametrize("path", ["local", "horovod_double", "horovod"])
+def test_train_registers_a_model(store, windowed, path):
+    if path != "local":
+        windowed["train"]["backend"] = "horovod"
+    cfg = build_job_config(TrainJobConfig, windowed)
+    backend = {"local": None, "horovod_double": LocalBackend(), "horovod": HorovodSparkBackend(2)}[path]
+    run, model = run_train(store, cfg, D5, D7, backend=backend)
+    assert model.detector == "dense_ae" and model.n_steps == 4
+    assert model.metrics["train_windows"] > 0 and model.metrics["val_windows"] > 0
+    assert model.metrics["processes"] == (2 if path == "horovod" else 1)
+    assert set(model.entity_thresholds) == {"u1", "u2"}
+    assert store.read("models").count() == 1
+    assert find_model(store, model_id=model.model_id).threshold.value == model.threshold.value
+    assert find_model(store, config_key=model.config_key).model_id == model.model_id
+    assert "train" in run.message and model.model_id in run.message
+    x = np.stack(store.read("windows").toPandas()["values"]).reshape(-1, 4, model.n_features)
+    scores = load_detector(find_model(store, model_id=model.model_id)).score(x)
+    assert scores.shape == (len(x),) and np.isfinite(scores).all()
+
+
+def test_registry_round_trip_gives_identical_scores(store):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4, 3)).astype(np.float32)
+    det = DenseAutoencoder(hidden=(8,), bottleneck=3, epochs=2, batch_size=32).fit(x)
+    expected = det.score(x)
+    model = RegisteredModel(
+        model_id="m-test", config_key="k", detector="dense_ae",
+        params={"hidden": [8], "bottleneck": 3, "epochs": 2, "batch_size": 32},
+        spec_id="s", n_steps=4, n_features=3, threshold=Threshold("quantile", 1.5, {"q": 0.99}),
+        entity_thresholds={"a": 2.0}, train_from=D5, train_to=D7, data_version=0,
+    )
+    save_model(store, model, det.model_)
+    del det
+    loaded = load_detector(find_model(store, model_id="m-test"))
+    np.testing.assert_array_equal(loaded.score(x), expected)
+    with pytest.raises(ModelNotFoundError, match="no registered model for model id 'nope'"):
+        find_model(store, model_id="nope")
+
+
+def test_train_needs_windows(store, base_config):
+    base_config["train"] = {}
+    cfg = build_job_config(TrainJobConfig, base_config)
+    from adspark.errors import TableNotFoundError
+
+    with pytest.raises(TableNotFoundError, match="windows"):
+        run_train(store, cfg, D5, D7)
