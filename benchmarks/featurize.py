@@ -287,8 +287,8 @@ def _tree_rss(pid: int) -> int:
     for q in procs:
         try:
             total += q.memory_info().rss
-        except psutil.Error:
-            pass
+        except psutil.Error:  # the process ended between listing and reading: nothing to add
+            continue
     return total
 
 
