@@ -9,15 +9,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql.types import DataType, StructType
 
-_SIMPLE = {
-    "string",
-    "double",
-    "float",
-    "int",
-    "bigint",
-    "boolean",
-    "date",
-    "timestamp",
+# One row per supported type: (Spark type class, pyarrow factory).
+_TYPES: dict[str, tuple[str, str]] = {
+    "string": ("StringType", "string"),
+    "double": ("DoubleType", "float64"),
+    "float": ("FloatType", "float32"),
+    "int": ("IntegerType", "int32"),
+    "bigint": ("LongType", "int64"),
+    "boolean": ("BooleanType", "bool_"),
+    "date": ("DateType", "date32"),
+    "timestamp": ("TimestampType", "timestamp"),
 }
 
 
@@ -38,46 +39,33 @@ class Field:
     nullable: bool = True
     doc: str = ""
 
+    @property
+    def _element(self) -> str:
+        """The scalar type (the element type for arrays)."""
+        return self.type[6:-1] if self.type.startswith("array<") else self.type
+
     def __post_init__(self) -> None:
-        inner = self.type[6:-1] if self.type.startswith("array<") else self.type
-        if inner not in _SIMPLE:
+        if self._element not in _TYPES:
             raise ValueError(f"field {self.name!r}: unsupported type {self.type!r}")
 
     def arrow_type(self) -> "pa.DataType":
         """The Arrow type Spark exchanges for this field (timestamps in UTC, microseconds)."""
         import pyarrow as pa
 
-        simple = {
-            "string": pa.string(),
-            "double": pa.float64(),
-            "float": pa.float32(),
-            "int": pa.int32(),
-            "bigint": pa.int64(),
-            "boolean": pa.bool_(),
-            "date": pa.date32(),
-            "timestamp": pa.timestamp("us", tz="UTC"),
-        }
+        factory = _TYPES[self._element][1]
+        scalar = pa.timestamp("us", tz="UTC") if factory == "timestamp" else getattr(pa, factory)()
         if self.type.startswith("array<"):
-            return pa.list_(pa.field("element", simple[self.type[6:-1]], nullable=False))
-        return simple[self.type]
+            return pa.list_(pa.field("element", scalar, nullable=False))
+        return scalar
 
     def data_type(self) -> "DataType":
         """The Spark data type of this field."""
         from pyspark.sql import types as T
 
-        simple = {
-            "string": T.StringType(),
-            "double": T.DoubleType(),
-            "float": T.FloatType(),
-            "int": T.IntegerType(),
-            "bigint": T.LongType(),
-            "boolean": T.BooleanType(),
-            "date": T.DateType(),
-            "timestamp": T.TimestampType(),
-        }
+        scalar = getattr(T, _TYPES[self._element][0])()
         if self.type.startswith("array<"):
-            return T.ArrayType(simple[self.type[6:-1]], containsNull=False)
-        return simple[self.type]
+            return T.ArrayType(scalar, containsNull=False)
+        return scalar
 
 
 @dataclass(frozen=True)
