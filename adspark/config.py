@@ -239,9 +239,9 @@ class GenerateConfig(Strict):
 class DetectorConfig(Strict):
     """The detector to train (its network is built apart, see adspark.detectors.networks)."""
 
-    type: Literal["dense_ae", "lstm_ae"] = "dense_ae"
+    type: Literal["dense_ae", "lstm_ae", "vae"] = "dense_ae"
     hidden: list[int] = Field(default_factory=lambda: [64])
-    bottleneck: int = Field(default=16, ge=1)
+    bottleneck: int = Field(default=16, ge=1, description="code width (latent size of the vae)")
     units: int = Field(default=32, ge=1)
     activation: str = "relu"
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -251,13 +251,17 @@ class DetectorConfig(Strict):
     learning_rate: float = Field(default=1e-3, gt=0)
     patience: int = Field(default=3, ge=1)
     seed: int = 0
+    beta: float = Field(default=1.0, ge=0.0, description="vae: weight of the KL term")
+    score_kind: Literal["probability", "error"] = "probability"
+    n_samples: int = Field(default=16, ge=1, description="vae: latent draws per window when scoring")
 
 
 class ThresholdConfig(Strict):
     """How the threshold is fitted on validation scores."""
 
-    method: Literal["quantile", "sigma", "distribution"] = "quantile"
+    method: Literal["quantile", "sigma", "distribution", "supervised"] = "quantile"
     q: float = Field(default=0.995, gt=0, lt=1)
+    beta: float = Field(default=1.0, gt=0, description="supervised: F-beta to maximize")
     k: float = Field(default=3.0, gt=0)
     tail: float = Field(default=1e-3, gt=0, lt=1)
     scope: Literal["global", "entity"] = "global"
@@ -266,15 +270,26 @@ class ThresholdConfig(Strict):
 
     def options(self) -> dict[str, float]:
         """The keyword options of the chosen method."""
-        return {"quantile": {"q": self.q}, "sigma": {"k": self.k}, "distribution": {"tail": self.tail}}[
-            self.method
-        ]
+        return {
+            "quantile": {"q": self.q}, "sigma": {"k": self.k}, "distribution": {"tail": self.tail},
+            "supervised": {"beta": self.beta},
+        }[self.method]
+
+
+class MlflowConfig(Strict):
+    """Optional MLflow logging of trained models (needs ``mlflow`` installed)."""
+
+    tracking_uri: str | None = None
+    experiment: str = "adspark"
+    log_artifacts: bool = True
 
 
 class TrainConfig(Strict):
     """The ``train`` job."""
 
     backend: Literal["local", "horovod"] = "local"
+    model_scope: Literal["global", "entity"] = "global"
+    max_entity_models: int = Field(default=1000, ge=1)
     num_proc: int = Field(default=2, ge=1)
     petastorm_cache: str = "file:///tmp/adspark-petastorm"
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
@@ -283,6 +298,7 @@ class TrainConfig(Strict):
     max_local_windows: int = Field(default=2_000_000, ge=1)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @field_validator("labels_table")
     @classmethod
@@ -295,6 +311,12 @@ class TrainConfig(Strict):
             raise ValueError(
                 f"backend horovod trains detector dense_ae; {self.detector.type} trains with backend local"
             )
+        if self.model_scope == "entity" and self.backend == "horovod":
+            raise ValueError("model_scope entity trains many small models with applyInPandas; use backend local")
+        if self.threshold.method == "supervised" and self.threshold.scope == "entity":
+            raise ValueError("threshold method supervised fits one global threshold; use scope global")
+        if self.threshold.method == "supervised" and self.model_scope == "entity":
+            raise ValueError("threshold method supervised needs model_scope global")
         return self
 
 

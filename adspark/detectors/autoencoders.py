@@ -26,6 +26,17 @@ class _Reconstruction:
     model_: Any = None
     history_: dict = field(default_factory=dict)
     shape_: tuple[int, int] | None = None
+    _infer: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def networks(self) -> dict[str, Any]:
+        """The fitted Keras networks by artifact name (saved as ``<name>.keras``)."""
+        check_fitted(self, "model_")
+        return {"model": self.model_}
+
+    def restore(self, networks: dict[str, Any], shape: tuple[int, int]) -> "_Reconstruction":
+        """Set the fitted state from networks loaded from the registry."""
+        self.model_, self.shape_, self._infer = networks["model"], tuple(shape), None
+        return self
 
     def _network(self, n_steps: int, n_features: int) -> Any:
         raise TypeError("subclasses build their network")
@@ -56,7 +67,7 @@ class _Reconstruction:
             self._to_model(w), self._to_model(w), epochs=self.epochs, batch_size=self.batch_size,
             validation_data=val, callbacks=callbacks, verbose=self.verbose, shuffle=True,
         )
-        self.model_ = model
+        self.model_, self._infer = model, None
         self.history_ = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
         return self
 
@@ -67,8 +78,10 @@ class _Reconstruction:
         check_fitted(self, "model_")
         w = as_windows(x)
         check_shape(w, *self.shape_, type(self).__name__)
-        model = self.model_
-        infer = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+        if self._infer is None:  # traced once per fitted model, not once per call
+            model = self.model_
+            self._infer = tf.function(lambda b: model(b, training=False), reduce_retracing=True)
+        infer = self._infer
         inputs = self._to_model(w)
         outs = [infer(tf.constant(inputs[i : i + batch_size])).numpy()
                 for i in range(0, len(inputs), batch_size)]

@@ -137,6 +137,16 @@ class VariationalAutoencoder:
         self.encoder_, self.decoder_, self.history_ = encoder, decoder, history
         return self
 
+    def networks(self) -> dict[str, Any]:
+        """The fitted Keras networks by artifact name (saved as ``<name>.keras``)."""
+        check_fitted(self, "encoder_")
+        return {"encoder": self.encoder_, "decoder": self.decoder_}
+
+    def restore(self, networks: dict[str, Any], shape: tuple[int, int]) -> "VariationalAutoencoder":
+        """Set the fitted state from networks loaded from the registry."""
+        self.encoder_, self.decoder_, self.shape_ = networks["encoder"], networks["decoder"], tuple(shape)
+        return self
+
     def _flat(self, x: np.ndarray) -> np.ndarray:
         check_fitted(self, "encoder_")
         w = as_windows(x)

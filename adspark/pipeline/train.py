@@ -14,18 +14,23 @@ import json
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adspark.config import DetectorConfig, TrainJobConfig
-from adspark.core.thresholds import fit_threshold, per_entity_thresholds
+from adspark.core.thresholds import Threshold, fit_threshold, per_entity_thresholds
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
+from adspark.detectors.vae import VariationalAutoencoder
 from adspark.errors import ConfigError, EmptyInputError
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel, save_model
+from adspark.train.tracking import log_to_mlflow
 from schemas import WINDOWS
+
+Reconstructor = DenseAutoencoder | LSTMAutoencoder | VariationalAutoencoder
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -33,8 +38,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from adspark.train.backend import TrainingBackend
 
 
-def build_detector(cfg: DetectorConfig, verbose: int = 0) -> DenseAutoencoder | LSTMAutoencoder:
+def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
     """The detector wrapper a config describes (untrained)."""
+    if cfg.type == "vae":
+        return VariationalAutoencoder(
+            hidden=tuple(cfg.hidden), latent=cfg.bottleneck, beta=cfg.beta, score_kind=cfg.score_kind,
+            n_samples=cfg.n_samples, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate, patience=cfg.patience, seed=cfg.seed,
+        )
     common = dict(
         epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         patience=cfg.patience, seed=cfg.seed, verbose=verbose,
@@ -55,6 +66,7 @@ def config_key(cfg: TrainJobConfig, spec_id: str) -> str:
         "threshold": cfg.train.threshold.model_dump(mode="json"),
         "validation_fraction": cfg.train.validation_fraction,
         "exclude_labeled": cfg.train.exclude_labeled,
+        "model_scope": cfg.train.model_scope,
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -62,7 +74,11 @@ def config_key(cfg: TrainJobConfig, spec_id: str) -> str:
 def _training_windows(
     store: TableStore, cfg: TrainJobConfig, start: dt.date, end: dt.date
 ) -> tuple["DataFrame", str, int, int, int]:
-    """Windows of the range without labeled anomalies: (frame, spec id, W, F, Delta version)."""
+    """Windows of the range, ``labeled`` when they overlap a labeled anomaly.
+
+    Returns:
+        (frame, spec id, W, F, Delta version of the windows table).
+    """
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -77,7 +93,8 @@ def _training_windows(
             "train on a range with one spec"
         )
     labels = cfg.train.labels_table
-    if cfg.train.exclude_labeled and store.exists(labels):
+    needs_labels = cfg.train.exclude_labeled or cfg.train.threshold.method == "supervised"
+    if needs_labels and store.exists(labels):
         lab = store.read(labels).select(
             F.col("entity").alias("_l_entity"), F.col("start").alias("_l_start"),
             F.col("end").alias("_l_end"),
@@ -87,7 +104,12 @@ def _training_windows(
             & (F.col("window_start") < F.col("_l_end"))
             & (F.col("window_end") > F.col("_l_start"))
         )
-        windows = windows.join(F.broadcast(lab), overlap, "left_anti")
+        labeled = windows.join(F.broadcast(lab), overlap, "left_semi").select(
+            "window_id", F.lit(True).alias("labeled")
+        )
+        windows = windows.join(labeled, "window_id", "left").fillna(False, subset=["labeled"])
+    else:
+        windows = windows.withColumn("labeled", F.lit(False))
     spec = specs[0]
     return windows, spec.spec_id, spec.n_steps, spec.n_features, int(version)
 
@@ -103,16 +125,40 @@ def _split_dates(store: TableStore, windows: "DataFrame", fraction: float) -> dt
     return dates[-n_val]
 
 
-def _collect(frame: "DataFrame", n_steps: int, n_features: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Windows (n, W, F) and their entities, on the driver (bounded by ``limit``)."""
+def _collect(
+    frame: "DataFrame", n_steps: int, n_features: int, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows (n, W, F), their entities (n,) and labeled flags (n,), on the driver (at most ``limit``)."""
     n = frame.count()
     if n > limit:
         raise ConfigError(
             f"{n} windows exceed train.max_local_windows={limit}: use backend horovod, or raise the limit"
         )
-    pdf = frame.select("entity", "values").toPandas()
+    pdf = frame.select("entity", "values", "labeled").toPandas()
     values = np.stack(pdf["values"].to_numpy()) if n else np.empty((0, n_steps * n_features), np.float32)
-    return values.reshape(n, n_steps, n_features).astype(np.float32), pdf["entity"].to_numpy()
+    x = values.reshape(n, n_steps, n_features).astype(np.float32)
+    return x, pdf["entity"].to_numpy(), pdf["labeled"].to_numpy(dtype=bool)
+
+
+@dataclass
+class Fitted:
+    """What a training path hands to the registry.
+
+    Attributes:
+        networks: Keras networks by name (global scope).
+        files: Artifact files by relative path (entity scope).
+        threshold: Global threshold.
+        entity_thresholds: Per-entity thresholds.
+        entity_models: Entity -> artifact subfolder (entity scope).
+        metrics: Losses, epochs, samples/s, counts.
+    """
+
+    networks: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    threshold: Threshold | None = None
+    entity_thresholds: dict[str, float] = field(default_factory=dict)
+    entity_models: dict[str, str] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
 
 
 def _train_horovod(
@@ -139,9 +185,9 @@ def _train_horovod(
         val_feed.delete()
     rank0 = results[0]
     detector = build_detector(d)
-    detector.shape_ = (n_steps, n_features)
-    detector.model_ = detector._network(n_steps, n_features)
-    detector.model_.set_weights(rank0.weights)
+    network = detector._network(n_steps, n_features)
+    network.set_weights(rank0.weights)
+    detector.restore({"model": network}, (n_steps, n_features))
     detector.history_ = {"loss": rank0.losses, "val_loss": rank0.val_losses}
     metrics = {
         "processes": rank0.size,
@@ -149,6 +195,73 @@ def _train_horovod(
         "samples_per_s": sum(r.rows_seen for r in results) / max(rank0.seconds, 1e-9),
     }
     return detector, metrics
+
+
+def _fit_global(
+    cfg: TrainJobConfig, backend: "TrainingBackend | None", windows: "DataFrame", first_val: dt.date,
+    n_steps: int, n_features: int,
+) -> Fitted:
+    """One model over all entities (local Keras or Horovod), thresholds on validation scores."""
+    from pyspark.sql import functions as F
+
+    is_val = F.col("date") >= F.lit(first_val)
+    train_df = windows.where(~is_val & ~F.col("labeled"))
+    val_df = windows.where(is_val & ~F.col("labeled"))
+    limit = cfg.train.max_local_windows
+    x_val, val_entities, _ = _collect(val_df, n_steps, n_features, limit)
+    if cfg.train.backend == "horovod":
+        from adspark.train.backend import HorovodSparkBackend
+
+        chosen = backend or HorovodSparkBackend(num_proc=cfg.train.num_proc)
+        detector, metrics = _train_horovod(cfg, chosen, train_df, val_df, n_steps, n_features)
+        n_train = train_df.count()
+    else:
+        x_train, _, _ = _collect(train_df, n_steps, n_features, limit)
+        n_train = len(x_train)
+        fit_t0 = time.perf_counter()
+        detector = build_detector(cfg.train.detector, verbose=2).fit(x_train, x_val)
+        epochs = len(detector.history_.get("loss", []))
+        metrics = {
+            "processes": 1,
+            "best_epoch": int(np.argmin(detector.history_.get("val_loss") or [0])) + 1,
+            "samples_per_s": n_train * epochs / max(time.perf_counter() - fit_t0, 1e-9),
+        }
+    val_scores = detector.score(x_val)
+    th = cfg.train.threshold
+    if th.method == "supervised":
+        x_all, _, y_all = _collect(windows.where(is_val), n_steps, n_features, limit)
+        if not y_all.any():
+            raise EmptyInputError(
+                f"threshold method supervised needs labeled anomalies among the validation windows "
+                f"(from {first_val}); table {cfg.train.labels_table!r} marks none of them"
+            )
+        threshold = fit_threshold(detector.score(x_all), "supervised", labels=y_all, beta=th.beta)
+        metrics["val_labeled_windows"] = int(y_all.sum())
+    else:
+        threshold = fit_threshold(val_scores, th.method, **th.options())
+    entity_thresholds = (
+        per_entity_thresholds(
+            val_entities, val_scores, th.method, threshold, th.shrinkage, th.min_scores, **th.options()
+        )
+        if th.scope == "entity"
+        else {}
+    )
+    history = detector.history_
+    metrics.update(
+        {
+            "loss": history.get("loss", [None])[-1],
+            "val_loss": history["val_loss"][-1] if history.get("val_loss") else None,
+            "epochs": len(history.get("loss", [])),
+            "train_windows": int(n_train),
+            "val_windows": int(len(x_val)),
+            "val_score_mean": float(np.mean(val_scores)) if len(val_scores) else None,
+            "val_flagged_share": float(np.mean(val_scores > threshold.value)) if len(val_scores) else None,
+        }
+    )
+    return Fitted(
+        networks=detector.networks(), threshold=threshold, entity_thresholds=entity_thresholds,
+        metrics=metrics,
+    )
 
 
 def run_train(
@@ -168,59 +281,20 @@ def run_train(
         backend: With ``train.backend: horovod``, runs the data-parallel loop on this backend
             instead of ``HorovodSparkBackend`` (e.g. ``LocalBackend``, the in-process double).
     """
-    from pyspark.sql import functions as F
-
     if end < start:
         raise ConfigError(f"--to {end} is before --from {start}")
     with recorded_run(store, "train", cfg, start, end) as run:
         t0 = time.perf_counter()
         windows, spec_id, n_steps, n_features, version = _training_windows(store, cfg, start, end)
         first_val = _split_dates(store, windows, cfg.train.validation_fraction)
-        train_df = windows.where(F.col("date") < F.lit(first_val))
-        val_df = windows.where(F.col("date") >= F.lit(first_val))
-        limit = cfg.train.max_local_windows
-        x_val, val_entities = _collect(val_df, n_steps, n_features, limit)
-        if cfg.train.backend == "horovod":
-            from adspark.train.backend import HorovodSparkBackend
+        if cfg.train.model_scope == "entity":
+            from adspark.pipeline.train_entities import fit_entity_models
 
-            chosen = backend or HorovodSparkBackend(num_proc=cfg.train.num_proc)
-            detector, metrics = _train_horovod(cfg, chosen, train_df, val_df, n_steps, n_features)
-            n_train = train_df.count()
+            fitted = fit_entity_models(windows, first_val, n_steps, n_features, cfg.train)
         else:
-            x_train, _ = _collect(train_df, n_steps, n_features, limit)
-            n_train = len(x_train)
-            fit_t0 = time.perf_counter()
-            detector = build_detector(cfg.train.detector, verbose=2).fit(x_train, x_val)
-            epochs = len(detector.history_.get("loss", []))
-            metrics = {
-                "processes": 1,
-                "best_epoch": int(np.argmin(detector.history_.get("val_loss", [0]))) + 1,
-                "samples_per_s": n_train * epochs / max(time.perf_counter() - fit_t0, 1e-9),
-            }
-        val_scores = detector.score(x_val)
-        th = cfg.train.threshold
-        threshold = fit_threshold(val_scores, th.method, **th.options())
-        entity_thresholds = (
-            per_entity_thresholds(
-                val_entities, val_scores, th.method, threshold, th.shrinkage, th.min_scores,
-                **th.options(),
-            )
-            if th.scope == "entity"
-            else {}
-        )
-        history = detector.history_
-        metrics.update(
-            {
-                "loss": history.get("loss", [None])[-1],
-                "val_loss": history.get("val_loss", [None])[-1] if history.get("val_loss") else None,
-                "epochs": len(history.get("loss", [])),
-                "train_windows": int(n_train),
-                "val_windows": int(len(x_val)),
-                "val_score_mean": float(np.mean(val_scores)),
-                "val_flagged_share": float(np.mean(val_scores > threshold.value)),
-                "wall_s": round(time.perf_counter() - t0, 3),
-            }
-        )
+            fitted = _fit_global(cfg, backend, windows, first_val, n_steps, n_features)
+        metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3)}
+        threshold = fitted.threshold
         model = RegisteredModel(
             model_id=f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
             config_key=config_key(cfg, spec_id),
@@ -230,31 +304,54 @@ def run_train(
             n_steps=n_steps,
             n_features=n_features,
             threshold=threshold,
-            entity_thresholds=entity_thresholds,
+            entity_thresholds=fitted.entity_thresholds,
             train_from=start,
             train_to=end,
             data_version=version,
             metrics=metrics,
+            scope=cfg.train.model_scope,
+            entity_models=fitted.entity_models,
         )
-        model = save_model(store, model, detector.model_)
-        run.rows_read = n_train + len(x_val)
+        model = save_model(store, model, networks=fitted.networks, files=fitted.files)
+        log_to_mlflow(model, cfg.train.mlflow)
+        n_train, n_val = metrics["train_windows"], metrics["val_windows"]
+        run.rows_read = n_train + n_val
         run.rows_written = 1
+        loss = metrics.get("loss")
+        val_loss = metrics.get("val_loss")
         run.message = (
-            f"train {start}..{end}: model {model.model_id} ({model.detector}, spec {spec_id}, "
-            f"{n_train} train + {len(x_val)} validation windows from {first_val}); "
-            f"threshold {threshold.method} = {threshold.value:.6g}"
-            + (f" (+{len(entity_thresholds)} per entity)" if entity_thresholds else "")
-            + f"; loss {metrics['loss']:.5f}, val_loss {metrics['val_loss'] or float('nan'):.5f}, "
-            f"{metrics['epochs']} epochs, {metrics['samples_per_s']:.0f} samples/s"
+            f"train {start}..{end}: model {model.model_id} ({model.detector}, "
+            f"{model.scope} scope, spec {spec_id}, {n_train} train + {n_val} validation windows "
+            f"from {first_val}); threshold {threshold.method} = {threshold.value:.6g}"
+            + (f" (+{len(fitted.entity_thresholds)} per entity)" if fitted.entity_thresholds else "")
+            + f"; loss {_fmt(loss)}, val_loss {_fmt(val_loss)}, {metrics.get('epochs', 0)} epochs, "
+            f"{metrics.get('samples_per_s', 0):.0f} samples/s"
         )
     return run, model
 
 
-def load_detector(model: RegisteredModel) -> DenseAutoencoder | LSTMAutoencoder:
-    """Recreate a trained detector from the registry alone."""
-    from adspark.train.registry import load_network
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.5f}"
 
+
+def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstructor:
+    """Recreate a trained detector from the registry alone.
+
+    Args:
+        model: The registered model.
+        entity: For entity-scoped models, whose network to load.
+
+    Raises:
+        ModelNotFoundError: When the artifact (or the entity's network) is missing.
+    """
+    from pathlib import Path
+
+    from adspark.train.registry import ModelNotFoundError, load_networks
+
+    folder = Path(model.artifact)
+    if model.scope == "entity":
+        if entity is None or entity not in model.entity_models:
+            raise ModelNotFoundError(f"model {model.model_id} has no network for entity {entity!r}")
+        folder = folder / model.entity_models[entity]
     detector = build_detector(DetectorConfig.model_validate(model.params))
-    detector.model_ = load_network(model)
-    detector.shape_ = (model.n_steps, model.n_features)
-    return detector
+    return detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))

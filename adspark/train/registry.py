@@ -3,8 +3,8 @@
 Everything needed to score is recreatable from the registry alone: the detector type and
 hyperparameters, the window spec id (feature names, shape and scaler statistics live in
 ``window_specs`` and ``scaler_stats`` under that id), the thresholds (global and per entity) and
-the network in Keras native format (``model.keras``, loaded with ``safe_mode=True``; nothing is
-unpickled). The artifact is written to a temporary folder and renamed into place before the table
+the networks in Keras native format (``<name>.keras``, loaded with ``safe_mode=True``; nothing is
+unpickled; per-entity models in ``entities/<n>/``). The artifact is written to a temporary folder and renamed into place before the table
 row is appended, so a model is visible only once complete.
 """
 
@@ -14,9 +14,9 @@ import datetime as dt
 import json
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -49,7 +49,9 @@ class RegisteredModel:
         train_to: Last training night.
         data_version: Delta version of the windows table that was read.
         metrics: Losses, epochs, samples/s, wall time, ...
-        artifact: Folder holding ``model.keras``.
+        scope: ``global`` (one set of networks) or ``entity`` (one per entity).
+        entity_models: Entity scope: entity -> subfolder of ``artifact`` holding its networks.
+        artifact: Folder holding the networks as ``<name>.keras``.
     """
 
     model_id: str
@@ -65,6 +67,8 @@ class RegisteredModel:
     train_to: dt.date
     data_version: int
     metrics: dict = field(default_factory=dict)
+    scope: str = "global"
+    entity_models: dict[str, str] = field(default_factory=dict)
     artifact: str = ""
 
 
@@ -75,25 +79,51 @@ def _artifact_root(store: TableStore) -> Path:
     return Path(root) / "_artifacts"
 
 
-def save_model(store: TableStore, model: RegisteredModel, keras_model: Any) -> RegisteredModel:
-    """Write the artifact, then the ``models`` row; returns the model with its artifact path."""
+def _write_networks(folder: Path, networks: Mapping[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, net in networks.items():
+        net.save(folder / f"{name}.keras")
+
+
+def save_model(
+    store: TableStore,
+    model: RegisteredModel,
+    networks: Mapping[str, Any] | None = None,
+    files: Mapping[str, bytes] | None = None,
+) -> RegisteredModel:
+    """Write the artifact, then the ``models`` row; returns the model with its artifact path.
+
+    Args:
+        store: Tables.
+        model: What to register (``artifact`` is filled in here).
+        networks: Keras networks by name, saved as ``<name>.keras`` (global scope).
+        files: Artifact files as bytes by relative path (e.g. per-entity networks trained on
+            executors), written as they are.
+    """
     root = _artifact_root(store)
     root.mkdir(parents=True, exist_ok=True)
     final = root / model.model_id
     tmp = root / f".tmp-{model.model_id}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
     try:
-        keras_model.save(tmp / "model.keras")
+        _write_networks(tmp, networks or {})
+        for rel, data in (files or {}).items():
+            target = (tmp / rel).resolve()
+            if tmp.resolve() not in target.parents:
+                raise AdsparkError(f"artifact file {rel!r} would escape the artifact folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    saved = RegisteredModel(**{**model.__dict__, "artifact": str(final)})
+    saved = replace(model, artifact=str(final))
     row = (
         saved.model_id, saved.config_key, saved.detector, json.dumps(saved.params, sort_keys=True),
         saved.spec_id, saved.n_steps, saved.n_features, saved.threshold.method,
         float(saved.threshold.value), json.dumps(saved.threshold.params, sort_keys=True),
         json.dumps(saved.entity_thresholds, sort_keys=True), saved.train_from, saved.train_to,
-        int(saved.data_version), json.dumps(saved.metrics, sort_keys=True), saved.artifact,
+        int(saved.data_version), json.dumps(saved.metrics, sort_keys=True), saved.scope,
+        json.dumps(saved.entity_models, sort_keys=True), saved.artifact,
         dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), __version__,
     )
     store.append(store.spark.createDataFrame([row], MODELS.struct_type()), MODELS.name)
@@ -115,6 +145,8 @@ def _from_row(row: Any) -> RegisteredModel:
         train_to=row.train_to,
         data_version=row.data_version,
         metrics=json.loads(row.metrics),
+        scope=row.scope,
+        entity_models=json.loads(row.entity_models),
         artifact=row.artifact,
     )
 
@@ -146,14 +178,24 @@ def find_model(
     return _from_row(rows[0])
 
 
-def load_network(model: RegisteredModel) -> Any:
-    """The Keras network of a registered model (native format, safe mode: no lambda unpickling)."""
+def artifact_files(model: RegisteredModel) -> dict[str, bytes]:
+    """Every file of a model's artifact folder as bytes by relative path (to ship to executors)."""
+    folder = Path(model.artifact)
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"artifact of model {model.model_id} missing at {str(folder)!r}")
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.keras")) if p.is_file()
+    }
+
+
+def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:
+    """The Keras networks in a folder by name (native format, safe mode: nothing is unpickled)."""
     import keras
 
-    path = Path(model.artifact) / "model.keras"
-    if not path.is_file():
-        raise ModelNotFoundError(f"artifact of model {model.model_id} missing at {str(path)!r}")
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    paths = sorted(Path(folder).glob("*.keras"))
+    if not paths:
+        raise ModelNotFoundError(f"artifact of model {model_id} holds no network at {str(folder)!r}")
+    return {p.stem: keras.saving.load_model(p, safe_mode=True, compile=False) for p in paths}
 
 
 def thresholds_for(model: RegisteredModel, entities: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from adspark.pipeline.train import load_detector, run_train
 from adspark.pipeline.window import run_window
 from adspark.train.backend import HorovodSparkBackend, LocalBackend
 from adspark.train.registry import ModelNotFoundError, RegisteredModel, find_model, save_model
+from schemas import LABELS
 
 D5, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 7)
 
@@ -61,7 +62,7 @@ def test_registry_round_trip_gives_identical_scores(store):
         spec_id="s", n_steps=4, n_features=3, threshold=Threshold("quantile", 1.5, {"q": 0.99}),
         entity_thresholds={"a": 2.0}, train_from=D5, train_to=D7, data_version=0,
     )
-    save_model(store, model, det.model_)
+    save_model(store, model, networks=det.networks())
     del det
     loaded = load_detector(find_model(store, model_id="m-test"))
     np.testing.assert_array_equal(loaded.score(x), expected)
@@ -76,3 +77,50 @@ def test_train_needs_windows(store, base_config):
 
     with pytest.raises(TableNotFoundError, match="windows"):
         run_train(store, cfg, D5, D7)
+
+
+def _labels(spark, store, rows):
+    spark.createDataFrame(rows, LABELS.struct_type()).write.format("delta").save(store.path("labels"))
+
+
+def test_vae_with_supervised_threshold_from_labels(spark, store, windowed):
+    # u1's last night is a labeled anomaly: excluded from training, used to fit the threshold
+    _labels(spark, store, [("a1", "u1", "spike", dt.datetime(2026, 1, 7), dt.datetime(2026, 1, 7, 12), 1.0, "x")])
+    windowed["train"]["detector"] = {"type": "vae", "hidden": [8], "bottleneck": 2, "epochs": 2,
+                                     "batch_size": 4, "n_samples": 2}
+    windowed["train"]["threshold"] = {"method": "supervised", "beta": 1.0}
+    run, model = run_train(store, build_job_config(TrainJobConfig, windowed), D5, D7)
+    assert model.detector == "vae" and model.threshold.method == "supervised"
+    assert model.metrics["val_labeled_windows"] >= 1
+    assert 0 < model.threshold.params["recall"] <= 1
+    x = np.stack(store.read("windows").toPandas()["values"]).reshape(-1, 4, model.n_features)
+    loaded = load_detector(find_model(store, model_id=model.model_id))
+    assert sorted(loaded.networks()) == ["decoder", "encoder"]
+    np.testing.assert_allclose(loaded.score(x), loaded.score(x))  # seeded sampling: deterministic
+    assert np.isfinite(loaded.score(x)).all()
+
+
+def test_supervised_threshold_without_labels_is_a_clear_error(store, windowed):
+    from adspark.errors import EmptyInputError
+
+    windowed["train"]["threshold"] = {"method": "supervised"}
+    with pytest.raises(EmptyInputError, match="supervised needs labeled anomalies"):
+        run_train(store, build_job_config(TrainJobConfig, windowed), D5, D7)
+
+
+def test_entity_scope_trains_one_model_per_entity(store, windowed):
+    windowed["train"]["model_scope"] = "entity"
+    windowed["train"]["validation_fraction"] = 0.2
+    run, model = run_train(store, build_job_config(TrainJobConfig, windowed), D5, D7)
+    assert model.scope == "entity" and set(model.entity_models) == {"u1", "u2"}
+    assert set(model.entity_thresholds) == {"u1", "u2"}
+    assert model.metrics["entities_trained"] == 2
+    found = find_model(store, model_id=model.model_id)
+    windows = store.read("windows").toPandas()
+    for entity in ("u1", "u2"):
+        mine = windows[windows.entity == entity]
+        x = np.stack(mine["values"]).reshape(-1, 4, model.n_features)
+        scores = load_detector(found, entity).score(x)
+        assert scores.shape == (len(x),) and np.isfinite(scores).all()
+    with pytest.raises(ModelNotFoundError, match="no network for entity 'u9'"):
+        load_detector(found, "u9")
