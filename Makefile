@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup demo test test-fast lock bench-featurize clean-warehouse
+.PHONY: setup demo test test-fast lock bench-featurize bench-train clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -27,3 +27,6 @@ bench-featurize: setup
 
 clean-warehouse:
 	rm -rf warehouse
+
+bench-train: setup
+	$(PY) benchmarks/train.py

@@ -16,7 +16,9 @@ from typing import Callable, Sequence
 from adspark.config import (
     DiscretizeJobConfig,
     GenerateJobConfig,
+    NightlyJobConfig,
     ProjectFile,
+    ScoreJobConfig,
     TrainJobConfig,
     WindowJobConfig,
     build_job_config,
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     add("discretize", "events -> validated, padded per-entity buckets (features)", dates=True)
     add("window", "features -> scaled sliding windows (or events -> samples in row mode)", dates=True)
     add("train", "windows -> trained detector + thresholds, registered in the models table", dates=True)
+    sc = add("score", "windows -> scores (pandas UDF, model loaded once per worker) -> intervals", dates=True)
+    sc.add_argument("--model-id", help="score with this model (default: score.model_id, else the latest)")
+    n = add("nightly", "one night end to end: discretize, window, score, intervals, retrain when due", dates=False)
+    n.add_argument("--date", type=_date, required=True, help="the night to process")
+    n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
     s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
     s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
     s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
@@ -109,6 +116,31 @@ def _cmd_train(args: argparse.Namespace, data: dict) -> str:
     return run.message + "\nmetrics: " + json.dumps(model.metrics, sort_keys=True)
 
 
+def _cmd_score(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.score import run_score
+
+    if args.model_id:
+        data = {**data, "score": {**(data.get("score") or {}), "model_id": args.model_id}}
+    cfg = build_job_config(ScoreJobConfig, data, args.conf)
+    return run_score(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+
+
+def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.nightly import run_nightly
+
+    cfg = build_job_config(NightlyJobConfig, data, args.conf)
+    store = _store(data, args.conf)
+    last = args.end or args.date
+    if last < args.date:
+        raise ConfigError(f"--to {last} is before --date {args.date}")
+    lines = []
+    day = args.date
+    while day <= last:
+        lines.append(run_nightly(store, cfg, day).message)
+        day += dt.timedelta(days=1)
+    return "\n".join(lines)
+
+
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
 
@@ -137,6 +169,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "discretize": _cmd_discretize,
     "window": _cmd_window,
     "train": _cmd_train,
+    "score": _cmd_score,
+    "nightly": _cmd_nightly,
     "sql": _cmd_sql,
     "tables": _cmd_tables,
 }

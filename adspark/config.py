@@ -320,6 +320,51 @@ class TrainConfig(Strict):
         return self
 
 
+class ScoreConfig(Strict):
+    """The ``score`` job: which model, how to batch, what to explain."""
+
+    model_id: str | None = Field(default=None, description="default: latest model for the train config")
+    batch_size: int = Field(default=4096, ge=1, description="windows per inference call")
+    arrow_batch_rows: int = Field(default=10_000, ge=1, description="rows per Arrow batch sent to Python")
+    top_k: int = Field(default=3, ge=1, le=64)
+    tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per Python worker")
+
+
+def _duration_or_zero(v: str | None) -> str | None:
+    if v is not None and v not in ("0", "0s"):
+        parse_duration(v)
+    return v
+
+
+class IntervalConfig(Strict):
+    """How anomalous windows merge into intervals."""
+
+    gap: str | None = Field(default=None, description="largest gap that still merges, e.g. 1h")
+    min_duration: str | None = Field(default=None, description="shorter intervals are dropped")
+    top_k: int = Field(default=3, ge=1, le=64)
+    lookback_days: int = Field(default=1, ge=0, le=60, description="earlier nights re-read to merge")
+
+    @field_validator("gap", "min_duration")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        return _duration_or_zero(v)
+
+    def seconds(self, name: str) -> int:
+        """``gap`` or ``min_duration`` in seconds (0 when unset)."""
+        v = getattr(self, name)
+        return 0 if v in (None, "0", "0s") else parse_duration(v)
+
+
+class NightlyConfig(Strict):
+    """The ``nightly`` job: when to retrain."""
+
+    retrain_every_days: int | None = Field(default=7, ge=1, description="None: only on drift")
+    train_days: int = Field(default=21, ge=2, description="nights of windows a retrain reads")
+    drift_psi: float | None = Field(default=0.25, gt=0, description="PSI above which to retrain")
+    drift_ks: float | None = Field(default=None, gt=0, lt=1, description="KS statistic bound")
+    drift_min_windows: int = Field(default=100, ge=1, description="fewer scored windows: no drift test")
+
+
 class ProjectFile(Strict):
     """The whole YAML file: every section optional here; jobs say which they need."""
 
@@ -330,6 +375,9 @@ class ProjectFile(Strict):
     discretize: DiscretizeConfig | None = None
     window: WindowConfig | None = None
     train: TrainConfig | None = None
+    score: ScoreConfig | None = None
+    intervals: IntervalConfig | None = None
+    nightly: NightlyConfig | None = None
 
 
 class GenerateJobConfig(Strict):
@@ -366,6 +414,34 @@ class TrainJobConfig(Strict):
     train: TrainConfig
 
 
+class ScoreJobConfig(Strict):
+    """Config of ``adspark score`` (``train`` only locates the latest model for its config)."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    train: TrainConfig | None = None
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
+
+
+class NightlyJobConfig(Strict):
+    """Config of ``adspark nightly``: every stage of one night."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    source: SourceConfig
+    discretize: DiscretizeConfig
+    window: WindowConfig
+    train: TrainConfig
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)
+
+    def part(self, model: type["JobModel"]) -> "JobModel":
+        """The config of one stage's job, from the same sections."""
+        return model.model_validate({k: getattr(self, k) for k in model.model_fields})
+
+
 JobModel = TypeVar("JobModel", bound=Strict)
 
 _JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
@@ -373,6 +449,8 @@ _JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
     DiscretizeJobConfig: ("source", "discretize"),
     WindowJobConfig: ("source", "discretize", "window"),
     TrainJobConfig: ("train",),
+    ScoreJobConfig: (),
+    NightlyJobConfig: ("source", "discretize", "window", "train"),
 }
 
 
@@ -427,7 +505,11 @@ def build_job_config(
     missing = [s for s in _JOB_SECTIONS[model] if getattr(project, s) is None]
     if missing:
         raise ConfigError(f"invalid configuration in {origin}: missing section(s) {missing}")
-    fields = {name: getattr(project, name) for name in model.model_fields}
+    fields = {
+        name: getattr(project, name)
+        for name in model.model_fields
+        if getattr(project, name) is not None
+    }
     try:
         return model.model_validate(fields)
     except ValidationError as err:

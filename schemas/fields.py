@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import Sequence, TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -93,19 +93,33 @@ class TableSchema:
         """This schema plus dynamic columns (e.g. the feature columns a config derives)."""
         return TableSchema(self.name, self.fields + tuple(more), self.partition_by, self.doc)
 
-    def struct_type(self) -> "StructType":
-        """The Spark ``StructType`` of this table."""
+    def select(self, names: Sequence[str] | None = None) -> tuple[Field, ...]:
+        """The fields named (in that order), or all of them.
+
+        Raises:
+            KeyError: Naming a field the table does not declare.
+        """
+        if names is None:
+            return self.fields
+        by_name = {f.name: f for f in self.fields}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise KeyError(f"table {self.name!r} declares no field {missing}")
+        return tuple(by_name[n] for n in names)
+
+    def struct_type(self, names: Sequence[str] | None = None) -> "StructType":
+        """The Spark ``StructType`` of this table (or of the fields named)."""
         from pyspark.sql import types as T
 
         return T.StructType(
-            [T.StructField(f.name, f.data_type(), f.nullable) for f in self.fields]
+            [T.StructField(f.name, f.data_type(), f.nullable) for f in self.select(names)]
         )
 
-    def arrow_schema(self) -> "pa.Schema":
-        """The Arrow schema of this table (for ``applyInArrow`` results)."""
+    def arrow_schema(self, names: Sequence[str] | None = None) -> "pa.Schema":
+        """The Arrow schema of this table or of the fields named (for Arrow UDF results)."""
         import pyarrow as pa
 
-        return pa.schema([pa.field(f.name, f.arrow_type(), f.nullable) for f in self.fields])
+        return pa.schema([pa.field(f.name, f.arrow_type(), f.nullable) for f in self.select(names)])
 
     def ddl(self) -> str:
         """A DDL column list, e.g. ``"entity string, date date"``."""

@@ -155,6 +155,73 @@ MODELS = TableSchema(
     ),
 )
 
+SCORES = TableSchema(
+    name="scores",
+    doc="One row per scored window: score, threshold in force, verdict and top features.",
+    partition_by=("date",),
+    fields=(
+        F("entity", "string", False, "entity key"),
+        F("window_id", "string", False, "window id (see windows)"),
+        F("window_start", "timestamp", False, "first bucket start (UTC)"),
+        F("window_end", "timestamp", False, "end of the last bucket, exclusive (UTC)"),
+        F("date", "date", False, "partition: night of the window"),
+        F("score", "double", False, "anomaly score, higher is more anomalous"),
+        F("threshold", "double", False, "threshold in force (the entity's, else global)"),
+        F("is_anomaly", "boolean", False, "score > threshold"),
+        F("top_features", "array<string>", False, "features with the largest share of the error"),
+        F("top_shares", "array<double>", False, "their shares of the window's error, same order"),
+        F("model_id", "string", False, "model that scored the window"),
+        F("run_id", "string", False, "the score run"),
+    ),
+)
+
+INTERVALS = TableSchema(
+    name="intervals",
+    doc="Anomaly intervals: consecutive anomalous windows of an entity merged (id = entity+start+model).",
+    fields=(
+        F("interval_id", "string", False, "deterministic id: hash of entity, start and model id"),
+        F("entity", "string", False, "entity key"),
+        F("start", "timestamp", False, "start of the first anomalous window (UTC)"),
+        F("end", "timestamp", False, "end of the last anomalous window, exclusive (UTC)"),
+        F("n_windows", "bigint", False, "anomalous windows merged"),
+        F("peak_score", "double", False, "highest score"),
+        F("mean_score", "double", False, "mean score of its windows"),
+        F("threshold", "double", False, "threshold in force at the peak"),
+        F("severity", "double", False, "peak score / threshold"),
+        F("top_features", "array<string>", False, "features ranked by score-weighted share"),
+        F("top_shares", "array<double>", False, "their weighted shares, same order"),
+        F("threshold_method", "string", False, "how the threshold was fitted"),
+        F("model_id", "string", False, "model that scored it"),
+        F("status", "string", False, "open (reaches the last scored window) or closed"),
+        F("first_seen_run", "string", False, "run that created it"),
+        F("last_run", "string", False, "run that last updated it"),
+        F("updated_at", "timestamp", False, "last update (UTC)"),
+    ),
+)
+
+NIGHTLY = TableSchema(
+    name="nightly",
+    doc="One row per nightly run: counts per stage, model used, drift, retraining and wall times.",
+    fields=(
+        F("run_id", "string", False, "nightly run id"),
+        F("date", "date", False, "the night processed"),
+        F("status", "string", False, "succeeded, empty (no events) or failed"),
+        F("model_id", "string", True, "model that scored the night"),
+        F("events_read", "bigint", True, "events read"),
+        F("events_rejected", "bigint", True, "events sent to rejects"),
+        F("windows", "bigint", True, "windows cut for the night"),
+        F("anomalies", "bigint", True, "windows above threshold"),
+        F("intervals_open", "bigint", True, "open intervals after the night"),
+        F("psi", "double", True, "population stability index of the night's scores vs validation"),
+        F("ks", "double", True, "Kolmogorov-Smirnov statistic, same comparison"),
+        F("retrained", "boolean", False, "whether a new model was trained after scoring"),
+        F("retrain_reason", "string", True, "schedule, drift or no_model"),
+        F("new_model_id", "string", True, "the model used from the next night on"),
+        F("stage_seconds", "string", False, "wall time per stage (JSON)"),
+        F("message", "string", True, "summary"),
+    ),
+)
+
 RUNS = TableSchema(
     name="runs",
     doc="One row per job run: what ran, on which range, with which counts and outcome.",
@@ -181,6 +248,6 @@ TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
         EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS,
-        MODELS, RUNS,
+        MODELS, SCORES, INTERVALS, NIGHTLY, RUNS,
     )
 }

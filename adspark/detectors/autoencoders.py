@@ -97,6 +97,12 @@ class _Reconstruction:
         """Mean squared reconstruction error per window, shape (n,)."""
         return self.feature_errors(x).mean(axis=1)
 
+    def explain(self, x: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (n,) and feature errors (n, F) from one inference pass."""
+        w = as_windows(x)
+        fe = ((w - self.reconstruct(w, batch_size)) ** 2).mean(axis=1)
+        return fe.mean(axis=1), fe
+
 
 @dataclass
 class DenseAutoencoder(_Reconstruction):

@@ -186,6 +186,10 @@ class VariationalAutoencoder:
         nll = self._nll_values(w).reshape(w.shape)
         return nll.mean(axis=1) - nll.mean(axis=1).min(axis=1, keepdims=True)
 
+    def explain(self, x: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (n,) and feature contributions (n, F); ``batch_size`` is accepted for symmetry."""
+        return self.score(x), self.feature_errors(x)
+
     def score(self, x: np.ndarray) -> np.ndarray:
         """Negative log reconstruction probability, or mean squared error, shape (n,)."""
         if self.score_kind == "error":

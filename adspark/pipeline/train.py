@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adspark.config import DetectorConfig, TrainJobConfig
+from adspark.core.drift import score_quantiles
 from adspark.core.thresholds import Threshold, fit_threshold, per_entity_thresholds
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
 from adspark.detectors.vae import VariationalAutoencoder
@@ -256,6 +257,7 @@ def _fit_global(
             "val_windows": int(len(x_val)),
             "val_score_mean": float(np.mean(val_scores)) if len(val_scores) else None,
             "val_flagged_share": float(np.mean(val_scores > threshold.value)) if len(val_scores) else None,
+            "val_score_quantiles": score_quantiles(val_scores),
         }
     )
     return Fitted(

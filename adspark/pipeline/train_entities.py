@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import DetectorConfig, TrainConfig
+from adspark.core.drift import score_quantiles
 from adspark.core.thresholds import fit_threshold, per_entity_thresholds
 from adspark.errors import ConfigError, EmptyInputError
 
@@ -153,6 +154,7 @@ def fit_entity_models(
         "val_windows": int(sum(r.n_val for r in trained)),
         "samples_per_s": sum(r.n_train * r.epochs for r in trained) / max(seconds, 1e-9),
         "fit_seconds_per_entity": float(np.mean([r.seconds for r in trained])),
+        "val_score_quantiles": score_quantiles(scores),
     }
     return Fitted(
         files=files, threshold=threshold, entity_thresholds=entity_thresholds,

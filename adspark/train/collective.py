@@ -33,6 +33,7 @@ class LocalCollective:
     rank = 0
     size = 1
     local_rank = 0
+    local_size = 1
 
     def mean(self, value: Any, name: str) -> Any:
         """The value itself."""
@@ -57,6 +58,7 @@ class HorovodCollective:
         self.rank = hvd.rank()
         self.size = hvd.size()
         self.local_rank = hvd.local_rank()
+        self.local_size = hvd.local_size()
 
     def mean(self, value: Any, name: str) -> Any:
         """Allreduce-average ``value``."""

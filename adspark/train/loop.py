@@ -7,6 +7,7 @@ them; the loop averages gradients with a distributed ``GradientTape`` over the u
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,8 @@ class LoopResult:
         rows_seen: Rows this process trained on (all epochs).
         seconds: Wall time of the loop.
         weights: Final weights (rank 0 only; empty elsewhere).
+        feed_seconds: Time spent waiting for the next training batch from the feed.
+        compute_seconds: Time spent in training steps (forward, backward, allreduce, update).
     """
 
     rank: int
@@ -65,6 +68,18 @@ class LoopResult:
     rows_seen: int
     seconds: float
     weights: list[np.ndarray] = field(default_factory=list)
+    feed_seconds: float = 0.0
+    compute_seconds: float = 0.0
+
+
+def _share_cores(tf: Any, processes: int) -> None:
+    """Give each of the processes on this host its share of the cores (no oversubscription)."""
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already initialized in this process: keep its pools
+        pass
 
 
 def train_reconstruction(
@@ -87,6 +102,8 @@ def train_reconstruction(
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         tf.config.set_visible_devices(gpus[ctx.local_rank % len(gpus)], "GPU")
+    elif ctx.local_size > 1:
+        _share_cores(tf, ctx.local_size)
     keras.utils.set_random_seed(params.seed)
     model = dense_autoencoder(
         feed.n_columns, params.hidden, params.bottleneck, params.activation, params.dropout,
@@ -124,14 +141,19 @@ def train_reconstruction(
     val_losses: list[float] = []
     seen, best, best_epoch, waited = 0, float("inf"), 0, 0
     best_weights = None
+    feed_s = compute_s = 0.0
     t0 = time.perf_counter()
     with feed.dataset(ctx.rank, ctx.size, params.batch_size, repeat=True) as ds:
         batches = iter(ds)
         for epoch in range(params.epochs):
             total = 0.0
             for _ in range(steps):
+                t_feed = time.perf_counter()
                 x = next(batches)
+                t_step = time.perf_counter()
                 total += float(step(x))
+                compute_s += time.perf_counter() - t_step
+                feed_s += t_step - t_feed
                 seen += int(x.shape[0])
             losses.append(float(ctx.mean(tf.constant(total / steps), name="epoch_loss")))
             line = f"epoch {epoch + 1}/{params.epochs} loss {losses[-1]:.5f}"
@@ -153,5 +175,6 @@ def train_reconstruction(
         model.set_weights(best_weights)
     weights = [np.asarray(w) for w in model.get_weights()] if ctx.rank == 0 else []
     return LoopResult(
-        ctx.rank, ctx.size, losses, val_losses, best_epoch, seen, time.perf_counter() - t0, weights
+        ctx.rank, ctx.size, losses, val_losses, best_epoch, seen, time.perf_counter() - t0, weights,
+        feed_s, compute_s,
     )

@@ -152,9 +152,12 @@ def _from_row(row: Any) -> RegisteredModel:
 
 
 def find_model(
-    store: TableStore, model_id: str | None = None, config_key: str | None = None
+    store: TableStore,
+    model_id: str | None = None,
+    config_key: str | None = None,
+    spec_id: str | None = None,
 ) -> RegisteredModel:
-    """A model by id, or the latest one registered for a config key.
+    """A model by id, or the latest one registered for a config key (or for a window spec).
 
     Raises:
         ModelNotFoundError: Naming what was looked for.
@@ -168,11 +171,12 @@ def find_model(
     if model_id is not None:
         rows = models.where(F.col("model_id") == model_id).collect()
         what = f"model id {model_id!r}"
-    elif config_key is not None:
-        rows = models.where(F.col("config_key") == config_key).orderBy(F.desc("created_at")).limit(1).collect()
-        what = f"config key {config_key!r}"
+    elif config_key is not None or spec_id is not None:
+        column, value = ("config_key", config_key) if config_key is not None else ("spec_id", spec_id)
+        rows = models.where(F.col(column) == value).orderBy(F.desc("created_at")).limit(1).collect()
+        what = f"{column.replace('_', ' ')} {value!r}"
     else:
-        raise ValueError("give a model_id or a config_key")
+        raise ValueError("give a model_id, a config_key or a spec_id")
     if not rows:
         raise ModelNotFoundError(f"no registered model for {what}")
     return _from_row(rows[0])

@@ -1,0 +1,115 @@
+"""Intervals update: scores -> merged anomaly intervals -> Delta MERGE into ``intervals``.
+
+Recomputes the intervals of every entity with an anomalous window in the scores read, from the
+earliest of (first scored night - ``lookback_days``) and the start of any interval still open,
+up to the last night scored by the model. Merging is the pure
+:func:`adspark.core.intervals.merge_intervals`, run per entity with ``applyInPandas``. The MERGE
+updates intervals by id (an interval continuing into the next night keeps its id: entity +
+start + model), inserts new ones, and deletes the model's intervals in the recomputed span that
+no longer exist; Delta's concurrent-write exceptions are retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+import pandas as pd
+
+from adspark.config import IntervalConfig
+from adspark.core.intervals import INTERVAL_COLUMNS, merge_intervals
+from adspark.tables import TableStore, with_delta_retry
+from adspark.train.registry import RegisteredModel
+from schemas import INTERVALS, SCORES
+
+_MERGE_INPUT = ("entity", "window_start", "window_end", "score", "threshold", "is_anomaly",
+                "top_features", "top_shares")
+
+
+def interval_merger(
+    model_id: str, threshold_method: str, cfg: IntervalConfig
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The function handed to ``groupBy("entity").applyInPandas``."""
+    gap = pd.Timedelta(seconds=cfg.seconds("gap"))
+    min_duration = pd.Timedelta(seconds=cfg.seconds("min_duration"))
+
+    def merge(pdf: pd.DataFrame) -> pd.DataFrame:
+        return merge_intervals(pdf, model_id, threshold_method, gap, min_duration, cfg.top_k)
+
+    return merge
+
+
+def _span_start(store: TableStore, model: RegisteredModel, start: dt.date, lookback_days: int) -> dt.date:
+    """Earliest night to re-read: the lookback, or the start of the model's oldest open interval."""
+    from pyspark.sql import functions as F
+
+    first = start - dt.timedelta(days=lookback_days)
+    if store.exists(INTERVALS.name):
+        oldest = (
+            store.read(INTERVALS.name)
+            .where((F.col("model_id") == model.model_id) & (F.col("status") == "open"))
+            .agg(F.min(F.to_date("start")).alias("d"))
+            .first()
+            .d
+        )
+        if oldest is not None and oldest < first:
+            first = oldest
+    return first
+
+
+def update_intervals(
+    store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, end: dt.date,
+    run_id: str,
+) -> str:
+    """Recompute and MERGE the intervals touched by the scores of ``[start, end]``.
+
+    Returns:
+        A one-line summary (intervals in the span, open ones).
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    first = _span_start(store, model, start, cfg.lookback_days)
+    scores = store.read(SCORES.name).where(
+        (F.col("date") >= F.lit(first)) & (F.col("model_id") == model.model_id)
+    )
+    flagged = scores.where("is_anomaly").select("entity").distinct()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    merged = (
+        scores.join(flagged, "entity", "left_semi")
+        .select(*_MERGE_INPUT)
+        .groupBy("entity")
+        .applyInPandas(
+            interval_merger(model.model_id, model.threshold.method, cfg),
+            INTERVALS.struct_type(INTERVAL_COLUMNS),
+        )
+        .withColumn("first_seen_run", F.lit(run_id))
+        .withColumn("last_run", F.lit(run_id))
+        .withColumn("updated_at", F.lit(now).cast("timestamp"))
+    )
+    span_start = dt.datetime.combine(first, dt.time())
+    if not store.exists(INTERVALS.name):
+        store.append(merged.limit(0), INTERVALS.name)
+    target = DeltaTable.forPath(store.spark, store.path(INTERVALS.name))
+    updates = {c: f"s.{c}" for c in INTERVALS.struct_type().fieldNames() if c != "first_seen_run"}
+    in_span = (F.col("t.model_id") == F.lit(model.model_id)) & (F.col("t.start") >= F.lit(span_start))
+
+    def merge() -> None:
+        (
+            target.alias("t")
+            .merge(merged.alias("s"), "t.interval_id = s.interval_id")
+            .whenMatchedUpdate(set=updates)
+            .whenNotMatchedInsertAll()
+            .whenNotMatchedBySourceDelete(condition=in_span)
+            .execute()
+        )
+
+    with_delta_retry(merge)
+    store.register(INTERVALS.name)
+    counts = (
+        store.read(INTERVALS.name)
+        .where((F.col("model_id") == model.model_id) & (F.col("end") > F.lit(span_start)))
+        .groupBy("status").count().collect()
+    )
+    by_status = {r.status: int(r["count"]) for r in counts}
+    return f"{sum(by_status.values())} since {first} ({by_status.get('open', 0)} open)"

@@ -1,0 +1,213 @@
+"""Job ``nightly``: one night end to end, recorded in the ``nightly`` table.
+
+For night D: discretize D (validation, rejects), window D (the window job reads its own
+lookback), score D with the model in force and update intervals, then decide on retraining:
+
+- ``no_model``: no model for the config yet: train on the ``train_days`` nights before D first
+  (then score D with it);
+- ``schedule``: the model's training range ended ``retrain_every_days`` or more before D;
+- ``drift``: the night's scores drifted from the model's validation scores (PSI or KS above the
+  configured bounds, with at least ``drift_min_windows`` windows).
+
+A retrain after scoring trains on the ``train_days`` nights up to D and becomes the model of the
+next nights (the latest model for the config). A night without events is recorded as ``empty``
+with a message, not scored; a night whose previous night was never processed stops with a message
+naming it (its windows would miss their lookback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from adspark.config import (
+    DiscretizeJobConfig,
+    NightlyJobConfig,
+    ScoreJobConfig,
+    TrainJobConfig,
+    WindowJobConfig,
+)
+from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
+from adspark.errors import EmptyInputError
+from adspark.pipeline.discretize import run_discretize
+from adspark.pipeline.score import run_score
+from adspark.pipeline.train import config_key, run_train
+from adspark.pipeline.window import run_window
+from adspark.tables import TableStore
+from adspark.train.registry import ModelNotFoundError, RegisteredModel, find_model
+from schemas import FEATURE_KEYS, NIGHTLY, SCORES, WINDOWS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NightlyResult:
+    """What one night did (one row of the ``nightly`` table)."""
+
+    run_id: str
+    date: dt.date
+    status: str = "failed"
+    model_id: str | None = None
+    events_read: int | None = None
+    events_rejected: int | None = None
+    windows: int | None = None
+    anomalies: int | None = None
+    intervals_open: int | None = None
+    psi: float | None = None
+    ks: float | None = None
+    retrained: bool = False
+    retrain_reason: str | None = None
+    new_model_id: str | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+    def row(self) -> tuple:
+        values = {**self.__dict__, "stage_seconds": json.dumps(self.stage_seconds, sort_keys=True)}
+        return tuple(values[f.name] for f in NIGHTLY.fields)
+
+
+@contextlib.contextmanager
+def _timed(into: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall time of the block as ``into[name]`` (seconds)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[name] = round(time.perf_counter() - t0, 3)
+
+
+def _current_model(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> RegisteredModel | None:
+    from pyspark.sql import functions as F
+
+    if cfg.score.model_id:
+        return find_model(store, model_id=cfg.score.model_id)
+    specs = [
+        r.spec_id
+        for r in store.read(WINDOWS.name).where(F.col("date") == F.lit(day)).select("spec_id").distinct().collect()
+    ]
+    for spec in specs:
+        try:
+            return find_model(store, config_key=config_key(cfg.part(TrainJobConfig), spec))
+        except ModelNotFoundError:
+            continue
+    return None
+
+
+def _check_previous_night(store: TableStore, day: dt.date) -> None:
+    """Stop when D-1 has never been discretized though earlier nights were (a gap)."""
+    from pyspark.sql import functions as F
+
+    if not store.exists(FEATURE_KEYS.name):
+        return
+    prev = day - dt.timedelta(days=1)
+    dates = store.read(FEATURE_KEYS.name).where(F.col("date") < F.lit(day)).agg(
+        F.max("date").alias("last")
+    ).first()
+    if dates.last is not None and dates.last < prev:
+        raise EmptyInputError(
+            f"nightly {day}: night {prev} was never processed (last processed night: {dates.last}); "
+            f"run `adspark nightly --date {dates.last + dt.timedelta(days=1)} --to {day}` to catch up"
+        )
+
+
+def _drift(store: TableStore, model: RegisteredModel, day: dt.date) -> tuple[float | None, float | None, int]:
+    from pyspark.sql import functions as F
+
+    night = store.read(SCORES.name).where((F.col("date") == F.lit(day)) & (F.col("model_id") == model.model_id))
+    n = night.count()
+    reference = model.metrics.get("val_score_quantiles") or []
+    if n == 0 or not reference:
+        return None, None, n
+    current = night.approxQuantile("score", QUANTILE_LEVELS.tolist(), 0.001)
+    return psi(reference, current), ks_statistic(reference, current), n
+
+
+def _retrain_reason(
+    cfg: NightlyJobConfig, model: RegisteredModel, day: dt.date, psi_value: float | None,
+    ks_value: float | None, n: int,
+) -> str | None:
+    every = cfg.nightly.retrain_every_days
+    if every is not None and (day - model.train_to).days >= every:
+        return "schedule"
+    if n >= cfg.nightly.drift_min_windows:
+        if cfg.nightly.drift_psi is not None and psi_value is not None and psi_value > cfg.nightly.drift_psi:
+            return "drift"
+        if cfg.nightly.drift_ks is not None and ks_value is not None and ks_value > cfg.nightly.drift_ks:
+            return "drift"
+    return None
+
+
+def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> NightlyResult:
+    """Process night ``day``; the result is appended to the ``nightly`` table, failed or not."""
+    from pyspark.sql import functions as F
+
+    result = NightlyResult(run_id=f"nightly-{day}-{uuid.uuid4().hex[:8]}", date=day)
+    stage = functools.partial(_timed, result.stage_seconds)
+    t0 = time.perf_counter()
+    try:
+        _check_previous_night(store, day)
+        with stage("discretize"):
+            d = run_discretize(store, cfg.part(DiscretizeJobConfig), day, day)
+        result.events_read, result.events_rejected = d.rows_read, d.rows_rejected
+        if not d.rows_read:
+            result.status = "empty"
+            result.message = (
+                f"nightly {day}: no events in source {cfg.source.table!r} for this night; nothing "
+                "windowed or scored (if the data is late, rerun nightly for this date once it lands)"
+            )
+            return result
+        with stage("window"):
+            result.windows = run_window(store, cfg.part(WindowJobConfig), day, day).rows_written
+        model = _current_model(store, cfg, day)
+        if model is None:
+            first = day - dt.timedelta(days=cfg.nightly.train_days)
+            with stage("train"):
+                _, model = run_train(store, cfg.part(TrainJobConfig), first, day - dt.timedelta(days=1))
+            result.retrained, result.retrain_reason, result.new_model_id = True, "no_model", model.model_id
+        result.model_id = model.model_id
+        score_cfg = cfg.part(ScoreJobConfig).model_copy(
+            update={"score": cfg.score.model_copy(update={"model_id": model.model_id})}
+        )
+        with stage("score"):
+            s = run_score(store, score_cfg, day, day)
+        result.anomalies = (
+            store.read(SCORES.name)
+            .where((F.col("date") == F.lit(day)) & F.col("is_anomaly"))
+            .count()
+        )
+        result.intervals_open = (
+            store.read("intervals").where((F.col("model_id") == model.model_id) & (F.col("status") == "open")).count()
+        )
+        result.psi, result.ks, n = _drift(store, model, day)
+        reason = None if result.retrained else _retrain_reason(cfg, model, day, result.psi, result.ks, n)
+        if reason:
+            first = day - dt.timedelta(days=cfg.nightly.train_days - 1)
+            with stage("train"):
+                _, new = run_train(store, cfg.part(TrainJobConfig), first, day)
+            result.retrained, result.retrain_reason, result.new_model_id = True, reason, new.model_id
+        result.status = "succeeded"
+        drift = "" if result.psi is None else f"; drift PSI {result.psi:.3f}, KS {result.ks:.3f}"
+        retrain = (
+            f"; retrained ({result.retrain_reason}): model {result.new_model_id} from now on"
+            if result.retrained else ""
+        )
+        result.message = (
+            f"nightly {day}: {d.message.split(': ', 1)[1]}; {result.windows} windows; {s.message.split(': ', 1)[1]}"
+            f"{drift}{retrain}"
+        )
+        return result
+    except Exception as exc:
+        result.status = "failed"
+        result.message = f"nightly {day}: failed: {exc}"
+        raise
+    finally:
+        result.stage_seconds["total"] = round(time.perf_counter() - t0, 3)
+        store.append(store.spark.createDataFrame([result.row()], NIGHTLY.struct_type()), NIGHTLY.name)
+        log.info(result.message)

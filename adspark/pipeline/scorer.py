@@ -1,0 +1,160 @@
+"""The Python-worker side of scoring: models loaded once per worker, Arrow batches in and out.
+
+:func:`make_scorer` returns the function handed to ``DataFrame.mapInArrow``. The model's files
+travel as a Spark broadcast (bytes of its ``.keras`` networks), so executors need no access to
+the driver's file system; each Python worker writes them to a private temp folder once, loads
+them in Keras safe mode and keeps the detector for every later batch and task (Spark reuses
+Python workers). Values arrive as an Arrow list column and are reshaped without a Python loop.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from adspark.core.contributions import top_contributors
+from adspark.errors import DataContractError
+from adspark.train.registry import RegisteredModel
+from schemas import SCORES
+
+# Detectors loaded in this Python worker, by (model id, entity or ""): loaded once, reused.
+_LOADED: dict[tuple[str, str], Any] = {}
+
+OUTPUT_FIELDS = tuple(f.name for f in SCORES.fields if f.name not in ("model_id", "run_id"))
+
+
+def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
+    from adspark.pipeline.train import build_detector
+    from adspark.config import DetectorConfig
+    from adspark.train.registry import load_networks
+
+    key = (model.model_id, entity or "")
+    if key not in _LOADED:
+        prefix = model.entity_models[entity] + "/" if entity is not None else ""
+        folder = Path(tempfile.mkdtemp(prefix=f"adspark-{model.model_id}-"))
+        for rel, data in files.items():
+            if rel.startswith(prefix) and "/" not in rel[len(prefix):]:
+                (folder / rel[len(prefix):]).write_bytes(data)
+        detector = build_detector(DetectorConfig.model_validate(model.params))
+        _LOADED[key] = detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))
+    return _LOADED[key]
+
+
+def _windows(batch: Any, n_steps: int, n_features: int) -> np.ndarray:
+    """The ``values`` list column as float32 (n, W, F), zero-copy where Arrow allows."""
+    values = batch.column(batch.schema.get_field_index("values"))
+    n = batch.num_rows
+    flat = values.flatten().to_numpy(zero_copy_only=False)
+    width = n_steps * n_features
+    if flat.size != n * width:
+        lengths = np.diff(values.offsets.to_numpy())
+        bad = int(np.argmax(lengths != width))
+        window_id = batch.column(batch.schema.get_field_index("window_id"))[bad].as_py()
+        raise DataContractError(
+            f"window {window_id!r} holds {lengths[bad]} values; the model expects "
+            f"{n_steps} x {n_features} = {width} (window spec mismatch)"
+        )
+    x = flat.reshape(n, n_steps, n_features)
+    finite = np.isfinite(x).all(axis=(1, 2))
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        window_id = batch.column(batch.schema.get_field_index("window_id"))[bad].as_py()
+        raise DataContractError(f"window {window_id!r} holds NaN or infinite values; it is not scored")
+    return x
+
+
+def _explain(
+    model: RegisteredModel, files: dict[str, bytes], entities: np.ndarray, x: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (n,) and feature errors (n, F) with the global network or each entity's own."""
+    if model.scope != "entity":
+        return _load(model, files, None).explain(x, batch_size)
+    scores = np.full(len(x), np.nan)
+    errors = np.zeros((len(x), model.n_features))
+    for entity in np.unique(entities):
+        if entity not in model.entity_models:
+            raise DataContractError(
+                f"entity {entity!r} has no network in entity-scoped model {model.model_id}; "
+                "retrain with it in the training range"
+            )
+        mine = entities == entity
+        scores[mine], errors[mine] = _load(model, files, entity).explain(x[mine], batch_size)
+    return scores, errors
+
+
+def make_scorer(
+    model: RegisteredModel,
+    files: Any,
+    feature_names: list[str],
+    batch_size: int,
+    top_k: int,
+    tf_threads: int | None = None,
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The ``mapInArrow`` function: windows -> score, threshold, verdict, top features.
+
+    Args:
+        model: The registered model.
+        files: A Spark broadcast of its artifact files (``{relative path: bytes}``), or the dict.
+        feature_names: The window spec's feature names (the F axis).
+        batch_size: Windows per inference call.
+        top_k: Features reported per window.
+        tf_threads: TensorFlow intra/inter-op threads per worker (None: TensorFlow's default).
+
+    Input batches need ``entity, window_id, window_start, window_end, date, values``; output
+    batches have the fields :data:`OUTPUT_FIELDS` of the ``scores`` table.
+    """
+    names = np.asarray(feature_names, dtype=object)
+    entity_thresholds = dict(model.entity_thresholds)
+    global_threshold = float(model.threshold.value)
+    W, F = model.n_steps, model.n_features
+    if len(names) != F:
+        raise DataContractError(
+            f"model {model.model_id} expects {F} features, the window spec lists {len(names)}"
+        )
+
+    def score(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        if tf_threads:
+            import tensorflow as tf
+
+            if not tf.config.threading.get_intra_op_parallelism_threads():
+                tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
+        shipped = files.value if hasattr(files, "value") else files
+        schema = SCORES.arrow_schema(OUTPUT_FIELDS)
+        list_types = {name: schema.field(name).type for name in ("top_features", "top_shares")}
+        for batch in batches:
+            n = batch.num_rows
+            if n == 0:
+                continue
+            x = _windows(batch, W, F)
+            entities = batch.column(batch.schema.get_field_index("entity")).to_numpy(zero_copy_only=False)
+            scores, errors = _explain(model, shipped, entities, x, batch_size)
+            thresholds = np.fromiter(
+                (entity_thresholds.get(e, global_threshold) for e in entities), np.float64, n
+            ) if entity_thresholds else np.full(n, global_threshold)
+            idx, shares = top_contributors(errors, top_k)
+            k = idx.shape[1]
+            offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+            columns = {
+                name: batch.column(batch.schema.get_field_index(name))
+                for name in ("entity", "window_id", "window_start", "window_end", "date")
+            }
+            columns.update(
+                score=pa.array(scores.astype(np.float64)),
+                threshold=pa.array(thresholds),
+                is_anomaly=pa.array(scores > thresholds),
+                top_features=pa.ListArray.from_arrays(
+                    offsets, pa.array(names[idx].ravel(), pa.string()), type=list_types["top_features"]
+                ),
+                top_shares=pa.ListArray.from_arrays(
+                    offsets, pa.array(shares.ravel(), pa.float64()), type=list_types["top_shares"]
+                ),
+            )
+            yield pa.RecordBatch.from_arrays([columns[f] for f in OUTPUT_FIELDS], names=list(OUTPUT_FIELDS))
+
+    return score

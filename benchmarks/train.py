@@ -1,0 +1,132 @@
+"""Benchmark: training throughput, Horovod 2 processes vs 1 vs a plain Keras ``fit``.
+
+The same dense autoencoder (240 -> 128 -> 32 -> 8 -> 32 -> 128 -> 240, the demo's network on
+24 x 10 windows), the same windows, batch size and epochs, on the same cores:
+
+- ``keras_fit``: ``model.fit`` on numpy arrays in this process (the plain baseline).
+- ``loop_local``: adspark's training loop with the in-process collective and an array feed.
+- ``horovod_1`` / ``horovod_2``: ``horovod.spark.run`` with 1 or 2 Gloo processes inside Spark
+  tasks, fed by petastorm from the Spark DataFrame (the ``train.backend: horovod`` path).
+
+Samples/s counts training rows processed per second of the training loop (Spark/Horovod start-up
+and petastorm materialization are reported apart). For each loop the epoch time is split into
+waiting on the feed and computing the step (forward, backward, allreduce, update).
+
+Usage: ``python benchmarks/train.py [--windows 200000] [--epochs 3] [--batch 256]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+
+HIDDEN, BOTTLENECK, WIDTH = (128, 32), 8, 240
+
+
+def _windows(n: int, seed: int = 0) -> np.ndarray:
+    """Low-rank windows plus noise, shape (n, WIDTH), float32."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(6, WIDTH)).astype(np.float32)
+    codes = rng.normal(size=(n, 6)).astype(np.float32)
+    return (codes @ basis + 0.1 * rng.normal(size=(n, WIDTH))).astype(np.float32)
+
+
+def run_keras_fit(x: np.ndarray, epochs: int, batch: int) -> dict:
+    import keras
+
+    from adspark.detectors.networks import dense_autoencoder
+
+    keras.utils.set_random_seed(0)
+    model = dense_autoencoder(WIDTH, HIDDEN, BOTTLENECK, "relu", 0.0, 0.0, 0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    t0 = time.perf_counter()
+    hist = model.fit(x, x, epochs=epochs, batch_size=batch, verbose=0, shuffle=True)
+    seconds = time.perf_counter() - t0
+    return {"method": "keras_fit", "procs": 1, "seconds": seconds,
+            "samples_per_s": len(x) * epochs / seconds, "loss": hist.history["loss"][-1],
+            "feed_s": None, "compute_s": None, "setup_s": 0.0}
+
+
+def _loop_row(name: str, results: list, setup_s: float) -> dict:
+    r0 = results[0]
+    seconds = max(r.seconds for r in results)
+    return {"method": name, "procs": r0.size, "seconds": seconds,
+            "samples_per_s": sum(r.rows_seen for r in results) / seconds, "loss": r0.losses[-1],
+            "feed_s": float(np.mean([r.feed_seconds for r in results])),
+            "compute_s": float(np.mean([r.compute_seconds for r in results])), "setup_s": setup_s}
+
+
+def run_loop_local(x: np.ndarray, epochs: int, batch: int) -> dict:
+    from adspark.train.backend import LocalBackend
+    from adspark.train.feed import ArrayFeed
+    from adspark.train.loop import LoopParams, train_reconstruction
+
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK)
+    results = LocalBackend().run(train_reconstruction, (ArrayFeed(x), params, None))
+    return _loop_row("loop_local", results, 0.0)
+
+
+def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str) -> dict:
+    from adspark.config import SparkConfig
+    from adspark.session import get_spark
+    from adspark.train.backend import HorovodSparkBackend
+    from adspark.train.feed import PetastormFeed
+    from adspark.train.loop import LoopParams, train_reconstruction
+
+    spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="6g"))
+    t0 = time.perf_counter()
+    df = spark.createDataFrame([(row.tolist(),) for row in x], "values array<float>")
+    feed = PetastormFeed(df, "values", WIDTH, procs, cache)
+    setup_s = time.perf_counter() - t0
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK)
+    try:
+        t1 = time.perf_counter()
+        results = HorovodSparkBackend(num_proc=procs).run(train_reconstruction, (feed, params, None))
+        total = time.perf_counter() - t1
+    finally:
+        feed.delete()
+    row = _loop_row(f"horovod_{procs}", results, setup_s)
+    row["start_s"] = total - row["seconds"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--windows", type=int, default=200_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    x = _windows(args.windows)
+    cache = f"file://{tempfile.mkdtemp(prefix='adspark-bench-petastorm-')}"
+    rows = [
+        run_keras_fit(x, args.epochs, args.batch),
+        run_loop_local(x, args.epochs, args.batch),
+        run_horovod(x, args.epochs, args.batch, 1, cache),
+        run_horovod(x, args.epochs, args.batch, 2, cache),
+    ]
+    base = {r["method"]: r["samples_per_s"] for r in rows}
+    print(f"\n{args.windows} windows x {WIDTH}, {args.epochs} epochs, batch {args.batch}/process, "
+          f"{os.cpu_count()} cores")
+    print("| method | processes | loop s | samples/s | vs keras fit | vs horovod 1 | feed s | compute s | "
+          "final loss |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        feed = "-" if r["feed_s"] is None else f"{r['feed_s']:.1f}"
+        comp = "-" if r["compute_s"] is None else f"{r['compute_s']:.1f}"
+        print(f"| {r['method']} | {r['procs']} | {r['seconds']:.1f} | {r['samples_per_s']:,.0f} | "
+              f"{r['samples_per_s'] / base['keras_fit']:.2f}x | "
+              f"{r['samples_per_s'] / base['horovod_1']:.2f}x | {feed} | {comp} | {r['loss']:.4f} |")
+    for r in rows:
+        if "start_s" in r:
+            print(f"{r['method']}: petastorm materialization {r['setup_s']:.1f} s, "
+                  f"horovod.spark.run start-up and teardown {r['start_s']:.1f} s")
+    print(f"horovod 2 vs 1 processes: {base['horovod_2'] / base['horovod_1']:.2f}x (target >= 0.9x)")
+
+
+if __name__ == "__main__":
+    main()

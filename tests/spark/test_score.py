@@ -1,0 +1,126 @@
+"""score + intervals + nightly on tiny data: idempotence, thresholds, cross-night extension."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from adspark.config import (
+    DiscretizeJobConfig,
+    IntervalConfig,
+    NightlyJobConfig,
+    ScoreJobConfig,
+    TrainJobConfig,
+    WindowJobConfig,
+    build_job_config,
+)
+from adspark.core.thresholds import Threshold
+from adspark.pipeline.discretize import run_discretize
+from adspark.pipeline.intervals import update_intervals
+from adspark.errors import EmptyInputError
+from adspark.pipeline.nightly import _retrain_reason, run_nightly
+from adspark.pipeline.score import run_score
+from adspark.pipeline.train import load_detector, run_train
+from adspark.pipeline.window import run_window
+from adspark.train.registry import RegisteredModel
+from schemas import SCORES
+
+D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
+
+
+@pytest.fixture()
+def trained(store, base_config, tiny_events):
+    run_discretize(store, build_job_config(DiscretizeJobConfig, base_config), D5, D7)
+    run_window(store, build_job_config(WindowJobConfig, base_config), D5, D7)
+    base_config["train"] = {
+        "validation_fraction": 0.34,
+        "detector": {"hidden": [8], "bottleneck": 2, "epochs": 2, "batch_size": 4, "patience": 2},
+        "threshold": {"method": "quantile", "q": 0.5, "scope": "entity", "min_scores": 1, "shrinkage": 1},
+    }
+    base_config["score"] = {"batch_size": 3, "arrow_batch_rows": 2, "top_k": 2}
+    _, model = run_train(store, build_job_config(TrainJobConfig, base_config), D5, D7)
+    return base_config, model
+
+
+def _table(store, name, drop=()):
+    pdf = store.read(name).toPandas().drop(columns=list(drop))
+    key = [c for c in ("entity", "window_start", "start") if c in pdf.columns]
+    return pdf.sort_values(key).reset_index(drop=True)
+
+
+def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
+    config, model = trained
+    cfg = build_job_config(ScoreJobConfig, config)
+    run = run_score(store, cfg, D5, D7)
+    assert model.model_id in run.message and run.rows_written == run.rows_read > 0
+    first = _table(store, "scores", drop=["run_id"])
+    intervals = _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
+    run_score(store, cfg, D5, D7)
+    again = _table(store, "scores", drop=["run_id"])
+    assert again.equals(first)
+    assert _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"]).equals(intervals)
+    # the Spark path gives the in-process detector's scores and the entity's own threshold
+    windows = store.read("windows").toPandas().sort_values(["entity", "window_start"])
+    x = np.stack(windows["values"]).reshape(len(windows), model.n_steps, model.n_features)
+    np.testing.assert_allclose(first["score"], load_detector(model).score(x), rtol=1e-5)
+    expected = first["entity"].map(model.entity_thresholds)
+    np.testing.assert_allclose(first["threshold"], expected)
+    assert (first["is_anomaly"] == (first["score"] > first["threshold"])).all()
+    assert first["top_features"].map(len).eq(2).all()
+    assert (first["top_shares"].map(sum) <= 1.0 + 1e-9).all()
+    # intervals cover exactly the anomalous windows' entities
+    assert set(intervals["entity"]) == set(first.loc[first["is_anomaly"], "entity"])
+
+
+def _scores(spark, model_id, day, flags):
+    rows = []
+    for i, flag in enumerate(flags):
+        start = dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=6 * i)
+        rows.append(("u1", f"u1|{start}", start, start + dt.timedelta(hours=12), day,
+                     3.0 if flag else 0.1, 1.0, flag, ["amount"], [1.0], model_id, "r"))
+    return spark.createDataFrame(rows, SCORES.struct_type())
+
+
+def test_interval_continuing_into_the_next_night_is_extended(spark, store):
+    model = RegisteredModel(
+        model_id="m-x", config_key="k", detector="dense_ae", params={}, spec_id="s", n_steps=2,
+        n_features=1, threshold=Threshold("quantile", 1.0), entity_thresholds={},
+        train_from=D5, train_to=D5, data_version=0,
+    )
+    cfg = IntervalConfig()
+    store.append(_scores(spark, "m-x", D6, [False, False, True, True]), "scores", ("date",))
+    update_intervals(store, cfg, model, D6, D6, "run-6")
+    night6 = store.read("intervals").toPandas()
+    assert len(night6) == 1 and night6["status"][0] == "open" and night6["n_windows"][0] == 2
+    store.append(_scores(spark, "m-x", D7, [True, False, False, False]), "scores", ("date",))
+    update_intervals(store, cfg, model, D7, D7, "run-7")
+    night7 = store.read("intervals").toPandas()
+    assert len(night7) == 1, "extended, not duplicated"
+    assert night7["interval_id"][0] == night6["interval_id"][0]
+    assert night7["status"][0] == "closed" and night7["n_windows"][0] == 3
+    assert night7["first_seen_run"][0] == "run-6" and night7["last_run"][0] == "run-7"
+    assert night7["end"][0] == dt.datetime(2026, 1, 7, 12)
+
+
+def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, trained):
+    config, model = trained
+    config["nightly"] = {"retrain_every_days": None, "drift_psi": 0.01, "drift_min_windows": 1,
+                         "train_days": 3}
+    cfg = build_job_config(NightlyJobConfig, config)
+    result = run_nightly(store, cfg, D7)
+    assert result.status == "succeeded" and result.model_id == model.model_id
+    assert result.windows > 0 and result.psi > 0.01
+    assert result.retrained and result.retrain_reason == "drift" and result.new_model_id != model.model_id
+    assert set(result.stage_seconds) >= {"discretize", "window", "score", "train", "total"}
+    assert store.read("models").count() == 2
+    empty = run_nightly(store, cfg, dt.date(2026, 1, 8))
+    assert empty.status == "empty" and "no events" in empty.message
+    rows = store.read("nightly").toPandas().sort_values("date")
+    assert list(rows["status"]) == ["succeeded", "empty"]
+    gap = dt.date(2026, 1, 10)
+    with pytest.raises(EmptyInputError, match="night 2026-01-09 was never processed"):
+        run_nightly(store, cfg, gap)
+    # the schedule: due once the model's training range ended retrain_every_days ago
+    sched = build_job_config(NightlyJobConfig, {**config, "nightly": {"retrain_every_days": 7}})
+    assert _retrain_reason(sched, model, model.train_to + dt.timedelta(days=7), None, None, 0) == "schedule"
+    assert _retrain_reason(sched, model, model.train_to + dt.timedelta(days=6), None, None, 0) is None
