@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup demo test test-fast lock bench-featurize bench-train clean-warehouse
+.PHONY: setup demo test test-fast lock bench-featurize bench-train bench-score clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -30,3 +30,6 @@ clean-warehouse:
 
 bench-train: setup
 	$(PY) benchmarks/train.py
+
+bench-score: setup
+	$(PY) benchmarks/score.py

@@ -72,6 +72,7 @@ def _store(data: dict, origin: str):
     """Validate the storage/spark sections, then start Spark and register the tables."""
     from adspark.session import get_spark
     from adspark.tables import TableStore
+    from adspark.views import create_views
 
     try:
         project = ProjectFile.model_validate(data)
@@ -80,6 +81,7 @@ def _store(data: dict, origin: str):
     spark = get_spark(project.spark)
     store = TableStore(spark, project.storage)
     store.register_all()
+    create_views(store)
     return store
 
 

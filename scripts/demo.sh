@@ -1,31 +1,34 @@
 #!/usr/bin/env bash
-# make demo: generate events -> discretize -> window on the embedded default (local Spark +
-# local Delta tables under ./warehouse), then print the tables and a sample.
+# make demo: the whole path on the embedded default (local Spark + local Delta tables under
+# ./warehouse): generate events -> discretize + window three weeks of history -> train ->
+# nightly for each remaining night (validate, discretize, window, score, intervals, retrain when
+# due) -> top anomaly intervals and how many of the generator's labeled anomalies were caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONF=${1:-conf/demo.yaml}
 ADSPARK=".venv/bin/adspark"
-FROM=2026-01-05
-TO=$(.venv/bin/python - "$CONF" <<'PY'
+read -r FROM TRAIN_TO FIRST_NIGHT TO < <(.venv/bin/python - "$CONF" <<'PY'
 import datetime as dt, sys, yaml
 g = yaml.safe_load(open(sys.argv[1]))["generate"]
-print(dt.date.fromisoformat(str(g["start"])) + dt.timedelta(days=int(g["days"]) - 1))
+start = dt.date.fromisoformat(str(g["start"]))
+train_to = start + dt.timedelta(days=int(g["anomaly_free_days"]) - 1)
+print(start, train_to, train_to + dt.timedelta(days=1), start + dt.timedelta(days=int(g["days"]) - 1))
 PY
 )
 step() { echo; echo "== $*"; }
 t0=$SECONDS
-step "generate ($CONF)";            $ADSPARK generate --conf "$CONF"
-step "discretize $FROM..$TO";      $ADSPARK discretize --conf "$CONF" --from $FROM --to "$TO"
-step "window $FROM..$TO";          $ADSPARK window --conf "$CONF" --from $FROM --to "$TO"
-step "train 2026-01-05..2026-01-25 (the first three weeks)"
-$ADSPARK train --conf "$CONF" --from 2026-01-05 --to 2026-01-25
-step "tables";                     $ADSPARK tables --conf "$CONF"
-step "runs, rejects, features, labels, windows, models"
-$ADSPARK sql --conf "$CONF" --limit 6 \
-  "select job, status, date_from, date_to, duration_s, rows_read, rows_accepted, rows_rejected, rows_written from adspark.runs order by started_at desc" \
-  "select reason, \`column\`, count(*) as n, first(detail) as example from adspark.rejects group by reason, \`column\` order by n desc" \
-  "select entity, bucket_start, event_count, amount_sum, amount_max, category__crypto from adspark.features order by event_count desc" \
-  "select kind, count(*) as n, min(start) as first, max(\`end\`) as last from adspark.labels group by kind order by kind" \
-  "select w.entity, w.window_start, w.window_end, w.n_steps, w.n_features, slice(w.values, 1, 6) as first_values from adspark.windows w order by w.window_start desc, w.entity" \
-  "select model_id, detector, spec_id, threshold_method, round(threshold, 4) as threshold, train_from, train_to, get_json_object(metrics, '$.val_loss') as val_loss, get_json_object(metrics, '$.epochs') as epochs from adspark.models order by created_at desc"
-echo; echo "demo finished in $((SECONDS - t0)) s; query the tables with: $ADSPARK sql \"select ... from adspark.<table>\""
+step "generate ($CONF)";                       $ADSPARK generate --conf "$CONF"
+step "discretize $FROM..$TRAIN_TO (history)";  $ADSPARK discretize --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
+step "window $FROM..$TRAIN_TO";                $ADSPARK window --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
+step "train $FROM..$TRAIN_TO";                 $ADSPARK train --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
+step "nightly $FIRST_NIGHT..$TO (one night at a time)"
+$ADSPARK nightly --conf "$CONF" --date "$FIRST_NIGHT" --to "$TO"
+step "results"
+$ADSPARK sql --conf "$CONF" --limit 10 \
+  "select date, status, model_id, events_read, events_rejected, windows, anomalies, intervals_open, psi, retrained, retrain_reason, total_s from adspark.nightly_summary order by date" \
+  "select i.entity, i.start, i.\`end\`, i.status, round(i.peak_score, 3) as peak, round(i.threshold, 3) as threshold, round(i.severity, 2) as severity, i.top_features, l.kind as labeled_as from adspark.intervals i left join adspark.labels l on l.entity = i.entity and l.start < i.\`end\` and l.\`end\` > i.start order by i.severity desc" \
+  "select count(*) as intervals, sum(case when exists (select 1 from adspark.labels l where l.entity = i.entity and l.start < i.\`end\` and l.\`end\` > i.start) then 1 else 0 end) as matching_a_label, round(avg(case when exists (select 1 from adspark.labels l where l.entity = i.entity and l.start < i.\`end\` and l.\`end\` > i.start) then 1.0 else 0.0 end), 3) as interval_precision from adspark.intervals i" \
+  "select count(*) as labeled_anomalies, sum(case when exists (select 1 from adspark.intervals i where i.entity = l.entity and i.start < l.\`end\` and i.\`end\` > l.start) then 1 else 0 end) as caught, round(avg(case when exists (select 1 from adspark.intervals i where i.entity = l.entity and i.start < l.\`end\` and i.\`end\` > l.start) then 1.0 else 0.0 end), 3) as interval_recall from adspark.labels l where l.start >= timestamp'$FIRST_NIGHT'" \
+  "select l.kind, count(*) as labeled, sum(case when exists (select 1 from adspark.intervals i where i.entity = l.entity and i.start < l.\`end\` and i.\`end\` > l.start) then 1 else 0 end) as caught from adspark.labels l where l.start >= timestamp'$FIRST_NIGHT' group by l.kind order by l.kind" \
+  "select model_id, detector, threshold_method, round(threshold, 4) as threshold, train_from, train_to, get_json_object(metrics, '$.val_loss') as val_loss, created_at from adspark.models order by created_at"
+echo; echo "demo finished in $((SECONDS - t0)) s; query the tables with: $ADSPARK sql \"select ... from adspark.<table>\" (views: open_anomalies, anomalies_by_severity, entity_history, nightly_summary)"

@@ -27,6 +27,7 @@ class _Reconstruction:
     history_: dict = field(default_factory=dict)
     shape_: tuple[int, int] | None = None
     _infer: Any = field(default=None, init=False, repr=False, compare=False)
+    _errors: Any = field(default=None, init=False, repr=False, compare=False)
 
     def networks(self) -> dict[str, Any]:
         """The fitted Keras networks by artifact name (saved as ``<name>.keras``)."""
@@ -35,7 +36,7 @@ class _Reconstruction:
 
     def restore(self, networks: dict[str, Any], shape: tuple[int, int]) -> "_Reconstruction":
         """Set the fitted state from networks loaded from the registry."""
-        self.model_, self.shape_, self._infer = networks["model"], tuple(shape), None
+        self.model_, self.shape_, self._infer, self._errors = networks["model"], tuple(shape), None, None
         return self
 
     def _network(self, n_steps: int, n_features: int) -> Any:
@@ -67,7 +68,7 @@ class _Reconstruction:
             self._to_model(w), self._to_model(w), epochs=self.epochs, batch_size=self.batch_size,
             validation_data=val, callbacks=callbacks, verbose=self.verbose, shuffle=True,
         )
-        self.model_, self._infer = model, None
+        self.model_, self._infer, self._errors = model, None, None
         self.history_ = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
         return self
 
@@ -88,10 +89,28 @@ class _Reconstruction:
         y = np.concatenate(outs) if outs else np.empty_like(inputs)
         return self._from_model(y, w)
 
-    def feature_errors(self, x: np.ndarray) -> np.ndarray:
-        """Squared error per feature averaged over time, shape (n, F)."""
+    def feature_errors(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Squared error per feature averaged over time, shape (n, F).
+
+        One compiled function per fitted model computes the reconstruction and the reduction
+        together (TensorFlow threads, no (n, W, F) temporaries in numpy).
+        """
+        import tensorflow as tf
+
+        check_fitted(self, "model_")
         w = as_windows(x)
-        return ((w - self.reconstruct(w)) ** 2).mean(axis=1)
+        check_shape(w, *self.shape_, type(self).__name__)
+        if self._errors is None:
+            model, width = self.model_, int(np.prod(self.shape_))
+            flat = isinstance(self, DenseAutoencoder)
+
+            def errors(b: Any) -> Any:
+                y = model(tf.reshape(b, (-1, width)) if flat else b, training=False)
+                return tf.reduce_mean(tf.square(b - tf.reshape(y, tf.shape(b))), axis=1)
+
+            self._errors = tf.function(errors, reduce_retracing=True)
+        outs = [self._errors(tf.constant(w[i : i + batch_size])).numpy() for i in range(0, len(w), batch_size)]
+        return np.concatenate(outs) if outs else np.empty((0, self.shape_[1]), np.float32)
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Mean squared reconstruction error per window, shape (n,)."""
@@ -99,8 +118,7 @@ class _Reconstruction:
 
     def explain(self, x: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores (n,) and feature errors (n, F) from one inference pass."""
-        w = as_windows(x)
-        fe = ((w - self.reconstruct(w, batch_size)) ** 2).mean(axis=1)
+        fe = self.feature_errors(x, batch_size)
         return fe.mean(axis=1), fe
 
 

@@ -49,8 +49,8 @@ def _windows(batch: Any, n_steps: int, n_features: int) -> np.ndarray:
     n = batch.num_rows
     flat = values.flatten().to_numpy(zero_copy_only=False)
     width = n_steps * n_features
-    if flat.size != n * width:
-        lengths = np.diff(values.offsets.to_numpy())
+    lengths = np.diff(values.offsets.to_numpy())
+    if flat.size != n * width or (lengths != width).any():
         bad = int(np.argmax(lengths != width))
         window_id = batch.column(batch.schema.get_field_index("window_id"))[bad].as_py()
         raise DataContractError(
@@ -58,8 +58,8 @@ def _windows(batch: Any, n_steps: int, n_features: int) -> np.ndarray:
             f"{n_steps} x {n_features} = {width} (window spec mismatch)"
         )
     x = flat.reshape(n, n_steps, n_features)
-    finite = np.isfinite(x).all(axis=(1, 2))
-    if not finite.all():
+    if not np.isfinite(flat).all():
+        finite = np.isfinite(x).all(axis=(1, 2))
         bad = int(np.argmin(finite))
         window_id = batch.column(batch.schema.get_field_index("window_id"))[bad].as_py()
         raise DataContractError(f"window {window_id!r} holds NaN or infinite values; it is not scored")
@@ -121,12 +121,15 @@ def make_scorer(
         if tf_threads:
             import tensorflow as tf
 
-            if not tf.config.threading.get_intra_op_parallelism_threads():
+            try:
                 tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
                 tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
+            except RuntimeError:  # this worker's TensorFlow is already running: keep its pools
+                pass
         shipped = files.value if hasattr(files, "value") else files
         schema = SCORES.arrow_schema(OUTPUT_FIELDS)
         list_types = {name: schema.field(name).type for name in ("top_features", "top_shares")}
+        name_array = pa.array(list(names), pa.string())
         for batch in batches:
             n = batch.num_rows
             if n == 0:
@@ -149,7 +152,10 @@ def make_scorer(
                 threshold=pa.array(thresholds),
                 is_anomaly=pa.array(scores > thresholds),
                 top_features=pa.ListArray.from_arrays(
-                    offsets, pa.array(names[idx].ravel(), pa.string()), type=list_types["top_features"]
+                    offsets,
+                    pa.DictionaryArray.from_arrays(pa.array(idx.ravel().astype(np.int32)), name_array)
+                    .cast(pa.string()),
+                    type=list_types["top_features"],
                 ),
                 top_shares=pa.ListArray.from_arrays(
                     offsets, pa.array(shares.ravel(), pa.float64()), type=list_types["top_shares"]

@@ -1,0 +1,51 @@
+"""SQL views over the adspark tables (created next to them, in the same catalog and schema).
+
+View texts are fixed; only the schema (a validated identifier) is filled in, never a user value.
+"""
+
+from __future__ import annotations
+
+from adspark.tables import TableStore
+
+# view name -> (tables it needs, SELECT with {t[name]} for qualified table names)
+VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
+    "open_anomalies": (
+        ("intervals",),
+        "SELECT interval_id, entity, start, `end`, n_windows, round(peak_score, 4) AS peak_score, "
+        "round(threshold, 4) AS threshold, round(severity, 2) AS severity, top_features, top_shares, "
+        "threshold_method, model_id, updated_at FROM {intervals} WHERE status = 'open' "
+        "ORDER BY severity DESC",
+    ),
+    "anomalies_by_severity": (
+        ("intervals",),
+        "SELECT CASE WHEN severity >= 3 THEN 'critical' WHEN severity >= 1.5 THEN 'high' ELSE 'elevated' "
+        "END AS band, interval_id, entity, start, `end`, status, n_windows, round(peak_score, 4) AS peak_score, "
+        "round(severity, 2) AS severity, top_features, model_id FROM {intervals} ORDER BY severity DESC",
+    ),
+    "entity_history": (
+        ("scores",),
+        "SELECT entity, date, count(*) AS windows, sum(CAST(is_anomaly AS INT)) AS anomalous_windows, "
+        "round(max(score), 4) AS max_score, round(max(score / threshold), 2) AS max_severity, "
+        "first(model_id) AS model_id FROM {scores} GROUP BY entity, date",
+    ),
+    "nightly_summary": (
+        ("nightly",),
+        "SELECT date, status, model_id, events_read, events_rejected, windows, anomalies, "
+        "intervals_open, round(psi, 3) AS psi, retrained, retrain_reason, new_model_id, "
+        "get_json_object(stage_seconds, '$.total') AS total_s, message FROM {nightly}",
+    ),
+}
+
+
+def create_views(store: TableStore) -> list[str]:
+    """Create (or replace) every view whose tables exist; returns the names created."""
+    created = []
+    for name, (needs, select) in VIEWS.items():
+        if not all(store.exists(t) for t in needs):
+            continue
+        for t in needs:
+            store.register(t)
+        body = select.format(**{t: store.qualified(t) for t in needs})
+        store.spark.sql(f"CREATE OR REPLACE VIEW {store.qualified(name)} AS {body}")
+        created.append(name)
+    return created
