@@ -115,7 +115,8 @@ def _cmd_train(args: argparse.Namespace, data: dict) -> str:
 
     cfg = build_job_config(TrainJobConfig, data, args.conf)
     run, model = run_train(_store(data, args.conf), cfg, args.start, args.end or args.start)
-    return run.message + "\nmetrics: " + json.dumps(model.metrics, sort_keys=True)
+    shown = {k: v for k, v in model.metrics.items() if k != "val_score_quantiles"}
+    return run.message + "\nmetrics: " + json.dumps(shown, sort_keys=True)
 
 
 def _cmd_score(args: argparse.Namespace, data: dict) -> str:
@@ -135,12 +136,14 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     last = args.end or args.date
     if last < args.date:
         raise ConfigError(f"--to {last} is before --date {args.date}")
-    lines = []
-    day = args.date
+    day, statuses = args.date, []
     while day <= last:
-        lines.append(run_nightly(store, cfg, day).message)
+        result = run_nightly(store, cfg, day)
+        print(result.message, flush=True)
+        statuses.append(result.status)
         day += dt.timedelta(days=1)
-    return "\n".join(lines)
+    counts = {s: statuses.count(s) for s in sorted(set(statuses))}
+    return f"nightly {args.date}..{last}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:

@@ -143,7 +143,7 @@ def spark_paths(det, x_path: Path, n: int, workdir: Path) -> dict[str, float]:
             yield pa.RecordBatch.from_arrays([pa.array([b.num_rows])], names=["n"])
 
     out = {"spark_transfer_only (ceiling)": timed(lambda w, f: w.mapInArrow(count_only, "n long"))}
-    out["spark_mapInPandas"] = timed(lambda w, f: w.mapInPandas(pandas_udf, "window_id string, score double"))}
+    out["spark_mapInPandas"] = timed(lambda w, f: w.mapInPandas(pandas_udf, "window_id string, score double"))
     for threads in (None, 1):
         key = f"spark_mapInArrow (tf_threads={threads or 'default'})"
         out[key] = timed(lambda w, f, t=threads: w.mapInArrow(

@@ -35,6 +35,11 @@ def store(spark, tmp_path: Path):
 @pytest.fixture()
 def base_config() -> dict:
     """A small project config (as parsed YAML) over a tiny events table."""
+    return make_base_config()
+
+
+def make_base_config() -> dict:
+    """A fresh copy of the small project config (as parsed YAML)."""
     return {
         "storage": {"warehouse": "unused", "schema": "adspark_test"},
         "spark": {"master": "local[2]", "shuffle_partitions": 2},
@@ -67,6 +72,11 @@ def ts(text: str) -> dt.datetime:
 @pytest.fixture()
 def tiny_events(spark, store) -> Iterator[list[tuple]]:
     """Write a tiny, hand-made events table (two users, three days) and yield its rows."""
+    yield write_tiny_events(spark, store)
+
+
+def write_tiny_events(spark, store) -> list[tuple]:
+    """The tiny events table (two users, three days) written to ``store``; returns its rows."""
     from schemas import EVENTS
 
     rows = []
@@ -78,4 +88,30 @@ def tiny_events(spark, store) -> Iterator[list[tuple]]:
     df = spark.createDataFrame(rows, EVENTS.struct_type())
     df.write.format("delta").partitionBy("event_date").save(store.path("events"))
     store.register("events")
-    yield rows
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_windowed_template(spark, tmp_path_factory) -> Path:
+    """A warehouse with the tiny events discretized and windowed for 2026-01-05..07, built once."""
+    from adspark.config import DiscretizeJobConfig, StorageConfig, WindowJobConfig, build_job_config
+    from adspark.pipeline.discretize import run_discretize
+    from adspark.pipeline.window import run_window
+    from adspark.tables import TableStore
+
+    root = tmp_path_factory.mktemp("tiny-template") / "wh"
+    store = TableStore(spark, StorageConfig(warehouse=str(root), schema="adspark_test"))
+    write_tiny_events(spark, store)
+    cfg = make_base_config()
+    d5, d7 = dt.date(2026, 1, 5), dt.date(2026, 1, 7)
+    run_discretize(store, build_job_config(DiscretizeJobConfig, cfg), d5, d7)
+    run_window(store, build_job_config(WindowJobConfig, cfg), d5, d7)
+    return root
+
+
+@pytest.fixture()
+def tiny_windowed(store, tiny_windowed_template, tmp_path) -> None:
+    """This test's warehouse starts as a copy of the windowed template (events, features, windows)."""
+    import shutil
+
+    shutil.copytree(tiny_windowed_template, tmp_path / "wh")

@@ -1,7 +1,7 @@
 """Intervals update: scores -> merged anomaly intervals -> Delta MERGE into ``intervals``.
 
 Recomputes the intervals of every entity with an anomalous window in the scores read, from the
-earliest of (first scored night - ``lookback_days``) and the start of any interval still open,
+earliest of (first scored night - ``lookback_days``) and the start of any interval reaching into it,
 up to the last night scored by the model. Merging is the pure
 :func:`adspark.core.intervals.merge_intervals`, run per entity with ``applyInPandas``. The MERGE
 updates intervals by id (an interval continuing into the next night keeps its id: entity +
@@ -40,21 +40,22 @@ def interval_merger(
 
 
 def _span_start(store: TableStore, model: RegisteredModel, start: dt.date, lookback_days: int) -> dt.date:
-    """Earliest night to re-read: the lookback, or the start of the model's oldest open interval."""
+    """Earliest night to re-read: the lookback, extended to the start of every interval of the
+    model that reaches into it (so an interval is always recomputed whole, never truncated)."""
     from pyspark.sql import functions as F
 
     first = start - dt.timedelta(days=lookback_days)
-    if store.exists(INTERVALS.name):
+    if not store.exists(INTERVALS.name):
+        return first
+    mine = store.read(INTERVALS.name).where(F.col("model_id") == model.model_id)
+    while True:
+        edge = dt.datetime.combine(first, dt.time())
         oldest = (
-            store.read(INTERVALS.name)
-            .where((F.col("model_id") == model.model_id) & (F.col("status") == "open"))
-            .agg(F.min(F.to_date("start")).alias("d"))
-            .first()
-            .d
+            mine.where(F.col("end") > F.lit(edge)).agg(F.min(F.to_date("start")).alias("d")).first().d
         )
-        if oldest is not None and oldest < first:
-            first = oldest
-    return first
+        if oldest is None or oldest >= first:
+            return first
+        first = oldest
 
 
 def update_intervals(

@@ -28,28 +28,45 @@ def _conf(tmp_path: Path) -> Path:
     return path
 
 
-def test_generate_discretize_window_sql(tmp_path):
+def test_whole_path_through_the_cli(tmp_path):
+    """generate -> discretize + window history -> train -> nightly x2 -> SQL views."""
     conf = str(_conf(tmp_path))
     gen = _adspark("generate", "--conf", conf, cwd=tmp_path)
     assert gen.returncode == 0, gen.stderr[-3000:]
     assert "labeled anomalies" in gen.stdout
-    disc = _adspark("discretize", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-09", cwd=tmp_path)
+    history = ("--from", "2026-01-05", "--to", "2026-01-07")
+    disc = _adspark("discretize", "--conf", conf, *history, cwd=tmp_path)
     assert disc.returncode == 0, disc.stderr[-3000:]
     assert "read " in disc.stdout and "rejected" in disc.stdout
-    win = _adspark("window", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-09", cwd=tmp_path)
+    win = _adspark("window", "--conf", conf, *history, cwd=tmp_path)
     assert win.returncode == 0, win.stderr[-3000:]
+    train = _adspark("train", "--conf", conf, *history, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "model m-" in train.stdout and "threshold distribution" in train.stdout
+    nightly = _adspark("nightly", "--conf", conf, "--date", "2026-01-08", "--to", "2026-01-09", cwd=tmp_path)
+    assert nightly.returncode == 0, nightly.stderr[-3000:]
+    assert "nightly 2026-01-08:" in nightly.stdout and "nightly 2026-01-09:" in nightly.stdout
+    assert "2 succeeded" in nightly.stdout
     sql = _adspark(
         "sql", "--conf", conf,
         "select r.job, r.status, r.rows_read = r.rows_accepted + r.rows_rejected as ok, "
         "(select count(*) from adspark.windows) as windows, "
         "(select count(distinct entity) from adspark.features) as entities "
-        "from adspark.runs r where r.job = 'discretize'",
+        "from adspark.runs r where r.job = 'discretize' order by r.started_at limit 1",
+        "select count(*) as nights, sum(windows) as windows from adspark.nightly_summary where status = 'succeeded'",
+        "select count(*) as scored from adspark.scores",
+        "select count(*) as open_rows from adspark.open_anomalies",
         cwd=tmp_path,
     )
     assert sql.returncode == 0, sql.stderr[-3000:]
-    line = sql.stdout.strip().splitlines()[-1].split()
-    assert line[:3] == ["discretize", "succeeded", "True"]
-    assert int(line[3]) > 0 and int(line[4]) == 12
+    blocks = [b.strip().splitlines() for b in sql.stdout.split("-- ")[1:]]
+    first = blocks[0][-1].split()
+    assert first[:3] == ["discretize", "succeeded", "True"]
+    assert int(first[3]) > 0 and int(first[4]) == 12
+    nights, windows = map(int, blocks[1][-1].split())
+    assert nights == 2 and windows > 0
+    assert int(blocks[2][-1]) == windows
+    assert int(blocks[3][-1]) >= 0
 
 
 def test_bad_config_is_one_clear_line(tmp_path):

@@ -6,22 +6,18 @@ import numpy as np
 import pytest
 
 from adspark.config import (
-    DiscretizeJobConfig,
     IntervalConfig,
     NightlyJobConfig,
     ScoreJobConfig,
     TrainJobConfig,
-    WindowJobConfig,
     build_job_config,
 )
 from adspark.core.thresholds import Threshold
-from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.intervals import update_intervals
 from adspark.errors import EmptyInputError
 from adspark.pipeline.nightly import _retrain_reason, run_nightly
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import load_detector, run_train
-from adspark.pipeline.window import run_window
 from adspark.train.registry import RegisteredModel
 from schemas import SCORES
 
@@ -29,9 +25,7 @@ D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
 
 
 @pytest.fixture()
-def trained(store, base_config, tiny_events):
-    run_discretize(store, build_job_config(DiscretizeJobConfig, base_config), D5, D7)
-    run_window(store, build_job_config(WindowJobConfig, base_config), D5, D7)
+def trained(store, base_config, tiny_windowed):
     base_config["train"] = {
         "validation_fraction": 0.34,
         "detector": {"hidden": [8], "bottleneck": 2, "epochs": 2, "batch_size": 4, "patience": 2},
@@ -100,6 +94,12 @@ def test_interval_continuing_into_the_next_night_is_extended(spark, store):
     assert night7["status"][0] == "closed" and night7["n_windows"][0] == 3
     assert night7["first_seen_run"][0] == "run-6" and night7["last_run"][0] == "run-7"
     assert night7["end"][0] == dt.datetime(2026, 1, 7, 12)
+    # a later night re-reads from the interval's start: the closed interval is not truncated
+    store.append(_scores(spark, "m-x", dt.date(2026, 1, 8), [False, False, False, False]), "scores", ("date",))
+    update_intervals(store, cfg, model, dt.date(2026, 1, 8), dt.date(2026, 1, 8), "run-8")
+    night8 = store.read("intervals").toPandas()
+    assert len(night8) == 1 and night8["interval_id"][0] == night6["interval_id"][0]
+    assert night8["n_windows"][0] == 3
 
 
 def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, trained):

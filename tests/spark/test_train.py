@@ -5,12 +5,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from adspark.config import DiscretizeJobConfig, TrainJobConfig, WindowJobConfig, build_job_config
+from adspark.config import TrainJobConfig, build_job_config
 from adspark.core.thresholds import Threshold
 from adspark.detectors.autoencoders import DenseAutoencoder
-from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.train import load_detector, run_train
-from adspark.pipeline.window import run_window
 from adspark.train.backend import HorovodSparkBackend, LocalBackend
 from adspark.train.registry import ModelNotFoundError, RegisteredModel, find_model, save_model
 from schemas import LABELS
@@ -19,9 +17,7 @@ D5, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 7)
 
 
 @pytest.fixture()
-def windowed(store, base_config, tiny_events, tmp_path):
-    run_discretize(store, build_job_config(DiscretizeJobConfig, base_config), D5, D7)
-    run_window(store, build_job_config(WindowJobConfig, base_config), D5, D7)
+def windowed(store, base_config, tiny_windowed, tmp_path):
     base_config["train"] = {
         "validation_fraction": 0.34,
         "petastorm_cache": f"file://{tmp_path}/petastorm",

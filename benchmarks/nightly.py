@@ -1,0 +1,110 @@
+"""Benchmark: wall time of one ``nightly`` run split by stage, on a generated events table.
+
+Generates ``--events`` events over ``--days`` days for ``--entities`` users, processes all but the
+last night as history (discretize + window in one go) and trains the demo model on it, then
+times ``nightly`` for the last night and prints its stages (from the ``nightly`` table), the
+night's events and windows, and the peak RSS of this process tree (JVM and Python workers).
+
+Usage: ``python benchmarks/nightly.py [--events 10000000] [--days 14] [--entities 5000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rss_tree() -> int:
+    import psutil
+
+    me = psutil.Process()
+    total = 0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--entities", type=int, default=5000)
+    args = parser.parse_args()
+    from adspark.cli import main as cli
+
+    start = dt.date(2026, 1, 5)
+    last = start + dt.timedelta(days=args.days - 1)
+    with tempfile.TemporaryDirectory(prefix="adspark-bench-nightly-") as tmp:
+        data = yaml.safe_load((ROOT / "conf" / "demo.yaml").read_text())
+        data["storage"]["warehouse"] = str(Path(tmp) / "wh")
+        data["spark"].update({"master": "local[2]", "shuffle_partitions": 4, "driver_memory": "6g"})
+        data["generate"].update({"entities": args.entities, "days": args.days, "events": args.events,
+                                 "start": start.isoformat(), "anomaly_free_days": args.days - 1})
+        data["window"]["scaling"].update({"fit_from": start.isoformat(),
+                                          "fit_to": (last - dt.timedelta(days=1)).isoformat()})
+        data["train"]["detector"]["epochs"] = 5
+        data["nightly"].update({"retrain_every_days": None, "drift_psi": None})
+        conf = Path(tmp) / "bench.yaml"
+        conf.write_text(yaml.safe_dump(data))
+        c = ["--conf", str(conf)]
+        prep = {}
+        for name, argv in (
+            ("generate", ["generate", *c]),
+            ("discretize history", ["discretize", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
+            ("window history", ["window", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
+            ("train", ["train", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
+        ):
+            t0 = time.perf_counter()
+            if cli(argv) != 0:
+                raise SystemExit(f"{name} failed")
+            prep[name] = time.perf_counter() - t0
+        peak = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _rss_tree())
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        rc = cli(["nightly", *c, "--date", str(last)])
+        wall = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+        if rc != 0:
+            raise SystemExit("nightly failed")
+        from adspark.config import SparkConfig
+        from adspark.session import get_spark
+
+        spark = get_spark(SparkConfig())
+        row = spark.read.format("delta").load(str(Path(tmp) / "wh" / "adspark" / "nightly")).first()
+        stages = json.loads(row.stage_seconds)
+    print(f"\n{args.events:,} events, {args.entities} users, {args.days} days; nightly for {last} "
+          f"({row.events_read:,} events that night, {row.windows:,} windows), 2 cores")
+    print("preparation (untimed for the nightly): " + ", ".join(f"{k} {v:.0f} s" for k, v in prep.items()))
+    print("| stage | seconds | share |")
+    print("|---|---|---|")
+    for k, v in stages.items():
+        if k != "total":
+            print(f"| {k} | {v:.1f} | {v / stages['total']:.0%} |")
+    print(f"| total (nightly) | {stages['total']:.1f} | 100% |")
+    print(f"nightly wall time including session start: {wall:.1f} s; peak RSS of the process tree "
+          f"{peak[0] / 2**30:.1f} GiB")
+
+
+if __name__ == "__main__":
+    main()
