@@ -82,6 +82,7 @@ class MeasureConfig(Strict):
     name: str
     non_negative: bool = False
     required: bool = True
+    max_abs: float = Field(default=1e15, gt=0)
 
     @field_validator("name")
     @classmethod
@@ -99,6 +100,7 @@ class CategoricalConfig(Strict):
     name: str
     values: list[str] | None = None
     top_k: int = Field(default=8, ge=1, le=256)
+    unknown: Literal["reject", "other"] = "reject"
 
     @field_validator("name")
     @classmethod
@@ -137,6 +139,7 @@ class SourceConfig(Strict):
     distinct: list[str] = Field(default_factory=list)
     min_timestamp: dt.datetime = dt.datetime(2000, 1, 1)
     max_timestamp: dt.datetime = dt.datetime(2100, 1, 1)
+    late_days: int = Field(default=2, ge=0, le=31)
 
     @field_validator("table")
     @classmethod

@@ -5,7 +5,8 @@ last night as history (discretize + window in one go) and trains the demo model 
 times ``nightly`` for the last night and prints its stages (from the ``nightly`` table), the
 night's events and windows, and the peak RSS of this process tree (JVM and Python workers).
 
-Usage: ``python benchmarks/nightly.py [--events 10000000] [--days 14] [--entities 5000]``
+Usage: ``python benchmarks/nightly.py [--events 10000000] [--days 14] [--entities 5000]
+[--driver-memory 6g] [--json out.json]`` (``benchmarks/scale.py`` runs it at several sizes).
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ def _rss_tree() -> int:
     return total
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--entities", type=int, default=5000)
+    parser.add_argument("--driver-memory", default="6g", help="JVM heap (local mode: driver = executor)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     from adspark.cli import main as cli
 
@@ -49,37 +57,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="adspark-bench-nightly-") as tmp:
         data = yaml.safe_load((ROOT / "conf" / "demo.yaml").read_text())
         data["storage"]["warehouse"] = str(Path(tmp) / "wh")
-        data["spark"].update({"master": "local[2]", "shuffle_partitions": 4, "driver_memory": "6g"})
+        data["spark"].update({"master": "local[2]", "shuffle_partitions": 4,
+                              "driver_memory": args.driver_memory})
         data["generate"].update({"entities": args.entities, "days": args.days, "events": args.events,
                                  "start": start.isoformat(), "anomaly_free_days": args.days - 1})
         data["window"]["scaling"].update({"fit_from": start.isoformat(),
                                           "fit_to": (last - dt.timedelta(days=1)).isoformat()})
-        data["train"]["detector"]["epochs"] = 5
+        data["train"]["detector"]["epochs"] = args.epochs
         data["nightly"].update({"retrain_every_days": None, "drift_psi": None})
         conf = Path(tmp) / "bench.yaml"
         conf.write_text(yaml.safe_dump(data))
         c = ["--conf", str(conf)]
         prep = {}
+        peak: dict[str, int] = {}
+        phase = ["generate"]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[phase[0]] = max(peak.get(phase[0], 0), _rss_tree())
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         for name, argv in (
             ("generate", ["generate", *c]),
             ("discretize history", ["discretize", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
             ("window history", ["window", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
             ("train", ["train", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
         ):
+            phase[0] = name
             t0 = time.perf_counter()
             if cli(argv) != 0:
                 raise SystemExit(f"{name} failed")
             prep[name] = time.perf_counter() - t0
-        peak = [0]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], _rss_tree())
-                time.sleep(0.1)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        phase[0] = "nightly"
         t0 = time.perf_counter()
         rc = cli(["nightly", *c, "--date", str(last)])
         wall = time.perf_counter() - t0
@@ -93,6 +105,14 @@ def main() -> None:
         spark = get_spark(SparkConfig())
         row = spark.read.format("delta").load(str(Path(tmp) / "wh" / "adspark" / "nightly")).first()
         stages = json.loads(row.stage_seconds)
+        sizes = {t: _folder_bytes(Path(tmp) / "wh" / "adspark" / t) for t in ("events", "features", "windows", "scores")}
+    if args.json:
+        args.json.write_text(json.dumps({
+            "events": args.events, "entities": args.entities, "days": args.days,
+            "night_events": row.events_read, "night_rejected": row.events_rejected, "windows": row.windows,
+            "prep_seconds": prep, "stage_seconds": stages, "nightly_wall_seconds": wall,
+            "peak_rss_bytes": peak, "driver_memory": args.driver_memory, "table_bytes": sizes,
+        }, indent=2))
     print(f"\n{args.events:,} events, {args.entities} users, {args.days} days; nightly for {last} "
           f"({row.events_read:,} events that night, {row.windows:,} windows), 2 cores")
     print("preparation (untimed for the nightly): " + ", ".join(f"{k} {v:.0f} s" for k, v in prep.items()))
@@ -103,7 +123,7 @@ def main() -> None:
             print(f"| {k} | {v:.1f} | {v / stages['total']:.0%} |")
     print(f"| total (nightly) | {stages['total']:.1f} | 100% |")
     print(f"nightly wall time including session start: {wall:.1f} s; peak RSS of the process tree "
-          f"{peak[0] / 2**30:.1f} GiB")
+          f"{peak['nightly'] / 2**30:.1f} GiB (whole run {max(peak.values()) / 2**30:.1f} GiB)")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def make_base_config() -> dict:
                 {"name": "amount", "non_negative": True},
                 {"name": "latency_ms", "non_negative": True},
             ],
-            "categoricals": [{"name": "category", "values": ["a", "b"]}],
+            "categoricals": [{"name": "category", "values": ["a", "b"], "unknown": "other"}],
         },
         "discretize": {"bucket": "6h", "difference": ["event_count"], "activity_lookback_days": 1},
         "window": {

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+
+from adspark.core.scaling import apply_scaling, stats_vectors
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,45 @@ def window_rows(
         window_start=((win.end_index[keep] - spec.size + 1) * b).astype("datetime64[s]"),
         window_end=((win.end_index[keep] + 1) * b).astype("datetime64[s]"),
         date=end_day[keep],
-        values=vals[:, :, :n_f].astype(np.float32).reshape(n, -1),
-        raw_values=vals[:, :, n_f:].astype(np.float32).reshape(n, -1),
+        values=vals[:, :, :n_f].astype(np.float32).reshape(n, spec.size * n_f),
+        raw_values=vals[:, :, n_f:].astype(np.float32).reshape(n, spec.size * n_f),
     )
+
+
+def entity_windows(
+    features: pd.DataFrame,
+    stats_by_entity: Mapping[str, pd.DataFrame],
+    default_stats: tuple[np.ndarray, np.ndarray],
+    spec: WindowSpec,
+    first_day: dt.date,
+    last_day: dt.date,
+) -> list[WindowRows]:
+    """Windows of every entity of a frame, each cut from that entity's buckets only.
+
+    Args:
+        features: ``entity``, ``bucket_start`` and ``spec.features`` for any number of entities,
+            any row order; at most one row per entity and bucket.
+        stats_by_entity: Per-entity scaling statistics (``feature``, ``center``, ``scale``);
+            entities absent here use ``default_stats``.
+        default_stats: (center, scale), each shape (F,): the global statistics.
+        spec: Window shape.
+        first_day: First day (by the window's last bucket) to emit.
+        last_day: Last day to emit, inclusive.
+
+    Returns:
+        One :class:`WindowRows` per entity that has windows, sorted by entity.
+    """
+    names = list(spec.features)
+    out = []
+    for entity, part in features.groupby("entity", sort=True):
+        part = part.sort_values("bucket_start")
+        st = stats_by_entity.get(entity)
+        center, scale = stats_vectors(st, names) if st is not None else default_stats
+        raw = part[names].to_numpy(np.float64)
+        rows = window_rows(
+            str(entity), part["bucket_start"], apply_scaling(raw, center, scale),
+            np.nan_to_num(raw, nan=0.0), spec, first_day, last_day,
+        )
+        if len(rows):
+            out.append(rows)
+    return out

@@ -8,16 +8,31 @@ row as JSON; every other row is accepted. Rules, in the order they are checked (
 reason                      rule
 ==========================  =========================================================
 null_entity                 an entity key column is null or blank
+bad_encoding                a key, categorical or id string holds U+FFFD (bytes that were
+                            not valid UTF-8) or a control character
 null_timestamp              the timestamp is null
 unparseable_timestamp       a string timestamp does not parse
 timestamp_out_of_range      before ``min_timestamp`` or after ``max_timestamp``
-outside_night               the event time's UTC day is not among the nights processed
+late_event                  the event day is before the nights processed, whose partition
+                            holds it (a late arrival for an earlier night; see below)
+outside_night               the event time's UTC day is after the nights processed
 null_value                  a required measure is null
-unparseable_value           a string measure does not parse as a number
+unparseable_value           a measure does not parse as a number (wrong type in the row)
 non_finite                  a measure is NaN or +/-infinity
+huge_value                  ``abs(measure) > max_abs`` (default 1e15)
 negative_value              a measure declared non-negative is negative
+unknown_category            a categorical with declared ``values`` holds another value
+                            (``unknown: other`` counts it in the other slot instead)
 duplicate                   an exact copy of an earlier row (all columns equal)
 ==========================  =========================================================
+
+Late events (policy: queue, then re-score by rerunning the night). When ``source.date_column``
+is an arrival/partition date apart from the event time, night D reads the rows of partition D
+plus the rows of partitions D+1..D+``late_days`` whose event day is D. A late row therefore is
+rejected as ``late_event`` by the night of its arrival (the detail names its own night and the
+command to run), and accepted by a rerun of its own night (``adspark nightly --date <its
+night>``), which re-discretizes, re-windows and re-scores that night with it. Every night's
+``read = accepted + rejected`` holds; a late row ends in ``features`` exactly once.
 """
 
 from __future__ import annotations
@@ -38,16 +53,22 @@ log = logging.getLogger(__name__)
 
 REASONS = (
     "null_entity",
+    "bad_encoding",
     "null_timestamp",
     "unparseable_timestamp",
     "timestamp_out_of_range",
+    "late_event",
     "outside_night",
     "null_value",
     "unparseable_value",
     "non_finite",
+    "huge_value",
     "negative_value",
+    "unknown_category",
     "duplicate",
 )
+# U+FFFD (what a decoder leaves for invalid UTF-8) or an ASCII control character other than tab.
+_BAD_TEXT = "[\\x{FFFD}\\x00-\\x08\\x0B-\\x1F\\x7F]"
 
 _NUMERIC = {"tinyint", "smallint", "int", "bigint", "float", "double"}
 _TIME = {"timestamp", "timestamp_ntz", "date", "string"}
@@ -192,7 +213,11 @@ def validate_events(
         hi_ts = F.lit(dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
         selected = df.where((ts >= lo_ts) & (ts < hi_ts))
     else:
-        selected = df.where(night.between(lo, hi))
+        late_hi = F.lit(end + dt.timedelta(days=source.late_days))
+        # this range's partitions, plus late arrivals for this range in the next partitions
+        selected = df.where(
+            night.between(lo, hi) | (night.between(lo, late_hi) & F.to_date(ts).between(lo, hi))
+        )
 
     entity_parts = [F.trim(F.col(c).cast("string")) for c in source.entity]
     rows = selected.select(
@@ -207,6 +232,20 @@ def validate_events(
         bad = part.isNull() | (part == "")
         null_key = bad if null_key is None else null_key | bad
         checks.append((bad, "null_entity", c, F.lit("expected a non-blank entity key")))
+    text_cols = [*source.entity, *[c.name for c in source.categoricals], *source.distinct]
+    if source.event_id:
+        text_cols.append(source.event_id)
+    for c in dict.fromkeys(text_cols):
+        text = F.col(c).cast("string")
+        checks.append(
+            (
+                text.rlike(_BAD_TEXT),
+                "bad_encoding",
+                c,
+                F.concat(F.lit("expected valid UTF-8 text without control characters, got "),
+                         F.to_json(F.array(text))),
+            )
+        )
     raw_ts = F.col(ts_col)
     checks.append((raw_ts.isNull(), "null_timestamp", ts_col, F.lit("expected a timestamp")))
     checks.append(
@@ -230,6 +269,19 @@ def validate_events(
         )
     )
     ts_day = F.to_date(F.col("_ts"))
+    checks.append(
+        (
+            ts_day < lo,
+            "late_event",
+            ts_col,
+            F.concat(
+                F.lit("event day "), ts_day.cast("string"), F.lit(" arrived in partition "),
+                F.col("_date").cast("string"),
+                F.lit(": queued; rerun `adspark nightly --date "), ts_day.cast("string"),
+                F.lit(f"` to re-score that night with it (it reads up to {source.late_days} later partitions)"),
+            ),
+        )
+    )
     checks.append(
         (
             ~ts_day.between(lo, hi),
@@ -263,6 +315,14 @@ def validate_events(
                 F.concat(F.lit("expected a finite number, got "), value.cast("string")),
             )
         )
+        checks.append(
+            (
+                F.abs(value) > F.lit(m.max_abs),
+                "huge_value",
+                m.name,
+                F.concat(F.lit(f"expected abs(value) <= {m.max_abs:g}, got "), value.cast("string")),
+            )
+        )
         if m.non_negative:
             checks.append(
                 (
@@ -273,6 +333,17 @@ def validate_events(
                 )
             )
 
+    for c in source.categoricals:
+        if c.values is not None and c.unknown == "reject":
+            raw = F.col(c.name).cast("string")
+            checks.append(
+                (
+                    raw.isNotNull() & ~raw.isin(*c.values),
+                    "unknown_category",
+                    c.name,
+                    F.concat(F.lit(f"expected one of {list(c.values)} (or null), got "), F.to_json(F.array(raw))),
+                )
+            )
     reason = column = detail = None
     for cond, code, col_name, det in reversed(checks):
         cond = F.coalesce(cond, F.lit(False))

@@ -23,11 +23,10 @@ from adspark.core.features import CALENDAR_COLUMNS
 from adspark.core.scaling import (
     GLOBAL_ENTITY,
     STATS_COLUMNS,
-    apply_scaling,
     fit_stats,
     stats_vectors,
 )
-from adspark.core.windows import WindowRows, WindowSpec, window_rows
+from adspark.core.windows import WindowRows, WindowSpec, entity_windows
 from adspark.errors import ConfigError, EmptyInputError, SchemaMismatchError
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.rows import run_rows
@@ -145,21 +144,10 @@ def bucket_windows(
 
     arrow_schema = WINDOWS.arrow_schema()
 
-    def cut_one(entity: str, pdf: pd.DataFrame, st: pd.DataFrame | None) -> WindowRows:
-        pdf = pdf.sort_values("bucket_start")
-        center, scale = stats_vectors(st, names) if st is not None else (g_center, g_scale)
-        raw = pdf[names].to_numpy(np.float64)
-        return window_rows(
-            entity, pdf["bucket_start"], apply_scaling(raw, center, scale),
-            np.nan_to_num(raw, nan=0.0), wspec, start, end,
-        )
-
     def cut(features_t: "pa.Table", stats_t: "pa.Table") -> "pa.Table":
-        pdf = features_t.to_pandas()
         st = stats_t.to_pandas()
         stats_by = dict(tuple(st.groupby("entity", sort=False))) if len(st) else {}
-        batches = [cut_one(e, part, stats_by.get(e)) for e, part in pdf.groupby("entity", sort=True)]
-        kept = [b for b in batches if len(b)]
+        kept = entity_windows(features_t.to_pandas(), stats_by, (g_center, g_scale), wspec, start, end)
         return windows_table(kept, spec_id, wspec.size, len(names), arrow_schema)
 
     group = group_of(groups)
