@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup demo test test-fast lock bench-featurize bench-train bench-score clean-warehouse
+.PHONY: setup demo test test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -33,3 +33,9 @@ bench-train: setup
 
 bench-score: setup
 	$(PY) benchmarks/score.py
+
+bench-nightly: setup
+	$(PY) benchmarks/nightly.py
+
+bench-scale: setup
+	$(PY) benchmarks/scale.py

@@ -8,12 +8,14 @@ reader (delta-rs, DuckDB), and is registered in the session catalog as ``<schema
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from adspark.config import StorageConfig, check_identifier
-from adspark.errors import SchemaMismatchError, TableNotFoundError
+from adspark.errors import ConfigError, SchemaMismatchError, TableNotFoundError
+from adspark.faults import kill_point
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -77,6 +79,30 @@ class TableStore:
         """The Delta folder of a table."""
         return f"{self.root}/{check_identifier(table, 'table')}"
 
+    def resolve_path(self, path: str, key: str) -> str:
+        """A path from the config: URIs and absolute paths as given (explicit), a relative path
+        under the warehouse, which it may not leave.
+
+        Raises:
+            ConfigError: Naming the key when a relative path escapes the warehouse.
+        """
+        if path.startswith(_URI_SCHEMES) or Path(path).is_absolute():
+            return path
+        base = self.storage.warehouse
+        if base.startswith(_URI_SCHEMES):
+            norm = posixpath.normpath(path)
+            if norm == ".." or norm.startswith("../"):
+                raise ConfigError(f"{key}: relative path {path!r} escapes the warehouse {base!r}")
+            return f"{base.rstrip('/')}/{norm}"
+        root = Path(base).resolve()
+        target = (root / path).resolve()
+        if target != root and root not in target.parents:
+            raise ConfigError(
+                f"{key}: relative path {path!r} escapes the warehouse {str(root)!r} "
+                "(give an absolute path or URI to read outside it)"
+            )
+        return str(target)
+
     def qualified(self, table: str) -> str:
         """The quoted name to use in SQL, e.g. ```adspark`.`features```."""
         return f"{self._database}.`{check_identifier(table, 'table')}`"
@@ -87,8 +113,8 @@ class TableStore:
 
         return DeltaTable.isDeltaTable(self.spark, self.path(table))
 
-    def read(self, table: str) -> "DataFrame":
-        """Read a table.
+    def read(self, table: str, version: int | None = None) -> "DataFrame":
+        """Read a table (its latest version, or ``version``).
 
         Raises:
             TableNotFoundError: When it has never been written.
@@ -98,7 +124,16 @@ class TableStore:
                 f"table {self.qualified(table)} does not exist at {self.path(table)!r} "
                 "(has the job that writes it run yet?)"
             )
-        return self.spark.read.format("delta").load(self.path(table))
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(self.path(table))
+
+    def version(self, table: str) -> int:
+        """The latest committed version of a table."""
+        from delta.tables import DeltaTable
+
+        return int(DeltaTable.forPath(self.spark, self.path(table)).history(1).select("version").first()[0])
 
     def count_dates(self, table: str, date_column: str, start: dt.date, end: dt.date) -> int:
         """Rows of ``table`` whose ``date_column`` is in ``[start, end]``."""
@@ -154,7 +189,8 @@ class TableStore:
         )
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        with_delta_retry(lambda: writer.save(self.path(table)))
+        with kill_point(table, self.path(table)):
+            with_delta_retry(lambda: writer.save(self.path(table)))
         self.register(table)
 
     def append(self, df: "DataFrame", table: str, partition_by: tuple[str, ...] = ()) -> None:
@@ -162,13 +198,15 @@ class TableStore:
         writer = df.write.format("delta").mode("append")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        with_delta_retry(lambda: writer.save(self.path(table)))
+        with kill_point(table, self.path(table)):
+            with_delta_retry(lambda: writer.save(self.path(table)))
         self.register(table)
 
     def overwrite(self, df: "DataFrame", table: str) -> None:
         """Replace a whole (small) table."""
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-        with_delta_retry(lambda: writer.save(self.path(table)))
+        with kill_point(table, self.path(table)):
+            with_delta_retry(lambda: writer.save(self.path(table)))
         self.register(table)
 
     def check_columns(self, df: "DataFrame", schema: "TableSchema") -> None:

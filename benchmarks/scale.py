@@ -6,8 +6,11 @@ nights, train the demo model, then time ``nightly`` for the last night. Prints o
 wall time per nightly stage, preparation times, peak RSS of the process tree (JVM + Python
 workers) and the ratio of each cost to the smallest size's.
 
+Sizes measured earlier (``benchmarks/results/scale.json``) are kept and printed with the new ones,
+so a long size can run on its own later (``--fresh`` forgets them).
+
 Usage: ``python benchmarks/scale.py [--sizes 1e6,1e7,1e8] [--days 3] [--entities 5000]
-[--driver-memory 4g]``
+[--driver-memory 4g] [--generator spark|adspark]``
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def run_size(events: int, args: argparse.Namespace, out: Path) -> dict:
     """Figures of one size (from ``benchmarks/nightly.py --json``)."""
     cmd = [sys.executable, str(HERE / "nightly.py"), "--events", str(events), "--days", str(args.days),
            "--entities", str(args.entities), "--driver-memory", args.driver_memory,
-           "--epochs", str(args.epochs), "--json", str(out)]
+           "--epochs", str(args.epochs), "--generator", args.generator, "--json", str(out)]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
@@ -40,14 +43,19 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=5000)
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--generator", choices=("adspark", "spark"), default="spark",
+                        help="spark: plain Spark expressions (fast at 100M); adspark: the generate job")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier sizes in results/scale.json")
     args = parser.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    results = []
+    saved = HERE / "results" / "scale.json"
+    by_size = {} if args.fresh or not saved.exists() else {r["events"]: r for r in json.loads(saved.read_text())}
     with tempfile.TemporaryDirectory(prefix="adspark-scale-") as tmp:
         for n in sizes:
-            results.append(run_size(n, args, Path(tmp) / f"{n}.json"))
-            (HERE / "results").mkdir(exist_ok=True)
-            (HERE / "results" / "scale.json").write_text(json.dumps(results, indent=2))
+            by_size[n] = run_size(n, args, Path(tmp) / f"{n}.json")
+            saved.parent.mkdir(exist_ok=True)
+            saved.write_text(json.dumps([by_size[k] for k in sorted(by_size)], indent=2))
+    results = [by_size[k] for k in sorted(by_size)]
     base = results[0]
     print(f"\nnightly path vs events table size; {args.entities} users, {args.days} nights, local[2], "
           f"driver memory {args.driver_memory}")

@@ -38,6 +38,12 @@ def base_config() -> dict:
     return make_base_config()
 
 
+@pytest.fixture(scope="session")
+def base_config_factory():
+    """The function returning a fresh small project config (for module-scoped fixtures)."""
+    return make_base_config
+
+
 def make_base_config() -> dict:
     """A fresh copy of the small project config (as parsed YAML)."""
     return {

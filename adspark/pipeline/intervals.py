@@ -12,16 +12,20 @@ no longer exist; Delta's concurrent-write exceptions are retried.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Callable
 
 import pandas as pd
 
 from adspark.config import IntervalConfig
 from adspark.core.intervals import INTERVAL_COLUMNS, merge_intervals
+from adspark.faults import kill_point
 from adspark.tables import TableStore, with_delta_retry
 from adspark.train.registry import RegisteredModel
 from schemas import INTERVALS, SCORES
 
+log = logging.getLogger(__name__)
+_MAX_PASSES = 5
 _MERGE_INPUT = ("entity", "window_start", "window_end", "score", "threshold", "is_anomaly",
                 "top_features", "top_shares")
 
@@ -64,14 +68,43 @@ def update_intervals(
 ) -> str:
     """Recompute and MERGE the intervals touched by the scores of ``[start, end]``.
 
+    Concurrent nights: the scores are read at a pinned version; when another run committed scores
+    while this one merged, the update is recomputed from the new scores (at most
+    ``_MAX_PASSES`` passes), so the last MERGE to commit always saw every night's scores.
+
     Returns:
         A one-line summary (intervals in the span, open ones).
     """
+    from pyspark.sql import functions as F
+
+    for _ in range(_MAX_PASSES):
+        version = store.version(SCORES.name)
+        first = _merge_once(store, cfg, model, start, run_id, version)
+        if store.version(SCORES.name) == version:
+            break
+        # another run wrote scores meanwhile (a concurrent night): recompute from the new ones
+        log.info("intervals: scores changed during the update (version %s -> %s); recomputing",
+                 version, store.version(SCORES.name))
+    store.register(INTERVALS.name)
+    span_start = dt.datetime.combine(first, dt.time())
+    counts = (
+        store.read(INTERVALS.name)
+        .where((F.col("model_id") == model.model_id) & (F.col("end") > F.lit(span_start)))
+        .groupBy("status").count().collect()
+    )
+    by_status = {r.status: int(r["count"]) for r in counts}
+    return f"{sum(by_status.values())} since {first} ({by_status.get('open', 0)} open)"
+
+
+def _merge_once(
+    store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, run_id: str, version: int
+) -> dt.date:
+    """One recompute + MERGE from the scores at ``version``; returns the first night re-read."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     first = _span_start(store, model, start, cfg.lookback_days)
-    scores = store.read(SCORES.name).where(
+    scores = store.read(SCORES.name, version=version).where(
         (F.col("date") >= F.lit(first)) & (F.col("model_id") == model.model_id)
     )
     flagged = scores.where("is_anomaly").select("entity").distinct()
@@ -93,24 +126,20 @@ def update_intervals(
         store.append(merged.limit(0), INTERVALS.name)
     target = DeltaTable.forPath(store.spark, store.path(INTERVALS.name))
     updates = {c: f"s.{c}" for c in INTERVALS.struct_type().fieldNames() if c != "first_seen_run"}
+    # a rerun that finds the same interval leaves its row alone (bookkeeping included)
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in INTERVAL_COLUMNS)
     in_span = (F.col("t.model_id") == F.lit(model.model_id)) & (F.col("t.start") >= F.lit(span_start))
 
     def merge() -> None:
         (
             target.alias("t")
             .merge(merged.alias("s"), "t.interval_id = s.interval_id")
-            .whenMatchedUpdate(set=updates)
+            .whenMatchedUpdate(condition=changed, set=updates)
             .whenNotMatchedInsertAll()
             .whenNotMatchedBySourceDelete(condition=in_span)
             .execute()
         )
 
-    with_delta_retry(merge)
-    store.register(INTERVALS.name)
-    counts = (
-        store.read(INTERVALS.name)
-        .where((F.col("model_id") == model.model_id) & (F.col("end") > F.lit(span_start)))
-        .groupBy("status").count().collect()
-    )
-    by_status = {r.status: int(r["count"]) for r in counts}
-    return f"{sum(by_status.values())} since {first} ({by_status.get('open', 0)} open)"
+    with kill_point(INTERVALS.name, store.path(INTERVALS.name)):
+        with_delta_retry(merge)
+    return first

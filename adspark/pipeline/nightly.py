@@ -94,10 +94,18 @@ def _current_model(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Re
     ]
     for spec in specs:
         try:
-            return find_model(store, config_key=config_key(cfg.part(TrainJobConfig), spec))
+            return find_model(store, config_key=config_key(cfg.part(TrainJobConfig), spec), trained_before=day)
         except ModelNotFoundError:
             continue
     return None
+
+
+def _retrained_through(store: TableStore, model: RegisteredModel, day: dt.date) -> RegisteredModel | None:
+    """A model of the same config already trained through ``day`` (by an earlier run of it)."""
+    try:
+        return find_model(store, config_key=model.config_key, trained_to=day)
+    except ModelNotFoundError:
+        return None
 
 
 def _check_previous_night(store: TableStore, day: dt.date) -> None:
@@ -187,7 +195,10 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
         )
         result.psi, result.ks, n = _drift(store, model, day)
         reason = None if result.retrained else _retrain_reason(cfg, model, day, result.psi, result.ks, n)
-        if reason:
+        done = _retrained_through(store, model, day) if reason else None
+        if done is not None:  # a rerun of this night: its retrain already happened
+            result.retrained, result.retrain_reason, result.new_model_id = True, f"{reason} (earlier run)", done.model_id
+        elif reason:
             first = day - dt.timedelta(days=cfg.nightly.train_days - 1)
             with stage("train"):
                 _, new = run_train(store, cfg.part(TrainJobConfig), first, day)

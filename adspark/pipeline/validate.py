@@ -122,7 +122,7 @@ class Validated:
 def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
     """The raw events table named (or located) by the config."""
     if source.path:
-        return store.spark.read.format("delta").load(source.path)
+        return store.spark.read.format("delta").load(store.resolve_path(source.path, "source.path"))
     return store.read(source.table)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ import numpy as np
 from adspark import __version__
 from adspark.core.thresholds import Threshold
 from adspark.errors import AdsparkError, TableNotFoundError
+from adspark.faults import kill_point
 from adspark.tables import TableStore
 from schemas import MODELS
 
@@ -106,14 +108,15 @@ def save_model(
     tmp = root / f".tmp-{model.model_id}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
     try:
-        _write_networks(tmp, networks or {})
-        for rel, data in (files or {}).items():
-            target = (tmp / rel).resolve()
-            if tmp.resolve() not in target.parents:
-                raise AdsparkError(f"artifact file {rel!r} would escape the artifact folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        tmp.rename(final)
+        with kill_point(MODELS.name, root):
+            _write_networks(tmp, networks or {})
+            for rel, data in (files or {}).items():
+                target = (tmp / rel).resolve()
+                if tmp.resolve() not in target.parents:
+                    raise AdsparkError(f"artifact file {rel!r} would escape the artifact folder")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     saved = replace(model, artifact=str(final))
@@ -130,7 +133,29 @@ def save_model(
     return saved
 
 
-def _from_row(row: Any) -> RegisteredModel:
+_MODEL_ID = re.compile(r"^m-[0-9A-Za-z-]{1,64}$")
+
+
+def artifact_folder(store: TableStore, model_id: str) -> Path:
+    """Where a model's artifact lives: always ``<warehouse>/<schema>/_artifacts/<model id>``.
+
+    The path recorded in ``models`` is informative only; artifacts are never loaded from a path
+    read out of a table (a moved warehouse still works, a tampered row cannot redirect a load).
+
+    Raises:
+        AdsparkError: When the id is not a registry id.
+    """
+    if not isinstance(model_id, str) or not _MODEL_ID.match(model_id):
+        raise AdsparkError(f"model id {model_id!r} is not a registry id (expected m-<letters, digits, '-'>)")
+    return _artifact_root(store) / model_id
+
+
+def _from_row(row: Any, store: TableStore) -> RegisteredModel:
+    entity_models = json.loads(row.entity_models)
+    folder = artifact_folder(store, row.model_id)
+    for entity, rel in entity_models.items():
+        if folder.resolve() not in (folder / rel).resolve().parents:
+            raise AdsparkError(f"model {row.model_id}: network folder {rel!r} of entity {entity!r} escapes its artifact")
     return RegisteredModel(
         model_id=row.model_id,
         config_key=row.config_key,
@@ -146,8 +171,8 @@ def _from_row(row: Any) -> RegisteredModel:
         data_version=row.data_version,
         metrics=json.loads(row.metrics),
         scope=row.scope,
-        entity_models=json.loads(row.entity_models),
-        artifact=row.artifact,
+        entity_models=entity_models,
+        artifact=str(folder),
     )
 
 
@@ -156,8 +181,19 @@ def find_model(
     model_id: str | None = None,
     config_key: str | None = None,
     spec_id: str | None = None,
+    trained_before: dt.date | None = None,
+    trained_to: dt.date | None = None,
 ) -> RegisteredModel:
     """A model by id, or the latest one registered for a config key (or for a window spec).
+
+    Args:
+        store: Tables.
+        model_id: An exact model id.
+        config_key: The latest model of this config key ...
+        spec_id: ... or of this window spec.
+        trained_before: Only models whose training range ended before this night (the model
+            in force for a night never saw it, whether the night runs first or is rerun).
+        trained_to: Only models whose training range ended on exactly this night.
 
     Raises:
         ModelNotFoundError: Naming what was looked for.
@@ -173,13 +209,20 @@ def find_model(
         what = f"model id {model_id!r}"
     elif config_key is not None or spec_id is not None:
         column, value = ("config_key", config_key) if config_key is not None else ("spec_id", spec_id)
-        rows = models.where(F.col(column) == value).orderBy(F.desc("created_at")).limit(1).collect()
+        mine = models.where(F.col(column) == value)
         what = f"{column.replace('_', ' ')} {value!r}"
+        if trained_before is not None:
+            mine = mine.where(F.col("train_to") < F.lit(trained_before))
+            what += f" trained before {trained_before}"
+        if trained_to is not None:
+            mine = mine.where(F.col("train_to") == F.lit(trained_to))
+            what += f" trained through {trained_to}"
+        rows = mine.orderBy(F.desc("created_at")).limit(1).collect()
     else:
         raise ValueError("give a model_id, a config_key or a spec_id")
     if not rows:
         raise ModelNotFoundError(f"no registered model for {what}")
-    return _from_row(rows[0])
+    return _from_row(rows[0], store)
 
 
 def artifact_files(model: RegisteredModel) -> dict[str, bytes]:

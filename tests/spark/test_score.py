@@ -24,16 +24,21 @@ from schemas import SCORES
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
 
 
-@pytest.fixture()
-def trained(store, base_config, tiny_windowed):
+def _with_model_config(base_config: dict) -> dict:
     base_config["train"] = {
         "validation_fraction": 0.34,
         "detector": {"hidden": [8], "bottleneck": 2, "epochs": 2, "batch_size": 4, "patience": 2},
         "threshold": {"method": "quantile", "q": 0.5, "scope": "entity", "min_scores": 1, "shrinkage": 1},
     }
     base_config["score"] = {"batch_size": 3, "arrow_batch_rows": 2, "top_k": 2}
-    _, model = run_train(store, build_job_config(TrainJobConfig, base_config), D5, D7)
-    return base_config, model
+    return base_config
+
+
+@pytest.fixture()
+def trained(store, base_config, tiny_windowed):
+    config = _with_model_config(base_config)
+    _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D7)
+    return config, model
 
 
 def _table(store, name, drop=()):
@@ -102,21 +107,27 @@ def test_interval_continuing_into_the_next_night_is_extended(spark, store):
     assert night8["n_windows"][0] == 3
 
 
-def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, trained):
-    config, model = trained
+def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base_config, tiny_windowed):
+    config = _with_model_config(base_config)
     config["nightly"] = {"retrain_every_days": None, "drift_psi": 0.01, "drift_min_windows": 1,
                          "train_days": 3}
+    _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
     cfg = build_job_config(NightlyJobConfig, config)
     result = run_nightly(store, cfg, D7)
+    # the model in force for a night was trained before it (not the later one through D7)
     assert result.status == "succeeded" and result.model_id == model.model_id
     assert result.windows > 0 and result.psi > 0.01
     assert result.retrained and result.retrain_reason == "drift" and result.new_model_id != model.model_id
     assert set(result.stage_seconds) >= {"discretize", "window", "score", "train", "total"}
     assert store.read("models").count() == 2
+    # a rerun of the night scores with the same model and does not retrain again
+    rerun = run_nightly(store, cfg, D7)
+    assert rerun.model_id == model.model_id and rerun.new_model_id == result.new_model_id
+    assert rerun.retrain_reason == "drift (earlier run)" and store.read("models").count() == 2
     empty = run_nightly(store, cfg, dt.date(2026, 1, 8))
     assert empty.status == "empty" and "no events" in empty.message
-    rows = store.read("nightly").toPandas().sort_values("date")
-    assert list(rows["status"]) == ["succeeded", "empty"]
+    rows = store.read("nightly").toPandas().sort_values(["date", "run_id"])
+    assert list(rows["status"]) == ["succeeded", "succeeded", "empty"]
     gap = dt.date(2026, 1, 10)
     with pytest.raises(EmptyInputError, match="night 2026-01-09 was never processed"):
         run_nightly(store, cfg, gap)
@@ -124,3 +135,18 @@ def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, trai
     sched = build_job_config(NightlyJobConfig, {**config, "nightly": {"retrain_every_days": 7}})
     assert _retrain_reason(sched, model, model.train_to + dt.timedelta(days=7), None, None, 0) == "schedule"
     assert _retrain_reason(sched, model, model.train_to + dt.timedelta(days=6), None, None, 0) is None
+
+
+def test_a_model_of_another_window_spec_is_refused(store, trained):
+    from dataclasses import replace
+
+    from adspark.errors import SchemaMismatchError
+    from adspark.train.registry import save_model
+
+    config, model = trained
+    other = save_model(store, replace(model, model_id="m-other-spec", spec_id="0123456789ab"))
+    cfg = build_job_config(ScoreJobConfig, {**config, "score": {**config["score"], "model_id": other.model_id}})
+    with pytest.raises(SchemaMismatchError, match="spec_id.*0123456789ab.*m-other-spec") as err:
+        run_score(store, cfg, D5, D7)
+    assert model.spec_id in str(err.value)
+    assert not store.exists("scores")  # refused before any write

@@ -85,3 +85,11 @@ def test_schema_problems_stop_early(spark, cfg, ddl, column, expected):
         validate_events(df, cfg, D, D)
     assert err.value.column == column and err.value.actual == expected
     assert column in str(err.value)
+
+
+def test_extra_column_is_ignored_and_logged(spark, cfg, caplog):
+    df = spark.createDataFrame([CASES[0][0]], SCHEMA)
+    with caplog.at_level("WARNING", logger="adspark.pipeline.validate"):
+        v = validate_events(df, cfg, D, D)
+    assert "ignoring columns not in the contract: ['extra']" in caplog.text
+    assert "extra" not in v.rows.columns and v.accepted.count() == 1

@@ -1,0 +1,56 @@
+"""Safety: identifiers from config, paths that may not leave the warehouse, registry ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from adspark.config import StorageConfig
+from adspark.errors import AdsparkError, ConfigError, IdentifierError
+from adspark.tables import TableStore, date_range_predicate
+from adspark.train.registry import artifact_folder
+
+
+def _store(warehouse: str) -> TableStore:
+    return TableStore(None, StorageConfig(warehouse=warehouse, schema="s"))  # no Spark needed for paths
+
+
+@pytest.mark.parametrize("path", ["../outside", "events/../../x", ".."])
+def test_relative_paths_cannot_leave_the_warehouse(tmp_path: Path, path: str) -> None:
+    with pytest.raises(ConfigError, match="source.path.*escapes the warehouse"):
+        _store(str(tmp_path / "wh")).resolve_path(path, "source.path")
+    with pytest.raises(ConfigError, match="escapes the warehouse"):
+        _store("s3://bucket/wh").resolve_path(path, "source.path")
+
+
+def test_relative_paths_resolve_under_the_warehouse_and_absolute_ones_are_explicit(tmp_path: Path) -> None:
+    store = _store(str(tmp_path / "wh"))
+    assert store.resolve_path("landing/events", "source.path") == str((tmp_path / "wh" / "landing" / "events"))
+    assert store.resolve_path("/data/events", "source.path") == "/data/events"
+    assert store.resolve_path("s3://other/events", "source.path") == "s3://other/events"
+    assert _store("s3://bucket/wh").resolve_path("a/./b", "k") == "s3://bucket/wh/a/b"
+
+
+@pytest.mark.parametrize("name", ["events; DROP TABLE x", "a-b", "1abc", "a b", "x`y", "", "ü"])
+def test_table_and_column_names_must_be_identifiers(tmp_path: Path, name: str) -> None:
+    store = _store(str(tmp_path / "wh"))
+    with pytest.raises(IdentifierError, match="not a valid identifier"):
+        store.path(name)
+    with pytest.raises(IdentifierError):
+        date_range_predicate(name, dt.date(2026, 1, 1), dt.date(2026, 1, 2))
+
+
+def test_predicates_take_typed_dates_only() -> None:
+    with pytest.raises(TypeError):
+        date_range_predicate("date", "2026-01-01' OR 1=1 --", "2026-01-02")
+
+
+@pytest.mark.parametrize("model_id", ["../../etc", "m-../x", "m-a/b", "x", "m-" + "a" * 80])
+def test_artifacts_load_only_from_the_warehouse_registry_folder(tmp_path: Path, model_id: str) -> None:
+    store = _store(str(tmp_path / "wh"))
+    with pytest.raises(AdsparkError, match="not a registry id"):
+        artifact_folder(store, model_id)
+    ok = artifact_folder(store, "m-20260101T000000-abc123")
+    assert ok == Path(store.root) / "_artifacts" / "m-20260101T000000-abc123"
