@@ -77,7 +77,11 @@ class SparkConfig(Strict):
 
 
 class MeasureConfig(Strict):
-    """A numeric column of the events table."""
+    """A numeric column of the events table.
+
+    ``max_abs`` bounds plausible values: a row beyond it is rejected (``huge_value``) before it
+    can overflow sums and squares downstream.
+    """
 
     name: str
     non_negative: bool = False
@@ -94,7 +98,10 @@ class CategoricalConfig(Strict):
     """A categorical column: counts per value in buckets, one-hot slots in row mode.
 
     Either list ``values`` explicitly, or give ``top_k`` to fit the most frequent values on the
-    first range processed (stored in the ``vocabularies`` table and reused afterwards).
+    first range processed (stored in the ``vocabularies`` table and reused afterwards). With
+    explicit ``values``, another value is rejected (``unknown: reject``, reason
+    ``unknown_category``) or counted in the ``__other__`` slot (``unknown: other``); with
+    ``top_k`` unseen values always go to ``__other__``.
     """
 
     name: str
@@ -126,7 +133,13 @@ class TimestampConfig(Strict):
 
 
 class SourceConfig(Strict):
-    """The user's events table and its contract."""
+    """The user's events table and its contract.
+
+    ``path`` (instead of ``table``): a relative path resolves under the warehouse and may not
+    leave it; an absolute path or URI reads elsewhere. ``late_days``: when ``date_column`` is an
+    arrival date apart from the event time, a night also reads its events that arrived up to this
+    many partitions later (see :mod:`adspark.pipeline.validate`, late events).
+    """
 
     table: str = "events"
     path: str | None = None

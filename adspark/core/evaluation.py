@@ -1,0 +1,264 @@
+"""Detection quality against labels: pure numpy, no Spark.
+
+Point metrics (ROC AUC, PR AUC, precision/recall/F1 at a threshold and at the best-F1 threshold),
+interval metrics (labeled anomalies detected, detection delay, false intervals) and the NAB score
+(Lavin & Ahmad, "Evaluating Real-time Anomaly Detection Algorithms - the Numenta Anomaly
+Benchmark", 2015; the scoring of github.com/numenta/NAB ``nab/sweeper.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+NAB_PROFILES: dict[str, dict[str, float]] = {
+    "standard": {"tp": 1.0, "fp": 0.11, "fn": 1.0},
+    "reward_low_FP_rate": {"tp": 1.0, "fp": 0.22, "fn": 1.0},
+    "reward_low_FN_rate": {"tp": 1.0, "fp": 0.11, "fn": 2.0},
+}
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    if s.shape != y.shape or s.ndim != 1:
+        raise ValueError(f"scores {s.shape} and labels {y.shape} must be 1-d and the same length")
+    if not np.isfinite(s).all():
+        raise ValueError(f"scores hold {int((~np.isfinite(s)).sum())} non-finite values")
+    return s, y
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count one half), NaN when one class is absent.
+
+    Args:
+        scores: Shape (n,), higher = more anomalous.
+        labels: Shape (n,), true for anomalies.
+    """
+    s, y = _check(scores, labels)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks of ties
+    _, first, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def curve_points(scores: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC and PR curve points at every distinct score (descending thresholds).
+
+    Returns:
+        ``threshold``, ``tpr``, ``fpr``, ``precision``, ``recall``: each shape (k,).
+    """
+    s, y = _check(scores, labels)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), len(s) - 1]
+    tp = np.cumsum(y_sorted)[last].astype(np.float64)
+    fp = (last + 1 - tp).astype(np.float64)
+    n_pos, n_neg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    return {
+        "threshold": s_sorted[last],
+        "tpr": tp / n_pos,
+        "fpr": fp / n_neg,
+        "precision": tp / (tp + fp),
+        "recall": tp / n_pos,
+    }
+
+
+def pr_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Average precision (area under the precision-recall steps), NaN without positives."""
+    s, y = _check(scores, labels)
+    if not y.any():
+        return float("nan")
+    c = curve_points(s, y)
+    recall = np.r_[0.0, c["recall"]]
+    return float(np.sum(np.diff(recall) * c["precision"]))
+
+
+@dataclass(frozen=True)
+class PRF:
+    """Precision, recall and F1 at one threshold (flag when score > threshold)."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
+
+
+def prf_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> PRF:
+    """Precision / recall / F1 of ``score > threshold``."""
+    s, y = _check(scores, labels)
+    flag = s > threshold
+    tp, fp, fn = int((flag & y).sum()), int((flag & ~y).sum()), int((~flag & y).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return PRF(float(threshold), p, r, f, tp, fp, fn)
+
+
+def best_f1(scores: np.ndarray, labels: np.ndarray) -> PRF:
+    """The threshold with the highest F1 (an oracle: it reads the labels)."""
+    s, y = _check(scores, labels)
+    c = curve_points(s, y)
+    p, r = c["precision"], c["recall"]
+    f = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-300), 0.0)
+    i = int(np.argmax(f))
+    # flag when score > threshold: the next lower distinct score is the cut
+    cut = c["threshold"][i + 1] if i + 1 < len(c["threshold"]) else np.nextafter(c["threshold"][i], -np.inf)
+    return prf_at(s, y, float(cut))
+
+
+@dataclass(frozen=True)
+class IntervalMatch:
+    """How detected intervals line up with labeled ones.
+
+    Attributes:
+        labels: Labeled anomalies.
+        detected: Labeled anomalies overlapped by at least one detected interval.
+        intervals: Detected intervals.
+        true_intervals: Detected intervals overlapping a label.
+        delays_s: For each detected label, seconds from its start to the first overlapping
+            interval's start (0 when the interval began earlier).
+    """
+
+    labels: int
+    detected: int
+    intervals: int
+    true_intervals: int
+    delays_s: tuple[float, ...]
+
+    @property
+    def recall(self) -> float:
+        return self.detected / self.labels if self.labels else float("nan")
+
+    @property
+    def precision(self) -> float:
+        return self.true_intervals / self.intervals if self.intervals else float("nan")
+
+    @property
+    def median_delay_s(self) -> float:
+        return float(np.median(self.delays_s)) if self.delays_s else float("nan")
+
+
+def match_intervals(
+    detected: Sequence[tuple[str, np.datetime64, np.datetime64]],
+    labeled: Sequence[tuple[str, np.datetime64, np.datetime64]],
+) -> IntervalMatch:
+    """Match detected intervals to labeled ones by entity and overlap (end exclusive).
+
+    Args:
+        detected: (entity, start, end) of each detected interval.
+        labeled: (entity, start, end) of each labeled anomaly.
+    """
+    by_entity: dict[str, list[tuple[np.datetime64, np.datetime64]]] = {}
+    for e, s, t in detected:
+        by_entity.setdefault(e, []).append((np.datetime64(s, "s"), np.datetime64(t, "s")))
+    hit_intervals: set[tuple[str, int]] = set()
+    delays = []
+    found = 0
+    for e, ls, le in labeled:
+        ls, le = np.datetime64(ls, "s"), np.datetime64(le, "s")
+        overlaps = [(i, s) for i, (s, t) in enumerate(by_entity.get(e, [])) if s < le and t > ls]
+        if overlaps:
+            found += 1
+            first = min(s for _, s in overlaps)
+            delays.append(max(0.0, float((first - ls) / np.timedelta64(1, "s"))))
+            hit_intervals.update((e, i) for i, _ in overlaps)
+    return IntervalMatch(len(labeled), found, len(detected), len(hit_intervals), tuple(delays))
+
+
+def _scaled_sigmoid(y: float) -> float:
+    """NAB's S(y) = 2 / (1 + e^{5y}) - 1 (capped at -1 beyond y = 3)."""
+    if y > 3.0:
+        return -1.0
+    return 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
+
+
+def nab_probation(n_rows: int) -> int:
+    """Rows of NAB's probationary period: min(15% of the rows, 750)."""
+    return min(int(math.floor(0.15 * n_rows)), 750)
+
+
+def nab_point_weights(n_rows: int, windows: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row window id (-1 outside) and unweighted S(y) of a detection at that row.
+
+    Args:
+        n_rows: Rows of the series.
+        windows: (left, right) row indexes of each labeled window, inclusive, sorted, disjoint.
+
+    Returns:
+        (window id per row, S(y) per row), each shape (n_rows,).
+    """
+    win = np.full(n_rows, -1, dtype=np.int64)
+    value = np.empty(n_rows, dtype=np.float64)
+    prev_right, prev_width = None, None
+    k = 0
+    i = 0
+    while i < n_rows:
+        if k < len(windows) and i == windows[k][0]:
+            left, right = windows[k]
+            width = right - left + 1
+            for j in range(left, right + 1):
+                win[j] = k
+                value[j] = _scaled_sigmoid(-(right - j + 1) / width)
+            prev_right, prev_width = right, width
+            k += 1
+            i = right + 1
+            continue
+        if prev_right is None:
+            value[i] = -1.0
+        else:
+            value[i] = _scaled_sigmoid(abs(prev_right - i) / float(max(prev_width - 1, 1)))
+        i += 1
+    return win, value
+
+
+def nab_raw_score(
+    flags: np.ndarray, windows: Sequence[tuple[int, int]], profile: dict[str, float]
+) -> tuple[float, int, int, int]:
+    """NAB raw score of one series' detections (probationary rows ignored).
+
+    Args:
+        flags: Shape (n,), true where the detector flags the row.
+        windows: (left, right) row indexes of each labeled window, inclusive.
+        profile: Weights ``tp``, ``fp``, ``fn``.
+
+    Returns:
+        (raw score, true-positive windows, false-positive detections, missed windows).
+    """
+    n = len(flags)
+    win, value = nab_point_weights(n, windows)
+    probation = nab_probation(n)
+    best: dict[int, float] = {}
+    fp_total, fps = 0.0, 0
+    for i in np.flatnonzero(np.asarray(flags, dtype=bool)):
+        if i < probation:
+            continue
+        k = int(win[i])
+        if k >= 0:
+            best[k] = max(best.get(k, -np.inf), value[i] * profile["tp"])
+        else:
+            fp_total += value[i] * profile["fp"]
+            fps += 1
+    missed = len(windows) - len(best)
+    raw = sum(best.values()) + fp_total - missed * profile["fn"]
+    return float(raw), len(best), fps, missed
+
+
+def nab_normalized(raw_total: float, n_windows: int, profile: dict[str, float]) -> float:
+    """100 * (raw - null) / (perfect - null) over a corpus (null detects nothing)."""
+    null = -n_windows * profile["fn"]
+    perfect = n_windows * profile["tp"]
+    return 100.0 * (raw_total - null) / (perfect - null) if perfect != null else float("nan")
