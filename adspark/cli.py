@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from adspark.config import (
     DiscretizeJobConfig,
+    EvaluateJobConfig,
     GenerateJobConfig,
     NightlyJobConfig,
     ProjectFile,
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     add("train", "windows -> trained detector + thresholds, registered in the models table", dates=True)
     sc = add("score", "windows -> scores (pandas UDF, model loaded once per worker) -> intervals", dates=True)
     sc.add_argument("--model-id", help="score with this model (default: score.model_id, else the latest)")
+    ev = add("evaluate", "scores + intervals of a range vs labels: AUCs, P/R/F1, interval detection, NAB", dates=True)
+    ev.add_argument("--model-id", help="only this model's scores (default: every model that scored the range)")
+    ev.add_argument("--labels", help="labels table (default: evaluate.labels_table, else labels)")
     n = add("nightly", "one night end to end: discretize, window, score, intervals, retrain when due", dates=False)
     n.add_argument("--date", type=_date, required=True, help="the night to process")
     n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
@@ -128,6 +132,19 @@ def _cmd_score(args: argparse.Namespace, data: dict) -> str:
     return run_score(_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
+def _cmd_evaluate(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.evaluate import run_evaluate
+
+    section = dict(data.get("evaluate") or {})
+    if args.model_id:
+        section["model_id"] = args.model_id
+    if args.labels:
+        section["labels_table"] = args.labels
+    data = {**data, "evaluate": section}
+    cfg = build_job_config(EvaluateJobConfig, data, args.conf)
+    return run_evaluate(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+
+
 def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.nightly import run_nightly
 
@@ -175,6 +192,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "window": _cmd_window,
     "train": _cmd_train,
     "score": _cmd_score,
+    "evaluate": _cmd_evaluate,
     "nightly": _cmd_nightly,
     "sql": _cmd_sql,
     "tables": _cmd_tables,

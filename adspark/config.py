@@ -371,6 +371,18 @@ class IntervalConfig(Strict):
         return 0 if v in (None, "0", "0s") else parse_duration(v)
 
 
+class EvaluateConfig(Strict):
+    """``adspark evaluate``: which labels, which model."""
+
+    labels_table: str = "labels"
+    model_id: str | None = Field(default=None, description="default: every model that scored the range")
+
+    @field_validator("labels_table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return check_identifier(v, "labels table")
+
+
 class NightlyConfig(Strict):
     """The ``nightly`` job: when to retrain."""
 
@@ -440,6 +452,14 @@ class ScoreJobConfig(Strict):
     intervals: IntervalConfig = Field(default_factory=IntervalConfig)
 
 
+class EvaluateJobConfig(Strict):
+    """Config of ``adspark evaluate``."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+
 class NightlyJobConfig(Strict):
     """Config of ``adspark nightly``: every stage of one night."""
 
@@ -466,6 +486,7 @@ _JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
     WindowJobConfig: ("source", "discretize", "window"),
     TrainJobConfig: ("train",),
     ScoreJobConfig: (),
+    EvaluateJobConfig: (),
     NightlyJobConfig: ("source", "discretize", "window", "train"),
 }
 

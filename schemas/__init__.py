@@ -6,6 +6,7 @@ Spark ``StructType``s, DDL strings and UDF return types are derived from these d
 
 from schemas.fields import Field, TableSchema
 from schemas.tables import (
+    EVALUATIONS,
     EVENTS,
     FEATURE_KEYS,
     INTERVALS,
@@ -23,6 +24,7 @@ from schemas.tables import (
 )
 
 __all__ = [
+    "EVALUATIONS",
     "EVENTS",
     "FEATURE_KEYS",
     "Field",

@@ -222,6 +222,37 @@ NIGHTLY = TableSchema(
     ),
 )
 
+EVALUATIONS = TableSchema(
+    name="evaluations",
+    doc="One row per `adspark evaluate`: scores and intervals of a date range against the labels.",
+    fields=(
+        F("evaluation_id", "string", False, "unique id"),
+        F("date_from", "date", False, "first night evaluated"),
+        F("date_to", "date", False, "last night evaluated"),
+        F("model_ids", "array<string>", False, "models whose scores were evaluated"),
+        F("labels_table", "string", False, "where the labels came from"),
+        F("windows", "bigint", False, "scored windows"),
+        F("positive_windows", "bigint", False, "windows overlapping a labeled anomaly"),
+        F("roc_auc", "double", True, "ROC AUC of the scores (NaN without both classes)"),
+        F("pr_auc", "double", True, "average precision of the scores"),
+        F("precision", "double", True, "window precision at the fitted thresholds (is_anomaly)"),
+        F("recall", "double", True, "window recall at the fitted thresholds"),
+        F("f1", "double", True, "window F1 at the fitted thresholds"),
+        F("best_f1", "double", True, "F1 at the best single threshold (an oracle: reads labels)"),
+        F("best_threshold", "double", True, "that threshold"),
+        F("labels", "bigint", False, "labeled anomalies in the range"),
+        F("labels_detected", "bigint", False, "labeled anomalies overlapped by a detected interval"),
+        F("intervals", "bigint", False, "detected intervals in the range"),
+        F("true_intervals", "bigint", False, "detected intervals overlapping a label"),
+        F("median_delay_s", "double", True, "median seconds from a label's start to its detection"),
+        F("false_intervals_per_entity_day", "double", True, "false intervals / (entities x nights)"),
+        F("nab_standard", "double", True, "NAB normalized score, standard profile (windows as rows)"),
+        F("nab_reward_low_fp", "double", True, "NAB normalized score, reward_low_FP_rate"),
+        F("nab_reward_low_fn", "double", True, "NAB normalized score, reward_low_FN_rate"),
+        F("created_at", "timestamp", False, "when (UTC)"),
+    ),
+)
+
 RUNS = TableSchema(
     name="runs",
     doc="One row per job run: what ran, on which range, with which counts and outcome.",
@@ -248,6 +279,6 @@ TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
         EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS,
-        MODELS, SCORES, INTERVALS, NIGHTLY, RUNS,
+        MODELS, SCORES, INTERVALS, NIGHTLY, EVALUATIONS, RUNS,
     )
 }

@@ -262,3 +262,62 @@ def nab_normalized(raw_total: float, n_windows: int, profile: dict[str, float]) 
     null = -n_windows * profile["fn"]
     perfect = n_windows * profile["tp"]
     return 100.0 * (raw_total - null) / (perfect - null) if perfect != null else float("nan")
+
+
+def overlap_labels(
+    entity: np.ndarray, start: np.ndarray, end: np.ndarray,
+    label_entity: np.ndarray, label_start: np.ndarray, label_end: np.ndarray,
+) -> np.ndarray:
+    """Whether each row's [start, end) overlaps a label of the same entity.
+
+    A point label (start == end) overlaps the rows whose span holds its instant.
+
+    Args:
+        entity, start, end: Rows (windows), each shape (n,); times as datetime64.
+        label_entity, label_start, label_end: Labels, each shape (m,).
+
+    Returns:
+        Boolean array, shape (n,).
+    """
+    out = np.zeros(len(entity), dtype=bool)
+    if len(label_entity) == 0 or len(entity) == 0:
+        return out
+    ent = np.asarray(entity).astype(str)
+    lent = np.asarray(label_entity).astype(str)
+    s, e = np.asarray(start, "datetime64[s]"), np.asarray(end, "datetime64[s]")
+    ls, le = np.asarray(label_start, "datetime64[s]"), np.asarray(label_end, "datetime64[s]")
+    le = np.maximum(le, ls + np.timedelta64(1, "s"))  # a point label covers its instant
+    for name in np.intersect1d(np.unique(ent), np.unique(lent)):
+        rows = np.flatnonzero(ent == name)
+        lab = lent == name
+        hit = (s[rows, None] < le[None, lab]) & (e[rows, None] > ls[None, lab])
+        out[rows] = hit.any(axis=1)
+    return out
+
+
+def runs_of(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indexes of each run of consecutive true values."""
+    f = np.asarray(flags, dtype=bool).astype(np.int8)
+    d = np.diff(np.r_[0, f, 0])
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+
+
+def nab_scores(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """NAB normalized score per profile over a corpus of series.
+
+    Args:
+        series: Per series (rows in time order): (flags, labeled) boolean arrays, shape (n,);
+            each run of labeled rows is one NAB window.
+
+    Returns:
+        Profile name -> normalized score (NaN when the corpus has no window).
+    """
+    out = {}
+    for name, profile in NAB_PROFILES.items():
+        raw, windows = 0.0, 0
+        for flags, labeled in series:
+            wins = runs_of(labeled)
+            raw += nab_raw_score(flags, wins, profile)[0]
+            windows += len(wins)
+        out[name] = nab_normalized(raw, windows, profile) if windows else float("nan")
+    return out

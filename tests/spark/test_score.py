@@ -150,3 +150,24 @@ def test_a_model_of_another_window_spec_is_refused(store, trained):
         run_score(store, cfg, D5, D7)
     assert model.spec_id in str(err.value)
     assert not store.exists("scores")  # refused before any write
+
+
+def test_evaluate_against_labels_writes_one_row(store, trained, spark):
+    from adspark.config import EvaluateJobConfig
+    from adspark.pipeline.evaluate import run_evaluate
+    from schemas import LABELS
+
+    config, _ = trained
+    run_score(store, build_job_config(ScoreJobConfig, config), D5, D7)
+    scores = store.read("scores").toPandas()
+    top = scores.sort_values("score").iloc[-1]
+    label = ("a1", top["entity"], "spike", top["window_start"].to_pydatetime(),
+             top["window_start"].to_pydatetime() + dt.timedelta(hours=1), 1.0, "test label")
+    spark.createDataFrame([label], LABELS.struct_type()).write.format("delta").save(store.path("labels"))
+    ev = run_evaluate(store, build_job_config(EvaluateJobConfig, config), D5, D7)
+    v = ev.values
+    assert v["windows"] == len(scores) and v["labels"] == 1 and 0 < v["positive_windows"] < len(scores)
+    assert 0.0 <= v["roc_auc"] <= 1.0 and v["best_f1"] >= v["f1"] - 1e-9
+    assert "ROC AUC" in ev.message and "NAB standard" in ev.message
+    rows = store.read("evaluations").collect()
+    assert len(rows) == 1 and rows[0].windows == len(scores) and rows[0].labels_table == "labels"

@@ -1,0 +1,165 @@
+"""Job ``evaluate``: scores and intervals of a date range against labeled anomalies.
+
+Reads the scores of ``[start, end]`` (one model or all that scored the range), the labels
+(``evaluate.labels_table``: ``entity``, ``start``, ``end``; a point label has start = end) and the
+detected intervals, and computes with :mod:`adspark.core.evaluation`:
+
+- windows: a window is positive when it overlaps a label of its entity; ROC AUC and PR AUC of the
+  scores; precision / recall / F1 of ``is_anomaly`` (the fitted thresholds) and at the best single
+  threshold (an oracle that reads the labels, shown for comparison only);
+- intervals: labeled anomalies detected (overlapped by an interval), median detection delay,
+  interval precision, false intervals per entity-night;
+- NAB (standard, reward-low-FP, reward-low-FN): each entity is a series whose rows are its
+  windows in time order, each run of positive windows a NAB window, ``is_anomaly`` the detections.
+
+One row is appended to ``evaluations``. The scores collected to the driver are five narrow
+columns per window (about 40 bytes each), bounded by the windows of the range.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from adspark.config import ConfigError, EvaluateJobConfig
+from adspark.core.evaluation import (
+    best_f1,
+    match_intervals,
+    nab_scores,
+    overlap_labels,
+    pr_auc,
+    prf_at,
+    roc_auc,
+)
+from adspark.errors import EmptyInputError, SchemaMismatchError
+from adspark.runs import recorded_run
+from adspark.tables import TableStore
+from schemas import EVALUATIONS, INTERVALS, SCORES
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation (a row of ``evaluations``) and its one-line summary."""
+
+    values: dict
+    message: str
+
+
+def evaluate_frames(
+    scores: pd.DataFrame, labels: pd.DataFrame, intervals: pd.DataFrame, nights: int
+) -> dict:
+    """Every metric of the ``evaluations`` table from plain frames (no Spark).
+
+    Args:
+        scores: ``entity``, ``window_start``, ``window_end``, ``score``, ``is_anomaly``.
+        labels: ``entity``, ``start``, ``end`` (the labels touching the range).
+        intervals: ``entity``, ``start``, ``end`` (the detected intervals touching the range).
+        nights: Nights in the range (for false intervals per entity-night).
+    """
+    scores = scores.sort_values(["entity", "window_end", "window_start"], kind="stable").reset_index(drop=True)
+    positive = overlap_labels(
+        scores["entity"].to_numpy(), scores["window_start"].to_numpy(), scores["window_end"].to_numpy(),
+        labels["entity"].to_numpy(), labels["start"].to_numpy(), labels["end"].to_numpy(),
+    )
+    s = scores["score"].to_numpy(np.float64)
+    flags = scores["is_anomaly"].to_numpy(bool)
+    both = positive.any() and (~positive).any()
+    fitted = prf_at(flags.astype(np.float64), positive, 0.5)
+    best = best_f1(s, positive) if both else None
+    match = match_intervals(
+        list(zip(intervals["entity"], intervals["start"], intervals["end"])),
+        list(zip(labels["entity"], labels["start"], labels["end"])),
+    )
+    entities = scores["entity"].nunique()
+    series = [
+        (flags[idx], positive[idx]) for idx in scores.groupby("entity", sort=True).indices.values()
+    ]
+    nab = nab_scores(series)
+    return {
+        "windows": int(len(scores)),
+        "positive_windows": int(positive.sum()),
+        "roc_auc": roc_auc(s, positive),
+        "pr_auc": pr_auc(s, positive),
+        "precision": fitted.precision if positive.any() else float("nan"),
+        "recall": fitted.recall if positive.any() else float("nan"),
+        "f1": fitted.f1 if positive.any() else float("nan"),
+        "best_f1": best.f1 if best else float("nan"),
+        "best_threshold": best.threshold if best else float("nan"),
+        "labels": match.labels,
+        "labels_detected": match.detected,
+        "intervals": match.intervals,
+        "true_intervals": match.true_intervals,
+        "median_delay_s": match.median_delay_s,
+        "false_intervals_per_entity_day": (
+            (match.intervals - match.true_intervals) / (entities * nights) if entities else float("nan")
+        ),
+        "nab_standard": nab["standard"],
+        "nab_reward_low_fp": nab["reward_low_FP_rate"],
+        "nab_reward_low_fn": nab["reward_low_FN_rate"],
+    }
+
+
+def _labels(store: TableStore, table: str, lo: dt.datetime, hi: dt.datetime) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    df = store.read(table)
+    missing = [c for c in ("entity", "start", "end") if c not in df.columns]
+    if missing:
+        raise SchemaMismatchError(table, missing[0], "a labels table with entity, start, end", "missing")
+    return (
+        df.where((F.col("start") < F.lit(hi)) & (F.col("end") >= F.lit(lo)))
+        .select(F.col("entity").cast("string"), "start", "end").toPandas()
+    )
+
+
+def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end: dt.date) -> Evaluation:
+    """Evaluate the scores and intervals of nights ``[start, end]``; append to ``evaluations``."""
+    from pyspark.sql import functions as F
+
+    if end < start:
+        raise ConfigError(f"--to {end} is before --from {start}")
+    with recorded_run(store, "evaluate", cfg, start, end) as run:
+        scores = store.read(SCORES.name).where(F.col("date").between(F.lit(start), F.lit(end)))
+        if cfg.evaluate.model_id:
+            scores = scores.where(F.col("model_id") == cfg.evaluate.model_id)
+        pdf = scores.select("entity", "window_start", "window_end", "score", "is_anomaly", "model_id").toPandas()
+        if pdf.empty:
+            which = f" by model {cfg.evaluate.model_id}" if cfg.evaluate.model_id else ""
+            raise EmptyInputError(f"evaluate: no scores{which} between {start} and {end}: run score or nightly first")
+        models = sorted(pdf["model_id"].unique())
+        lo = pd.Timestamp(pdf["window_start"].min()).to_pydatetime()
+        hi = pd.Timestamp(pdf["window_end"].max()).to_pydatetime()
+        labels = _labels(store, cfg.evaluate.labels_table, lo, hi)
+        intervals = (
+            store.read(INTERVALS.name)
+            .where(F.col("model_id").isin(models) & (F.col("start") < F.lit(hi)) & (F.col("end") > F.lit(lo)))
+            .select("entity", "start", "end").toPandas()
+            if store.exists(INTERVALS.name) else pd.DataFrame(columns=["entity", "start", "end"])
+        )
+        values = evaluate_frames(pdf, labels, intervals, (end - start).days + 1)
+        row = {
+            "evaluation_id": f"eval-{uuid.uuid4().hex[:12]}",
+            "date_from": start, "date_to": end, "model_ids": models,
+            "labels_table": cfg.evaluate.labels_table, **values,
+            "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+        }
+        store.append(store.spark.createDataFrame([tuple(row[f.name] for f in EVALUATIONS.fields)],
+                                                 EVALUATIONS.struct_type()), EVALUATIONS.name)
+        run.rows_read = values["windows"]
+        message = (
+            f"evaluate {start}..{end} ({', '.join(models)}): {values['windows']} windows, "
+            f"{values['positive_windows']} labeled; ROC AUC {values['roc_auc']:.3f}, PR AUC {values['pr_auc']:.3f}; "
+            f"at the fitted thresholds P {values['precision']:.3f} R {values['recall']:.3f} F1 {values['f1']:.3f} "
+            f"(best-F1 threshold {values['best_threshold']:.4g}: F1 {values['best_f1']:.3f}); "
+            f"intervals: {values['labels_detected']}/{values['labels']} labels detected, "
+            f"{values['true_intervals']}/{values['intervals']} intervals true, median delay "
+            f"{values['median_delay_s'] / 3600:.1f} h, {values['false_intervals_per_entity_day']:.4f} false per "
+            f"entity-night; NAB standard {values['nab_standard']:.1f}, low FP {values['nab_reward_low_fp']:.1f}, "
+            f"low FN {values['nab_reward_low_fn']:.1f}"
+        )
+        run.message = message
+        return Evaluation(row, message)
