@@ -62,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     ev = add("evaluate", "scores + intervals of a range vs labels: AUCs, P/R/F1, interval detection, NAB", dates=True)
     ev.add_argument("--model-id", help="only this model's scores (default: every model that scored the range)")
     ev.add_argument("--labels", help="labels table (default: evaluate.labels_table, else labels)")
+    rp = add("report", "self-contained HTML report of a range: scores, curves, a panel per top interval", dates=True)
+    rp.add_argument("--out", help="HTML file to write (default reports/adspark-<from>-<to>.html)")
+    rp.add_argument("--top", type=int, default=5, help="interval panels (default 5)")
+    rp.add_argument("--model-id", help="only this model's scores")
+    rp.add_argument("--labels", default="labels", help="labels table for the ROC/PR curves (default labels)")
+    fb = add("feedback", "record an analyst's verdict on an anomaly interval", dates=False)
+    fb.add_argument("--interval-id", required=True, help="intervals.interval_id")
+    fb.add_argument("--label", required=True, choices=("true", "false", "unsure"), help="the verdict")
+    fb.add_argument("--who", required=True, help="who judged it")
+    fb.add_argument("--comment", help="free text")
+    rc = add("recalibrate", "new threshold from the feedback (supervised, shrunk to the unsupervised one)",
+             dates=False)
+    rc.add_argument("--model-id", help="the model to recalibrate (default: the latest for the train config)")
     n = add("nightly", "one night end to end: discretize, window, score, intervals, retrain when due", dates=False)
     n.add_argument("--date", type=_date, required=True, help="the night to process")
     n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
@@ -76,6 +89,7 @@ def _store(data: dict, origin: str):
     """Validate the storage/spark sections, then start Spark and register the tables."""
     from adspark.session import get_spark
     from adspark.tables import TableStore
+    from adspark.pipeline.feedback import ensure_feedback_table
     from adspark.views import create_views
 
     try:
@@ -85,6 +99,7 @@ def _store(data: dict, origin: str):
     spark = get_spark(project.spark)
     store = TableStore(spark, project.storage)
     store.register_all()
+    ensure_feedback_table(store)
     create_views(store)
     return store
 
@@ -145,6 +160,48 @@ def _cmd_evaluate(args: argparse.Namespace, data: dict) -> str:
     return run_evaluate(_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
+def _cmd_report(args: argparse.Namespace, data: dict) -> str:
+    from pathlib import Path
+
+    from adspark.pipeline.report import run_report
+
+    if args.model_id:
+        data = {**data, "score": {**(data.get("score") or {}), "model_id": args.model_id}}
+    cfg = build_job_config(ScoreJobConfig, data, args.conf)
+    end = args.end or args.start
+    out = Path(args.out or f"reports/adspark-{args.start}-{end}.html")
+    return run_report(_store(data, args.conf), cfg, args.start, end, out, args.top, args.labels)
+
+
+def _cmd_feedback(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.feedback import add_feedback, feedback_summary
+
+    store = _store(data, args.conf)
+    return add_feedback(store, args.interval_id, args.label, args.who, args.comment) + "\n" + feedback_summary(store)
+
+
+def _cmd_recalibrate(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.feedback import recalibrate
+    from adspark.pipeline.train import latest_model
+
+    cfg = build_job_config(TrainJobConfig, data, args.conf)
+    store = _store(data, args.conf)
+    if args.model_id:
+        from adspark.train.registry import find_model
+
+        model = find_model(store, model_id=args.model_id)
+    else:
+        model = latest_model(store, cfg)
+    th = cfg.train.threshold
+    new = recalibrate(store, model, th.beta, th.feedback_strength)
+    p = new.threshold.params
+    return (
+        f"recalibrate {model.model_id}: threshold {p['unsupervised']:.6g} (unsupervised) -> {new.threshold.value:.6g} "
+        f"(supervised {p['supervised']:.6g} on {p['judged_intervals']} judged intervals, strength "
+        f"{p['strength']:g}); registered as {new.model_id}, used from the next night"
+    )
+
+
 def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.nightly import run_nightly
 
@@ -193,6 +250,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "train": _cmd_train,
     "score": _cmd_score,
     "evaluate": _cmd_evaluate,
+    "report": _cmd_report,
+    "feedback": _cmd_feedback,
+    "recalibrate": _cmd_recalibrate,
     "nightly": _cmd_nightly,
     "sql": _cmd_sql,
     "tables": _cmd_tables,

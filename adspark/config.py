@@ -283,6 +283,9 @@ class ThresholdConfig(Strict):
     scope: Literal["global", "entity"] = "global"
     shrinkage: float = Field(default=50.0, ge=0)
     min_scores: int = Field(default=20, ge=1)
+    feedback_strength: float = Field(
+        default=10.0, ge=0, description="recalibrate: pseudo-count of the unsupervised threshold vs judged intervals"
+    )
 
     def options(self) -> dict[str, float]:
         """The keyword options of the chosen method."""

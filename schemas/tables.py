@@ -222,6 +222,18 @@ NIGHTLY = TableSchema(
     ),
 )
 
+FEEDBACK = TableSchema(
+    name="feedback",
+    doc="Analysts' verdicts on anomaly intervals (SQL INSERT or `adspark feedback`); the latest per interval counts.",
+    fields=(
+        F("interval_id", "string", False, "the interval judged (intervals.interval_id)"),
+        F("label", "string", False, "true (a real anomaly), false (a false alarm) or unsure"),
+        F("comment", "string", True, "free text"),
+        F("who", "string", False, "who judged it"),
+        F("labeled_at", "timestamp", False, "when (UTC)"),
+    ),
+)
+
 EVALUATIONS = TableSchema(
     name="evaluations",
     doc="One row per `adspark evaluate`: scores and intervals of a date range against the labels.",
@@ -279,6 +291,6 @@ TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
         EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS,
-        MODELS, SCORES, INTERVALS, NIGHTLY, EVALUATIONS, RUNS,
+        MODELS, SCORES, INTERVALS, NIGHTLY, FEEDBACK, EVALUATIONS, RUNS,
     )
 }

@@ -66,4 +66,15 @@ for artifact in "io.delta:delta-spark_$SCALA:$DELTA_VERSION" "io.delta:delta-sto
       || die "Maven could not fetch $artifact"
   fi
 done
+# --- Chromium (headless: the report rendering test takes a screenshot) ---------------------------
+if ! command -v chromium >/dev/null 2>&1 && [[ -z "${ADSPARK_SKIP_CHROMIUM:-}" ]]; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian chromium (headless report screenshots)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } \
+      || echo "setup: warning: chromium could not be installed; the report screenshot test will be skipped"
+  else
+    echo "setup: note: chromium not found (apt-get install chromium); the report screenshot test will be skipped"
+  fi
+fi
 echo "setup: ok ($($VENV/bin/python --version), Java $java_major, Delta $DELTA_VERSION, horovod $HOROVOD_VERSION)"

@@ -37,6 +37,7 @@ from adspark.config import (
 from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
 from adspark.errors import EmptyInputError
 from adspark.pipeline.discretize import run_discretize
+from adspark.pipeline.feedback import feedback_summary
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import config_key, run_train
 from adspark.pipeline.window import run_window
@@ -211,7 +212,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
         )
         result.message = (
             f"nightly {day}: {d.message.split(': ', 1)[1]}; {result.windows} windows; {s.message.split(': ', 1)[1]}"
-            f"{drift}{retrain}"
+            f"{drift}{retrain}; {feedback_summary(store)}"
         )
         return result
     except Exception as exc:

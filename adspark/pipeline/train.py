@@ -95,8 +95,18 @@ def _training_windows(
         )
     labels = cfg.train.labels_table
     needs_labels = cfg.train.exclude_labeled or cfg.train.threshold.method == "supervised"
+    known = []
     if needs_labels and store.exists(labels):
-        lab = store.read(labels).select(
+        known.append(store.read(labels).select(F.col("entity").cast("string"), "start", "end"))
+    if cfg.train.exclude_labeled:
+        from adspark.pipeline.feedback import true_anomalies
+
+        known.append(true_anomalies(store))  # intervals analysts judged real anomalies
+    if known:
+        union = known[0]
+        for other in known[1:]:
+            union = union.unionByName(other)
+        lab = union.select(
             F.col("entity").alias("_l_entity"), F.col("start").alias("_l_start"),
             F.col("end").alias("_l_end"),
         )
@@ -334,6 +344,28 @@ def run_train(
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.5f}"
+
+
+def latest_model(store: TableStore, cfg: TrainJobConfig) -> RegisteredModel:
+    """The latest registered model of this train config (any window spec).
+
+    Raises:
+        ModelNotFoundError: When none is registered for the config.
+    """
+    from pyspark.sql import functions as F
+
+    from adspark.train.registry import ModelNotFoundError, find_model
+
+    specs = [r.spec_id for r in store.read("models").select("spec_id").distinct().collect()] if store.exists(
+        "models") else []
+    keys = [config_key(cfg, s) for s in specs]
+    rows = (
+        store.read("models").where(F.col("config_key").isin(keys)).orderBy(F.desc("created_at")).limit(1)
+        .select("model_id").collect() if keys else []
+    )
+    if not rows:
+        raise ModelNotFoundError("no registered model for this train config (run `adspark train` first)")
+    return find_model(store, model_id=rows[0].model_id)
 
 
 def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstructor:

@@ -171,3 +171,43 @@ def test_evaluate_against_labels_writes_one_row(store, trained, spark):
     assert "ROC AUC" in ev.message and "NAB standard" in ev.message
     rows = store.read("evaluations").collect()
     assert len(rows) == 1 and rows[0].windows == len(scores) and rows[0].labels_table == "labels"
+
+
+def test_feedback_flows_into_precision_training_and_recalibration(store, trained, spark):
+    from adspark.errors import AdsparkError
+    from adspark.pipeline.feedback import add_feedback, ensure_feedback_table, feedback_summary, recalibrate
+    from adspark.pipeline.train import _training_windows
+
+    config, model = trained
+    run_score(store, build_job_config(ScoreJobConfig, config), D5, D7)
+    intervals = store.read("intervals").orderBy("peak_score", ascending=False).collect()
+    assert len(intervals) >= 2
+    ensure_feedback_table(store)
+    with pytest.raises(AdsparkError, match="no interval with id 'iv-nope'"):
+        add_feedback(store, "iv-nope", "true", "alice")
+    with pytest.raises(AdsparkError, match="expected one of"):
+        add_feedback(store, intervals[0].interval_id, "maybe", "alice")
+    add_feedback(store, intervals[0].interval_id, "false", "alice", "first look")
+    add_feedback(store, intervals[0].interval_id, "true", "bob", "confirmed")  # the latest verdict counts
+    # SQL INSERT works too
+    spark.sql(f"INSERT INTO {store.qualified('feedback')} VALUES "
+              f"('{intervals[1].interval_id}', 'false', 'noise', 'carol', current_timestamp())")
+    assert feedback_summary(store) == "feedback: precision 0.50 on 2 judged intervals (1 true, 1 false)"
+    # training leaves out the windows of the interval judged true
+    train_cfg = build_job_config(TrainJobConfig, config)
+    windows, *_ = _training_windows(store, train_cfg, D5, D7)
+    flagged = windows.where("labeled").select("entity", "window_start", "window_end").collect()
+    top = intervals[0]
+    assert flagged and all(r.entity == top.entity and r.window_start < top.end and r.window_end > top.start
+                           for r in flagged)
+    # recalibration: supervised on the feedback, shrunk towards the unsupervised threshold
+    new = recalibrate(store, model, beta=1.0, strength=2.0)
+    p = new.threshold.params
+    assert new.threshold.method == "recalibrated" and new.model_id != model.model_id
+    assert p["judged_intervals"] == 2 and p["unsupervised"] == model.threshold.value
+    expected = (2 * p["supervised"] + 2.0 * p["unsupervised"]) / 4
+    assert new.threshold.value == pytest.approx(expected)
+    np.testing.assert_allclose(
+        load_detector(new).score(np.zeros((1, model.n_steps, model.n_features), np.float32)),
+        load_detector(model).score(np.zeros((1, model.n_steps, model.n_features), np.float32)),
+    )
