@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _store(data: dict, origin: str):
+def open_store(data: dict, origin: str):
     """Validate the storage/spark sections, then start Spark and register the tables."""
     from adspark.session import get_spark
     from adspark.tables import TableStore
@@ -112,28 +112,28 @@ def _cmd_generate(args: argparse.Namespace, data: dict) -> str:
     gen.update({k: v for k, v in overrides.items() if v is not None})
     data = {**data, "generate": gen}
     cfg = build_job_config(GenerateJobConfig, data, args.conf)
-    return run_generate(_store(data, args.conf), cfg).message
+    return run_generate(open_store(data, args.conf), cfg).message
 
 
 def _cmd_discretize(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.discretize import run_discretize
 
     cfg = build_job_config(DiscretizeJobConfig, data, args.conf)
-    return run_discretize(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+    return run_discretize(open_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
 def _cmd_window(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.window import run_window
 
     cfg = build_job_config(WindowJobConfig, data, args.conf)
-    return run_window(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+    return run_window(open_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
 def _cmd_train(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.train import run_train
 
     cfg = build_job_config(TrainJobConfig, data, args.conf)
-    run, model = run_train(_store(data, args.conf), cfg, args.start, args.end or args.start)
+    run, model = run_train(open_store(data, args.conf), cfg, args.start, args.end or args.start)
     shown = {k: v for k, v in model.metrics.items() if k != "val_score_quantiles"}
     return run.message + "\nmetrics: " + json.dumps(shown, sort_keys=True)
 
@@ -144,7 +144,7 @@ def _cmd_score(args: argparse.Namespace, data: dict) -> str:
     if args.model_id:
         data = {**data, "score": {**(data.get("score") or {}), "model_id": args.model_id}}
     cfg = build_job_config(ScoreJobConfig, data, args.conf)
-    return run_score(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+    return run_score(open_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
 def _cmd_evaluate(args: argparse.Namespace, data: dict) -> str:
@@ -157,7 +157,7 @@ def _cmd_evaluate(args: argparse.Namespace, data: dict) -> str:
         section["labels_table"] = args.labels
     data = {**data, "evaluate": section}
     cfg = build_job_config(EvaluateJobConfig, data, args.conf)
-    return run_evaluate(_store(data, args.conf), cfg, args.start, args.end or args.start).message
+    return run_evaluate(open_store(data, args.conf), cfg, args.start, args.end or args.start).message
 
 
 def _cmd_report(args: argparse.Namespace, data: dict) -> str:
@@ -170,13 +170,13 @@ def _cmd_report(args: argparse.Namespace, data: dict) -> str:
     cfg = build_job_config(ScoreJobConfig, data, args.conf)
     end = args.end or args.start
     out = Path(args.out or f"reports/adspark-{args.start}-{end}.html")
-    return run_report(_store(data, args.conf), cfg, args.start, end, out, args.top, args.labels)
+    return run_report(open_store(data, args.conf), cfg, args.start, end, out, args.top, args.labels)
 
 
 def _cmd_feedback(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.feedback import add_feedback, feedback_summary
 
-    store = _store(data, args.conf)
+    store = open_store(data, args.conf)
     return add_feedback(store, args.interval_id, args.label, args.who, args.comment) + "\n" + feedback_summary(store)
 
 
@@ -185,7 +185,7 @@ def _cmd_recalibrate(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.train import latest_model
 
     cfg = build_job_config(TrainJobConfig, data, args.conf)
-    store = _store(data, args.conf)
+    store = open_store(data, args.conf)
     if args.model_id:
         from adspark.train.registry import find_model
 
@@ -206,7 +206,7 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.nightly import run_nightly
 
     cfg = build_job_config(NightlyJobConfig, data, args.conf)
-    store = _store(data, args.conf)
+    store = open_store(data, args.conf)
     last = args.end or args.date
     if last < args.date:
         raise ConfigError(f"--to {last} is before --date {args.date}")
@@ -223,7 +223,7 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
 
-    store = _store(data, args.conf)
+    store = open_store(data, args.conf)
     out = []
     for query in args.query:
         frame = store.spark.sql(query).limit(args.limit).toPandas()
@@ -235,7 +235,7 @@ def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_tables(args: argparse.Namespace, data: dict) -> str:
-    store = _store(data, args.conf)
+    store = open_store(data, args.conf)
     lines = [f"{'table':<16} {'rows':>12}  location"]
     for name in store.register_all():
         rows = store.read(name).count()

@@ -1,0 +1,47 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # 3. Investigate anomalies
+# MAGIC Run the nightly job for the nights after the history, then query the anomaly intervals with
+# MAGIC SQL and open the HTML report: one alert-like panel per top interval.
+
+# COMMAND ----------
+
+import datetime as dt
+
+from adspark.config import NightlyJobConfig, ScoreJobConfig, build_job_config
+from adspark.notebook import open_notebook
+from adspark.core.report import render_report
+from adspark.pipeline.nightly import run_nightly
+from adspark.pipeline.report import build_report
+
+nb = open_notebook(globals())
+conf = nb.conf
+start = dt.date.fromisoformat(str(conf["generate"]["start"]))
+first = start + dt.timedelta(days=int(conf["generate"]["anomaly_free_days"]))
+last = start + dt.timedelta(days=int(conf["generate"]["days"]) - 1)
+
+# COMMAND ----------
+
+cfg = build_job_config(NightlyJobConfig, conf)
+day = first
+while day <= last:
+    print(run_nightly(nb.store, cfg, day).message)
+    day += dt.timedelta(days=1)
+
+# COMMAND ----------
+
+# MAGIC %md ## The intervals, by severity
+
+# COMMAND ----------
+
+nb.sql("select entity, start, `end`, n_windows, round(peak_score, 3) as peak, round(severity, 2) as severity, "
+       "top_features, status from adspark.anomalies_by_severity")
+
+# COMMAND ----------
+
+# MAGIC %md ## The report (charts per interval)
+
+# COMMAND ----------
+
+report = build_report(nb.store, build_job_config(ScoreJobConfig, conf), first, last, top=3)
+nb.html(render_report(report), f"notebook-report-{first}-{last}.html")
