@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup demo test test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale clean-warehouse
+.PHONY: setup demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -11,6 +11,12 @@ demo: setup
 	@bash scripts/demo.sh $(CONF)
 
 test: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+
+test-slow: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m slow tests
+
+test-all: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 test-fast: setup

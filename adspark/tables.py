@@ -26,7 +26,39 @@ T = TypeVar("T")
 _URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
 
 
-def with_delta_retry(action: Callable[[], T], attempts: int = 5, base_delay_s: float = 0.5) -> T:
+_CONFLICT_BASES = {
+    "io.delta.exceptions.DeltaConcurrentModificationException",
+    "org.apache.spark.sql.delta.DeltaConcurrentModificationException",
+    "java.util.ConcurrentModificationException",
+}
+
+
+def is_delta_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of Delta's concurrent-modification exceptions (by class).
+
+    Delta's Python layer converts some of them to ``delta.exceptions`` classes; others (e.g.
+    ``ProtocolChangedException`` when two writers create a table at once) reach Python as a
+    ``Py4JJavaError``, whose Java class hierarchy is checked instead.
+    """
+    from delta.exceptions import DeltaConcurrentModificationException
+
+    if isinstance(exc, DeltaConcurrentModificationException):
+        return True
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return False
+    try:
+        cls = java.getClass()
+        while cls is not None:
+            if cls.getName() in _CONFLICT_BASES:
+                return True
+            cls = cls.getSuperclass()
+    except Exception:  # the gateway is gone: not a conflict we can retry
+        return False
+    return False
+
+
+def with_delta_retry(action: Callable[[], T], attempts: int = 6, base_delay_s: float = 0.5) -> T:
     """Run a Delta write, retrying on Delta's concurrent-modification exceptions only.
 
     Args:
@@ -34,13 +66,11 @@ def with_delta_retry(action: Callable[[], T], attempts: int = 5, base_delay_s: f
         attempts: Tries in all.
         base_delay_s: First back-off; doubled after each failure.
     """
-    from delta.exceptions import DeltaConcurrentModificationException
-
     for attempt in range(1, attempts + 1):
         try:
             return action()
-        except DeltaConcurrentModificationException:
-            if attempt == attempts:
+        except Exception as exc:
+            if attempt == attempts or not is_delta_conflict(exc):
                 raise
             time.sleep(base_delay_s * 2 ** (attempt - 1))
     raise AssertionError("unreachable")

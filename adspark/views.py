@@ -28,6 +28,13 @@ VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
         "round(max(score), 4) AS max_score, round(max(score / threshold), 2) AS max_severity, "
         "first(model_id) AS model_id FROM {scores} GROUP BY entity, date",
     ),
+    "judged_intervals": (
+        ("intervals", "feedback"),
+        "SELECT i.interval_id, i.entity, i.start, i.`end`, round(i.severity, 2) AS severity, i.model_id, "
+        "f.label, f.who, f.comment, f.labeled_at FROM {intervals} i JOIN (SELECT *, row_number() OVER "
+        "(PARTITION BY interval_id ORDER BY labeled_at DESC) AS n FROM {feedback}) f "
+        "ON f.interval_id = i.interval_id AND f.n = 1",
+    ),
     "nightly_summary": (
         ("nightly",),
         "SELECT date, status, model_id, events_read, events_rejected, windows, anomalies, "

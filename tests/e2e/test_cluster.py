@@ -98,6 +98,7 @@ def _frame(store: TableStore, table: str, drop: tuple[str, ...]):
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.slow
 def test_nightly_through_spark_submit_on_a_standalone_cluster(
     spark, store, base_config, tiny_events, tmp_path, standalone_cluster
 ):
