@@ -270,7 +270,8 @@ def overlap_labels(
 ) -> np.ndarray:
     """Whether each row's [start, end) overlaps a label of the same entity.
 
-    A point label (start == end) overlaps the rows whose span holds its instant.
+    A point label (start == end) overlaps the rows whose span holds its instant; a zero-width
+    row (row mode: window start = end = the event time) covers its instant too.
 
     Args:
         entity, start, end: Rows (windows), each shape (n,); times as datetime64.
@@ -287,6 +288,7 @@ def overlap_labels(
     s, e = np.asarray(start, "datetime64[s]"), np.asarray(end, "datetime64[s]")
     ls, le = np.asarray(label_start, "datetime64[s]"), np.asarray(label_end, "datetime64[s]")
     le = np.maximum(le, ls + np.timedelta64(1, "s"))  # a point label covers its instant
+    e = np.maximum(e, s + np.timedelta64(1, "s"))  # so does a zero-width window (row mode: one event)
     for name in np.intersect1d(np.unique(ent), np.unique(lent)):
         rows = np.flatnonzero(ent == name)
         lab = lent == name
