@@ -409,6 +409,7 @@ class ProjectFile(Strict):
     score: ScoreConfig | None = None
     intervals: IntervalConfig | None = None
     nightly: NightlyConfig | None = None
+    evaluate: EvaluateConfig | None = None
 
 
 class GenerateJobConfig(Strict):

@@ -35,7 +35,7 @@ while day <= last:
 # COMMAND ----------
 
 nb.sql("select entity, start, `end`, n_windows, round(peak_score, 3) as peak, round(severity, 2) as severity, "
-       "top_features, status from adspark.anomalies_by_severity")
+       "top_features, status from adspark.intervals order by severity desc")
 
 # COMMAND ----------
 
