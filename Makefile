@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale clean-warehouse
+.PHONY: setup demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale bench-quality clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -11,7 +11,7 @@ demo: setup
 	@bash scripts/demo.sh $(CONF)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m "not slow" tests
 
 test-slow: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slow tests
@@ -45,3 +45,6 @@ bench-nightly: setup
 
 bench-scale: setup
 	$(PY) benchmarks/scale.py
+
+bench-quality: setup
+	$(PY) -m benchmarks.quality
