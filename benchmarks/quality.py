@@ -101,6 +101,7 @@ def project(ds: Dataset, warehouse: Path, detector: dict, threshold: dict, epoch
             "measures": [{"name": m} for m in ds.measures],
             "categoricals": [{"name": c, "top_k": 128} for c in ds.categoricals],
         },
+        "discretize": {"bucket": "1h", "calendar": False},  # required section; unused in row mode
         "window": {"mode": "rows", "size": 1, "stride": 1,
                    "scaling": {"method": "minmax", "fit_from": str(NIGHTS[0]), "fit_to": str(NIGHTS[1])}},
         "train": {"backend": "local", "validation_fraction": 0.5, "exclude_labeled": False,
@@ -151,9 +152,9 @@ def group_figures(ids: np.ndarray, score: np.ndarray, flag: np.ndarray, ds: Data
 
 def figures(score: np.ndarray, flag: np.ndarray, truth: np.ndarray) -> dict:
     """ROC/PR AUC, P/R/F1 at the fitted threshold and the oracle best F1."""
-    p, r, f = prf_at(flag.astype(np.float64), truth, 0.5)
-    return {"roc_auc": roc_auc(score, truth), "pr_auc": pr_auc(score, truth), "precision": p, "recall": r,
-            "f1": f, "best_f1": best_f1(score, truth)[2]}
+    at = prf_at(flag.astype(np.float64), truth, 0.5)
+    return {"roc_auc": roc_auc(score, truth), "pr_auc": pr_auc(score, truth), "precision": at.precision,
+            "recall": at.recall, "f1": at.f1, "best_f1": best_f1(score, truth).f1}
 
 
 def run_adspark(store, ds: Dataset, conf: Path, name: str) -> dict:

@@ -111,7 +111,9 @@ def _labels(store: TableStore, table: str, lo: dt.datetime, hi: dt.datetime) -> 
     if missing:
         raise SchemaMismatchError(table, missing[0], "a labels table with entity, start, end", "missing")
     return (
-        df.where((F.col("start") < F.lit(hi)) & (F.col("end") >= F.lit(lo)))
+        # inclusive bounds: a point label at the last row-mode window (start = end = hi) counts;
+        # overlap_labels does the exact matching
+        df.where((F.col("start") <= F.lit(hi)) & (F.col("end") >= F.lit(lo)))
         .select(F.col("entity").cast("string"), "start", "end").toPandas()
     )
 
