@@ -275,11 +275,12 @@ class DetectorConfig(Strict):
 class ThresholdConfig(Strict):
     """How the threshold is fitted on validation scores."""
 
-    method: Literal["quantile", "sigma", "distribution", "supervised"] = "quantile"
+    method: Literal["quantile", "sigma", "distribution", "pot", "supervised"] = "quantile"
     q: float = Field(default=0.995, gt=0, lt=1)
     beta: float = Field(default=1.0, gt=0, description="supervised: F-beta to maximize")
     k: float = Field(default=3.0, gt=0)
     tail: float = Field(default=1e-3, gt=0, lt=1)
+    level: float = Field(default=0.98, gt=0, lt=1, description="pot: quantile above which scores are peaks")
     scope: Literal["global", "entity"] = "global"
     shrinkage: float = Field(default=50.0, ge=0)
     min_scores: int = Field(default=20, ge=1)
@@ -287,10 +288,20 @@ class ThresholdConfig(Strict):
         default=10.0, ge=0, description="recalibrate: pseudo-count of the unsupervised threshold vs judged intervals"
     )
 
+    @model_validator(mode="after")
+    def _pot(self) -> "ThresholdConfig":
+        if self.method == "pot":
+            if self.tail >= 1 - self.level:
+                raise ValueError(f"pot: tail {self.tail} must be below 1 - level = {1 - self.level:.6g}")
+            if self.scope == "entity" and self.min_scores < 100:
+                raise ValueError("pot per entity needs min_scores >= 100 (a tail fit needs that many scores)")
+        return self
+
     def options(self) -> dict[str, float]:
         """The keyword options of the chosen method."""
         return {
             "quantile": {"q": self.q}, "sigma": {"k": self.k}, "distribution": {"tail": self.tail},
+            "pot": {"tail": self.tail, "level": self.level},
             "supervised": {"beta": self.beta},
         }[self.method]
 

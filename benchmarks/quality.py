@@ -9,7 +9,7 @@ night without labels. Baselines (PCA, Isolation Forest, One-Class SVM) are fitte
 scaled ``windows`` rows with the same threshold method, for a side-by-side table. Published
 figures are printed next to them.
 
-Usage (from the repository root): ``python -m benchmarks.quality [--datasets kdd,ecg,nslkdd] [--threshold distribution]
+Usage (from the repository root): ``python -m benchmarks.quality [--datasets kdd,ecg,nslkdd] [--threshold pot]
 [--epochs 60]``. Figures also go to ``benchmarks/results/quality.json``.
 """
 
@@ -263,14 +263,16 @@ def print_table(ds: Dataset, results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="kdd,ecg,nslkdd", help=f"comma-separated, among {sorted(LOADERS)}")
-    parser.add_argument("--threshold", default="distribution", choices=("distribution", "quantile", "sigma"))
-    parser.add_argument("--tail", type=float, default=1e-3, help="distribution: tail probability")
+    parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma"))
+    parser.add_argument("--tail", type=float, default=1e-3, help="pot, distribution: tail probability")
+    parser.add_argument("--level", type=float, default=0.98, help="pot: quantile above which scores are peaks")
     parser.add_argument("--q", type=float, default=0.995, help="quantile: q")
     parser.add_argument("--k", type=float, default=3.0, help="sigma: k")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping on validation loss)")
     args = parser.parse_args()
     threshold = {"method": args.threshold,
-                 **{"distribution": {"tail": args.tail}, "quantile": {"q": args.q}, "sigma": {"k": args.k}}[
+                 **{"pot": {"tail": args.tail, "level": args.level},
+                    "distribution": {"tail": args.tail}, "quantile": {"q": args.q}, "sigma": {"k": args.k}}[
                      args.threshold]}
     saved = HERE / "results" / "quality.json"
     everything = json.loads(saved.read_text()) if saved.exists() else {}

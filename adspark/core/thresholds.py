@@ -7,6 +7,10 @@ Methods (higher score = more anomalous; a score above the threshold is an anomal
 - ``distribution``: fit candidate distributions (gamma, log-normal, non-central t) by maximum
   likelihood, keep the one with the smallest Kolmogorov-Smirnov statistic, threshold where its tail
   probability equals ``tail`` (so a score reads as a probability under the fitted law).
+- ``pot``: peaks over threshold (extreme value theory, as in SPOT, Siffer et al. KDD 2017): a
+  generalized Pareto law fitted to the excesses over the ``level`` empirical quantile, threshold
+  where the tail probability equals ``tail``. Models only the tail, so heavy-tailed reconstruction
+  errors (where a law fitted to the bulk extrapolates wildly) get a sane threshold.
 - ``supervised``: with labels, the threshold maximizing F-beta.
 
 Per-entity thresholds come from each entity's own scores, shrunk towards the global threshold
@@ -20,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-Method = Literal["quantile", "sigma", "distribution", "supervised"]
+Method = Literal["quantile", "sigma", "distribution", "pot", "supervised"]
 CANDIDATES = ("gamma", "lognorm", "nct")
 
 
@@ -111,6 +115,51 @@ def fit_distribution(
     )
 
 
+def fit_pot(scores: np.ndarray, tail: float = 1e-3, level: float = 0.98) -> Threshold:
+    """Peaks over threshold: a generalized Pareto law on the excesses over a high quantile.
+
+    With ``u`` the ``level`` quantile, ``N_u`` the scores above it out of ``n`` and ``(xi, sigma)``
+    the GPD fitted to the excesses ``s - u`` (location 0), the threshold is
+    ``u + sigma / xi * ((tail * n / N_u) ** -xi - 1)`` (``u - sigma * log(tail * n / N_u)`` when
+    ``xi`` is 0), i.e. P(score > threshold) = ``tail``.
+
+    Args:
+        scores: Validation scores, shape (n,), n >= 100.
+        tail: Tail probability of the threshold, below ``1 - level``.
+        level: Quantile above which scores are peaks (their excesses are fitted).
+
+    Returns:
+        The threshold; ``params`` holds ``u``, ``xi``, ``sigma``, the number of peaks.
+    """
+    from scipy import stats
+
+    s = _clean(scores)
+    if s.size < 100:
+        raise ValueError(f"peaks over threshold needs at least 100 scores, got {s.size}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if not 0 < tail < 1 - level:
+        raise ValueError(f"tail {tail} must be in (0, 1 - level = {1 - level:.6g})")
+    u = float(np.quantile(s, level))
+    excess = s[s > u] - u
+    if excess.size < 10 or np.ptp(excess) == 0:
+        # too few distinct peaks to fit a tail: the empirical quantile is the honest answer
+        value = float(np.quantile(s, 1 - tail))
+        return Threshold("pot", value, {"tail": tail, "level": level, "u": u, "peaks": int(excess.size),
+                                        "fallback": "quantile"})
+    with np.errstate(all="ignore"):
+        xi, _, sigma = stats.genpareto.fit(excess, floc=0.0)
+    ratio = tail * s.size / excess.size
+    if abs(xi) < 1e-9:
+        value = u - sigma * np.log(ratio)
+    else:
+        value = u + sigma / xi * (ratio ** (-xi) - 1.0)
+    return Threshold(
+        "pot", float(value),
+        {"tail": tail, "level": level, "u": u, "xi": float(xi), "sigma": float(sigma), "peaks": int(excess.size)},
+    )
+
+
 def tail_probability(scores: np.ndarray, threshold: Threshold) -> np.ndarray:
     """P(score' > score) under a ``distribution`` threshold's law, shape (n,)."""
     from scipy import stats
@@ -163,18 +212,20 @@ def fit_supervised(scores: np.ndarray, labels: np.ndarray, beta: float = 1.0) ->
 def fit_threshold(
     scores: np.ndarray, method: Method, labels: np.ndarray | None = None, **options: float
 ) -> Threshold:
-    """Dispatch to the fitter of ``method`` (options: q, k, tail, beta)."""
+    """Dispatch to the fitter of ``method`` (options: q, k, tail, level, beta)."""
     if method == "quantile":
         return fit_quantile(scores, **options)
     if method == "sigma":
         return fit_sigma(scores, **options)
     if method == "distribution":
         return fit_distribution(scores, **options)
+    if method == "pot":
+        return fit_pot(scores, **options)
     if method == "supervised":
         if labels is None:
             raise ValueError("the supervised method needs labels")
         return fit_supervised(scores, labels, **options)
-    raise ValueError(f"unknown threshold method {method!r}; expected quantile, sigma, distribution or supervised")
+    raise ValueError(f"unknown threshold method {method!r}; expected quantile, sigma, distribution, pot or supervised")
 
 
 def shrink(local: float, n: int, global_value: float, strength: float) -> float:

@@ -4,6 +4,7 @@ from scipy import stats
 
 from adspark.core.thresholds import (
     fit_distribution,
+    fit_pot,
     fit_quantile,
     fit_sigma,
     fit_supervised,
@@ -72,3 +73,43 @@ def test_per_entity_shrinkage():
     assert abs(t["busy"] - local) < abs(g.value - local)
     with pytest.raises(ValueError, match="unknown threshold method"):
         fit_threshold(scores, "magic")
+
+
+@pytest.mark.parametrize("law,params", [("expon", (0.0, 2.0)), ("pareto", (3.0, 0.0, 1.0)), ("lognorm", (2.5, 0.0, 1e-4))])
+def test_pot_finds_the_tail_quantile_of_light_and_heavy_tails(law, params):
+    x = getattr(stats, law).rvs(*params, size=200_000, random_state=3)
+    true = getattr(stats, law).isf(1e-4, *params)
+    th = fit_pot(x, tail=1e-4, level=0.99)
+    assert th.method == "pot" and th.params["peaks"] == pytest.approx(2000, abs=2)
+    assert th.value == pytest.approx(true, rel=0.25)  # beyond every quantile the sample can give reliably
+    if law == "pareto":
+        assert th.params["xi"] == pytest.approx(1 / 3, abs=0.1)  # the GPD shape of a Pareto(3) tail
+
+
+def test_pot_stays_sane_where_a_bulk_fit_extrapolates_wildly():
+    # reconstruction-error-like scores: a huge dynamic range (the bulk near 1e-5, a tail to 1e-1)
+    x = np.exp(RNG.normal(-11, 2.5, 20_000))
+    pot = fit_threshold(x, "pot", tail=1e-3, level=0.98).value
+    assert np.quantile(x, 0.995) < pot < 10 * x.max()
+    assert np.mean(x > pot) < 0.003
+
+
+def test_pot_rejects_bad_options_and_falls_back_without_distinct_peaks():
+    x = RNG.normal(size=1000)
+    with pytest.raises(ValueError, match="at least 100"):
+        fit_pot(x[:50])
+    with pytest.raises(ValueError, match="1 - level"):
+        fit_pot(x, tail=0.05, level=0.98)
+    flat = np.r_[np.zeros(990), np.ones(10)]
+    th = fit_pot(flat, tail=1e-3, level=0.98)
+    assert th.params["fallback"] == "quantile" and th.value == pytest.approx(1.0)
+
+
+def test_pot_config_is_checked_before_spark():
+    from adspark.config import ThresholdConfig
+
+    assert ThresholdConfig(method="pot", tail=1e-3, level=0.99).options() == {"tail": 1e-3, "level": 0.99}
+    with pytest.raises(ValueError, match="below 1 - level"):
+        ThresholdConfig(method="pot", tail=0.05, level=0.98)
+    with pytest.raises(ValueError, match="min_scores >= 100"):
+        ThresholdConfig(method="pot", scope="entity", min_scores=20)
