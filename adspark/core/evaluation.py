@@ -152,11 +152,16 @@ class IntervalMatch:
         return float(np.median(self.delays_s)) if self.delays_s else float("nan")
 
 
+_ONE_SECOND = np.timedelta64(1, "s")
+
+
 def match_intervals(
     detected: Sequence[tuple[str, np.datetime64, np.datetime64]],
     labeled: Sequence[tuple[str, np.datetime64, np.datetime64]],
 ) -> IntervalMatch:
     """Match detected intervals to labeled ones by entity and overlap (end exclusive).
+
+    A zero-width interval or label (start == end: row mode, point labels) covers its instant.
 
     Args:
         detected: (entity, start, end) of each detected interval.
@@ -164,12 +169,14 @@ def match_intervals(
     """
     by_entity: dict[str, list[tuple[np.datetime64, np.datetime64]]] = {}
     for e, s, t in detected:
-        by_entity.setdefault(e, []).append((np.datetime64(s, "s"), np.datetime64(t, "s")))
+        s, t = np.datetime64(s, "s"), np.datetime64(t, "s")
+        by_entity.setdefault(e, []).append((s, max(t, s + _ONE_SECOND)))
     hit_intervals: set[tuple[str, int]] = set()
     delays = []
     found = 0
     for e, ls, le in labeled:
         ls, le = np.datetime64(ls, "s"), np.datetime64(le, "s")
+        le = max(le, ls + _ONE_SECOND)
         overlaps = [(i, s) for i, (s, t) in enumerate(by_entity.get(e, [])) if s < le and t > ls]
         if overlaps:
             found += 1

@@ -138,7 +138,7 @@ def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end:
         labels = _labels(store, cfg.evaluate.labels_table, lo, hi)
         intervals = (
             store.read(INTERVALS.name)
-            .where(F.col("model_id").isin(models) & (F.col("start") < F.lit(hi)) & (F.col("end") > F.lit(lo)))
+            .where(F.col("model_id").isin(models) & (F.col("start") <= F.lit(hi)) & (F.col("end") >= F.lit(lo)))
             .select("entity", "start", "end").toPandas()
             if store.exists(INTERVALS.name) else pd.DataFrame(columns=["entity", "start", "end"])
         )

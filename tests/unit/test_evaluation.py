@@ -67,6 +67,15 @@ def test_interval_matching_counts_detections_delays_and_false_intervals():
     assert m.delays_s == (3600.0, 0.0) and m.recall == pytest.approx(2 / 3) and m.precision == pytest.approx(2 / 3)
 
 
+def test_match_intervals_in_row_mode_zero_width_on_both_sides():
+    t = np.datetime64("2026-01-07T00:00:00")
+    s = np.timedelta64(1, "s")
+    labeled = [("kdd", t + 5 * s, t + 5 * s), ("kdd", t + 9 * s, t + 9 * s)]  # point labels: one event each
+    detected = [("kdd", t + 5 * s, t + 5 * s), ("kdd", t + 6 * s, t + 6 * s)]  # one-event intervals
+    m = match_intervals(detected, labeled)
+    assert (m.labels, m.detected, m.intervals, m.true_intervals) == (2, 1, 2, 1) and m.delays_s == (0.0,)
+
+
 def test_nab_sigmoid_positions():
     win, value = nab_point_weights(10, [(4, 7)])
     assert list(win) == [-1] * 4 + [0] * 4 + [-1] * 2
