@@ -293,8 +293,6 @@ class ThresholdConfig(Strict):
         if self.method == "pot":
             if self.tail >= 1 - self.level:
                 raise ValueError(f"pot: tail {self.tail} must be below 1 - level = {1 - self.level:.6g}")
-            if self.scope == "entity" and self.min_scores < 100:
-                raise ValueError("pot per entity needs min_scores >= 100 (a tail fit needs that many scores)")
         return self
 
     def options(self) -> dict[str, float]:

@@ -124,7 +124,8 @@ def fit_pot(scores: np.ndarray, tail: float = 1e-3, level: float = 0.98) -> Thre
     ``xi`` is 0), i.e. P(score > threshold) = ``tail``.
 
     Args:
-        scores: Validation scores, shape (n,), n >= 100.
+        scores: Validation scores, shape (n,); with fewer than 100 (or fewer than 10 distinct
+            peaks) the empirical ``1 - tail`` quantile is returned (``params["fallback"]``).
         tail: Tail probability of the threshold, below ``1 - level``.
         level: Quantile above which scores are peaks (their excesses are fitted).
 
@@ -134,19 +135,17 @@ def fit_pot(scores: np.ndarray, tail: float = 1e-3, level: float = 0.98) -> Thre
     from scipy import stats
 
     s = _clean(scores)
-    if s.size < 100:
-        raise ValueError(f"peaks over threshold needs at least 100 scores, got {s.size}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if not 0 < tail < 1 - level:
         raise ValueError(f"tail {tail} must be in (0, 1 - level = {1 - level:.6g})")
     u = float(np.quantile(s, level))
     excess = s[s > u] - u
-    if excess.size < 10 or np.ptp(excess) == 0:
-        # too few distinct peaks to fit a tail: the empirical quantile is the honest answer
+    if s.size < 100 or excess.size < 10 or np.ptp(excess) == 0:
+        # too few scores or distinct peaks to fit a tail: the empirical quantile is the honest answer
         value = float(np.quantile(s, 1 - tail))
         return Threshold("pot", value, {"tail": tail, "level": level, "u": u, "peaks": int(excess.size),
-                                        "fallback": "quantile"})
+                                        "fallback": f"quantile ({s.size} scores, {excess.size} peaks)"})
     with np.errstate(all="ignore"):
         xi, _, sigma = stats.genpareto.fit(excess, floc=0.0)
     ratio = tail * s.size / excess.size
