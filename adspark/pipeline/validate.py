@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from adspark.config import SourceConfig
@@ -182,6 +183,16 @@ def _row_date(df: "DataFrame", source: SourceConfig, ts: "Column") -> "Column":
     kind = dict((f.name, f.dataType.simpleString()) for f in df.schema.fields)[source.date_column]
     col = F.col(source.date_column)
     return col if kind == "date" else F.try_to_date(col.cast("string"))
+
+
+def _first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":
+    """``CASE WHEN c1 THEN v1 WHEN c2 THEN v2 ... END`` (null when no condition holds), flat."""
+    from pyspark.sql import functions as F
+
+    expr = None
+    for cond, value in branches:
+        expr = F.when(cond, value) if expr is None else expr.when(cond, value)
+    return expr if expr is not None else F.lit(None)
 
 
 def validate_events(
@@ -344,14 +355,12 @@ def validate_events(
                     F.concat(F.lit(f"expected one of {list(c.values)} (or null), got "), F.to_json(F.array(raw))),
                 )
             )
-    reason = column = detail = None
-    for cond, code, col_name, det in reversed(checks):
-        cond = F.coalesce(cond, F.lit(False))
-        reason = F.when(cond, F.lit(code)).otherwise(reason if reason is not None else F.lit(None))
-        column = F.when(cond, F.lit(col_name)).otherwise(
-            column if column is not None else F.lit(None)
-        )
-        detail = F.when(cond, det).otherwise(detail if detail is not None else F.lit(None))
+    # one flat CASE WHEN per output (the first failed check wins): nesting when/otherwise per
+    # check overflowed the JVM stack with ~140 measure columns (ECG5000 in row mode)
+    conds = [F.coalesce(cond, F.lit(False)) for cond, _, _, _ in checks]
+    reason = _first_match(zip(conds, [F.lit(code) for _, code, _, _ in checks]))
+    column = _first_match(zip(conds, [F.lit(col_name) for _, _, col_name, _ in checks]))
+    detail = _first_match(zip(conds, [det for _, _, _, det in checks]))
 
     copy_rank = F.row_number().over(Window.partitionBy(*original).orderBy(F.lit(1)))
     marked = rows.select(

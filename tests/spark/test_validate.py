@@ -93,3 +93,20 @@ def test_extra_column_is_ignored_and_logged(spark, cfg, caplog):
         v = validate_events(df, cfg, D, D)
     assert "ignoring columns not in the contract: ['extra']" in caplog.text
     assert "extra" not in v.rows.columns and v.accepted.count() == 1
+
+
+def test_hundreds_of_measure_columns_validate_and_the_first_failed_rule_wins(spark, base_config):
+    # 300 measures = 1,200+ checks: nested CASE expressions overflowed the JVM stack at ~140
+    names = [f"v{i:03d}" for i in range(300)]
+    data = dict(base_config)
+    data["source"] = {**base_config["source"], "event_id": None, "measures": [{"name": n, "non_negative": True} for n in names],
+                      "categoricals": []}
+    source = build_job_config(DiscretizeJobConfig, data).source
+    good = ["2026-01-05 10:00:00", "u1", *[1.0] * 300, D]
+    bad = ["2026-01-05 11:00:00", "u2", *[1.0] * 300, D]
+    bad[2 + 7], bad[2 + 250] = -1.0, float("nan")  # v007 negative, v250 NaN: the earlier column is named
+    schema = "event_time string, user_id string, " + ", ".join(f"{n} double" for n in names) + ", event_date date"
+    df = spark.createDataFrame([tuple(good), tuple(bad)], schema)
+    v = validate_events(df, source, D, D)
+    rows = {r._entity: r for r in v.rows.select("_entity", "_reason", "_column").collect()}
+    assert (rows["u1"]._reason, rows["u2"]._reason, rows["u2"]._column) == (None, "negative_value", "v007")
