@@ -152,38 +152,55 @@ class IntervalMatch:
         return float(np.median(self.delays_s)) if self.delays_s else float("nan")
 
 
-_ONE_SECOND = np.timedelta64(1, "s")
+def _span_seconds(rows: Sequence[tuple[str, np.datetime64, np.datetime64]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entities, starts and ends (epoch seconds) of (entity, start, end) rows; a zero-width
+    row covers its instant (end = start + 1 s)."""
+    if not len(rows):
+        return np.array([], dtype=str), np.array([], np.int64), np.array([], np.int64)
+    ent = np.array([str(r[0]) for r in rows])
+    start = np.array([np.datetime64(r[1], "s") for r in rows]).astype(np.int64)
+    end = np.array([np.datetime64(r[2], "s") for r in rows]).astype(np.int64)
+    return ent, start, np.maximum(end, start + 1)
 
 
 def match_intervals(
     detected: Sequence[tuple[str, np.datetime64, np.datetime64]],
     labeled: Sequence[tuple[str, np.datetime64, np.datetime64]],
+    chunk: int = 2048,
 ) -> IntervalMatch:
     """Match detected intervals to labeled ones by entity and overlap (end exclusive).
 
     A zero-width interval or label (start == end: row mode, point labels) covers its instant.
+    Vectorized per entity in chunks of ``chunk`` labels (memory ~ intervals x chunk booleans).
 
     Args:
         detected: (entity, start, end) of each detected interval.
         labeled: (entity, start, end) of each labeled anomaly.
+        chunk: Labels compared at once.
+
+    Returns:
+        Counts, and the detection delay of each detected label (in label order).
     """
-    by_entity: dict[str, list[tuple[np.datetime64, np.datetime64]]] = {}
-    for e, s, t in detected:
-        s, t = np.datetime64(s, "s"), np.datetime64(t, "s")
-        by_entity.setdefault(e, []).append((s, max(t, s + _ONE_SECOND)))
-    hit_intervals: set[tuple[str, int]] = set()
-    delays = []
-    found = 0
-    for e, ls, le in labeled:
-        ls, le = np.datetime64(ls, "s"), np.datetime64(le, "s")
-        le = max(le, ls + _ONE_SECOND)
-        overlaps = [(i, s) for i, (s, t) in enumerate(by_entity.get(e, [])) if s < le and t > ls]
-        if overlaps:
-            found += 1
-            first = min(s for _, s in overlaps)
-            delays.append(max(0.0, float((first - ls) / np.timedelta64(1, "s"))))
-            hit_intervals.update((e, i) for i, _ in overlaps)
-    return IntervalMatch(len(labeled), found, len(detected), len(hit_intervals), tuple(delays))
+    d_ent, d_start, d_end = _span_seconds(detected)
+    l_ent, l_start, l_end = _span_seconds(labeled)
+    hit_interval = np.zeros(len(d_ent), dtype=bool)
+    delay = np.full(len(l_ent), np.nan)
+    for name in np.intersect1d(np.unique(d_ent), np.unique(l_ent)):
+        rows = np.flatnonzero(d_ent == name)
+        s, t = d_start[rows], d_end[rows]
+        labels = np.flatnonzero(l_ent == name)
+        for lo in range(0, len(labels), chunk):
+            lab = labels[lo:lo + chunk]
+            hit = (s[:, None] < l_end[None, lab]) & (t[:, None] > l_start[None, lab])  # intervals x labels
+            found = hit.any(axis=0)
+            first = np.where(hit, s[:, None], np.iinfo(np.int64).max).min(axis=0)
+            delay[lab[found]] = np.maximum(0, first[found] - l_start[lab[found]]).astype(np.float64)
+            hit_interval[rows[hit.any(axis=1)]] = True
+    detected_labels = ~np.isnan(delay)
+    return IntervalMatch(
+        len(l_ent), int(detected_labels.sum()), len(d_ent), int(hit_interval.sum()),
+        tuple(float(x) for x in delay[detected_labels]),
+    )
 
 
 def _scaled_sigmoid(y: float) -> float:

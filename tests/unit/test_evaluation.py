@@ -152,3 +152,31 @@ def test_evaluate_frames_end_to_end_on_plain_frames():
     assert (v["labels_detected"], v["intervals"], v["true_intervals"]) == (1, 2, 1)
     assert v["false_intervals_per_entity_day"] == 1.0 and v["median_delay_s"] == 0.0
     assert v["nab_standard"] > 90  # detected at the first labeled row, no false positive
+
+
+def test_match_intervals_agrees_with_a_brute_force_reference_across_chunks():
+    rng = np.random.default_rng(5)
+    t0 = np.datetime64("2026-01-05T00:00:00")
+
+    def spans(n):
+        start = rng.integers(0, 500, n)
+        return [(f"e{rng.integers(3)}", t0 + np.timedelta64(int(a), "s"),
+                 t0 + np.timedelta64(int(a + rng.integers(0, 20)), "s")) for a in start]
+
+    detected, labeled = spans(60), spans(45)
+
+    def naive():
+        cover = lambda s, e: (s, max(e, s + np.timedelta64(1, "s")))  # noqa: E731
+        hits, delays = set(), []
+        for le_, ls, le in labeled:
+            ls, le = cover(ls, le)
+            over = [(i, s) for i, (e, s, t) in enumerate(detected) if e == le_ and s < le and cover(s, t)[1] > ls]
+            if over:
+                delays.append(max(0.0, float((min(s for _, s in over) - ls) / np.timedelta64(1, "s"))))
+                hits.update(i for i, _ in over)
+        return len(delays), len(hits), tuple(delays)
+
+    for chunk in (3, 2048):
+        m = match_intervals(detected, labeled, chunk=chunk)
+        assert (m.detected, m.true_intervals, m.delays_s) == naive()
+        assert (m.labels, m.intervals) == (45, 60)
