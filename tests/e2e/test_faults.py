@@ -12,6 +12,9 @@ Night D7 of the tiny events (model trained on D5..D6, a scheduled retrain after 
 
 Tables are compared by content: every row, every column except bookkeeping (run ids and
 timestamps of when a row was written).
+
+All marked ``slow`` (100-300 s each on 2 cores): ``make test-slow`` / ``make test-all`` run them,
+``make test`` does not.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from adspark.config import NightlyJobConfig, StorageConfig, TrainJobConfig, buil
 from adspark.pipeline.nightly import run_nightly
 from adspark.pipeline.train import load_detector, run_train
 from adspark.tables import TableStore
+
+pytestmark = pytest.mark.slow
 
 D5, D6, D7, D8 = (dt.date(2026, 1, d) for d in (5, 6, 7, 8))
 STAGES = ("features", "windows", "scores", "intervals", "models")
@@ -143,7 +148,7 @@ def clean(spark, base, tmp_path_factory, conf) -> dict:
 
 
 @pytest.mark.parametrize(
-    "stage", [pytest.param(s, marks=() if s == "scores" else pytest.mark.slow) for s in STAGES]
+    "stage", STAGES
 )
 def test_sigkill_in_a_write_stage_then_rerun_equals_clean_run(spark, base, clean, conf, tmp_path, stage):
     root = _copy(base, tmp_path, conf)
@@ -166,7 +171,6 @@ def test_sigkill_in_a_write_stage_then_rerun_equals_clean_run(spark, base, clean
     assert_models_loadable(store)
 
 
-@pytest.mark.slow
 def test_rerunning_a_night_three_times_gives_identical_tables(spark, base, clean, conf, tmp_path):
     root = _copy(base, tmp_path, conf)
     store = _store(spark, root)
@@ -221,7 +225,6 @@ def test_same_night_twice_at_once_converges_to_the_clean_result(spark, base, con
     assert_same({k: v for k, v in got.items() if k != "nightly"}, {k: v for k, v in want.items() if k != "nightly"})
 
 
-@pytest.mark.slow
 def test_different_nights_at_once_both_succeed(spark, base, conf, tmp_path):
     ref_root = _copy(base, tmp_path / "ref", conf)
     ref = _store(spark, ref_root)
