@@ -210,7 +210,7 @@ class DiscretizeConfig(Strict):
 class ScalingConfig(Strict):
     """Scaling statistics, fitted per entity on a training range and stored in a table."""
 
-    method: Literal["robust", "minmax"] = "robust"
+    method: Literal["robust", "minmax", "none"] = "robust"
     fit_from: dt.date
     fit_to: dt.date
 

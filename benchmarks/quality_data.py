@@ -40,6 +40,7 @@ class Dataset:
         categoricals: Categorical columns (one-hot in row mode, vocabulary from training rows).
         published: Published figures, ``{detector: {"roc_auc": ..., "f1": ...}}``.
         note: How the split differs from the published protocol.
+        scaling: ``window.scaling.method`` (``none`` for data normalized at the source).
     """
 
     name: str
@@ -51,6 +52,7 @@ class Dataset:
     categoricals: list[str] = field(default_factory=list)
     published: dict[str, dict[str, float]] = field(default_factory=dict)
     note: str = ""
+    scaling: str = "minmax"
 
 
 def kdd_deepad() -> Dataset:
@@ -105,6 +107,7 @@ def ecg5000(seed: int = 0, train_share: float = 0.6) -> Dataset:
         group=np.array([f"class {c}" for c in cls[rest]]),
         measures=list(values.columns),
         published={"AE (published, full ECG5000)": {"roc_auc": 0.96}},
+        scaling="none",  # UCR beats are z-normalized one by one already
         note=f"500-beat split; {len(picked)} normal beats train (seed {seed}), "
         f"{len(rest)} beats test ({int((cls[rest] != 1).sum())} abnormal)",
     )

@@ -16,7 +16,7 @@ import pandas as pd
 GLOBAL_ENTITY = "__global__"
 _EPS = 1e-9
 
-ScalingMethod = Literal["robust", "minmax"]
+ScalingMethod = Literal["robust", "minmax", "none"]
 
 STATS_COLUMNS = ["entity", "feature", "center", "scale", "median", "iqr", "min", "max", "n"]
 
@@ -32,9 +32,12 @@ def center_and_scale(
     """Center and (strictly positive) scale from summary statistics, each of shape (F,).
 
     ``robust``: median and IQR (falling back to std, then 1). ``minmax``: min and max - min
-    (falling back to 1).
+    (falling back to 1). ``none``: center 0, scale 1 (data already normalized, e.g. z-normalized
+    heartbeats).
     """
     median, iqr, lo, hi, std = (np.asarray(x, dtype=np.float64) for x in (median, iqr, lo, hi, std))
+    if method == "none":
+        return np.zeros_like(median), np.ones_like(median)
     if method == "robust":
         scale = np.where(iqr > _EPS, iqr, np.where(std > _EPS, std, 1.0))
         return median, scale

@@ -22,6 +22,9 @@ def test_robust_and_minmax():
     assert robust.loc[1, "scale"] == 1.0  # constant column: IQR 0, std 0 -> 1
     mm = fit_stats("e", v, ["a", "b"], "minmax")
     assert (mm.loc[0, "center"], mm.loc[0, "scale"]) == (1.0, 99.0)
+    none = fit_stats("e", v, ["a", "b"], "none")  # already-normalized data passes through
+    assert list(none["center"]) == [0.0, 0.0] and list(none["scale"]) == [1.0, 1.0]
+    assert list(none["median"]) == [3.0, 10.0]  # the statistics are still recorded
 
 
 def test_nan_ignored_and_never_emitted():
@@ -44,7 +47,7 @@ def test_global_stats_and_missing_feature():
         stats_vectors(g, ["a", "zzz"])
 
 
-@given(arrays(np.float64, (6, 3), elements=st.floats(-1e6, 1e6)), st.sampled_from(["robust", "minmax"]))
+@given(arrays(np.float64, (6, 3), elements=st.floats(-1e6, 1e6)), st.sampled_from(["robust", "minmax", "none"]))
 def test_scaling_round_trips(values, method):
     stats = fit_stats("e", values, ["a", "b", "c"], method)
     c, s = stats_vectors(stats, ["a", "b", "c"])
