@@ -59,6 +59,8 @@ def local_builder_conf(cfg: SparkConfig) -> dict[str, str]:
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
         "spark.default.parallelism": str(cfg.shuffle_partitions),
+        # Delta rebuilds table state with 50 tasks by default: most of a small local job's time.
+        "spark.databricks.delta.snapshotPartitions": str(cfg.shuffle_partitions),
         "spark.driver.memory": cfg.driver_memory,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
