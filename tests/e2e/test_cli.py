@@ -1,4 +1,9 @@
-"""The public CLI end to end, in a subprocess, on a tiny generated table."""
+"""The public CLI end to end on a tiny generated table.
+
+The whole path runs ``adspark.cli.main(argv)`` in the test's SparkSession (a JVM start per command
+would cost more than the work); the entry point itself runs in a subprocess below and in
+``test_submit.py`` (spark-submit).
+"""
 
 import subprocess
 import sys
@@ -28,8 +33,23 @@ def _conf(tmp_path: Path) -> Path:
     return path
 
 
-def test_whole_path_through_the_cli(tmp_path):
+class _Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
     """generate -> discretize + window history -> train -> nightly x2 -> SQL views."""
+    from adspark.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def _adspark(*args: str, cwd: Path) -> _Result:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return _Result(code, out.out, out.err)
+
     conf = str(_conf(tmp_path))
     gen = _adspark("generate", "--conf", conf, cwd=tmp_path)
     assert gen.returncode == 0, gen.stderr[-3000:]
