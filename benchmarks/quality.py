@@ -9,8 +9,10 @@ night without labels. Baselines (PCA, Isolation Forest, One-Class SVM) are fitte
 scaled ``windows`` rows with the same threshold method, for a side-by-side table. Published
 figures are printed next to them.
 
-Usage (from the repository root): ``python -m benchmarks.quality [--datasets kdd,ecg,nslkdd] [--threshold pot]
-[--epochs 60]``. Figures also go to ``benchmarks/results/quality.json``.
+NAB (``--datasets nab``) runs in bucket mode instead: ``benchmarks/quality_nab.py``.
+
+Usage (from the repository root): ``python -m benchmarks.quality [--datasets kdd,ecg,nslkdd,nab]
+[--threshold pot] [--epochs 60]``. Figures also go to ``benchmarks/results/quality.json``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ VALIDATION_SHARE = 0.2
 SEED = 0
 
 # adspark detectors compared (chosen on validation loss only; see the closing note).
+# NAB: one dense AE over windows of NAB_WINDOW 5-minute buckets (see quality_nab.py).
+NAB_WINDOW = 24
+NAB_DETECTOR = {"type": "dense_ae", "hidden": [32, 16], "bottleneck": 4, "batch_size": 64, "patience": 5,
+                "learning_rate": 1e-3}
+
 DETECTORS = {
     "adspark dense_ae": {"type": "dense_ae", "hidden": [64, 32], "bottleneck": 4, "batch_size": 128,
                          "patience": 5, "learning_rate": 1e-3},
@@ -263,7 +270,9 @@ def print_table(ds: Dataset, results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="kdd,ecg,nslkdd", help=f"comma-separated, among {sorted(LOADERS)}")
+    parser.add_argument("--datasets", default="kdd,ecg,nslkdd,nab",
+                        help=f"comma-separated, among {sorted(LOADERS) + ['nab']}")
+    parser.add_argument("--nab-window", type=int, default=NAB_WINDOW, help="nab: buckets per window")
     parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma"))
     parser.add_argument("--tail", type=float, default=1e-3, help="pot, distribution: tail probability")
     parser.add_argument("--level", type=float, default=0.98, help="pot: quantile above which scores are peaks")
@@ -281,6 +290,16 @@ def main() -> None:
     everything = json.loads(saved.read_text()) if saved.exists() else {}
     with tempfile.TemporaryDirectory(prefix="adspark-quality-") as tmp:
         for key in args.datasets.split(","):
+            if key == "nab":
+                from benchmarks.quality_nab import print_nab, run_nab
+
+                detector = {**NAB_DETECTOR, "epochs": args.epochs, "seed": SEED}
+                result = run_nab(Path(tmp), args.nab_window, detector, threshold, _cli)
+                print_nab(result)
+                everything[key] = result
+                saved.parent.mkdir(exist_ok=True)
+                saved.write_text(json.dumps(everything, indent=2, default=float))
+                continue
             ds = LOADERS[key]()
             if args.scaling:
                 ds = dataclasses.replace(ds, scaling=args.scaling)

@@ -1,0 +1,71 @@
+"""The NAB part of the quality benchmark: data, re-timing, row mapping and vectorized scoring."""
+
+import numpy as np
+import pandas as pd
+
+from adspark.core.evaluation import NAB_PROFILES, nab_raw_score, runs_of
+from benchmarks.quality_nab import (
+    STEP,
+    T0,
+    Scorer,
+    Series,
+    events_frame,
+    labels_frame,
+    load_series,
+    onsets,
+    row_scores,
+)
+
+
+def test_the_copied_corpus_is_nabs_31_series_with_53_windows():
+    series = load_series()
+    assert len(series) == 31
+    assert sum(len(s.value) for s in series) == 139_187
+    assert sum(len(runs_of(s.labeled)) for s in series) == 53
+    assert sum(not s.labeled.any() for s in series) == 5  # artificialNoAnomaly
+
+
+def test_every_probation_ends_at_t0_on_a_regular_grid():
+    series = [Series("a/x", np.arange(1000.0), np.zeros(1000, bool)), Series("b/y", np.arange(40.0), np.zeros(40, bool))]
+    events = events_frame(series)
+    for s in series:
+        t = events.loc[events.entity == s.name, "event_time"].reset_index(drop=True)
+        assert t[s.probation] == T0 and (t.diff().dropna() == STEP).all()
+    assert events["event_id"].is_unique and (events["event_date"] == events["event_time"].dt.date).all()
+
+
+def test_labels_are_the_runs_of_labeled_rows_retimed():
+    labeled = np.zeros(100, bool)
+    labeled[40:50] = labeled[70:71] = True
+    s = Series("c/z", np.zeros(100), labeled)
+    lab = labels_frame([s])
+    t0 = T0 + (40 - s.probation) * STEP
+    assert len(lab) == 2 and lab.start.iloc[0] == t0 and lab.end.iloc[0] == t0 + 10 * STEP
+
+
+def test_a_rows_score_is_the_window_ending_at_its_bucket():
+    s = Series("d/w", np.zeros(60), np.zeros(60, bool))  # probation 9 rows
+    ends = [T0 + STEP, T0 + 5 * STEP, T0 + 100 * STEP]  # rows 9, 13, out of range
+    scores = pd.DataFrame({"window_end": ends, "score": [1.0, 2.0, 3.0], "threshold": 1.5,
+                           "is_anomaly": [False, True, True]})
+    score, th, flag = row_scores(s, scores)
+    assert score[9] == 1.0 and score[13] == 2.0 and np.isnan(score[10]) and np.flatnonzero(flag).tolist() == [13]
+    assert th[9] == 1.5
+
+
+def test_vectorized_scoring_equals_the_reference_nab_score():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n = int(rng.integers(50, 400))
+        labeled = np.zeros(n, bool)
+        for start in rng.choice(n, size=int(rng.integers(0, 4)), replace=False):
+            labeled[start:start + int(rng.integers(1, 30))] = True
+        s = Series("e/v", np.zeros(n), labeled)
+        flags = rng.random(n) < rng.choice([0.0, 0.01, 0.2])
+        for profile in NAB_PROFILES.values():
+            expected = nab_raw_score(flags, runs_of(labeled), profile)[0]
+            assert np.isclose(Scorer.of(s).raw(flags, profile), expected)
+
+
+def test_onsets_keep_the_first_row_of_each_run():
+    assert np.flatnonzero(onsets(np.array([0, 1, 1, 0, 1, 0, 0, 1, 1], bool))).tolist() == [1, 4, 7]
