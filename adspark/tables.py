@@ -76,6 +76,15 @@ def with_delta_retry(action: Callable[[], T], attempts: int = 6, base_delay_s: f
     raise AssertionError("unreachable")
 
 
+def _normalized(path: str) -> str:
+    """A table location without its ``file:`` scheme and trailing slash, for comparing."""
+    for prefix in ("file://", "file:"):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+            break
+    return path.rstrip("/")
+
+
 def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:
     """A replaceWhere predicate for ``start <= column <= end`` built from typed values only."""
     check_identifier(column, "column")
@@ -178,14 +187,47 @@ class TableStore:
         return f"{prefix}{self.storage.schema_name}.{check_identifier(table, 'table')}"
 
     def register(self, table: str) -> None:
-        """Make ``<schema>.<table>`` resolvable in SQL (idempotent)."""
+        """Make ``<schema>.<table>`` resolvable in SQL (idempotent).
+
+        When the name is already registered at another location (another warehouse with the same
+        schema name): in the embedded session's own in-memory catalog the name moves to this
+        warehouse; in a shared metastore (Hive, Unity Catalog) nothing is changed.
+
+        Raises:
+            ConfigError: The shared metastore's table points at another location.
+        """
         if table in self._registered or not self.exists(table):
             return
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self._database}")
         name = self._catalog_name(table)
         if not self.spark.catalog.tableExists(name):
             self.spark.catalog.createTable(name, path=self.path(table), source="delta")
+        else:
+            where = self._catalog_location(table)
+            if where is not None and _normalized(where) != _normalized(self.path(table)):
+                if self.spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "in-memory":
+                    # this process's own catalog (embedded session): point the name at this warehouse
+                    self.spark.sql(f"DROP TABLE {self.qualified(table)}")  # external: metadata only
+                    self.spark.catalog.createTable(name, path=self.path(table), source="delta")
+                    self._registered.add(table)
+                    return
+                raise ConfigError(
+                    f"table {self.qualified(table)} is already registered at {where!r}, but this "
+                    f"warehouse keeps it at {self.path(table)!r}: set another storage.schema for this "
+                    f"warehouse, or DROP TABLE {self.qualified(table)} if the old location is gone"
+                )
         self._registered.add(table)
+
+    def _catalog_location(self, table: str) -> str | None:
+        """Where the catalog's ``<schema>.<table>`` points (None when it does not say)."""
+        rows = self.spark.sql(
+            f"SHOW TABLE EXTENDED IN {self._database} LIKE '{check_identifier(table, 'table')}'"
+        ).collect()
+        for row in rows:
+            for line in str(row["information"]).splitlines():
+                if line.startswith("Location:"):
+                    return line.split(":", 1)[1].strip()
+        return None
 
     def register_all(self) -> list[str]:
         """Register every table found under the warehouse schema folder; returns their names."""

@@ -215,7 +215,7 @@ def project(warehouse: Path, window: int, detector: dict, threshold: dict, serie
         "discretize": {"bucket": "5m", "calendar": False, "activity_lookback_days": 0},
         "window": {"mode": "buckets", "size": window, "stride": 1, "features": ["value_mean"],
                    "scaling": {"method": "robust", "fit_from": str(first), "fit_to": str(train_to)}},
-        "train": {"backend": "local", "validation_fraction": 0.34, "exclude_labeled": False,
+        "train": {"backend": "local", "validation_fraction": 0.3, "exclude_labeled": False,
                   "detector": detector, "threshold": threshold},
         "score": {"top_k": 1},
         "intervals": {"gap": "0s", "min_duration": "0s", "top_k": 1, "lookback_days": 0},
