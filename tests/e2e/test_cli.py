@@ -28,6 +28,7 @@ def _conf(tmp_path: Path) -> Path:
     data["generate"].update({"entities": 12, "days": 5, "events": 12 * 5 * 60, "anomaly_free_days": 2,
                              "bad_row_fraction": 0.01})
     data["window"]["scaling"].update({"fit_from": "2026-01-05", "fit_to": "2026-01-06"})
+    data["train"]["detector"].update({"epochs": 2, "hidden": [16], "bottleneck": 4})  # the path, not the model
     path = tmp_path / "conf.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
