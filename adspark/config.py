@@ -213,6 +213,11 @@ class ScalingConfig(Strict):
     method: Literal["robust", "minmax", "none"] = "robust"
     fit_from: dt.date
     fit_to: dt.date
+    center_windows: bool = Field(
+        default=False,
+        description="subtract each window's mean per feature after scaling: the model sees shape, "
+        "not level (entities whose level drifts); a level shift still shows in the windows holding it",
+    )
 
     @model_validator(mode="after")
     def _range(self) -> "ScalingConfig":
@@ -235,6 +240,8 @@ class WindowConfig(Strict):
     def _rows(self) -> "WindowConfig":
         if self.mode == "rows" and (self.size != 1 or self.stride != 1):
             raise ValueError("row mode takes size 1 and stride 1 (one event = one sample)")
+        if self.mode == "rows" and self.scaling.center_windows:
+            raise ValueError("scaling.center_windows needs bucket windows (a one-row window centers to zeros)")
         return self
 
 

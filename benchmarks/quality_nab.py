@@ -79,7 +79,10 @@ def row_times(s: Series) -> pd.DatetimeIndex:
 
 
 def events_frame(series: list[Series]) -> pd.DataFrame:
-    """Every series as rows of one events table (``event_id``, ``entity``, ``event_time``, ``value``, ``event_date``)."""
+    """Every series as rows of one events table.
+
+    Columns: ``event_id`` (``<series>#<row>``), ``entity``, ``event_time``, ``value``, ``event_date``.
+    """
     parts = []
     for s in series:
         t = row_times(s)
@@ -201,8 +204,17 @@ def sweep(scorers: list[Scorer], severity: list[np.ndarray], onset: bool, points
     return best
 
 
-def project(warehouse: Path, window: int, detector: dict, threshold: dict, series: list[Series]) -> dict:
-    """The YAML project (as a dict) of the NAB run."""
+FEATURES = {"level": ["value_mean"], "diff": ["value_mean_diff"], "both": ["value_mean", "value_mean_diff"]}
+
+
+def project(warehouse: Path, window: int, detector: dict, threshold: dict, series: list[Series],
+            features: str = "level", center: bool = False) -> dict:
+    """The YAML project (as a dict) of the NAB run.
+
+    ``features``: ``level`` (the bucket's value), ``diff`` (its change from the previous bucket:
+    level shifts become one spike, slow drift disappears) or ``both``. ``center``: each window
+    centered on its own mean (``window.scaling.center_windows``): shape, not level.
+    """
     first, train_to, _ = date_span(series)
     return {
         "storage": {"warehouse": str(warehouse), "schema": "adspark"},
@@ -212,9 +224,11 @@ def project(warehouse: Path, window: int, detector: dict, threshold: dict, serie
             "date_column": "event_date", "entity": ["entity"], "event_id": "event_id", "late_days": 0,
             "measures": [{"name": "value"}],
         },
-        "discretize": {"bucket": "5m", "calendar": False, "activity_lookback_days": 0},
-        "window": {"mode": "buckets", "size": window, "stride": 1, "features": ["value_mean"],
-                   "scaling": {"method": "robust", "fit_from": str(first), "fit_to": str(train_to)}},
+        "discretize": {"bucket": "5m", "calendar": False, "activity_lookback_days": 0,
+                       "difference": ["value_mean"] if features != "level" else []},
+        "window": {"mode": "buckets", "size": window, "stride": 1, "features": FEATURES[features],
+                   "scaling": {"method": "robust", "fit_from": str(first), "fit_to": str(train_to),
+                               "center_windows": center}},
         "train": {"backend": "local", "validation_fraction": 0.3, "exclude_labeled": False,
                   "detector": detector, "threshold": threshold},
         "score": {"top_k": 1},
@@ -223,7 +237,8 @@ def project(warehouse: Path, window: int, detector: dict, threshold: dict, serie
     }
 
 
-def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli) -> dict:
+def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, features: str = "level",
+            center: bool = False) -> dict:
     """The whole NAB run through the CLI; every figure of its table.
 
     Args:
@@ -232,6 +247,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli) -> dic
         detector: ``train.detector`` section.
         threshold: ``train.threshold`` section (its scope is set to ``entity``).
         cli: Runs one ``adspark`` command line (raises when it fails).
+        features: ``level``, ``diff`` or ``both`` (see :func:`project`).
+        center: Center each window on its own mean.
     """
     import yaml
     from pyspark.sql import functions as F
@@ -252,7 +269,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli) -> dic
     spark.createDataFrame(labels[LABELS.names], LABELS.struct_type()).write.format("delta").mode(
         "overwrite").save(str(root / "labels"))
     conf = tmp / "nab.yaml"
-    conf.write_text(yaml.safe_dump(project(warehouse, window, detector, {**threshold, "scope": "entity"}, series)))
+    th = {**threshold, "scope": "entity"}
+    conf.write_text(yaml.safe_dump(project(warehouse, window, detector, th, series, features, center)))
     c = ["--conf", str(conf)]
     t0 = time.perf_counter()
     cli(["discretize", *c, "--from", str(first), "--to", str(last)])
@@ -276,7 +294,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli) -> dic
         fitted.append(flag)
         severity.append(score / th)
     return {
-        "model_id": model.model_id, "seconds": seconds, "window": window, "detector": detector,
+        "model_id": model.model_id, "seconds": seconds, "window": window, "features": features, "center": center, "detector": detector,
         "threshold": threshold, "rows": int(sum(len(s.value) for s in series)), "unscored_rows": unscored,
         "windows": int(sum(sc.n_windows for sc in scorers)), "series": len(series),
         "fitted_every_row": corpus_scores(scorers, fitted),
@@ -291,7 +309,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli) -> dic
 def print_nab(r: dict) -> None:
     """The NAB table: adspark's four readings, then the published scoreboard."""
     print(f"\n### NAB: {r['series']} series, {r['rows']} rows, {r['windows']} labeled windows "
-          f"(dense AE over {r['window']} buckets of 5 min; {r['unscored_rows']} scored rows without a window)")
+          f"(dense AE over {r['window']} buckets of 5 min, features {r['features']}{' centered' if r['center'] else ''}; "
+          f"{r['unscored_rows']} scored rows without a window)")
     print("| detector | standard | reward low FP | reward low FN |")
     print("|---|---|---|---|")
     rows = {

@@ -27,12 +27,14 @@ class WindowSpec:
         stride: Buckets between consecutive window ends (S).
         bucket_seconds: Bucket width.
         features: Feature names, in the order values are laid out (F).
+        center: Subtract each window's mean per feature from its scaled values.
     """
 
     size: int
     stride: int
     bucket_seconds: int
     features: tuple[str, ...]
+    center: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def window_rows(
     Args:
         entity: The entity key.
         bucket_start: Naive UTC bucket starts, shape (n,), strictly increasing.
-        scaled: Scaled values, shape (n, F).
+        scaled: Scaled values, shape (n, F) (centered per window when ``spec.center``).
         raw: Unscaled values (kept for charts), shape (n, F).
         spec: Window shape.
         first_day: First day (by the window's last bucket) to emit.
@@ -138,12 +140,15 @@ def window_rows(
     keep = (end_day >= np.datetime64(first_day, "D")) & (end_day <= np.datetime64(last_day, "D"))
     vals = win.values[keep]
     n = len(vals)
+    scaled_w = vals[:, :, :n_f]
+    if spec.center:
+        scaled_w = scaled_w - scaled_w.mean(axis=1, keepdims=True)
     return WindowRows(
         entity=entity,
         window_start=((win.end_index[keep] - spec.size + 1) * b).astype("datetime64[s]"),
         window_end=((win.end_index[keep] + 1) * b).astype("datetime64[s]"),
         date=end_day[keep],
-        values=vals[:, :, :n_f].astype(np.float32).reshape(n, spec.size * n_f),
+        values=scaled_w.astype(np.float32).reshape(n, spec.size * n_f),
         raw_values=vals[:, :, n_f:].astype(np.float32).reshape(n, spec.size * n_f),
     )
 

@@ -14,7 +14,11 @@ from schemas import WINDOW_SPECS
 
 @dataclass(frozen=True)
 class StoredSpec:
-    """A window spec as stored in ``window_specs``."""
+    """A window spec as stored in ``window_specs``.
+
+    ``scaling_method`` is the scaling method, with ``+center`` when windows are centered
+    (``window.scaling.center_windows``).
+    """
 
     spec_id: str
     mode: str
@@ -25,6 +29,11 @@ class StoredSpec:
     scaling_method: str
     fit_from: dt.date
     fit_to: dt.date
+
+    @property
+    def centered(self) -> bool:
+        """Whether each window is centered on its own mean (``center_windows``)."""
+        return self.scaling_method.endswith("+center")
 
     @classmethod
     def create(cls, mode: str, features: list[str], cfg: WindowJobConfig) -> "StoredSpec":
@@ -37,13 +46,13 @@ class StoredSpec:
             "n_steps": w.size,
             "stride": w.stride,
             "bucket_seconds": bucket,
-            "scaling_method": w.scaling.method,
+            "scaling_method": w.scaling.method + ("+center" if w.scaling.center_windows else ""),
             "fit_from": w.scaling.fit_from.isoformat(),
             "fit_to": w.scaling.fit_to.isoformat(),
         }
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
         return cls(
-            digest, mode, tuple(features), w.size, w.stride, bucket, w.scaling.method,
+            digest, mode, tuple(features), w.size, w.stride, bucket, body["scaling_method"],
             w.scaling.fit_from, w.scaling.fit_to,
         )
 

@@ -85,7 +85,7 @@ def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSp
             f"no features between fit_from {spec.fit_from} and fit_to {spec.fit_to}: "
             "discretize the training range before windowing"
         )
-    method = spec.scaling_method
+    method = spec.scaling_method.removesuffix("+center")
     stat_schema = SCALER_STATS.struct_type()
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +136,7 @@ def bucket_windows(
     from pyspark.sql import functions as F
 
     names = list(spec.features)
-    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, tuple(names))
+    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, tuple(names), spec.centered)
     global_stats = stats.where(F.col("entity") == GLOBAL_ENTITY).toPandas()
     g_center, g_scale = stats_vectors(global_stats, names)
     out_schema = WINDOWS.struct_type()

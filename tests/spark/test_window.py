@@ -54,6 +54,19 @@ def test_scaler_fitted_once_on_training_range(store, featurized):
     assert set(np.unique(raw[:, :, 0])) <= {0.0, 1.0, 2.0}
 
 
+def test_centered_windows_get_their_own_spec_and_zero_mean(store, base_config, featurized):
+    run_window(store, featurized, D7, D7)
+    base_config["window"]["scaling"]["center_windows"] = True
+    run = run_window(store, build_job_config(WindowJobConfig, base_config), D7, D7)
+    specs = store.read("window_specs").toPandas()
+    assert sorted(specs.scaling_method) == ["robust", "robust+center"] and run.rows_written > 0
+    w = _windows(store)
+    centered = w[w.spec_id == specs.loc[specs.scaling_method == "robust+center", "spec_id"].iloc[0]]
+    x = np.stack(centered["values"]).reshape(len(centered), 4, -1)
+    np.testing.assert_allclose(x.mean(axis=1), 0.0, atol=1e-5)
+    assert store.read("scaler_stats").select("spec_id").distinct().count() == 2
+
+
 def test_unknown_feature_is_named(store, base_config, featurized):
     base_config["window"]["features"] = ["event_count", "nope"]
     cfg = build_job_config(WindowJobConfig, base_config)

@@ -49,6 +49,13 @@ def test_invalid_values_are_named(base_config, path, value, message):
         build_job_config(WindowJobConfig, base_config)
 
 
+def test_centered_windows_need_bucket_mode(base_config):
+    base_config["window"].update({"mode": "rows", "size": 1, "stride": 1})
+    base_config["window"]["scaling"]["center_windows"] = True
+    with pytest.raises(ConfigError, match="center_windows needs bucket windows"):
+        build_job_config(WindowJobConfig, base_config)
+
+
 def test_identifier_checks():
     assert check_identifier("ok_1", "table") == "ok_1"
     for bad in ["", "1a", "a-b", "a.b", "x`y", "a" * 129]:

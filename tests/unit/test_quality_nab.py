@@ -26,7 +26,8 @@ def test_the_copied_corpus_is_nabs_31_series_with_53_windows():
 
 
 def test_every_probation_ends_at_t0_on_a_regular_grid():
-    series = [Series("a/x", np.arange(1000.0), np.zeros(1000, bool)), Series("b/y", np.arange(40.0), np.zeros(40, bool))]
+    series = [Series("a/x", np.arange(1000.0), np.zeros(1000, bool)),
+              Series("b/y", np.arange(40.0), np.zeros(40, bool))]
     events = events_frame(series)
     for s in series:
         t = events.loc[events.entity == s.name, "event_time"].reset_index(drop=True)

@@ -58,3 +58,14 @@ def test_windows_frame_crosses_day_boundaries_and_filters_by_end_day():
     np.testing.assert_array_equal(out.values[0], scaled[0:4].ravel())
     np.testing.assert_array_equal(out.raw_values[0], (scaled[0:4] * 10).ravel())
     assert out.window_ids()[0] == "e1|2026-01-05T12:00:00"
+
+
+def test_centered_windows_keep_shape_and_drop_level():
+    starts = pd.Series(pd.date_range("2026-01-05 00:00", periods=8, freq="6h"))
+    scaled = np.c_[np.arange(8.0), np.full(8, 5.0)]
+    spec = WindowSpec(size=4, stride=1, bucket_seconds=6 * 3600, features=("a", "b"), center=True)
+    out = window_rows("e1", starts, scaled, scaled * 10, spec, dt.date(2026, 1, 5), dt.date(2026, 1, 6))
+    values = out.values.reshape(len(out), 4, 2)
+    np.testing.assert_allclose(values.mean(axis=1), 0.0, atol=1e-6)
+    np.testing.assert_allclose(values[:, :, 0], np.tile([-1.5, -0.5, 0.5, 1.5], (len(out), 1)))  # a ramp stays one
+    np.testing.assert_array_equal(out.raw_values.reshape(len(out), 4, 2)[0], scaled[:4] * 10)  # charts keep raw
