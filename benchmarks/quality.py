@@ -297,7 +297,8 @@ def main() -> None:
                 from benchmarks.quality_nab import print_nab, run_nab
 
                 detector = {**NAB_DETECTOR, "epochs": args.epochs, "seed": SEED}
-                result = run_nab(Path(tmp), args.nab_window, detector, threshold, _cli, args.nab_features, args.nab_center)
+                result = run_nab(Path(tmp), args.nab_window, detector, threshold, _cli, args.nab_features,
+                                 args.nab_center)
                 print_nab(result)
                 everything[f"nab-{args.nab_features}{'-centered' if args.nab_center else ''}"] = result
                 saved.parent.mkdir(exist_ok=True)

@@ -294,7 +294,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         fitted.append(flag)
         severity.append(score / th)
     return {
-        "model_id": model.model_id, "seconds": seconds, "window": window, "features": features, "center": center, "detector": detector,
+        "model_id": model.model_id, "seconds": seconds, "window": window, "features": features, "center": center,
+        "detector": detector,
         "threshold": threshold, "rows": int(sum(len(s.value) for s in series)), "unscored_rows": unscored,
         "windows": int(sum(sc.n_windows for sc in scorers)), "series": len(series),
         "fitted_every_row": corpus_scores(scorers, fitted),
@@ -309,7 +310,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
 def print_nab(r: dict) -> None:
     """The NAB table: adspark's four readings, then the published scoreboard."""
     print(f"\n### NAB: {r['series']} series, {r['rows']} rows, {r['windows']} labeled windows "
-          f"(dense AE over {r['window']} buckets of 5 min, features {r['features']}{' centered' if r['center'] else ''}; "
+          f"(dense AE over {r['window']} buckets of 5 min, features {r['features']}"
+          f"{' centered' if r['center'] else ''}; "
           f"{r['unscored_rows']} scored rows without a window)")
     print("| detector | standard | reward low FP | reward low FN |")
     print("|---|---|---|---|")
