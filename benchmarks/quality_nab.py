@@ -207,6 +207,31 @@ def sweep(scorers: list[Scorer], severity: list[np.ndarray], onset: bool, points
 FEATURES = {"level": ["value_mean"], "diff": ["value_mean_diff"], "both": ["value_mean", "value_mean_diff"]}
 
 
+def static_z(s: Series) -> np.ndarray:
+    """Baseline: |value - median| / IQR of the probationary rows, shape (n,)."""
+    base = s.value[: s.probation]
+    iqr = float(np.subtract(*np.percentile(base, [75, 25]))) or float(base.std()) or 1.0
+    return np.abs(s.value - np.median(base)) / iqr
+
+
+def rolling_z(s: Series, rows: int = 288) -> np.ndarray:
+    """Baseline: |value - rolling median| / rolling std over the last ``rows`` rows, shape (n,)."""
+    v = pd.Series(s.value)
+    med = v.rolling(rows, min_periods=10).median()
+    sd = v.rolling(rows, min_periods=10).std()
+    return (np.abs(v - med) / (sd + 1e-9)).to_numpy()
+
+
+def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
+    """Model-free baselines under NAB's corpus-threshold protocol (every row and onsets)."""
+    out = {}
+    for name, fn in (("z-score vs probation", static_z), ("rolling z-score (288 rows)", rolling_z)):
+        severity = [fn(s) for s in series]
+        out[name] = {"every_row": sweep(scorers, severity, onset=False),
+                     "onsets": sweep(scorers, severity, onset=True)}
+    return out
+
+
 def project(warehouse: Path, window: int, detector: dict, threshold: dict, series: list[Series],
             features: str = "level", center: bool = False) -> dict:
     """The YAML project (as a dict) of the NAB run.
@@ -302,6 +327,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         "fitted_onsets": corpus_scores(scorers, [onsets(f) for f in fitted]),
         "sweep_every_row": sweep(scorers, severity, onset=False),
         "sweep_onsets": sweep(scorers, severity, onset=True),
+        "baselines": baselines(series, scorers),
         "evaluate": {k: ev[k] for k in ("roc_auc", "pr_auc", "f1", "labels", "labels_detected",
                                         "false_intervals_per_entity_day", "nab_standard")},
     }
@@ -321,6 +347,9 @@ def print_nab(r: dict) -> None:
         "adspark, NAB corpus threshold, every row": {k: v["score"] for k, v in r["sweep_every_row"].items()},
         "adspark, NAB corpus threshold, alert onsets": {k: v["score"] for k, v in r["sweep_onsets"].items()},
     }
+    for name, b in r["baselines"].items():
+        for kind, label in (("every_row", "every row"), ("onsets", "alert onsets")):
+            rows[f"{name} (no model), NAB corpus threshold, {label}"] = {k: v["score"] for k, v in b[kind].items()}
     for name, v in rows.items():
         print(f"| {name} | {v['standard']:.1f} | {v['reward_low_FP_rate']:.1f} | {v['reward_low_FN_rate']:.1f} |")
     for name, v in SCOREBOARD.items():

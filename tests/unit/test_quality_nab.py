@@ -70,3 +70,13 @@ def test_vectorized_scoring_equals_the_reference_nab_score():
 
 def test_onsets_keep_the_first_row_of_each_run():
     assert np.flatnonzero(onsets(np.array([0, 1, 1, 0, 1, 0, 0, 1, 1], bool))).tolist() == [1, 4, 7]
+
+
+def test_the_rolling_baseline_sees_a_spike_the_static_one_sees_a_drift():
+    from benchmarks.quality_nab import rolling_z, static_z
+
+    v = np.r_[np.sin(np.arange(600) / 10.0), np.sin(np.arange(600, 1200) / 10.0) + np.linspace(0, 50, 600)]
+    v[900] += 20.0
+    s = Series("f/u", v, np.zeros(len(v), bool))
+    assert int(np.nanargmax(rolling_z(s)[700:])) + 700 == 900
+    assert static_z(s)[-1] > static_z(s)[900]  # the static one ranks the drifted tail above the spike
