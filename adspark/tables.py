@@ -200,22 +200,21 @@ class TableStore:
             return
         self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self._database}")
         name = self._catalog_name(table)
-        if not self.spark.catalog.tableExists(name):
-            self.spark.catalog.createTable(name, path=self.path(table), source="delta")
-        else:
+        create = not self.spark.catalog.tableExists(name)
+        if not create:
             where = self._catalog_location(table)
             if where is not None and _normalized(where) != _normalized(self.path(table)):
-                if self.spark.conf.get("spark.sql.catalogImplementation", "in-memory") == "in-memory":
-                    # this process's own catalog (embedded session): point the name at this warehouse
-                    self.spark.sql(f"DROP TABLE {self.qualified(table)}")  # external: metadata only
-                    self.spark.catalog.createTable(name, path=self.path(table), source="delta")
-                    self._registered.add(table)
-                    return
-                raise ConfigError(
-                    f"table {self.qualified(table)} is already registered at {where!r}, but this "
-                    f"warehouse keeps it at {self.path(table)!r}: set another storage.schema for this "
-                    f"warehouse, or DROP TABLE {self.qualified(table)} if the old location is gone"
-                )
+                if self.spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory":
+                    raise ConfigError(
+                        f"table {self.qualified(table)} is already registered at {where!r}, but this "
+                        f"warehouse keeps it at {self.path(table)!r}: set another storage.schema for this "
+                        f"warehouse, or DROP TABLE {self.qualified(table)} if the old location is gone"
+                    )
+                # this process's own catalog (embedded session): point the name at this warehouse
+                self.spark.sql(f"DROP TABLE {self.qualified(table)}")  # external: metadata only
+                create = True
+        if create:
+            self.spark.catalog.createTable(name, path=self.path(table), source="delta")
         self._registered.add(table)
 
     def _catalog_location(self, table: str) -> str | None:

@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adspark.core.evaluation import NAB_PROFILES, nab_normalized, nab_point_weights, nab_probation, runs_of
+from adspark.core.evaluation import (
+    NAB_PROFILES,
+    nab_normalized,
+    nab_point_weights,
+    nab_probation,
+    nab_raw_score_weighted,
+    runs_of,
+)
 
 ARCHIVE = Path(__file__).resolve().parent / "data" / "nab" / "nab-31.tar.gz"
 STEP = pd.Timedelta(minutes=5)
@@ -144,7 +151,7 @@ def onsets(flags: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scorer:
-    """NAB raw scores of one series for many detection vectors (vectorized ``nab_raw_score``)."""
+    """NAB raw scores of one series for many detection vectors (its point weights computed once)."""
 
     window: np.ndarray  # window id per row, -1 outside
     value: np.ndarray  # S(y) per row
@@ -159,13 +166,7 @@ class Scorer:
 
     def raw(self, flags: np.ndarray, profile: dict[str, float]) -> float:
         """NAB raw score of the detections ``flags`` (shape (n,)) under ``profile``."""
-        hit = np.asarray(flags, dtype=bool).copy()
-        hit[: self.probation] = False
-        inside = hit & (self.window >= 0)
-        fp = float(self.value[hit & (self.window < 0)].sum()) * profile["fp"]
-        best = pd.Series(self.value[inside]).groupby(self.window[inside]).max()
-        missed = self.n_windows - len(best)
-        return float(best.sum()) * profile["tp"] + fp - missed * profile["fn"]
+        return nab_raw_score_weighted(flags, self.window, self.value, self.probation, self.n_windows, profile)[0]
 
 
 def corpus_scores(scorers: list[Scorer], flags: list[np.ndarray]) -> dict[str, float]:

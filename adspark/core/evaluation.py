@@ -264,21 +264,34 @@ def nab_raw_score(
     """
     n = len(flags)
     win, value = nab_point_weights(n, windows)
-    probation = nab_probation(n)
-    best: dict[int, float] = {}
-    fp_total, fps = 0.0, 0
-    for i in np.flatnonzero(np.asarray(flags, dtype=bool)):
-        if i < probation:
-            continue
-        k = int(win[i])
-        if k >= 0:
-            best[k] = max(best.get(k, -np.inf), value[i] * profile["tp"])
-        else:
-            fp_total += value[i] * profile["fp"]
-            fps += 1
-    missed = len(windows) - len(best)
-    raw = sum(best.values()) + fp_total - missed * profile["fn"]
-    return float(raw), len(best), fps, missed
+    return nab_raw_score_weighted(flags, win, value, nab_probation(n), len(windows), profile)
+
+
+def nab_raw_score_weighted(
+    flags: np.ndarray, win: np.ndarray, value: np.ndarray, probation: int, n_windows: int,
+    profile: dict[str, float],
+) -> tuple[float, int, int, int]:
+    """:func:`nab_raw_score` from precomputed :func:`nab_point_weights` (to score many flag sets).
+
+    Args:
+        flags: Shape (n,), true where the detector flags the row.
+        win: Window id per row (-1 outside), shape (n,).
+        value: S(y) per row, shape (n,).
+        probation: Leading rows ignored.
+        n_windows: Labeled windows of the series.
+        profile: Weights ``tp``, ``fp``, ``fn``.
+    """
+    hit = np.asarray(flags, dtype=bool).copy()
+    hit[:probation] = False
+    inside = hit & (win >= 0)
+    outside = hit & (win < 0)
+    ids = win[inside]
+    best = np.full(n_windows, -np.inf)
+    np.maximum.at(best, ids, value[inside])
+    detected = int(np.isfinite(best).sum())
+    missed = n_windows - detected
+    raw = float(best[np.isfinite(best)].sum()) * profile["tp"] + float(value[outside].sum()) * profile["fp"]
+    return raw - missed * profile["fn"], detected, int(outside.sum()), missed
 
 
 def nab_normalized(raw_total: float, n_windows: int, profile: dict[str, float]) -> float:
