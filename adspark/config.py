@@ -390,6 +390,68 @@ class IntervalConfig(Strict):
         return 0 if v in (None, "0", "0s") else parse_duration(v)
 
 
+class CalibrationConfig(Strict):
+    """Per-entity calibration of each detector's raw score (see :mod:`adspark.core.calibration`)."""
+
+    short_buckets: int = Field(default=3, ge=1, description="raw scores averaged over windows covering this many buckets")
+    halflife: float = Field(default=2000.0, gt=0, description="half-life of the score history, in windows")
+    min_history: int = Field(default=30, ge=1, description="windows seen before an entity gets probabilities")
+    min_std: float = Field(default=0.1, gt=0, description="floor of the score history's standard deviation")
+
+
+Detector = Literal["model", "level", "diff", "seasonal", "extreme"]
+
+
+class AlertsConfig(Strict):
+    """Adaptive alerts (bucket mode): per-entity baselines and calibration, fused probabilities.
+
+    Every detector's raw score becomes the probability of a score at least that high under the
+    entity's own history; a window is anomalous when the fused probability is below ``level``
+    (one label-free default for every dataset), and an alert fires at the first window of a run.
+    State is carried night to night in the ``alert_state`` table. ``enabled: false`` keeps the
+    model's fitted threshold alone.
+    """
+
+    enabled: bool = True
+    level: float = Field(default=1e-5, gt=0, lt=1, description="alert when the fused probability is below this")
+    detectors: list[Detector] = Field(
+        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme"], min_length=1
+    )
+    fusion: Literal["bonferroni", "fisher"] = "bonferroni"
+    timezone: str = Field(default="UTC", description="zone of the seasonal slots (hour of day, weekend)")
+    level_halflife: str = Field(default="1d", description="half-life of the level and diff baselines")
+    seasonal_halflife: float = Field(default=4.0, gt=0, description="half-life of a seasonal slot, in visits")
+    warmup: str = Field(default="1d", description="history before level, diff and extreme give verdicts")
+    min_visits: int = Field(default=3, ge=1, description="visits of a seasonal slot before it gives verdicts")
+    extreme_tolerance: float = Field(default=0.1, ge=0, description="share of the running range a value may exceed it")
+    clip: float = Field(default=3.0, gt=0, description="winsorizing bound of the baselines, in sigmas")
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+
+    @field_validator("detectors")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"detectors listed twice: {sorted({d for d in v if v.count(d) > 1})}")
+        return v
+
+    @field_validator("level_halflife", "warmup")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Paris)") from None
+        return v
+
+
 class EvaluateConfig(Strict):
     """``adspark evaluate``: which labels, which model."""
 
@@ -424,6 +486,7 @@ class ProjectFile(Strict):
     train: TrainConfig | None = None
     score: ScoreConfig | None = None
     intervals: IntervalConfig | None = None
+    alerts: AlertsConfig | None = None
     nightly: NightlyConfig | None = None
     evaluate: EvaluateConfig | None = None
 
@@ -470,6 +533,7 @@ class ScoreJobConfig(Strict):
     train: TrainConfig | None = None
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     intervals: IntervalConfig = Field(default_factory=IntervalConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 class EvaluateJobConfig(Strict):
@@ -491,6 +555,7 @@ class NightlyJobConfig(Strict):
     train: TrainConfig
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     intervals: IntervalConfig = Field(default_factory=IntervalConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     nightly: NightlyConfig = Field(default_factory=NightlyConfig)
 
     def part(self, model: type["JobModel"]) -> "JobModel":

@@ -257,6 +257,7 @@ class TableStore:
             predicate = f"({predicate}) AND ({extra_predicate})"
         writer = (
             df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+            .option("mergeSchema", "true")  # columns added by a newer adspark join the table
         )
         if partition_by:
             writer = writer.partitionBy(*partition_by)

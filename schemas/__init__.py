@@ -6,6 +6,7 @@ Spark ``StructType``s, DDL strings and UDF return types are derived from these d
 
 from schemas.fields import Field, TableSchema
 from schemas.tables import (
+    ALERT_STATE,
     EVALUATIONS,
     EVENTS,
     FEATURE_KEYS,
@@ -25,6 +26,7 @@ from schemas.tables import (
 )
 
 __all__ = [
+    "ALERT_STATE",
     "EVALUATIONS",
     "EVENTS",
     "FEATURE_KEYS",

@@ -165,13 +165,40 @@ SCORES = TableSchema(
         F("window_start", "timestamp", False, "first bucket start (UTC)"),
         F("window_end", "timestamp", False, "end of the last bucket, exclusive (UTC)"),
         F("date", "date", False, "partition: night of the window"),
-        F("score", "double", False, "anomaly score, higher is more anomalous"),
-        F("threshold", "double", False, "threshold in force (the entity's, else global)"),
+        F("score", "double", False, "anomaly score, higher is more anomalous: -log10(p_value) with "
+          "adaptive alerts, else the model score"),
+        F("threshold", "double", False, "threshold in force: -log10(alert level) with adaptive alerts, "
+          "else the model's (the entity's, else global)"),
         F("is_anomaly", "boolean", False, "score > threshold"),
-        F("top_features", "array<string>", False, "features with the largest share of the error"),
-        F("top_shares", "array<double>", False, "their shares of the window's error, same order"),
+        F("top_features", "array<string>", False, "features with the largest share of the model error"),
+        F("top_shares", "array<double>", False, "their shares of the window's model error, same order"),
+        F("model_score", "double", False, "the model's raw score (reconstruction error)"),
+        F("p_value", "double", True, "calibrated tail probability of the window for its entity, fused "
+          "over the detectors (null without adaptive alerts)"),
+        F("alert", "boolean", False, "an alert fires here: the first anomalous window of a run"),
+        F("driver", "string", True, "detector with the smallest probability (model, level, diff, "
+          "seasonal, extreme)"),
+        F("driver_feature", "string", True, "feature that drove it"),
+        F("actual", "double", True, "value of that feature at the window's most unusual bucket"),
+        F("expected_low", "double", True, "lower end of the expected range there (baseline - 3 sigma)"),
+        F("expected_high", "double", True, "upper end of the expected range there (baseline + 3 sigma)"),
         F("model_id", "string", False, "model that scored the window"),
         F("run_id", "string", False, "the score run"),
+    ),
+)
+
+ALERT_STATE = TableSchema(
+    name="alert_state",
+    doc="Per-entity state of the adaptive alerts after each night (baselines, calibration), "
+        "one row per entity, night and named array; night D starts from the state of D-1.",
+    partition_by=("date",),
+    fields=(
+        F("alert_key", "string", False, "hash of the window spec and the alerts config"),
+        F("entity", "string", False, "entity key"),
+        F("date", "date", False, "partition: the night after which this is the state"),
+        F("name", "string", False, "which array (e.g. season_loc, cal_level_stats)"),
+        F("values", "array<double>", False, "the array's values"),
+        F("run_id", "string", False, "the run that wrote it"),
     ),
 )
 
@@ -193,6 +220,12 @@ INTERVALS = TableSchema(
         F("threshold_method", "string", False, "how the threshold was fitted"),
         F("model_id", "string", False, "model that scored it"),
         F("status", "string", False, "open (reaches the last scored window) or closed"),
+        F("p_value", "double", True, "smallest calibrated probability of its windows (adaptive alerts)"),
+        F("driver", "string", True, "detector that drove the peak window"),
+        F("driver_feature", "string", True, "feature that drove the peak window"),
+        F("actual", "double", True, "that feature's value at the peak"),
+        F("expected_low", "double", True, "what was normal there: lower end"),
+        F("expected_high", "double", True, "what was normal there: upper end"),
         F("first_seen_run", "string", False, "run that created it"),
         F("last_run", "string", False, "run that last updated it"),
         F("updated_at", "timestamp", False, "last update (UTC)"),
@@ -291,6 +324,6 @@ TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
         EVENTS, LABELS, REJECTS, FEATURE_KEYS, WINDOW_SPECS, SCALER_STATS, VOCABULARIES, WINDOWS,
-        MODELS, SCORES, INTERVALS, NIGHTLY, FEEDBACK, EVALUATIONS, RUNS,
+        MODELS, SCORES, ALERT_STATE, INTERVALS, NIGHTLY, FEEDBACK, EVALUATIONS, RUNS,
     )
 }

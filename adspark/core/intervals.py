@@ -19,7 +19,10 @@ import pandas as pd
 INTERVAL_COLUMNS = (
     "interval_id", "entity", "start", "end", "n_windows", "peak_score", "mean_score",
     "threshold", "severity", "top_features", "top_shares", "threshold_method", "model_id", "status",
+    "p_value", "driver", "driver_feature", "actual", "expected_low", "expected_high",
 )
+# taken from the interval's peak window when the scores carry them (adaptive alerts)
+EXPLANATION_COLUMNS = ("driver", "driver_feature", "actual", "expected_low", "expected_high")
 
 
 def interval_id(entity: str, start: pd.Timestamp, model_id: str) -> str:
@@ -39,6 +42,14 @@ def _aggregate_features(features: list, shares: list, scores: np.ndarray, k: int
     return [n for n, _ in ranked], [round(w, 6) for _, w in ranked]
 
 
+def _cell(part: pd.DataFrame, column: str, row: int) -> object:
+    """``part[column]`` at position ``row`` (None when absent or null)."""
+    if column not in part:
+        return None
+    value = part[column].iloc[row]
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
 def merge_intervals(
     windows: pd.DataFrame,
     model_id: str,
@@ -52,7 +63,9 @@ def merge_intervals(
     Args:
         windows: Scored windows of any number of entities, any order; columns ``entity``,
             ``window_start``, ``window_end`` (timestamps), ``score``, ``threshold``,
-            ``is_anomaly``, ``top_features`` (lists of names), ``top_shares`` (lists of floats).
+            ``is_anomaly``, ``top_features`` (lists of names), ``top_shares`` (lists of floats);
+            optionally ``p_value`` and :data:`EXPLANATION_COLUMNS` (adaptive alerts), which the
+            interval reports at its smallest probability and its peak window.
         model_id: The model that scored them.
         threshold_method: Recorded with each interval.
         gap: Largest gap between an interval's end and the next anomalous window's start that
@@ -87,6 +100,8 @@ def merge_intervals(
             feats, shares = _aggregate_features(
                 list(part["top_features"]), list(part["top_shares"]), scores, top_k
             )
+            explained = {c: _cell(part, c, peak) for c in EXPLANATION_COLUMNS}
+            p_values = part["p_value"].to_numpy(np.float64) if "p_value" in part else np.array([np.nan])
             rows.append(
                 {
                     "interval_id": interval_id(str(entity), start, model_id),
@@ -103,6 +118,8 @@ def merge_intervals(
                     "threshold_method": threshold_method,
                     "model_id": model_id,
                     "status": "open" if end >= last_end[entity] else "closed",
+                    "p_value": float(np.nanmin(p_values)) if np.isfinite(p_values).any() else None,
+                    **explained,
                 }
             )
     return pd.DataFrame(rows, columns=list(INTERVAL_COLUMNS))

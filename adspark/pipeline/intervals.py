@@ -27,7 +27,8 @@ from schemas import INTERVALS, SCORES
 log = logging.getLogger(__name__)
 _MAX_PASSES = 5
 _MERGE_INPUT = ("entity", "window_start", "window_end", "score", "threshold", "is_anomaly",
-                "top_features", "top_shares")
+                "top_features", "top_shares", "p_value", "driver", "driver_feature", "actual",
+                "expected_low", "expected_high")
 
 
 def interval_merger(
@@ -64,13 +65,17 @@ def _span_start(store: TableStore, model: RegisteredModel, start: dt.date, lookb
 
 def update_intervals(
     store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, end: dt.date,
-    run_id: str,
+    run_id: str, method: str | None = None,
 ) -> str:
     """Recompute and MERGE the intervals touched by the scores of ``[start, end]``.
 
     Concurrent nights: the scores are read at a pinned version; when another run committed scores
     while this one merged, the update is recomputed from the new scores (at most
     ``_MAX_PASSES`` passes), so the last MERGE to commit always saw every night's scores.
+
+    Args:
+        method: What decided ``is_anomaly`` (recorded as ``threshold_method``; default the model's
+            threshold method).
 
     Returns:
         A one-line summary (intervals in the span, open ones).
@@ -79,7 +84,7 @@ def update_intervals(
 
     for _ in range(_MAX_PASSES):
         version = store.version(SCORES.name)
-        first = _merge_once(store, cfg, model, start, run_id, version)
+        first = _merge_once(store, cfg, model, start, run_id, version, method or model.threshold.method)
         if store.version(SCORES.name) == version:
             break
         # another run wrote scores meanwhile (a concurrent night): recompute from the new ones
@@ -97,7 +102,8 @@ def update_intervals(
 
 
 def _merge_once(
-    store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, run_id: str, version: int
+    store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, run_id: str, version: int,
+    method: str,
 ) -> dt.date:
     """One recompute + MERGE from the scores at ``version``; returns the first night re-read."""
     from delta.tables import DeltaTable
@@ -114,7 +120,7 @@ def _merge_once(
         .select(*_MERGE_INPUT)
         .groupBy("entity")
         .applyInPandas(
-            interval_merger(model.model_id, model.threshold.method, cfg),
+            interval_merger(model.model_id, method, cfg),
             INTERVALS.struct_type(INTERVAL_COLUMNS),
         )
         .withColumn("first_seen_run", F.lit(run_id))

@@ -134,7 +134,7 @@ def _drift(store: TableStore, model: RegisteredModel, day: dt.date) -> tuple[flo
     reference = model.metrics.get("val_score_quantiles") or []
     if n == 0 or not reference:
         return None, None, n
-    current = night.approxQuantile("score", QUANTILE_LEVELS.tolist(), 0.001)
+    current = night.approxQuantile("model_score", QUANTILE_LEVELS.tolist(), 0.001)
     return psi(reference, current), ks_statistic(reference, current), n
 
 

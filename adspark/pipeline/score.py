@@ -2,7 +2,10 @@
 
 The model is the one named in config, else the latest registered for the train config and the
 windows' spec. Windows go through ``mapInArrow`` (see :mod:`adspark.pipeline.scorer`): the model
-is loaded once per Python worker from broadcast bytes and scores Arrow batches.
+is loaded once per Python worker from broadcast bytes and scores Arrow batches. In bucket mode
+with ``alerts.enabled`` (the default), the scored windows then go through the adaptive alerts
+(:mod:`adspark.pipeline.alerts`), which carry per-entity state in ``alert_state``; otherwise the
+model's fitted threshold decides.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from typing import TYPE_CHECKING
 
 from adspark.config import ScoreJobConfig
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError
+from adspark.pipeline.alerts import WindowShape, alert_frames, alert_key, replay_from, without_alerts
 from adspark.pipeline.intervals import update_intervals
-from adspark.pipeline.scorer import OUTPUT_FIELDS, make_scorer
+from adspark.pipeline.scorer import make_scorer, output_struct
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel, artifact_files, find_model
-from schemas import SCORES, WINDOW_SPECS, WINDOWS
+from schemas import ALERT_STATE, SCORES, WINDOW_SPECS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -63,39 +67,70 @@ def resolve_model(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: d
     return model
 
 
-def feature_names(store: TableStore, spec_id: str) -> list[str]:
-    """The F axis of a window spec."""
+def window_shape(store: TableStore, spec_id: str) -> tuple[str, WindowShape]:
+    """The mode and shape of a window spec.
+
+    Raises:
+        ConfigError: The spec is not in ``window_specs``.
+    """
     from pyspark.sql import functions as F
 
     row = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
     if row is None:
         raise ConfigError(f"window spec {spec_id!r} is not in table {WINDOW_SPECS.name}")
-    return list(row.features)
+    return row.mode, WindowShape(spec_id, tuple(row.features), int(row.n_steps), int(row.stride),
+                                 int(row.bucket_seconds), row.fit_from)
 
 
-def score_frame(
-    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
-    run_id: str,
+def feature_names(store: TableStore, spec_id: str) -> list[str]:
+    """The F axis of a window spec."""
+    return list(window_shape(store, spec_id)[1].features)
+
+
+def scored_windows(
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, features: list[str],
+    start: dt.date, end: dt.date, passthrough: tuple[str, ...] = (),
 ) -> "DataFrame":
-    """The scored windows of ``[start, end]`` (lazy), columns of the ``scores`` table."""
+    """The model's scores of the windows of ``[start, end]`` (lazy): the scorer's output fields."""
     from pyspark.sql import functions as F
 
     spark = store.spark
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
     windows = (
         store.read(WINDOWS.name)
         .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id))
-        .select("entity", "window_id", "window_start", "window_end", "date", "values")
+        .select("entity", "window_id", "window_start", "window_end", "date", "values", *passthrough)
     )
     files = spark.sparkContext.broadcast(artifact_files(model))
     scorer = make_scorer(
-        model, files, feature_names(store, model.spec_id), cfg.score.batch_size, cfg.score.top_k,
-        cfg.score.tf_threads,
+        model, files, features, cfg.score.batch_size, cfg.score.top_k, cfg.score.tf_threads, passthrough,
     )
-    scored = windows.mapInArrow(scorer, SCORES.struct_type(OUTPUT_FIELDS))
-    return scored.select(
-        *OUTPUT_FIELDS, F.lit(model.model_id).alias("model_id"), F.lit(run_id).alias("run_id")
-    )
+    return windows.mapInArrow(scorer, output_struct(passthrough))
+
+
+def _write_scores(
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
+    run_id: str,
+) -> str:
+    """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``).
+
+    Returns:
+        The threshold method the intervals record (``alerts`` or the model's).
+    """
+    store.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
+    mode, shape = window_shape(store, model.spec_id)
+    if not (cfg.alerts.enabled and mode == "buckets"):
+        scored = scored_windows(store, cfg, model, list(shape.features), start, end)
+        store.replace_dates(without_alerts(scored, model, run_id), SCORES.name, "date", start, end,
+                            partition_by=SCORES.partition_by)
+        return model.threshold.method
+    key = alert_key(cfg.alerts, shape.spec_id)
+    first = replay_from(store, key, shape, start)
+    scored = scored_windows(store, cfg, model, list(shape.features), first, end, ("raw_values",))
+    scores, states = alert_frames(store, cfg.alerts, model, shape, scored, first, start, end, run_id)
+    store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
+                        extra_predicate=f"alert_key = '{key}'")
+    store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by)
+    return f"alerts (level {cfg.alerts.level:g})"
 
 
 def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date) -> RunRecord:
@@ -106,12 +141,12 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
         raise ConfigError(f"--to {end} is before --from {start}")
     with recorded_run(store, "score", cfg, start, end) as run:
         model = resolve_model(store, cfg, start, end)
-        scored = score_frame(store, cfg, model, start, end, run.run_id)
-        store.replace_dates(scored, SCORES.name, "date", start, end, partition_by=SCORES.partition_by)
+        method = _write_scores(store, cfg, model, start, end, run.run_id)
         counts = (
             store.read(SCORES.name)
             .where(F.col("date").between(F.lit(start), F.lit(end)))
-            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"))
+            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"),
+                 F.sum(F.col("alert").cast("long")).alias("alerts"))
             .first()
         )
         run.rows_read = store.read(WINDOWS.name).where(
@@ -122,12 +157,15 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
             raise DataContractError(
                 f"score {start}..{end}: {run.rows_read} windows read but {run.rows_written} scores written"
             )
-        summary = update_intervals(store, cfg.intervals, model, start, end, run.run_id)
-        run.message = (
-            f"score {start}..{end}: model {model.model_id} ({model.detector}, threshold "
-            f"{model.threshold.method} = {model.threshold.value:.6g}"
+        summary = update_intervals(store, cfg.intervals, model, start, end, run.run_id, method)
+        decided = (
+            f"threshold {model.threshold.method} = {model.threshold.value:.6g}"
             + (f", {len(model.entity_thresholds)} per entity" if model.entity_thresholds else "")
-            + f"): {run.rows_written} windows scored, {int(counts.anomalies or 0)} above threshold; "
-            f"intervals: {summary}"
+            if not method.startswith("alerts") else method
+        )
+        run.message = (
+            f"score {start}..{end}: model {model.model_id} ({model.detector}, {decided}): "
+            f"{run.rows_written} windows scored, {int(counts.anomalies or 0)} anomalous, "
+            f"{int(counts.alerts or 0)} alerts; intervals: {summary}"
         )
     return run

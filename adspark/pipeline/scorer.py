@@ -18,12 +18,21 @@ import numpy as np
 from adspark.core.contributions import top_contributors
 from adspark.errors import DataContractError
 from adspark.train.registry import RegisteredModel
-from schemas import SCORES
+from schemas import SCORES, WINDOWS
 
 # Detectors loaded in this Python worker, by (model id, entity or ""): loaded once, reused.
 _LOADED: dict[tuple[str, str], Any] = {}
 
-OUTPUT_FIELDS = tuple(f.name for f in SCORES.fields if f.name not in ("model_id", "run_id"))
+OUTPUT_FIELDS = ("entity", "window_id", "window_start", "window_end", "date", "score", "threshold",
+                 "is_anomaly", "top_features", "top_shares")
+
+
+def output_struct(passthrough: tuple[str, ...] = ()) -> Any:
+    """The Spark schema of the scorer's output: :data:`OUTPUT_FIELDS` + passed-through window columns."""
+    from pyspark.sql import types as T
+
+    base = SCORES.struct_type(OUTPUT_FIELDS)
+    return T.StructType(base.fields + WINDOWS.struct_type(passthrough).fields)
 
 
 def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
@@ -92,6 +101,7 @@ def make_scorer(
     batch_size: int,
     top_k: int,
     tf_threads: int | None = None,
+    passthrough: tuple[str, ...] = (),
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The ``mapInArrow`` function: windows -> score, threshold, verdict, top features.
 
@@ -102,9 +112,10 @@ def make_scorer(
         batch_size: Windows per inference call.
         top_k: Features reported per window.
         tf_threads: TensorFlow intra/inter-op threads per worker (None: TensorFlow's default).
+        passthrough: Input columns copied to the output after the scores (e.g. ``raw_values``).
 
-    Input batches need ``entity, window_id, window_start, window_end, date, values``; output
-    batches have the fields :data:`OUTPUT_FIELDS` of the ``scores`` table.
+    Input batches need ``entity, window_id, window_start, window_end, date, values`` (and the
+    passthrough columns); output batches have the fields :data:`OUTPUT_FIELDS`, then those.
     """
     names = np.asarray(feature_names, dtype=object)
     entity_thresholds = dict(model.entity_thresholds)
@@ -128,6 +139,7 @@ def make_scorer(
                 pass
         shipped = files.value if hasattr(files, "value") else files
         schema = SCORES.arrow_schema(OUTPUT_FIELDS)
+        out_names = list(OUTPUT_FIELDS) + list(passthrough)
         list_types = {name: schema.field(name).type for name in ("top_features", "top_shares")}
         name_array = pa.array(list(names), pa.string())
         for batch in batches:
@@ -161,6 +173,8 @@ def make_scorer(
                     offsets, pa.array(shares.ravel(), pa.float64()), type=list_types["top_shares"]
                 ),
             )
-            yield pa.RecordBatch.from_arrays([columns[f] for f in OUTPUT_FIELDS], names=list(OUTPUT_FIELDS))
+            for name in passthrough:
+                columns[name] = batch.column(batch.schema.get_field_index(name))
+            yield pa.RecordBatch.from_arrays([columns[f] for f in out_names], names=out_names)
 
     return score

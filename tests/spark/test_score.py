@@ -61,22 +61,36 @@ def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     # the Spark path gives the in-process detector's scores and the entity's own threshold
     windows = store.read("windows").toPandas().sort_values(["entity", "window_start"])
     x = np.stack(windows["values"]).reshape(len(windows), model.n_steps, model.n_features)
-    np.testing.assert_allclose(first["score"], load_detector(model).score(x), rtol=1e-5)
-    expected = first["entity"].map(model.entity_thresholds)
-    np.testing.assert_allclose(first["threshold"], expected)
+    np.testing.assert_allclose(first["model_score"], load_detector(model).score(x), rtol=1e-5)
+    # adaptive alerts (the default): score = -log10(p), threshold = -log10(alert level)
+    np.testing.assert_allclose(first["score"], -np.log10(first["p_value"]))
+    assert (first["threshold"] == 5.0).all() and first["p_value"].between(0, 1).all()
     assert (first["is_anomaly"] == (first["score"] > first["threshold"])).all()
     assert first["top_features"].map(len).eq(2).all()
     assert (first["top_shares"].map(sum) <= 1.0 + 1e-9).all()
     # intervals cover exactly the anomalous windows' entities
     assert set(intervals["entity"]) == set(first.loc[first["is_anomaly"], "entity"])
+    assert store.read("alert_state").select("date").distinct().count() == 3  # a state per night
+
+
+def test_without_alerts_the_models_thresholds_decide(store, trained):
+    config, model = trained
+    run_score(store, build_job_config(ScoreJobConfig, {**config, "alerts": {"enabled": False}}), D5, D7)
+    first = _table(store, "scores", drop=["run_id"])
+    np.testing.assert_allclose(first["score"], first["model_score"])
+    np.testing.assert_allclose(first["threshold"], first["entity"].map(model.entity_thresholds))
+    assert (first["is_anomaly"] == (first["score"] > first["threshold"])).all()
+    assert first["p_value"].isna().all() and not store.exists("alert_state")
 
 
 def _scores(spark, model_id, day, flags):
     rows = []
     for i, flag in enumerate(flags):
         start = dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=6 * i)
+        score = 3.0 if flag else 0.1
         rows.append(("u1", f"u1|{start}", start, start + dt.timedelta(hours=12), day,
-                     3.0 if flag else 0.1, 1.0, flag, ["amount"], [1.0], model_id, "r"))
+                     score, 1.0, flag, ["amount"], [1.0], score, None, flag, None, None, None, None,
+                     None, model_id, "r"))
     return spark.createDataFrame(rows, SCORES.struct_type())
 
 

@@ -1,0 +1,276 @@
+"""Adaptive alerts for one entity: baselines + model score -> calibrated probability -> alerts.
+
+One call takes an entity's scored windows of one or more nights (time-ordered) and the state the
+entity was left in after the night before; it returns, per window, the fused tail probability,
+the detector and feature that drove it, what was expected there, the alert flag, and the state
+after each night (pure pandas/numpy; the Spark shell is :mod:`adspark.pipeline.alerts`).
+
+Per window:
+
+- each bucket the entity has not been scored on before (the newest ``stride`` buckets of a
+  window; all of them for the first window) goes through the baselines of
+  :mod:`adspark.core.streaming` in time order;
+- a baseline's raw score for the window is the largest ``|z|`` over its new buckets and the
+  features; the model's raw score is its reconstruction score over the model's median
+  validation score (so a retrained model continues the same history);
+- every raw score is calibrated per entity (:func:`adspark.core.calibration.calibrate`), the
+  probabilities are fused, and the window is anomalous when the fused probability is below the
+  alert level; an alert fires at the first window of a run of anomalous windows (also across
+  nights: the state remembers whether the last window was anomalous).
+
+Nothing reads a bucket after the one it scores: the state of night D depends only on the state of
+D-1 and the windows of D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from adspark.core.calibration import (
+    CalibrationParams,
+    alert_onsets,
+    calibrate,
+    fuse,
+    new_calibration_state,
+    normal_sf,
+)
+from adspark.core.streaming import (
+    BASELINES,
+    BaselineOutput,
+    BaselineParams,
+    from_model_scale,
+    is_count,
+    new_baseline_state,
+    run_baselines,
+    seasonal_slots,
+    slots_per_day,
+)
+
+DETECTORS = ("model",) + BASELINES
+ALERT_COLUMNS = (
+    "p_value", "score", "threshold", "is_anomaly", "alert", "driver", "driver_feature", "actual",
+    "expected_low", "expected_high",
+)
+EXPECTED_SIGMAS = 3.0
+
+
+@dataclass(frozen=True)
+class AlertParams:
+    """Everything the alert step needs besides the data.
+
+    Attributes:
+        features: Feature names of the windows' F axis.
+        n_steps: W.
+        stride: S.
+        bucket_seconds: Bucket width.
+        detectors: Detectors to fuse, among :data:`DETECTORS`.
+        level: Alert level: a window is anomalous when its fused probability is below it.
+        fusion: ``bonferroni`` or ``fisher``.
+        timezone: Zone of the seasonal slots.
+        baselines: Baseline learning parameters.
+        calibration: Calibration parameters.
+        model_reference: The model's median validation score (the model's raw score is divided
+            by it); ``None`` when the windows carry no model score.
+    """
+
+    features: tuple[str, ...]
+    n_steps: int
+    stride: int
+    bucket_seconds: int
+    detectors: tuple[str, ...] = DETECTORS
+    level: float = 1e-5
+    fusion: str = "bonferroni"
+    timezone: str = "UTC"
+    baselines: BaselineParams = field(default_factory=BaselineParams)
+    calibration: CalibrationParams = field(default_factory=CalibrationParams)
+    model_reference: float | None = None
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Whether each feature is a count, shape (F,)."""
+        return np.array([is_count(f) for f in self.features], dtype=bool)
+
+
+def new_state(params: AlertParams) -> dict[str, np.ndarray]:
+    """The state of an entity never seen before."""
+    state = new_baseline_state(len(params.features), 2 * slots_per_day(params.bucket_seconds))
+    f = len(params.features)
+    for d in params.detectors:
+        for k, v in new_calibration_state(params.calibration.short, 1 if d == "model" else f).items():
+            state[f"cal_{d}_{k}"] = v
+    state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
+    state["last_anomalous"] = np.zeros(1)
+    return state
+
+
+def _epoch_seconds(ts: pd.Series) -> np.ndarray:
+    t = pd.to_datetime(ts)
+    if getattr(t.dt, "tz", None) is not None:
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    return t.to_numpy("datetime64[us]").astype(np.int64) / 1e6
+
+
+def _new_buckets(
+    starts: np.ndarray, values: np.ndarray, cursor: float, params: AlertParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The buckets each window adds: (values (m, F), bucket starts (m,), owner window (m,), cursor)."""
+    w, f, width = params.n_steps, len(params.features), params.bucket_seconds
+    offsets = np.arange(w) * width
+    rows, times, owner = [], [], []
+    for i, (start, flat) in enumerate(zip(starts, values, strict=True)):
+        bucket_starts = start + offsets
+        fresh = bucket_starts >= cursor
+        if fresh.any():
+            grid = np.asarray(flat, dtype=np.float64).reshape(w, f)
+            rows.append(grid[fresh])
+            times.append(bucket_starts[fresh])
+            owner.append(np.full(int(fresh.sum()), i))
+            cursor = float(bucket_starts[-1] + width)
+    if not rows:
+        return np.empty((0, f)), np.empty(0), np.empty(0, np.int64), cursor
+    return np.concatenate(rows), np.concatenate(times), np.concatenate(owner), cursor
+
+
+def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window and feature, how far the window's new buckets are from the baseline.
+
+    The larger of the peak ``|z|`` over the window's new buckets and the combined
+    ``|sum z| / sqrt(m)`` over its m new buckets (Stouffer: a run of moderately low buckets, such as
+    hours without events, adds up).
+
+    Returns:
+        (evidence, shape (n, F), NaN for a window without new buckets; bucket row of the largest
+        ``|z|`` per window and feature, shape (n, F), -1 without).
+    """
+    f = z.shape[1]
+    best = np.full((n, f), np.nan)
+    where = np.full((n, f), -1, dtype=np.int64)
+    for i in range(n):
+        rows = np.flatnonzero(owner == i)
+        if rows.size == 0:
+            continue
+        zi = z[rows]
+        best[i] = np.maximum(np.abs(zi).max(axis=0), np.abs(zi.sum(axis=0)) / np.sqrt(rows.size))
+        where[i] = rows[np.abs(zi).argmax(axis=0)]
+    return best, where
+
+
+def alert_step(
+    windows: pd.DataFrame, state: dict[str, np.ndarray], params: AlertParams
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Alerts of one entity's windows (any number of nights), continuing from ``state``.
+
+    Args:
+        windows: Columns ``window_start`` (timestamps), ``raw_values`` (W*F unscaled values per
+            window, row-major (time, feature)), ``model_score`` (float, NaN when not scored) and
+            ``top_features`` (lists; the model's top feature drives its explanation); any order.
+        state: From :func:`new_state` or a previous call (not modified).
+        params: Parameters.
+
+    Returns:
+        (the input rows in time order with :data:`ALERT_COLUMNS` added; the state after them).
+    """
+    df = windows.sort_values("window_start", kind="stable").reset_index(drop=True)
+    n, f = len(df), len(params.features)
+    s = {k: v.copy() for k, v in state.items()}
+    counts = params.counts
+    starts = _epoch_seconds(df["window_start"])
+    values, times, owner, cursor = _new_buckets(starts, list(df["raw_values"]), float(s["cursor"][0]), params)
+    slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
+                           params.timezone)
+    base_state = {k: s[k] for k in new_baseline_state(f, 1)}
+    out, base_state = run_baselines(values, slots, counts, base_state, params.baselines)
+    s.update(base_state)
+    s["cursor"] = np.array([cursor])
+
+    # per detector: calibrate each feature's evidence, keep the smallest p (x F, Bonferroni)
+    probs = np.ones((n, len(params.detectors)))
+    driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
+    for j, d in enumerate(params.detectors):
+        if d == "model":
+            ref = params.model_reference if params.model_reference else 1.0
+            raw, rows = df["model_score"].to_numpy(np.float64) / max(ref, 1e-12), None
+        else:
+            raw, rows = _window_evidence(out.z[d], owner, n)
+        cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
+        p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
+        s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
+        if rows is None:
+            probs[:, j] = p
+            continue
+        # evidence must also be unlikely under the baseline's own normal law (|z| large): a sparse
+        # feature whose usual z is 0 is not alarming at z = 1, however rare that is for it
+        p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
+        best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
+        probs[:, j] = np.minimum(1.0, f * p[np.arange(n), best])
+        driving[:, j] = rows[np.arange(n), best] * f + best
+    fused, driver = fuse(probs, params.fusion) if n else (np.ones(0), np.zeros(0, np.int64))
+    anomalous = fused < params.level
+    alerts = alert_onsets(anomalous, bool(s["last_anomalous"][0]))
+    if n:
+        s["last_anomalous"] = np.array([float(anomalous[-1])])
+
+    driver_names = [params.detectors[j] for j in driver]
+    feat, actual, low, high = _explanations(df, driver, driving, out, values, owner, counts, params)
+    result = df.assign(
+        p_value=fused, score=-np.log10(fused), threshold=-np.log10(params.level),
+        is_anomaly=anomalous, alert=alerts, driver=driver_names, driver_feature=feat,
+        actual=actual, expected_low=low, expected_high=high,
+    )
+    return result, s
+
+
+def _explanations(
+    df: pd.DataFrame, driver: np.ndarray, driving: np.ndarray, out: BaselineOutput, values: np.ndarray,
+    owner: np.ndarray, counts: np.ndarray, params: AlertParams,
+) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Per window: the driving feature, its actual value and the expected range there.
+
+    A baseline names its own (bucket, feature); the model names its top feature, shown at the
+    window's bucket farthest from the seasonal baseline.
+    """
+    n, f = len(df), len(params.features)
+    names = list(params.features)
+    feat: list[str | None] = [None] * n
+    actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    seasonal_dev = np.abs(out.z["seasonal"])
+    index = {name: i for i, name in enumerate(names)}
+    for i in range(n):
+        rows = np.flatnonzero(owner == i)
+        flat = int(driving[i, driver[i]])
+        if flat >= 0:
+            r, j = divmod(flat, f)
+        else:
+            top = df["top_features"].iloc[i] if "top_features" in df else None
+            j = index.get(str(top[0])) if top is not None and len(top) else None
+            if j is None or rows.size == 0:
+                continue
+            r = rows[int(np.argmax(seasonal_dev[rows, j]))]
+        feat[i] = names[j]
+        actual[i] = values[r, j]
+        loc, sigma = out.expected_loc[r, j], out.expected_sigma[r, j]
+        bounds = np.array([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])
+        low[i], high[i] = from_model_scale(bounds, np.array([counts[j], counts[j]]))
+    return feat, actual, low, high
+
+
+def alert_nights(
+    windows: pd.DataFrame, state: dict[str, np.ndarray] | None, params: AlertParams
+) -> tuple[pd.DataFrame, list[tuple[object, dict[str, np.ndarray]]]]:
+    """:func:`alert_step` night by night (column ``date``), keeping the state after each night.
+
+    Returns:
+        (every window with the alert columns; ``[(date, state after that night), ...]``).
+    """
+    s = state if state is not None else new_state(params)
+    parts, states = [], []
+    for day, night in windows.groupby("date", sort=True):
+        scored, s = alert_step(night, s, params)
+        parts.append(scored)
+        states.append((day, s))
+    if not parts:
+        return windows.assign(**{c: pd.Series(dtype=object) for c in ALERT_COLUMNS}), []
+    return pd.concat(parts, ignore_index=True), states

@@ -1,0 +1,146 @@
+"""Per-entity calibration of raw scores into tail probabilities, and their fusion (pure numpy).
+
+The design follows the "anomaly likelihood" of Numenta's HTM detector (Ahmad et al. 2017):
+a raw score says little on its own (an entity with noisy data scores high every day); what
+matters is how unusual the *recent* raw scores are for *this* entity. For every window, in time
+order:
+
+1. ``a_t``: the mean of the last ``short`` raw scores (after ``log1p`` for skewed error-like
+   scores, which brings them closer to normal), the current one included;
+2. the probability of an average at least this high under a normal law whose mean and variance
+   are exponentially weighted estimates over the entity's earlier averages (half-life
+   ``halflife`` windows; a plain running estimate while fewer were seen);
+3. then ``a_t`` updates the estimates, so a lasting change stops alerting once it is the new
+   normal.
+
+Until ``min_history`` averages were seen the probability is 1 (no verdict). The state is three
+numbers and the last ``short - 1`` raw scores per series, carried from night to night.
+
+Fusion of several detectors' probabilities (:func:`fuse`): ``bonferroni`` takes the smallest
+probability times the number of detectors (and keeps which detector it was), ``fisher`` combines
+them with Fisher's method (``-2 sum log p`` is chi-square with ``2k`` degrees of freedom).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+P_FLOOR = 1e-300
+
+
+@dataclass(frozen=True)
+class CalibrationParams:
+    """How raw scores become probabilities.
+
+    Attributes:
+        short: Raw scores averaged (the current one and the ``short - 1`` before it).
+        halflife: Half-life of the mean/variance estimates, in windows.
+        min_history: Averages seen before probabilities are given (1.0 before).
+        min_std: Floor of the standard deviation, on the log1p scale.
+    """
+
+    short: int = 3
+    halflife: float = 2000.0
+    min_history: int = 30
+    min_std: float = 0.05
+
+
+def new_calibration_state(short: int, width: int = 1) -> dict[str, np.ndarray]:
+    """Empty state of ``width`` parallel series: ``recent`` raw scores (``short - 1`` rows, NaN =
+    none yet) and ``stats`` (mean, variance, count), flattened."""
+    return {"recent": np.full(max(short - 1, 0) * width, np.nan), "stats": np.zeros(3 * width)}
+
+
+def normal_sf(z: np.ndarray) -> np.ndarray:
+    """Upper tail of the standard normal, accurate far out."""
+    from scipy.special import ndtr
+
+    return ndtr(-np.asarray(z, dtype=np.float64))
+
+
+def calibrate(
+    raw: np.ndarray, state: dict[str, np.ndarray], params: CalibrationParams, log: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Tail probabilities of one entity's raw scores, in time order, for parallel series.
+
+    Args:
+        raw: Raw scores, shape (n,) or (n, k) for k parallel series (e.g. one per feature), >= 0
+            (higher = more anomalous); NaN = no score (p = 1, nothing learned).
+        state: From :func:`new_calibration_state` with ``width = k``, or a previous call (not
+            modified).
+        params: Calibration parameters.
+        log: Compare ``log1p(raw)`` (skewed scores such as reconstruction errors); False for
+            scores already on a z-like scale.
+
+    Returns:
+        (p, the shape of ``raw``, in (0, 1]; the state after the n rows).
+    """
+    r = np.asarray(raw, dtype=np.float64)
+    x = np.clip(r.reshape(len(r), -1), 0.0, None)
+    x = np.log1p(x) if log else x
+    n, k = x.shape
+    keep = max(params.short - 1, 0)
+    recent = state["recent"].reshape(keep, k).copy()
+    mean, var, count = (row.copy() for row in state["stats"].reshape(3, k))
+    decay = 1.0 - 2.0 ** (-1.0 / params.halflife)
+    out = np.ones((n, k))
+    for t in range(n):
+        value = x[t]
+        ok = np.isfinite(value)
+        stack = np.vstack([recent, value[None, :]]) if keep else value[None, :]
+        seen = np.isfinite(stack)
+        avg = np.where(seen, stack, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+        std = np.maximum(np.sqrt(var), params.min_std)
+        ready = ok & (count >= params.min_history)
+        out[t] = np.where(ready, normal_sf((avg - mean) / std), 1.0)
+        alpha = np.maximum(1.0 / (count + 1.0), decay)
+        delta = avg - mean
+        new_mean = mean + alpha * delta
+        new_var = np.where(count > 0, (1.0 - alpha) * (var + alpha * delta * delta), 0.0)
+        mean = np.where(ok, new_mean, mean)
+        var = np.where(ok, new_var, var)
+        count = np.where(ok, count + 1.0, count)
+        if keep:
+            recent = np.where(ok[None, :], stack[1:], recent)
+    p = np.maximum(out, P_FLOOR).reshape(r.shape)
+    return p, {"recent": recent.ravel(), "stats": np.concatenate([mean, var, count])}
+
+
+def fuse(p: np.ndarray, rule: str = "bonferroni") -> tuple[np.ndarray, np.ndarray]:
+    """One probability per row from k detectors' probabilities.
+
+    Args:
+        p: Shape (n, k), values in (0, 1].
+        rule: ``bonferroni`` (``min(1, k x min p)``) or ``fisher``.
+
+    Returns:
+        (fused p (n,), index of the detector with the smallest p (n,)).
+    """
+    from scipy.stats import chi2
+
+    q = np.clip(np.asarray(p, dtype=np.float64), P_FLOOR, 1.0)
+    if q.ndim != 2 or q.shape[1] == 0:
+        raise ValueError(f"expected probabilities of shape (n, k >= 1), got {q.shape}")
+    k = q.shape[1]
+    driver = np.argmin(q, axis=1)
+    if rule == "bonferroni":
+        fused = np.minimum(1.0, k * q.min(axis=1))
+    elif rule == "fisher":
+        fused = chi2.sf(-2.0 * np.log(q).sum(axis=1), 2 * k)
+    else:
+        raise ValueError(f"unknown fusion rule {rule!r}; expected bonferroni or fisher")
+    return np.maximum(fused, P_FLOOR), driver
+
+
+def alert_onsets(anomalous: np.ndarray, previous: bool = False) -> np.ndarray:
+    """True where a run of anomalous rows starts (an alert); the rest of a run extends it.
+
+    Args:
+        anomalous: Shape (n,), time-ordered.
+        previous: Whether the row before the first one (last night's last window) was anomalous.
+    """
+    a = np.asarray(anomalous, dtype=bool)
+    before = np.r_[previous, a[:-1]] if a.size else a
+    return a & ~before

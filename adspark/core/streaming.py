@@ -1,0 +1,245 @@
+"""Causal per-entity baselines over bucket series, with state carried between calls (pure numpy).
+
+Each baseline reads one entity's buckets in time order, scores every bucket against what it
+learned *before* that bucket (the current bucket never explains itself), then learns from it.
+State is a small set of float arrays, so a night's call can start where the previous night's
+call ended: calling once over a range or once per night gives the same output (tested).
+
+Baselines (each returns a robust z per bucket and feature, higher ``|z|`` = more surprising):
+
+- ``level``: an exponentially weighted, winsorized location and scale of each feature
+  (:func:`robust_step`): a rolling robust z with a half-life instead of a hard window.
+- ``diff``: the same on the first difference (the change from the previous bucket).
+- ``seasonal``: one location/scale per feature and seasonal slot (hour of day x weekday/weekend;
+  the bucket of the day when buckets are an hour or longer). A weekend slot that has not been
+  seen often enough borrows the weekday slot of the same hour.
+- ``extreme``: how far a value lies outside the entity's running min/max, in units of that range
+  (0 inside the range widened by a tolerance).
+
+Counts (``event_count``, category slots ``col__value``, ``*_distinct``) are compared on the
+Anscombe scale ``2 sqrt(x + 3/8)``, where Poisson noise has unit variance, and their scale never
+drops below that noise (so one event in a quiet hour is not an anomaly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# sigma of a normal law = 1.2533 x its mean absolute deviation
+_MAD_TO_SIGMA = float(np.sqrt(np.pi / 2.0))
+COUNT_SCALE_FLOOR = 1.0  # Poisson noise on the Anscombe scale
+RELATIVE_SCALE_FLOOR = 1e-3  # scale floor of other features, relative to |location|
+ABSOLUTE_SCALE_FLOOR = 1e-9
+SEASONAL_SHARE_FLOOR = 0.25  # a seasonal slot's sigma >= this x the feature's overall sigma
+MAX_Z = 1e3  # |z| beyond this says nothing more
+
+
+def is_count(feature: str) -> bool:
+    """Whether a feature is an event count (``event_count``, ``col__value``, ``x_distinct``)."""
+    return feature == "event_count" or "__" in feature or feature.endswith("_distinct")
+
+
+def to_model_scale(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Values (n, F) on the scale baselines compare: Anscombe for count columns, else as is."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.where(counts, 2.0 * np.sqrt(np.clip(v, 0.0, None) + 0.375), v)
+
+
+def from_model_scale(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_model_scale` (counts clipped at 0)."""
+    v = np.asarray(values, dtype=np.float64)
+    back = np.clip(v, 0.0, None) ** 2 / 4.0 - 0.375
+    return np.where(counts, np.clip(back, 0.0, None), v)
+
+
+def scale_floor(location: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Smallest scale a baseline may use: Poisson noise for counts, relative for the rest."""
+    rel = np.maximum(RELATIVE_SCALE_FLOOR * np.abs(location), ABSOLUTE_SCALE_FLOOR)
+    return np.where(counts, COUNT_SCALE_FLOOR, rel)
+
+
+def sigma_of(loc: np.ndarray, mad: np.ndarray, counts: np.ndarray, floor: np.ndarray | float = 0.0) -> np.ndarray:
+    """The sigma a baseline uses: its deviation, floored (:func:`scale_floor`, and ``floor``)."""
+    return np.maximum(np.maximum(_MAD_TO_SIGMA * mad, scale_floor(loc, counts)), floor)
+
+
+def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, min_n: int) -> np.ndarray:
+    """``(x - loc) / sigma`` (clipped at +-:data:`MAX_Z`) where a baseline has seen ``min_n``
+    values, else 0 (no verdict)."""
+    z = np.clip((x - loc) / sigma, -MAX_Z, MAX_Z)
+    return np.where((n >= min_n) & np.isfinite(z), z, 0.0)
+
+
+def robust_step(
+    x: np.ndarray, loc: np.ndarray, mad: np.ndarray, n: np.ndarray, halflife: float, clip: float,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Learn one value per cell: winsorized exponentially weighted location and mean deviation.
+
+    The weight of the new value is ``max(1 / (n + 1), 1 - 2 ** (-1 / halflife))``: a plain
+    running mean while few values were seen, then exponential forgetting. The value is clipped to
+    ``loc +- clip x sigma`` before it updates the location, so one outlier moves it little while a
+    lasting shift is learned within a few half-lives.
+
+    Args:
+        x: New values, any shape; NaN cells are not updated.
+        loc: Locations, same shape.
+        mad: Mean absolute deviations, same shape.
+        n: Values seen per cell, same shape.
+        halflife: Half-life in updates.
+        clip: Winsorizing bound in sigmas.
+        counts: Whether each cell is a count (scale floor), broadcastable to ``x``.
+
+    Returns:
+        The updated ``(loc, mad, n)`` (new arrays).
+    """
+    ok = np.isfinite(x)
+    alpha = np.maximum(1.0 / (n + 1.0), 1.0 - 2.0 ** (-1.0 / halflife))
+    first = n == 0
+    sigma = np.maximum(_MAD_TO_SIGMA * mad, scale_floor(loc, counts))
+    dev = np.where(first, 0.0, np.clip(x - loc, -clip * sigma, clip * sigma))
+    new_loc = np.where(first, x, loc + alpha * dev)
+    new_mad = np.where(first, 0.0, mad + alpha * (np.abs(dev) - mad))
+    return (np.where(ok, new_loc, loc), np.where(ok, new_mad, mad), np.where(ok, n + 1.0, n))
+
+
+def seasonal_slots(bucket_start: pd.DatetimeIndex, bucket_seconds: int, timezone: str) -> np.ndarray:
+    """Seasonal slot of each bucket: ``hour_slot + per_day * is_weekend`` in the given zone.
+
+    ``per_day`` is ``min(buckets per day, 24)``: sub-hour buckets share their hour's slot.
+    """
+    local = bucket_start.tz_localize("UTC").tz_convert(timezone) if bucket_start.tz is None \
+        else bucket_start.tz_convert(timezone)
+    per_day = slots_per_day(bucket_seconds)
+    seconds = local.hour.to_numpy() * 3600 + local.minute.to_numpy() * 60 + local.second.to_numpy()
+    slot = seconds * per_day // 86400
+    return (slot + per_day * (local.dayofweek.to_numpy() >= 5)).astype(np.int64)
+
+
+def slots_per_day(bucket_seconds: int) -> int:
+    """Seasonal slots in one day: buckets per day, at most 24."""
+    return int(min(86400 // max(bucket_seconds, 1), 24))
+
+
+@dataclass(frozen=True)
+class BaselineParams:
+    """How the baselines learn.
+
+    Attributes:
+        level_halflife: Half-life of the level and diff baselines, in buckets.
+        seasonal_halflife: Half-life of a seasonal slot, in visits of that slot.
+        clip: Winsorizing bound (sigmas) of every update.
+        min_buckets: Buckets seen before level, diff and extreme give verdicts.
+        min_visits: Visits of a seasonal slot before it gives verdicts.
+        extreme_tolerance: Share of the running range a value may exceed it without scoring.
+    """
+
+    level_halflife: float = 288.0
+    seasonal_halflife: float = 4.0
+    clip: float = 3.0
+    min_buckets: int = 24
+    min_visits: int = 3
+    extreme_tolerance: float = 0.1
+
+
+BASELINES = ("level", "diff", "seasonal", "extreme")
+
+
+def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
+    """Empty state for F features and ``n_slots`` seasonal slots (2 x slots per day)."""
+    f = n_features
+    zeros = np.zeros
+    return {
+        "level_loc": zeros(f), "level_mad": zeros(f), "level_n": zeros(f),
+        "diff_loc": zeros(f), "diff_mad": zeros(f), "diff_n": zeros(f), "prev": np.full(f, np.nan),
+        "season_loc": zeros(n_slots * f), "season_mad": zeros(n_slots * f), "season_n": zeros(n_slots * f),
+        "min": np.full(f, np.inf), "max": np.full(f, -np.inf), "seen": zeros(1),
+    }
+
+
+@dataclass(frozen=True)
+class BaselineOutput:
+    """What the baselines say about each bucket.
+
+    Attributes:
+        z: Per baseline, shape (n, F): robust z (extreme: exceedance in units of the range).
+        expected: Seasonal (else level) location per bucket and feature, original scale, (n, F).
+        spread: Seasonal (else level) sigma on the compared scale, (n, F).
+    """
+
+    z: dict[str, np.ndarray]
+    expected_loc: np.ndarray
+    expected_sigma: np.ndarray
+
+
+def run_baselines(
+    values: np.ndarray, slots: np.ndarray, counts: np.ndarray, state: dict[str, np.ndarray],
+    params: BaselineParams,
+) -> tuple[BaselineOutput, dict[str, np.ndarray]]:
+    """Score then learn each bucket of one entity, in time order.
+
+    Args:
+        values: Bucket values, shape (n, F), time-ordered, original scale (NaN: missing).
+        slots: Seasonal slot of each bucket, shape (n,), in ``[0, n_slots)``.
+        counts: Whether each feature is a count, shape (F,).
+        state: From :func:`new_baseline_state` or a previous call (not modified).
+        params: Learning parameters.
+
+    Returns:
+        The output for the n buckets and the state after them.
+    """
+    x_all = to_model_scale(values, counts)
+    n, f = x_all.shape
+    s = {k: v.copy() for k, v in state.items()}
+    n_slots = s["season_loc"].size // max(f, 1)
+    per_day = n_slots // 2
+    s_loc = s["season_loc"].reshape(n_slots, f)
+    s_mad = s["season_mad"].reshape(n_slots, f)
+    s_n = s["season_n"].reshape(n_slots, f)
+    z = {name: np.zeros((n, f)) for name in BASELINES}
+    exp_loc = np.zeros((n, f))
+    exp_sigma = np.zeros((n, f))
+    p = params
+    for t in range(n):
+        x = x_all[t]
+        slot = int(slots[t])
+        # a weekend slot seen too rarely borrows the weekday slot of the same hour (and back)
+        twin = slot - per_day if slot >= per_day else slot + per_day
+        use = np.where(s_n[slot] >= p.min_visits, slot, twin)
+        loc_k = s_loc[use, np.arange(f)]
+        mad_k = s_mad[use, np.arange(f)]
+        n_k = s_n[use, np.arange(f)]
+        level_sigma = sigma_of(s["level_loc"], s["level_mad"], counts)
+        # a slot that was always quiet (zeros at night) may not turn any value into an anomaly
+        slot_floor = np.where(counts, 0.0, SEASONAL_SHARE_FLOOR * level_sigma)
+        seasonal_sigma = sigma_of(loc_k, mad_k, counts, slot_floor)
+        z["seasonal"][t] = robust_z(x, loc_k, seasonal_sigma, n_k, p.min_visits)
+        z["level"][t] = robust_z(x, s["level_loc"], level_sigma, s["level_n"], p.min_buckets)
+        d = x - s["prev"]
+        diff_sigma = sigma_of(s["diff_loc"], s["diff_mad"], counts, slot_floor)
+        z["diff"][t] = robust_z(d, s["diff_loc"], diff_sigma, s["diff_n"], p.min_buckets)
+        span = np.where(np.isfinite(s["max"] - s["min"]), s["max"] - s["min"], 0.0)
+        width = np.maximum(span, scale_floor(s["max"], counts))
+        over = np.maximum(x - s["max"] - p.extreme_tolerance * span, s["min"] - p.extreme_tolerance * span - x)
+        z["extreme"][t] = np.where((s["seen"][0] >= p.min_buckets) & np.isfinite(over),
+                                   np.clip(np.clip(over, 0.0, None) / width, 0.0, MAX_Z), 0.0)
+        seasonal_ok = n_k >= p.min_visits
+        exp_loc[t] = np.where(seasonal_ok, loc_k, s["level_loc"])
+        exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)
+        # learn from the bucket
+        s["level_loc"], s["level_mad"], s["level_n"] = robust_step(
+            x, s["level_loc"], s["level_mad"], s["level_n"], p.level_halflife, p.clip, counts)
+        s["diff_loc"], s["diff_mad"], s["diff_n"] = robust_step(
+            d, s["diff_loc"], s["diff_mad"], s["diff_n"], p.level_halflife, p.clip, counts)
+        s_loc[slot], s_mad[slot], s_n[slot] = robust_step(
+            x, s_loc[slot], s_mad[slot], s_n[slot], p.seasonal_halflife, p.clip, counts)
+        ok = np.isfinite(x)
+        s["prev"] = np.where(ok, x, s["prev"])
+        s["min"] = np.where(ok, np.minimum(s["min"], np.where(ok, x, np.inf)), s["min"])
+        s["max"] = np.where(ok, np.maximum(s["max"], np.where(ok, x, -np.inf)), s["max"])
+        s["seen"] = s["seen"] + 1.0
+    s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
+    return BaselineOutput(z, exp_loc, exp_sigma), s

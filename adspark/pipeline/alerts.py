@@ -1,0 +1,220 @@
+"""Adaptive alerts, the Spark shell: scored windows + ``alert_state`` -> alert columns + new state.
+
+The core is :func:`adspark.core.alerts.alert_nights` (pure pandas). Here the scored windows of a
+range (with their unscaled values) are cogrouped with each entity's latest state from before the
+range, by hash groups of entities, through one ``applyInPandas`` call per group. The output holds
+the rows of the ``scores`` table and, for every night of the range, the state after it (one row
+per entity and named array), so night D+1 starts where D ended, a rerun of D starts from the
+same state, and running nights one by one equals running the range at once.
+
+When no state exists before the range (a new alerts config or window spec, or a first run), the
+nights from the window spec's first fitted night are replayed first (scored with the same model;
+only their state is kept), so baselines and calibration are warm when the range starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import pandas as pd
+
+from adspark.config import AlertsConfig
+from adspark.core.alerts import AlertParams, alert_nights
+from adspark.core.buckets import parse_duration
+from adspark.core.calibration import CalibrationParams
+from adspark.core.streaming import BaselineParams
+from adspark.pipeline.grouping import entity_groups, group_of
+from adspark.tables import TableStore
+from adspark.train.registry import RegisteredModel
+from schemas import ALERT_STATE, SCORES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
+
+SCORER_FIELDS = ("entity", "window_id", "window_start", "window_end", "date", "score", "threshold",
+                 "is_anomaly", "top_features", "top_shares")
+SCORE_FIELDS = tuple(f.name for f in SCORES.fields if f.name not in ("model_id", "run_id"))
+STATE_FIELDS = ("alert_key", "entity", "date", "name", "values")
+ARRAY_FIELDS = ("top_features", "top_shares", "values")
+
+
+@dataclass(frozen=True)
+class WindowShape:
+    """What the alert step needs of a window spec."""
+
+    spec_id: str
+    features: tuple[str, ...]
+    n_steps: int
+    stride: int
+    bucket_seconds: int
+    fit_from: dt.date
+
+
+def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
+    """Hash of the window spec and the alerts config: a state is only reused under both."""
+    body = json.dumps({"spec": spec_id, "alerts": cfg.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) -> AlertParams:
+    """The core parameters from the config, the window spec and the model."""
+    bucket = shape.bucket_seconds
+    quantiles = model.metrics.get("val_score_quantiles") or []
+    return AlertParams(
+        features=shape.features, n_steps=shape.n_steps, stride=shape.stride, bucket_seconds=bucket,
+        detectors=tuple(cfg.detectors), level=cfg.level, fusion=cfg.fusion, timezone=cfg.timezone,
+        baselines=BaselineParams(
+            level_halflife=max(parse_duration(cfg.level_halflife) / bucket, 1.0),
+            seasonal_halflife=cfg.seasonal_halflife, clip=cfg.clip,
+            min_buckets=max(int(parse_duration(cfg.warmup) // bucket), 1),
+            min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance,
+        ),
+        calibration=CalibrationParams(
+            short=max(1, -(-cfg.calibration.short_buckets // max(shape.stride, 1))),
+            halflife=cfg.calibration.halflife, min_history=cfg.calibration.min_history,
+            min_std=cfg.calibration.min_std,
+        ),
+        model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
+    )
+
+
+def output_schema() -> "StructType":
+    """Scores rows and state rows in one frame (``kind`` tells them apart), all nullable."""
+    from pyspark.sql import types as T
+
+    fields = [T.StructField("kind", T.StringType(), False)]
+    fields += [T.StructField(f.name, f.data_type(), True) for f in SCORES.select(SCORE_FIELDS)]
+    fields += [T.StructField(f.name, f.data_type(), True) for f in ALERT_STATE.select(("alert_key", "name", "values"))]
+    fields.append(T.StructField("state_date", T.DateType(), True))
+    return T.StructType(fields)
+
+
+def state_from_rows(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """One entity's state from its ``(name, values)`` rows."""
+    return {str(n): np.asarray(v, dtype=np.float64) for n, v in zip(rows["name"], rows["values"], strict=True)}
+
+
+def make_alerter(
+    params: AlertParams, key: str, start: dt.date, end: dt.date
+) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    """The function handed to ``cogroup(...).applyInPandas``: windows x states of a hash group."""
+    names = output_schema().fieldNames()
+
+    def alert(windows: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        by_entity = dict(tuple(states.groupby("entity"))) if len(states) else {}
+        for entity, mine in windows.groupby("entity", sort=True):
+            before = by_entity.get(entity)
+            state = state_from_rows(before) if before is not None else None
+            night = mine.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
+            night["date"] = pd.to_datetime(night["date"]).dt.date
+            scored, after = alert_nights(night, state, params)
+            keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
+            if len(keep):
+                parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])
+            rows = [
+                {"kind": "state", "entity": entity, "alert_key": key, "state_date": day, "name": name,
+                 "values": np.asarray(values, dtype=np.float64)}
+                for day, s in after for name, values in sorted(s.items())
+            ]
+            if rows:
+                parts.append(pd.DataFrame(rows))
+        if not parts:
+            return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
+        out = pd.concat(parts, ignore_index=True)
+        for n in names:
+            if n not in out:
+                out[n] = None
+        for n in ARRAY_FIELDS:  # concat fills the other kind's rows with NaN, not a null array
+            out[n] = [v if isinstance(v, (list, np.ndarray)) else None for v in out[n]]
+        return out[names]
+
+    return alert
+
+
+def replay_from(store: TableStore, key: str, shape: WindowShape, start: dt.date) -> dt.date:
+    """First night to run through the alerts: ``start`` when the state of the night before
+    exists, else the night after the last state (or the window spec's first night)."""
+    from pyspark.sql import functions as F
+
+    if not store.exists(ALERT_STATE.name):
+        return min(shape.fit_from, start)
+    last = (
+        store.read(ALERT_STATE.name)
+        .where((F.col("alert_key") == key) & (F.col("date") < F.lit(start)))
+        .agg(F.max("date").alias("d")).first().d
+    )
+    if last is None:
+        return min(shape.fit_from, start)
+    return last + dt.timedelta(days=1)
+
+
+def states_before(store: TableStore, key: str, day: dt.date) -> "DataFrame":
+    """Each entity's latest state rows from before ``day`` (empty frame when none)."""
+    from pyspark.sql import functions as F
+
+    schema = ALERT_STATE.struct_type(STATE_FIELDS)
+    if not store.exists(ALERT_STATE.name):
+        return store.spark.createDataFrame([], schema)
+    mine = store.read(ALERT_STATE.name).where((F.col("alert_key") == key) & (F.col("date") < F.lit(day)))
+    latest = mine.groupBy("entity").agg(F.max("date").alias("date"))
+    return mine.join(latest, ["entity", "date"]).select(*STATE_FIELDS)
+
+
+def alert_frames(
+    store: TableStore, cfg: AlertsConfig, model: RegisteredModel, shape: WindowShape,
+    scored: "DataFrame", first: dt.date, start: dt.date, end: dt.date, run_id: str,
+) -> tuple["DataFrame", "DataFrame"]:
+    """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`replay_from`).
+
+    Args:
+        scored: The scorer's output (:data:`SCORER_FIELDS` and ``raw_values``) for ``[first, end]``.
+
+    Returns:
+        (rows of the ``scores`` table for ``[start, end]``, rows of ``alert_state`` for every
+        night in ``[first, end]``), both computed once (checkpointed).
+    """
+    from pyspark.sql import functions as F
+
+    key = alert_key(cfg, shape.spec_id)
+    params = alert_params(cfg, shape, model)
+    groups = entity_groups(store.spark, first, end)
+    group = group_of(groups)
+    both = (
+        scored.withColumn("_group", group).groupBy("_group")
+        .cogroup(states_before(store, key, first).withColumn("_group", group).groupBy("_group"))
+        .applyInPandas(make_alerter(params, key, start, end), output_schema())
+        .localCheckpoint(eager=True)
+    )
+    scores = both.where(F.col("kind") == "score").select(
+        *[F.col(f.name).cast(f.data_type()).alias(f.name) for f in SCORES.select(SCORE_FIELDS)],
+        F.lit(model.model_id).alias("model_id"), F.lit(run_id).alias("run_id"),
+    )
+    states = both.where(F.col("kind") == "state").select(
+        "alert_key", "entity", F.col("state_date").alias("date"), "name", "values",
+        F.lit(run_id).alias("run_id"),
+    )
+    return scores, states
+
+
+def without_alerts(scored: "DataFrame", model: RegisteredModel, run_id: str) -> "DataFrame":
+    """Scores rows when adaptive alerts are off (or in row mode): the model's threshold decides."""
+    from pyspark.sql import functions as F
+
+    extra = {
+        "model_score": F.col("score"), "p_value": F.lit(None), "alert": F.col("is_anomaly"),
+        "driver": F.lit(None), "driver_feature": F.lit(None), "actual": F.lit(None),
+        "expected_low": F.lit(None), "expected_high": F.lit(None),
+    }
+    cols = [
+        (F.col(f.name) if f.name in SCORER_FIELDS else extra[f.name]).cast(f.data_type()).alias(f.name)
+        for f in SCORES.select(SCORE_FIELDS)
+    ]
+    return scored.select(*cols, F.lit(model.model_id).alias("model_id"), F.lit(run_id).alias("run_id"))
+
