@@ -35,6 +35,7 @@ RELATIVE_SCALE_FLOOR = 1e-3  # scale floor of other features, relative to |locat
 ABSOLUTE_SCALE_FLOOR = 1e-9
 SEASONAL_SHARE_FLOOR = 0.25  # a seasonal slot's sigma >= this x the feature's overall sigma
 MAX_Z = 1e3  # |z| beyond this says nothing more
+UNCLIPPED = 5  # values learned before winsorizing starts
 
 
 def is_count(feature: str) -> bool:
@@ -80,9 +81,10 @@ def robust_step(
     """Learn one value per cell: winsorized exponentially weighted location and mean deviation.
 
     The weight of the new value is ``max(1 / (n + 1), 1 - 2 ** (-1 / halflife))``: a plain
-    running mean while few values were seen, then exponential forgetting. The value is clipped to
-    ``loc +- clip x sigma`` before it updates the location, so one outlier moves it little while a
-    lasting shift is learned within a few half-lives.
+    running mean while few values were seen, then exponential forgetting. From the
+    :data:`UNCLIPPED`-th value on, the value is clipped to ``loc +- clip x sigma`` before it updates
+    the location, so one outlier moves it little while a lasting shift is learned within a few
+    half-lives.
 
     Args:
         x: New values, any shape; NaN cells are not updated.
@@ -100,7 +102,9 @@ def robust_step(
     alpha = np.maximum(1.0 / (n + 1.0), 1.0 - 2.0 ** (-1.0 / halflife))
     first = n == 0
     sigma = np.maximum(_MAD_TO_SIGMA * mad, scale_floor(loc, counts))
-    dev = np.where(first, 0.0, np.clip(x - loc, -clip * sigma, clip * sigma))
+    # no winsorizing before a scale exists (the first UNCLIPPED values are plain running means)
+    bound = np.where(n < UNCLIPPED, np.inf, clip * sigma)
+    dev = np.where(first, 0.0, np.clip(x - loc, -bound, bound))
     new_loc = np.where(first, x, loc + alpha * dev)
     new_mad = np.where(first, 0.0, mad + alpha * (np.abs(dev) - mad))
     return (np.where(ok, new_loc, loc), np.where(ok, new_mad, mad), np.where(ok, n + 1.0, n))

@@ -42,8 +42,8 @@ from adspark.tables import TableStore
 pytestmark = pytest.mark.slow
 
 D5, D6, D7, D8 = (dt.date(2026, 1, d) for d in (5, 6, 7, 8))
-STAGES = ("features", "windows", "scores", "intervals", "models")
-TABLES = ("features", "windows", "rejects", "scores", "intervals", "scaler_stats", "window_specs")
+STAGES = ("features", "windows", "alert_state", "scores", "intervals", "models")
+TABLES = ("features", "windows", "rejects", "alert_state", "scores", "intervals", "scaler_stats", "window_specs")
 BOOKKEEPING = {"run_id", "rejected_at", "first_seen_run", "last_run", "updated_at", "created_at",
                "fitted_at", "started_at", "finished_at"}
 
@@ -65,6 +65,8 @@ def _config(cfg: dict, warehouse: Path, retrain_every_days: int | None) -> dict:
         "threshold": {"method": "quantile", "q": 0.5},
     }
     cfg["score"] = {"batch_size": 3, "arrow_batch_rows": 2, "top_k": 2}
+    # tiny data: alerts that give verdicts after a few windows, so the night has intervals to merge
+    cfg["alerts"] = {"level": 0.3, "warmup": "6h", "min_visits": 1, "calibration": {"min_history": 2}}
     cfg["nightly"] = {"retrain_every_days": retrain_every_days, "drift_psi": None, "train_days": 2}
     return cfg
 

@@ -193,6 +193,7 @@ def test_feedback_flows_into_precision_training_and_recalibration(store, trained
     from adspark.pipeline.train import _training_windows
 
     config, model = trained
+    config = {**config, "alerts": {"enabled": False}}  # recalibration moves the model's threshold
     run_score(store, build_job_config(ScoreJobConfig, config), D5, D7)
     intervals = store.read("intervals").orderBy("peak_score", ascending=False).collect()
     assert intervals

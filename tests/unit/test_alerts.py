@@ -1,0 +1,208 @@
+"""Adaptive alerts core: baselines, calibration, fusion, onsets, state carried across nights."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adspark.core.alerts import ALERT_COLUMNS, AlertParams, alert_nights, new_state
+from adspark.core.calibration import CalibrationParams, alert_onsets, calibrate, fuse, new_calibration_state
+from adspark.core.streaming import (
+    BaselineParams,
+    from_model_scale,
+    is_count,
+    new_baseline_state,
+    robust_step,
+    run_baselines,
+    seasonal_slots,
+    to_model_scale,
+)
+
+
+def test_robust_step_is_a_running_mean_first_and_resists_one_outlier() -> None:
+    loc, mad, n = np.zeros(1), np.zeros(1), np.zeros(1)
+    no = np.array([False])
+    for x in (1.0, 3.0):
+        loc, mad, n = robust_step(np.array([x]), loc, mad, n, halflife=100, clip=3.0, counts=no)
+    assert loc[0] == pytest.approx(2.0) and n[0] == 2  # plain mean of 1 and 3
+    for x in (1.0, 3.0, 1.0, 3.0):
+        loc, mad, n = robust_step(np.array([x]), loc, mad, n, halflife=100, clip=3.0, counts=no)
+    before = loc.copy()
+    loc, _, _ = robust_step(np.array([1e6]), loc, mad, n, halflife=100, clip=3.0, counts=no)
+    assert loc[0] - before[0] < 1.0  # winsorized: moved by at most alpha x clip x sigma
+    # NaN cells are not learned
+    loc2, mad2, n2 = robust_step(np.array([np.nan]), loc, mad, n, 100, 3.0, no)
+    assert loc2[0] == loc[0] and n2[0] == n[0]
+
+
+def test_count_scale_round_trips_and_counts_are_recognized() -> None:
+    counts = np.array([True, False])
+    v = np.array([[0.0, -2.0], [9.0, 3.5]])
+    np.testing.assert_allclose(from_model_scale(to_model_scale(v, counts), counts), v)
+    assert is_count("event_count") and is_count("category__fuel") and is_count("ip_distinct")
+    assert not is_count("amount_sum") and not is_count("value_mean")
+
+
+def test_seasonal_slots_hour_of_day_and_weekend() -> None:
+    t = pd.DatetimeIndex(["2026-01-05 00:30", "2026-01-05 13:00", "2026-01-10 13:00"])  # Mon, Mon, Sat
+    np.testing.assert_array_equal(seasonal_slots(t, 1800, "UTC"), [0, 13, 24 + 13])
+    np.testing.assert_array_equal(seasonal_slots(t, 86400, "UTC"), [0, 0, 1])
+    # the zone moves the hour: 13:00 UTC is 14:00 in Paris in January
+    assert seasonal_slots(t[1:2], 3600, "Europe/Paris")[0] == 14
+
+
+def _daily_counts(days: int, rng: np.random.Generator) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    t = pd.date_range("2026-01-05", periods=24 * days, freq="1h")
+    rate = 2.0 + 18.0 * np.exp(-0.5 * ((t.hour.to_numpy() - 12) / 3.0) ** 2)
+    return t, rng.poisson(rate).astype(float)[:, None]
+
+
+def test_seasonal_baseline_flags_a_drop_at_a_busy_hour_not_the_quiet_night() -> None:
+    t, x = _daily_counts(15, np.random.default_rng(0))
+    x[-12, 0] = 0.0  # noon of the last day: no events where about 20 are usual
+    out, _ = run_baselines(x, seasonal_slots(t, 3600, "UTC"), np.array([True]),
+                           new_baseline_state(1, 48), BaselineParams(level_halflife=24))
+    z = out.z["seasonal"][:, 0]
+    assert z[-12] < -5
+    assert np.abs(z[24 * 7 : -24]).max() < 5  # a quiet night is normal for its slot
+    assert out.expected_loc[-12, 0] > to_model_scale(np.array([[10.0]]), np.array([True]))[0, 0]
+
+
+def test_baselines_score_before_they_learn_and_carry_state() -> None:
+    t, x = _daily_counts(6, np.random.default_rng(1))
+    slots = seasonal_slots(t, 3600, "UTC")
+    counts, params = np.array([True]), BaselineParams(level_halflife=24)
+    whole, s_whole = run_baselines(x, slots, counts, new_baseline_state(1, 48), params)
+    first, s1 = run_baselines(x[:70], slots[:70], counts, new_baseline_state(1, 48), params)
+    second, s2 = run_baselines(x[70:], slots[70:], counts, s1, params)
+    for name in whole.z:
+        np.testing.assert_array_equal(whole.z[name], np.vstack([first.z[name], second.z[name]]))
+    for k in s_whole:
+        np.testing.assert_array_equal(s_whole[k], s2[k])
+    # causal: changing a later value leaves earlier verdicts alone
+    y = x.copy()
+    y[100, 0] = 500.0
+    other, _ = run_baselines(y, slots, counts, new_baseline_state(1, 48), params)
+    for name in whole.z:
+        np.testing.assert_array_equal(other.z[name][:101 - 1], whole.z[name][:100])
+    assert other.z["extreme"][100, 0] > 1.0 and other.z["level"][100, 0] > 5
+
+
+def test_calibration_known_answer_and_adaptation() -> None:
+    params = CalibrationParams(short=1, halflife=1e9, min_history=3, min_std=1e-9)
+    p, state = calibrate(np.array([1.0, 3.0, 1.0, 3.0]), new_calibration_state(1), params, log=False)
+    assert (p[:3] == 1.0).all()  # no verdict before 3 scores
+    # 4th: mean of (1, 3, 1) = 5/3, population variance 8/9 -> z = (3 - 5/3) / sqrt(8/9)
+    from scipy.stats import norm
+
+    assert p[3] == pytest.approx(norm.sf((3 - 5 / 3) / np.sqrt(8 / 9)))
+    np.testing.assert_allclose(state["stats"], [2.0, 1.0, 4.0])
+    # a lasting shift alerts at its onset, then becomes the new normal
+    params = CalibrationParams(short=1, halflife=20, min_history=10, min_std=0.05)
+    raw = np.r_[np.random.default_rng(2).normal(1.0, 0.1, 200).clip(0), np.full(200, 3.0)]
+    p, _ = calibrate(raw, new_calibration_state(1), params, log=False)
+    assert p[200] < 1e-6 and p[-1] > 1e-2
+
+
+def test_calibration_in_pieces_equals_calibration_at_once() -> None:
+    params = CalibrationParams(short=3, halflife=50, min_history=5)
+    raw = np.random.default_rng(3).gamma(2.0, 1.0, (120, 4))
+    raw[17, 2] = np.nan
+    whole, s_whole = calibrate(raw, new_calibration_state(3, 4), params)
+    a, s_a = calibrate(raw[:50], new_calibration_state(3, 4), params)
+    b, s_b = calibrate(raw[50:], s_a, params)
+    np.testing.assert_allclose(whole, np.vstack([a, b]))
+    for k in s_whole:
+        np.testing.assert_allclose(s_whole[k], s_b[k])
+
+
+def test_fusion_rules() -> None:
+    p = np.array([[0.01, 0.5, 1.0], [1.0, 1.0, 1.0]])
+    fused, driver = fuse(p, "bonferroni")
+    np.testing.assert_allclose(fused, [0.03, 1.0])
+    assert driver.tolist() == [0, 0]
+    from scipy.stats import chi2
+
+    fused, _ = fuse(p, "fisher")
+    assert fused[0] == pytest.approx(chi2.sf(-2 * np.log([0.01, 0.5, 1.0]).sum(), 6))
+    with pytest.raises(ValueError, match="unknown fusion rule"):
+        fuse(p, "mean")
+
+
+def test_alert_onsets_one_alert_per_run_also_across_nights() -> None:
+    a = np.array([True, True, False, True, False, False, True])
+    assert alert_onsets(a).tolist() == [True, False, False, True, False, False, True]
+    assert alert_onsets(a, previous=True).tolist()[0] is False  # the run started last night
+
+
+def _windows(days: int, spike_at: int | None, seed: int = 0) -> tuple[pd.DataFrame, AlertParams]:
+    """An entity's hourly counts cut into windows of 6 buckets, stride 3."""
+    t, x = _daily_counts(days, np.random.default_rng(seed))
+    if spike_at is not None:
+        x[spike_at : spike_at + 3, 0] = 120.0
+    w, s = 6, 3
+    ends = [i for i in range(w - 1, len(t)) if i % s == s - 1]
+    frame = pd.DataFrame({
+        "window_start": [t[i - w + 1] for i in ends],
+        "date": [t[i].date() for i in ends],
+        "raw_values": [x[i - w + 1 : i + 1].ravel() for i in ends],
+        "model_score": np.random.default_rng(seed + 1).gamma(4.0, 0.25, len(ends)),
+        "top_features": [["event_count"]] * len(ends),
+    })
+    params = AlertParams(features=("event_count",), n_steps=w, stride=s, bucket_seconds=3600,
+                         baselines=BaselineParams(level_halflife=24),
+                         calibration=CalibrationParams(short=1, min_history=20), model_reference=1.0)
+    return frame, params
+
+
+def test_alert_nights_flag_a_spike_once_with_its_expected_range() -> None:
+    spike = 24 * 12 + 13
+    frame, params = _windows(14, spike)
+    scored, states = alert_nights(frame, None, params)
+    assert set(ALERT_COLUMNS) <= set(scored.columns) and len(states) == 14
+    hits = scored[scored["alert"]]
+    assert len(hits) >= 1
+    first = hits.iloc[0]
+    spike_time = pd.Timestamp("2026-01-05") + pd.Timedelta(hours=spike)
+    assert first["window_start"] <= spike_time < first["window_start"] + pd.Timedelta(hours=6)
+    assert first["driver"] in ("level", "diff", "seasonal", "extreme")
+    assert first["driver_feature"] == "event_count" and first["actual"] == 120.0
+    assert first["expected_low"] <= first["expected_high"] < 120.0
+    assert (scored["p_value"] < params.level).sum() <= 4  # the spike's windows, no others
+    # the clean series raises no alert at all
+    clean, _ = alert_nights(_windows(14, None)[0], None, params)
+    assert not clean["alert"].any()
+
+
+def test_nights_one_by_one_equal_the_range_and_reruns_are_identical() -> None:
+    frame, params = _windows(6, 24 * 4 + 10)
+    whole, states = alert_nights(frame, None, params)
+    state, parts = None, []
+    for day in sorted(frame["date"].unique()):
+        scored, after = alert_nights(frame[frame["date"] == day], state, params)
+        parts.append(scored)
+        state = after[-1][1]
+        again, after_again = alert_nights(frame[frame["date"] == day], states[[d for d, _ in states].index(day) - 1][1]
+                                          if day != frame["date"].min() else None, params)
+        pd.testing.assert_frame_equal(again, scored)
+    one_by_one = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(one_by_one, whole)
+    for k, v in states[-1][1].items():
+        np.testing.assert_array_equal(v, state[k])
+
+
+def test_new_state_shapes() -> None:
+    params = AlertParams(features=("a", "b"), n_steps=4, stride=2, bucket_seconds=300)
+    s = new_state(params)
+    assert s["season_loc"].size == 2 * 24 * 2 and s["cal_model_stats"].size == 3
+    assert s["cal_seasonal_stats"].size == 3 * 2 and s["cursor"][0] == -np.inf
+
+
+def test_alert_nights_on_no_windows() -> None:
+    params = AlertParams(features=("a",), n_steps=2, stride=1, bucket_seconds=3600)
+    empty = pd.DataFrame({"window_start": pd.Series(dtype="datetime64[ns]"), "date": pd.Series(dtype=object),
+                          "raw_values": [], "model_score": [], "top_features": []})
+    scored, states = alert_nights(empty, None, params)
+    assert scored.empty and states == []
