@@ -170,8 +170,9 @@ class BaselineOutput:
 
     Attributes:
         z: Per baseline, shape (n, F): robust z (extreme: exceedance in units of the range).
-        expected: Seasonal (else level) location per bucket and feature, original scale, (n, F).
-        spread: Seasonal (else level) sigma on the compared scale, (n, F).
+        expected_loc: Seasonal (else level) location per bucket and feature, on the compared
+            scale (:func:`to_model_scale`), shape (n, F).
+        expected_sigma: Seasonal (else level) sigma on the compared scale, shape (n, F).
     """
 
     z: dict[str, np.ndarray]
@@ -199,7 +200,6 @@ def run_baselines(
     n, f = x_all.shape
     s = {k: v.copy() for k, v in state.items()}
     n_slots = s["season_loc"].size // max(f, 1)
-    per_day = n_slots // 2
     s_loc = s["season_loc"].reshape(n_slots, f)
     s_mad = s["season_mad"].reshape(n_slots, f)
     s_n = s["season_n"].reshape(n_slots, f)
@@ -207,7 +207,24 @@ def run_baselines(
     exp_loc = np.zeros((n, f))
     exp_sigma = np.zeros((n, f))
     p = params
-    for t in range(n):
+    with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
+        _learn(x_all, slots, counts, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p)
+    s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
+    return BaselineOutput(z, exp_loc, exp_sigma), s
+
+
+def _learn(
+    x_all: np.ndarray, slots: np.ndarray, counts: np.ndarray, s: dict[str, np.ndarray],
+    s_loc: np.ndarray, s_mad: np.ndarray, s_n: np.ndarray, z: dict[str, np.ndarray],
+    exp_loc: np.ndarray, exp_sigma: np.ndarray, p: BaselineParams,
+) -> None:
+    """The time loop of :func:`run_baselines`: fills ``z``/``exp_*`` and updates the state in place.
+
+    ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s`` as (slots, F) views.
+    """
+    f = x_all.shape[1]
+    per_day = s_loc.shape[0] // 2
+    for t in range(x_all.shape[0]):
         x = x_all[t]
         slot = int(slots[t])
         # a weekend slot seen too rarely borrows the weekday slot of the same hour (and back)
@@ -245,5 +262,3 @@ def run_baselines(
         s["min"] = np.where(ok, np.minimum(s["min"], np.where(ok, x, np.inf)), s["min"])
         s["max"] = np.where(ok, np.maximum(s["max"], np.where(ok, x, -np.inf)), s["max"])
         s["seen"] = s["seen"] + 1.0
-    s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
-    return BaselineOutput(z, exp_loc, exp_sigma), s

@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,7 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
     )
 
 
-def output_schema() -> "StructType":
+def output_schema() -> StructType:
     """Scores rows and state rows in one frame (``kind`` tells them apart), all nullable."""
     from pyspark.sql import types as T
 
@@ -155,7 +156,7 @@ def replay_from(store: TableStore, key: str, shape: WindowShape, start: dt.date)
     return last + dt.timedelta(days=1)
 
 
-def states_before(store: TableStore, key: str, day: dt.date) -> "DataFrame":
+def states_before(store: TableStore, key: str, day: dt.date) -> DataFrame:
     """Each entity's latest state rows from before ``day`` (empty frame when none)."""
     from pyspark.sql import functions as F
 
@@ -169,8 +170,8 @@ def states_before(store: TableStore, key: str, day: dt.date) -> "DataFrame":
 
 def alert_frames(
     store: TableStore, cfg: AlertsConfig, model: RegisteredModel, shape: WindowShape,
-    scored: "DataFrame", first: dt.date, start: dt.date, end: dt.date, run_id: str,
-) -> tuple["DataFrame", "DataFrame"]:
+    scored: DataFrame, first: dt.date, start: dt.date, end: dt.date, run_id: str,
+) -> tuple[DataFrame, DataFrame]:
     """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`replay_from`).
 
     Args:
@@ -203,7 +204,7 @@ def alert_frames(
     return scores, states
 
 
-def without_alerts(scored: "DataFrame", model: RegisteredModel, run_id: str) -> "DataFrame":
+def without_alerts(scored: DataFrame, model: RegisteredModel, run_id: str) -> DataFrame:
     """Scores rows when adaptive alerts are off (or in row mode): the model's threshold decides."""
     from pyspark.sql import functions as F
 

@@ -90,7 +90,7 @@ def feature_names(store: TableStore, spec_id: str) -> list[str]:
 def scored_windows(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, features: list[str],
     start: dt.date, end: dt.date, passthrough: tuple[str, ...] = (),
-) -> "DataFrame":
+) -> DataFrame:
     """The model's scores of the windows of ``[start, end]`` (lazy): the scorer's output fields."""
     from pyspark.sql import functions as F
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,7 +32,7 @@ def test_robust_step_is_a_running_mean_first_and_resists_one_outlier() -> None:
     loc, _, _ = robust_step(np.array([1e6]), loc, mad, n, halflife=100, clip=3.0, counts=no)
     assert loc[0] - before[0] < 1.0  # winsorized: moved by at most alpha x clip x sigma
     # NaN cells are not learned
-    loc2, mad2, n2 = robust_step(np.array([np.nan]), loc, mad, n, 100, 3.0, no)
+    loc2, _, n2 = robust_step(np.array([np.nan]), loc, mad, n, 100, 3.0, no)
     assert loc2[0] == loc[0] and n2[0] == n[0]
 
 
@@ -184,8 +183,10 @@ def test_nights_one_by_one_equal_the_range_and_reruns_are_identical() -> None:
         scored, after = alert_nights(frame[frame["date"] == day], state, params)
         parts.append(scored)
         state = after[-1][1]
-        again, after_again = alert_nights(frame[frame["date"] == day], states[[d for d, _ in states].index(day) - 1][1]
-                                          if day != frame["date"].min() else None, params)
+        # a rerun of the night from the state the range run kept for the night before
+        days = [d for d, _ in states]
+        before = states[days.index(day) - 1][1] if days.index(day) else None
+        again, _ = alert_nights(frame[frame["date"] == day], before, params)
         pd.testing.assert_frame_equal(again, scored)
     one_by_one = pd.concat(parts, ignore_index=True)
     pd.testing.assert_frame_equal(one_by_one, whole)
