@@ -24,6 +24,7 @@ D-1 and the windows of D.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,6 +75,8 @@ class AlertParams:
         calibration: Calibration parameters.
         model_reference: The model's median validation score (the model's raw score is divided
             by it); ``None`` when the windows carry no model score.
+        model_out_of_sample: First night whose windows the model was not fitted on: earlier
+            windows' model scores are in-sample (too low) and do not enter its calibration.
     """
 
     features: tuple[str, ...]
@@ -87,6 +90,7 @@ class AlertParams:
     baselines: BaselineParams = field(default_factory=BaselineParams)
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     model_reference: float | None = None
+    model_out_of_sample: dt.date | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -193,6 +197,9 @@ def alert_step(
         if d == "model":
             ref = params.model_reference if params.model_reference else 1.0
             raw, rows = df["model_score"].to_numpy(np.float64) / max(ref, 1e-12), None
+            if params.model_out_of_sample is not None:
+                raw = np.where(pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample,
+                               np.nan, raw)
         else:
             raw, rows = _window_evidence(out.z[d], owner, n)
         cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}

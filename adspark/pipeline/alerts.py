@@ -82,7 +82,14 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
             min_std=cfg.calibration.min_std,
         ),
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
+        model_out_of_sample=_first_validation_night(model),
     )
+
+
+def _first_validation_night(model: RegisteredModel) -> dt.date | None:
+    """The first night the model did not fit on (older registrations: the night after training)."""
+    recorded = model.metrics.get("first_validation_night")
+    return dt.date.fromisoformat(recorded) if recorded else model.train_to + dt.timedelta(days=1)
 
 
 def output_schema() -> StructType:

@@ -305,7 +305,9 @@ def run_train(
             fitted = fit_entity_models(windows, first_val, n_steps, n_features, cfg.train)
         else:
             fitted = _fit_global(cfg, backend, windows, first_val, n_steps, n_features)
-        metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3)}
+        # windows before first_val were fitted on: their scores are in-sample (alert calibration skips them)
+        metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3),
+                   "first_validation_night": first_val.isoformat()}
         threshold = fitted.threshold
         model = RegisteredModel(
             model_id=f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",

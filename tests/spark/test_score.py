@@ -14,8 +14,8 @@ from adspark.config import (
     build_job_config,
 )
 from adspark.core.thresholds import Threshold
-from adspark.pipeline.intervals import update_intervals
 from adspark.errors import EmptyInputError
+from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.nightly import _retrain_reason, run_nightly
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import load_detector, run_train
@@ -190,7 +190,12 @@ def test_evaluate_against_labels_writes_one_row(store, trained, spark):
 
 def test_feedback_flows_into_precision_training_and_recalibration(store, trained, spark):
     from adspark.errors import AdsparkError
-    from adspark.pipeline.feedback import add_feedback, ensure_feedback_table, feedback_summary, recalibrate
+    from adspark.pipeline.feedback import (
+        add_feedback,
+        ensure_feedback_table,
+        feedback_summary,
+        recalibrate,
+    )
     from adspark.pipeline.train import _training_windows
 
     config, model = trained
@@ -235,7 +240,7 @@ def test_feedback_flows_into_precision_training_and_recalibration(store, trained
 def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, trained):
     import shutil
 
-    config, model = trained
+    config, _ = trained
     # tiny data (5 windows per entity): the model's calibrated score alone, a lenient level
     config = {**config, "alerts": {"level": 0.999, "warmup": "6h", "min_visits": 1, "detectors": ["model"],
                                    "calibration": {"min_history": 2}}}
