@@ -276,6 +276,8 @@ def main() -> None:
     parser.add_argument("--nab-features", choices=("level", "diff", "both"), default="level",
                         help="nab: the bucket's value, its change, or both")
     parser.add_argument("--nab-center", action="store_true", help="nab: center each window on its mean")
+    parser.add_argument("--nab-alerts", choices=("on", "off"), default="on",
+                        help="nab: adaptive alerts (default) or the model's fitted thresholds alone")
     parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma"))
     parser.add_argument("--tail", type=float, default=1e-3, help="pot, distribution: tail probability")
     parser.add_argument("--level", type=float, default=0.98, help="pot: quantile above which scores are peaks")
@@ -298,9 +300,9 @@ def main() -> None:
 
                 detector = {**NAB_DETECTOR, "epochs": args.epochs, "seed": SEED}
                 result = run_nab(Path(tmp), args.nab_window, detector, threshold, _cli, args.nab_features,
-                                 args.nab_center)
+                                 args.nab_center, args.nab_alerts == "on")
                 print_nab(result)
-                everything[f"nab-{args.nab_features}{'-centered' if args.nab_center else ''}"] = result
+                everything[f"nab-{args.nab_features}{'-centered' if args.nab_center else ''}-alerts-{args.nab_alerts}"] = result
                 saved.parent.mkdir(exist_ok=True)
                 saved.write_text(json.dumps(everything, indent=2, default=float))
                 continue

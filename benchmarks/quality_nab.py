@@ -234,12 +234,13 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 
 
 def project(warehouse: Path, window: int, detector: dict, threshold: dict, series: list[Series],
-            features: str = "level", center: bool = False) -> dict:
+            features: str = "level", center: bool = False, alerts: bool = True) -> dict:
     """The YAML project (as a dict) of the NAB run.
 
     ``features``: ``level`` (the bucket's value), ``diff`` (its change from the previous bucket:
     level shifts become one spike, slow drift disappears) or ``both``. ``center``: each window
-    centered on its own mean (``window.scaling.center_windows``): shape, not level.
+    centered on its own mean (``window.scaling.center_windows``): shape, not level. ``alerts``:
+    the adaptive alerts with their documented defaults (else the model's fitted thresholds alone).
     """
     first, train_to, _ = date_span(series)
     return {
@@ -259,12 +260,13 @@ def project(warehouse: Path, window: int, detector: dict, threshold: dict, serie
                   "detector": detector, "threshold": threshold},
         "score": {"top_k": 1},
         "intervals": {"gap": "0s", "min_duration": "0s", "top_k": 1, "lookback_days": 0},
+        "alerts": {"enabled": alerts},
         "evaluate": {"labels_table": "labels"},
     }
 
 
 def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, features: str = "level",
-            center: bool = False) -> dict:
+            center: bool = False, alerts: bool = True) -> dict:
     """The whole NAB run through the CLI; every figure of its table.
 
     Args:
@@ -275,6 +277,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         cli: Runs one ``adspark`` command line (raises when it fails).
         features: ``level``, ``diff`` or ``both`` (see :func:`project`).
         center: Center each window on its own mean.
+        alerts: Adaptive alerts (default config: per-series state from the probationary nights on,
+            one alert level 1e-5), else the model's fitted per-series thresholds.
     """
     import yaml
     from pyspark.sql import functions as F
@@ -296,7 +300,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         "overwrite").save(str(root / "labels"))
     conf = tmp / "nab.yaml"
     th = {**threshold, "scope": "entity"}
-    conf.write_text(yaml.safe_dump(project(warehouse, window, detector, th, series, features, center)))
+    conf.write_text(yaml.safe_dump(project(warehouse, window, detector, th, series, features, center, alerts)))
     c = ["--conf", str(conf)]
     t0 = time.perf_counter()
     cli(["discretize", *c, "--from", str(first), "--to", str(last)])
@@ -321,6 +325,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         severity.append(score / th)
     return {
         "model_id": model.model_id, "seconds": seconds, "window": window, "features": features, "center": center,
+        "alerts": alerts,
         "detector": detector,
         "threshold": threshold, "rows": int(sum(len(s.value) for s in series)), "unscored_rows": unscored,
         "windows": int(sum(sc.n_windows for sc in scorers)), "series": len(series),
@@ -339,12 +344,14 @@ def print_nab(r: dict) -> None:
     print(f"\n### NAB: {r['series']} series, {r['rows']} rows, {r['windows']} labeled windows "
           f"(dense AE over {r['window']} buckets of 5 min, features {r['features']}"
           f"{' centered' if r['center'] else ''}; "
+          f"{'adaptive alerts, level 1e-5' if r.get('alerts') else 'fitted per-series thresholds'}; "
           f"{r['unscored_rows']} scored rows without a window)")
     print("| detector | standard | reward low FP | reward low FN |")
     print("|---|---|---|---|")
+    fitted = "label-free alert level" if r.get("alerts") else "fitted thresholds"
     rows = {
-        "adspark, fitted thresholds, every row flagged": r["fitted_every_row"],
-        "adspark, fitted thresholds, alert onsets": r["fitted_onsets"],
+        f"adspark, {fitted}, every row flagged": r["fitted_every_row"],
+        f"adspark, {fitted}, alert onsets": r["fitted_onsets"],
         "adspark, NAB corpus threshold, every row": {k: v["score"] for k, v in r["sweep_every_row"].items()},
         "adspark, NAB corpus threshold, alert onsets": {k: v["score"] for k, v in r["sweep_onsets"].items()},
     }

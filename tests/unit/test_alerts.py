@@ -207,3 +207,23 @@ def test_alert_nights_on_no_windows() -> None:
                           "raw_values": [], "model_score": [], "top_features": []})
     scored, states = alert_nights(empty, None, params)
     assert scored.empty and states == []
+
+
+def test_in_sample_model_scores_do_not_enter_the_calibration() -> None:
+    frame, params = _windows(4, None)
+    last_day = frame["date"].max()
+    masked = AlertParams(**{**params.__dict__, "detectors": ("model",), "model_out_of_sample": last_day})
+    _, states = alert_nights(frame, None, masked)
+    learned = states[-1][1]["cal_model_stats"][2]
+    assert learned == (frame["date"] == last_day).sum()
+
+
+def test_alerts_config_is_strict() -> None:
+    from adspark.config import AlertsConfig
+
+    with pytest.raises(ValueError, match="detectors listed twice"):
+        AlertsConfig(detectors=["model", "model"])
+    with pytest.raises(ValueError, match="unknown time zone"):
+        AlertsConfig(timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="Input should be"):
+        AlertsConfig(detectors=["pca"])
