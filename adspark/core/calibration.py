@@ -48,9 +48,10 @@ class CalibrationParams:
 
 
 def new_calibration_state(short: int, width: int = 1) -> dict[str, np.ndarray]:
-    """Empty state of ``width`` parallel series: ``recent`` raw scores (``short - 1`` rows, NaN =
-    none yet) and ``stats`` (mean, variance, count), flattened."""
-    return {"recent": np.full(max(short - 1, 0) * width, np.nan), "stats": np.zeros(3 * width)}
+    """Empty state of ``width`` parallel series: ``recent`` raw scores (``short - 1`` rows; the
+    last ``min(count, short - 1)`` of them are real) and ``stats`` (mean, variance, count),
+    flattened. Every value is finite (the state is stored in a table without nulls)."""
+    return {"recent": np.zeros(max(short - 1, 0) * width), "stats": np.zeros(3 * width)}
 
 
 def normal_sf(z: np.ndarray) -> np.ndarray:
@@ -86,12 +87,13 @@ def calibrate(
     mean, var, count = (row.copy() for row in state["stats"].reshape(3, k))
     decay = 1.0 - 2.0 ** (-1.0 / params.halflife)
     out = np.ones((n, k))
+    rows_back = np.arange(keep, 0, -1)[:, None]  # row r of recent is rows_back[r] scores ago
     for t in range(n):
         value = x[t]
         ok = np.isfinite(value)
-        stack = np.vstack([recent, value[None, :]]) if keep else value[None, :]
-        seen = np.isfinite(stack)
-        avg = np.where(seen, stack, 0.0).sum(axis=0) / np.maximum(seen.sum(axis=0), 1)
+        stack = np.vstack([recent, np.where(ok, value, 0.0)[None, :]]) if keep else np.where(ok, value, 0.0)[None, :]
+        real = np.vstack([rows_back <= count[None, :], np.ones((1, k), bool)]) if keep else np.ones((1, k), bool)
+        avg = np.where(real, stack, 0.0).sum(axis=0) / real.sum(axis=0)
         std = np.maximum(np.sqrt(var), params.min_std)
         ready = ok & (count >= params.min_history)
         out[t] = np.where(ready, normal_sf((avg - mean) / std), 1.0)

@@ -158,7 +158,7 @@ def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
     zeros = np.zeros
     return {
         "level_loc": zeros(f), "level_mad": zeros(f), "level_n": zeros(f),
-        "diff_loc": zeros(f), "diff_mad": zeros(f), "diff_n": zeros(f), "prev": np.full(f, np.nan),
+        "diff_loc": zeros(f), "diff_mad": zeros(f), "diff_n": zeros(f), "prev": zeros(f),
         "season_loc": zeros(n_slots * f), "season_mad": zeros(n_slots * f), "season_n": zeros(n_slots * f),
         "min": np.full(f, np.inf), "max": np.full(f, -np.inf), "seen": zeros(1),
     }
@@ -239,7 +239,7 @@ def _learn(
         seasonal_sigma = sigma_of(loc_k, mad_k, counts, slot_floor)
         z["seasonal"][t] = robust_z(x, loc_k, seasonal_sigma, n_k, p.min_visits)
         z["level"][t] = robust_z(x, s["level_loc"], level_sigma, s["level_n"], p.min_buckets)
-        d = x - s["prev"]
+        d = np.where(s["level_n"] > 0, x - s["prev"], np.nan)  # no change before a first value
         diff_sigma = sigma_of(s["diff_loc"], s["diff_mad"], counts, slot_floor)
         z["diff"][t] = robust_z(d, s["diff_loc"], diff_sigma, s["diff_n"], p.min_buckets)
         span = np.where(np.isfinite(s["max"] - s["min"]), s["max"] - s["min"], 0.0)

@@ -192,6 +192,7 @@ def test_nights_one_by_one_equal_the_range_and_reruns_are_identical() -> None:
     pd.testing.assert_frame_equal(one_by_one, whole)
     for k, v in states[-1][1].items():
         np.testing.assert_array_equal(v, state[k])
+        assert not np.isnan(v).any(), f"state {k} holds NaN (stored as null)"
 
 
 def test_new_state_shapes() -> None:
