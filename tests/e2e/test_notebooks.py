@@ -28,6 +28,8 @@ def test_notebooks_run_in_order_on_tiny_data(spark, tmp_path, monkeypatch, capsy
     data["window"]["scaling"].update({"fit_from": "2026-01-05", "fit_to": "2026-01-07"})
     data["train"]["detector"].update({"epochs": 2, "hidden": [16], "bottleneck": 4})
     data["nightly"].update({"train_days": 3, "drift_psi": None})
+    # 3 days of history: alerts that give verdicts after a few windows (the notebooks judge intervals)
+    data["alerts"].update({"level": 0.01, "warmup": "6h", "min_visits": 1, "calibration": {"min_history": 4}})
     conf = tmp_path / "conf.yaml"
     conf.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("ADSPARK_CONF", str(conf))
