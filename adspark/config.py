@@ -282,10 +282,10 @@ class DetectorConfig(Strict):
 class ThresholdConfig(Strict):
     """How the threshold is fitted on validation scores."""
 
-    method: Literal["quantile", "sigma", "distribution", "pot", "supervised"] = "quantile"
+    method: Literal["quantile", "sigma", "distribution", "pot", "robust", "supervised"] = "quantile"
     q: float = Field(default=0.995, gt=0, lt=1)
     beta: float = Field(default=1.0, gt=0, description="supervised: F-beta to maximize")
-    k: float = Field(default=3.0, gt=0)
+    k: float = Field(default=3.0, gt=0, description="sigma and robust: sigmas above the center")
     tail: float = Field(default=1e-3, gt=0, lt=1)
     level: float = Field(default=0.98, gt=0, lt=1, description="pot: quantile above which scores are peaks")
     scope: Literal["global", "entity"] = "global"
@@ -306,7 +306,7 @@ class ThresholdConfig(Strict):
         """The keyword options of the chosen method."""
         return {
             "quantile": {"q": self.q}, "sigma": {"k": self.k}, "distribution": {"tail": self.tail},
-            "pot": {"tail": self.tail, "level": self.level},
+            "pot": {"tail": self.tail, "level": self.level}, "robust": {"k": self.k},
             "supervised": {"beta": self.beta},
         }[self.method]
 

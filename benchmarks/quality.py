@@ -278,18 +278,19 @@ def main() -> None:
     parser.add_argument("--nab-center", action="store_true", help="nab: center each window on its mean")
     parser.add_argument("--nab-alerts", choices=("on", "off"), default="on",
                         help="nab: adaptive alerts (default) or the model's fitted thresholds alone")
-    parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma"))
+    parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma", "robust"))
     parser.add_argument("--tail", type=float, default=1e-3, help="pot, distribution: tail probability")
     parser.add_argument("--level", type=float, default=0.98, help="pot: quantile above which scores are peaks")
     parser.add_argument("--q", type=float, default=0.995, help="quantile: q")
-    parser.add_argument("--k", type=float, default=3.0, help="sigma: k")
+    parser.add_argument("--k", type=float, default=3.0, help="sigma, robust: k")
     parser.add_argument("--scaling", choices=("minmax", "robust", "none"),
                         help="override every dataset's scaling (default: minmax; none for ECG5000)")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping on validation loss)")
     args = parser.parse_args()
     threshold = {"method": args.threshold,
                  **{"pot": {"tail": args.tail, "level": args.level},
-                    "distribution": {"tail": args.tail}, "quantile": {"q": args.q}, "sigma": {"k": args.k}}[
+                    "distribution": {"tail": args.tail}, "quantile": {"q": args.q}, "sigma": {"k": args.k},
+                    "robust": {"k": args.k}}[
                      args.threshold]}
     saved = HERE / "results" / "quality.json"
     everything = json.loads(saved.read_text()) if saved.exists() else {}

@@ -11,6 +11,11 @@ Methods (higher score = more anomalous; a score above the threshold is an anomal
   generalized Pareto law fitted to the excesses over the ``level`` empirical quantile, threshold
   where the tail probability equals ``tail``. Models only the tail, so heavy-tailed reconstruction
   errors (where a law fitted to the bulk extrapolates wildly) get a sane threshold.
+- ``robust``: ``exp(median + k x 1.4826 x MAD)`` of the log scores (for positive scores, such as
+  reconstruction errors; on the raw scores otherwise). A robust location and spread of the normal
+  scores instead of an extrapolated extreme tail: with few validation scores, or a tail that sits
+  above most anomalies, it flags what lies clearly outside the bulk (k = 3 is about the 0.13%
+  upper tail of a log-normal law).
 - ``supervised``: with labels, the threshold maximizing F-beta.
 
 Per-entity thresholds come from each entity's own scores, shrunk towards the global threshold
@@ -24,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-Method = Literal["quantile", "sigma", "distribution", "pot", "supervised"]
+Method = Literal["quantile", "sigma", "distribution", "pot", "robust", "supervised"]
 CANDIDATES = ("gamma", "lognorm", "nct")
 
 
@@ -159,6 +164,28 @@ def fit_pot(scores: np.ndarray, tail: float = 1e-3, level: float = 0.98) -> Thre
     )
 
 
+def fit_robust(scores: np.ndarray, k: float = 3.0) -> Threshold:
+    """``median + k x 1.4826 x MAD``, on the log scale when every score is positive.
+
+    Args:
+        scores: Validation scores, shape (n,).
+        k: Robust sigmas above the median.
+
+    Returns:
+        The threshold; ``params`` holds the scale used (``log`` or ``raw``), median and MAD.
+    """
+    s = _clean(scores)
+    log = bool((s > 0).all())
+    v = np.log(s) if log else s
+    median = float(np.median(v))
+    mad = float(np.median(np.abs(v - median)))
+    if mad == 0:
+        mad = float(np.std(v)) / 1.4826 or 1e-12
+    cut = median + k * 1.4826 * mad
+    value = float(np.exp(cut)) if log else float(cut)
+    return Threshold("robust", value, {"k": k, "scale": "log" if log else "raw", "median": median, "mad": mad})
+
+
 def tail_probability(scores: np.ndarray, threshold: Threshold) -> np.ndarray:
     """P(score' > score) under a ``distribution`` threshold's law, shape (n,)."""
     from scipy import stats
@@ -220,11 +247,13 @@ def fit_threshold(
         return fit_distribution(scores, **options)
     if method == "pot":
         return fit_pot(scores, **options)
+    if method == "robust":
+        return fit_robust(scores, **options)
     if method == "supervised":
         if labels is None:
             raise ValueError("the supervised method needs labels")
         return fit_supervised(scores, labels, **options)
-    raise ValueError(f"unknown threshold method {method!r}; expected quantile, sigma, distribution, pot or supervised")
+    raise ValueError(f"unknown threshold method {method!r}; expected quantile, sigma, distribution, pot, robust or supervised")
 
 
 def shrink(local: float, n: int, global_value: float, strength: float) -> float:

@@ -112,3 +112,19 @@ def test_pot_config_is_checked_before_spark():
     assert ThresholdConfig(method="pot", tail=1e-3, level=0.99).options() == {"tail": 1e-3, "level": 0.99}
     with pytest.raises(ValueError, match="below 1 - level"):
         ThresholdConfig(method="pot", tail=0.05, level=0.98)
+
+
+def test_robust_threshold_on_log_scores_known_answer_and_raw_fallback():
+    from adspark.core.thresholds import fit_robust
+
+    s = np.exp(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))  # log: median 2, MAD 1
+    t = fit_robust(s, k=2.0)
+    assert t.method == "robust" and t.params["scale"] == "log"
+    assert t.value == pytest.approx(np.exp(2.0 + 2.0 * 1.4826))
+    raw = fit_robust(np.array([-1.0, 0.0, 1.0, 2.0, 3.0]), k=1.0)  # not all positive: raw scale
+    assert raw.params["scale"] == "raw" and raw.value == pytest.approx(1.0 + 1.4826)
+    # a heavy upper tail does not drag it up as far as an extreme-tail fit would
+    rng = np.random.default_rng(0)
+    scores = np.r_[rng.lognormal(0, 0.3, 2000), rng.lognormal(3, 0.3, 20)]
+    assert fit_robust(scores).value < np.quantile(scores, 0.999)
+    assert fit_threshold(scores, "robust", k=3.0).value == fit_robust(scores, 3.0).value
