@@ -75,6 +75,9 @@ class AlertParams:
         calibration: Calibration parameters.
         model_reference: The model's median validation score (the model's raw score is divided
             by it); ``None`` when the windows carry no model score.
+        model_feature_reference: The model's median validation error per feature (F values):
+            with it, each feature's error (column ``feature_errors``) over its reference is
+            calibrated on its own, so one feature's anomaly is not averaged away by the others.
         model_out_of_sample: First night whose windows the model was not fitted on: earlier
             windows' model scores are in-sample (too low) and do not enter its calibration.
     """
@@ -90,6 +93,7 @@ class AlertParams:
     baselines: BaselineParams = field(default_factory=BaselineParams)
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     model_reference: float | None = None
+    model_feature_reference: tuple[float, ...] | None = None
     model_out_of_sample: dt.date | None = None
 
     @property
@@ -103,7 +107,8 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
     state = new_baseline_state(len(params.features), 2 * slots_per_day(params.bucket_seconds))
     f = len(params.features)
     for d in params.detectors:
-        for k, v in new_calibration_state(params.calibration.short, 1 if d == "model" else f).items():
+        width = f if d != "model" or params.model_feature_reference is not None else 1
+        for k, v in new_calibration_state(params.calibration.short, width).items():
             state[f"cal_{d}_{k}"] = v
     state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
     state["last_anomalous"] = np.zeros(1)
@@ -162,6 +167,22 @@ def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarr
     return best, where
 
 
+def _model_raw(df: pd.DataFrame, params: AlertParams) -> np.ndarray:
+    """The model's raw scores: per feature (n, F) errors over their validation medians, else the
+    window score over the median validation score (n,); NaN on in-sample nights."""
+    if params.model_feature_reference is not None and "feature_errors" in df:
+        ref = np.maximum(np.asarray(params.model_feature_reference, np.float64), 1e-12)
+        raw = np.stack([np.asarray(v, np.float64) for v in df["feature_errors"]]) / ref if len(df) \
+            else np.empty((0, len(ref)))
+    else:
+        ref = params.model_reference if params.model_reference else 1.0
+        raw = df["model_score"].to_numpy(np.float64) / max(ref, 1e-12)
+    if params.model_out_of_sample is not None and len(df):
+        in_sample = pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample
+        raw = np.where(in_sample.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
+    return raw
+
+
 def alert_step(
     windows: pd.DataFrame, state: dict[str, np.ndarray], params: AlertParams
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -192,20 +213,20 @@ def alert_step(
 
     # per detector: calibrate each feature's evidence, keep the smallest p (x F, Bonferroni)
     probs = np.ones((n, len(params.detectors)))
+    model_feature: np.ndarray | None = None  # the model's most improbable feature per window
     driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
     for j, d in enumerate(params.detectors):
         if d == "model":
-            ref = params.model_reference if params.model_reference else 1.0
-            raw, rows = df["model_score"].to_numpy(np.float64) / max(ref, 1e-12), None
-            if params.model_out_of_sample is not None:
-                raw = np.where(pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample,
-                               np.nan, raw)
+            raw, rows = _model_raw(df, params), None
         else:
             raw, rows = _window_evidence(out.z[d], owner, n)
         cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
         p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
         s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
-        if rows is None:
+        if rows is None:  # the model: one probability, or the smallest of its features' x F
+            if p.ndim == 2:
+                model_feature = p.argmin(axis=1) if n else np.zeros(0, np.int64)
+                p = np.minimum(1.0, f * p[np.arange(n), model_feature])
             probs[:, j] = p
             continue
         # evidence must also be unlikely under the baseline's own normal law (|z| large): a sparse
@@ -221,7 +242,8 @@ def alert_step(
         s["last_anomalous"] = np.array([float(anomalous[-1])])
 
     driver_names = [params.detectors[j] for j in driver]
-    feat, actual, low, high = _explanations(df, driver, driving, out, values, owner, counts, params)
+    feat, actual, low, high = _explanations(df, driver, driving, model_feature, out, values, owner, counts,
+                                            params)
     result = df.assign(
         p_value=fused, score=-np.log10(fused), threshold=-np.log10(params.level),
         is_anomaly=anomalous, alert=alerts, driver=driver_names, driver_feature=feat,
@@ -231,13 +253,14 @@ def alert_step(
 
 
 def _explanations(
-    df: pd.DataFrame, driver: np.ndarray, driving: np.ndarray, out: BaselineOutput, values: np.ndarray,
-    owner: np.ndarray, counts: np.ndarray, params: AlertParams,
+    df: pd.DataFrame, driver: np.ndarray, driving: np.ndarray, model_feature: np.ndarray | None,
+    out: BaselineOutput, values: np.ndarray, owner: np.ndarray, counts: np.ndarray, params: AlertParams,
 ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Per window: the driving feature, its actual value and the expected range there.
 
-    A baseline names its own (bucket, feature); the model names its top feature, shown at the
-    window's bucket farthest from the seasonal baseline.
+    A baseline names its own (bucket, feature); the model names its most improbable feature
+    (``model_feature``, else its top error share), shown at the window's bucket farthest from the
+    seasonal baseline.
     """
     n, f = len(df), len(params.features)
     names = list(params.features)
@@ -253,6 +276,8 @@ def _explanations(
         else:
             top = df["top_features"].iloc[i] if "top_features" in df else None
             j = index.get(str(top[0])) if top is not None and len(top) else None
+            if model_feature is not None:
+                j = int(model_feature[i])
             if j is None or rows.size == 0:
                 continue
             r = rows[int(np.argmax(seasonal_dev[rows, j]))]

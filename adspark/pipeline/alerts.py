@@ -82,8 +82,15 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
             min_std=cfg.calibration.min_std,
         ),
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
+        model_feature_reference=_feature_reference(model, len(shape.features)),
         model_out_of_sample=_first_validation_night(model),
     )
+
+
+def _feature_reference(model: RegisteredModel, n_features: int) -> tuple[float, ...] | None:
+    """The model's median validation error per feature, when recorded for these F features."""
+    ref = model.metrics.get("val_feature_error_median") or []
+    return tuple(float(v) for v in ref) if len(ref) == n_features else None
 
 
 def _first_validation_night(model: RegisteredModel) -> dt.date | None:

@@ -89,9 +89,10 @@ def feature_names(store: TableStore, spec_id: str) -> list[str]:
 
 def scored_windows(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, features: list[str],
-    start: dt.date, end: dt.date, passthrough: tuple[str, ...] = (),
+    start: dt.date, end: dt.date, passthrough: tuple[str, ...] = (), feature_errors: bool = False,
 ) -> DataFrame:
-    """The model's scores of the windows of ``[start, end]`` (lazy): the scorer's output fields."""
+    """The model's scores of the windows of ``[start, end]`` (lazy): the scorer's output fields
+    (see :func:`adspark.pipeline.scorer.make_scorer`)."""
     from pyspark.sql import functions as F
 
     spark = store.spark
@@ -103,8 +104,9 @@ def scored_windows(
     files = spark.sparkContext.broadcast(artifact_files(model))
     scorer = make_scorer(
         model, files, features, cfg.score.batch_size, cfg.score.top_k, cfg.score.tf_threads, passthrough,
+        feature_errors,
     )
-    return windows.mapInArrow(scorer, output_struct(passthrough))
+    return windows.mapInArrow(scorer, output_struct(passthrough, feature_errors))
 
 
 def _write_scores(
@@ -125,7 +127,8 @@ def _write_scores(
         return model.threshold.method
     key = alert_key(cfg.alerts, shape.spec_id)
     first = replay_from(store, key, shape, start)
-    scored = scored_windows(store, cfg, model, list(shape.features), first, end, ("raw_values",))
+    per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
+    scored = scored_windows(store, cfg, model, list(shape.features), first, end, ("raw_values",), per_feature)
     scores, states = alert_frames(store, cfg.alerts, model, shape, scored, first, start, end, run_id)
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = '{key}'")

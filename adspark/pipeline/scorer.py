@@ -18,7 +18,7 @@ import numpy as np
 from adspark.core.contributions import top_contributors
 from adspark.errors import DataContractError
 from adspark.train.registry import RegisteredModel
-from schemas import SCORES, WINDOWS
+from schemas import SCORES, WINDOWS, Field, TableSchema
 
 # Detectors loaded in this Python worker, by (model id, entity or ""): loaded once, reused.
 _LOADED: dict[tuple[str, str], Any] = {}
@@ -27,12 +27,16 @@ OUTPUT_FIELDS = ("entity", "window_id", "window_start", "window_end", "date", "s
                  "is_anomaly", "top_features", "top_shares")
 
 
-def output_struct(passthrough: tuple[str, ...] = ()) -> Any:
-    """The Spark schema of the scorer's output: :data:`OUTPUT_FIELDS` + passed-through window columns."""
+FEATURE_ERRORS = Field("feature_errors", "array<double>", False, "the model's error per feature (F)")
+
+
+def output_struct(passthrough: tuple[str, ...] = (), feature_errors: bool = False) -> Any:
+    """The Spark schema of the scorer's output: :data:`OUTPUT_FIELDS`, passed-through window
+    columns, then (optionally) :data:`FEATURE_ERRORS`."""
     from pyspark.sql import types as T
 
-    base = SCORES.struct_type(OUTPUT_FIELDS)
-    return T.StructType(base.fields + WINDOWS.struct_type(passthrough).fields)
+    extra = TableSchema("scorer", (FEATURE_ERRORS,)).struct_type().fields if feature_errors else []
+    return T.StructType(SCORES.struct_type(OUTPUT_FIELDS).fields + WINDOWS.struct_type(passthrough).fields + extra)
 
 
 def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
@@ -102,6 +106,7 @@ def make_scorer(
     top_k: int,
     tf_threads: int | None = None,
     passthrough: tuple[str, ...] = (),
+    feature_errors: bool = False,
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The ``mapInArrow`` function: windows -> score, threshold, verdict, top features.
 
@@ -113,6 +118,7 @@ def make_scorer(
         top_k: Features reported per window.
         tf_threads: TensorFlow intra/inter-op threads per worker (None: TensorFlow's default).
         passthrough: Input columns copied to the output after the scores (e.g. ``raw_values``).
+        feature_errors: Also output each window's error per feature (``feature_errors``, F values).
 
     Input batches need ``entity, window_id, window_start, window_end, date, values`` (and the
     passthrough columns); output batches have the fields :data:`OUTPUT_FIELDS`, then those.
@@ -139,7 +145,8 @@ def make_scorer(
                 pass
         shipped = files.value if hasattr(files, "value") else files
         schema = SCORES.arrow_schema(OUTPUT_FIELDS)
-        out_names = list(OUTPUT_FIELDS) + list(passthrough)
+        out_names = list(OUTPUT_FIELDS) + list(passthrough) + (["feature_errors"] if feature_errors else [])
+        error_type = FEATURE_ERRORS.arrow_type()
         list_types = {name: schema.field(name).type for name in ("top_features", "top_shares")}
         name_array = pa.array(list(names), pa.string())
         for batch in batches:
@@ -175,6 +182,11 @@ def make_scorer(
             )
             for name in passthrough:
                 columns[name] = batch.column(batch.schema.get_field_index(name))
+            if feature_errors:
+                columns["feature_errors"] = pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, n * F + 1, F, dtype=np.int32)),
+                    pa.array(np.asarray(errors, np.float64).ravel()), type=error_type,
+                )
             yield pa.RecordBatch.from_arrays([columns[f] for f in out_names], names=out_names)
 
     return score

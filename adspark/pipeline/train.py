@@ -237,7 +237,7 @@ def _fit_global(
             "best_epoch": int(np.argmin(detector.history_.get("val_loss") or [0])) + 1,
             "samples_per_s": n_train * epochs / max(time.perf_counter() - fit_t0, 1e-9),
         }
-    val_scores = detector.score(x_val)
+    val_scores, val_errors = detector.explain(x_val) if len(x_val) else (np.empty(0), np.empty((0, n_features)))
     th = cfg.train.threshold
     if th.method == "supervised":
         x_all, _, y_all = _collect(windows.where(is_val), n_steps, n_features, limit)
@@ -268,6 +268,8 @@ def _fit_global(
             "val_score_mean": float(np.mean(val_scores)) if len(val_scores) else None,
             "val_flagged_share": float(np.mean(val_scores > threshold.value)) if len(val_scores) else None,
             "val_score_quantiles": score_quantiles(val_scores),
+            # per-feature reference of the errors: adaptive alerts compare each feature's error with it
+            "val_feature_error_median": np.median(val_errors, axis=0).tolist() if len(val_errors) else [],
         }
     )
     return Fitted(

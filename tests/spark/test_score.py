@@ -237,13 +237,15 @@ def test_feedback_flows_into_precision_training_and_recalibration(store, trained
     )
 
 
-def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, trained):
+def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, base_config, tiny_windowed):
     import shutil
 
-    config, _ = trained
-    # tiny data (5 windows per entity): the model's calibrated score alone, a lenient level
-    config = {**config, "alerts": {"level": 0.999, "warmup": "6h", "min_visits": 1, "detectors": ["model"],
-                                   "calibration": {"min_history": 2}}}
+    config = _with_model_config(base_config)
+    config["train"]["validation_fraction"] = 0.5  # D6 and D7 are out of sample: the model calibrates there
+    run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    # tiny data (5 windows per entity): the model's calibrated errors alone, verdicts from the 2nd window
+    config["alerts"] = {"level": 0.999, "detectors": ["model"],
+                        "calibration": {"min_history": 1, "short_buckets": 1}}
     cfg = build_job_config(ScoreJobConfig, config)
 
     def snapshot() -> dict:

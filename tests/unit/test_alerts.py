@@ -228,3 +228,21 @@ def test_alerts_config_is_strict() -> None:
         AlertsConfig(timezone="Mars/Olympus")
     with pytest.raises(ValueError, match="Input should be"):
         AlertsConfig(detectors=["pca"])
+
+
+def test_the_model_per_feature_names_the_feature_whose_error_jumped() -> None:
+    frame, params = _windows(14, None)
+    two = AlertParams(**{**params.__dict__, "features": ("event_count", "other"), "detectors": ("model",),
+                         "model_feature_reference": (1.0, 1.0)})
+    rng = np.random.default_rng(5)
+    errors = rng.gamma(4.0, 0.25, (len(frame), 2))
+    errors[-5, 1] = 60.0  # one window: the second feature's error alone jumps
+    frame = frame.assign(
+        raw_values=[np.c_[v, np.zeros_like(v)].ravel() for v in frame["raw_values"]],
+        feature_errors=list(errors),
+    )
+    scored, states = alert_nights(frame, None, two)
+    assert states[-1][1]["cal_model_stats"].size == 3 * 2  # calibrated per feature
+    hit = scored.iloc[len(frame) - 5]
+    assert hit["is_anomaly"] and hit["driver"] == "model" and hit["driver_feature"] == "other"
+    assert scored["is_anomaly"].sum() <= 2
