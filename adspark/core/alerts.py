@@ -115,6 +115,16 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
     return state
 
 
+def conform_state(state: dict[str, np.ndarray] | None, params: AlertParams) -> dict[str, np.ndarray]:
+    """``state`` with every array of the layout ``params`` needs: missing arrays, or arrays whose
+    shape changed (a retrained model now calibrated per feature, another detector list), start
+    fresh; the rest carry on."""
+    fresh = new_state(params)
+    if state is None:
+        return fresh
+    return {k: state[k] if k in state and state[k].shape == v.shape else v for k, v in fresh.items()}
+
+
 def _epoch_seconds(ts: pd.Series) -> np.ndarray:
     t = pd.to_datetime(ts)
     if getattr(t.dt, "tz", None) is not None:
@@ -297,7 +307,7 @@ def alert_nights(
     Returns:
         (every window with the alert columns; ``[(date, state after that night), ...]``).
     """
-    s = state if state is not None else new_state(params)
+    s = conform_state(state, params)
     parts, states = [], []
     for day, night in windows.groupby("date", sort=True):
         scored, s = alert_step(night, s, params)

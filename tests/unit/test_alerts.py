@@ -246,3 +246,16 @@ def test_the_model_per_feature_names_the_feature_whose_error_jumped() -> None:
     hit = scored.iloc[len(frame) - 5]
     assert hit["is_anomaly"] and hit["driver"] == "model" and hit["driver_feature"] == "other"
     assert scored["is_anomaly"].sum() <= 2
+
+
+def test_a_state_of_another_layout_restarts_only_the_pieces_that_changed() -> None:
+    frame, params = _windows(3, None)
+    _, states = alert_nights(frame, None, params)  # the model calibrated as one series
+    per_feature = AlertParams(**{**params.__dict__, "model_feature_reference": (1.0,)})
+    widened = AlertParams(**{**params.__dict__, "features": ("event_count", "b")})
+    from adspark.core.alerts import conform_state
+
+    kept = conform_state(states[-1][1], per_feature)
+    assert (kept["level_loc"] == states[-1][1]["level_loc"]).all()  # same layout: carried on
+    restarted = conform_state(states[-1][1], widened)
+    assert restarted["level_n"].tolist() == [0.0, 0.0] and restarted["cursor"][0] == states[-1][1]["cursor"][0]
