@@ -233,6 +233,61 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
     return out
 
 
+ALERT_VARIANTS = {
+    "every detector, bonferroni (the default)": {},
+    "every detector, fisher": {"fusion": "fisher"},
+    "model-free (level, diff, seasonal, extreme)": {"detectors": ["level", "diff", "seasonal", "extreme"]},
+    "model alone": {"detectors": ["model"]},
+    "level alone": {"detectors": ["level"]},
+    "diff alone": {"detectors": ["diff"]},
+    "seasonal alone": {"detectors": ["seasonal"]},
+    "extreme alone": {"detectors": ["extreme"]},
+    "level + extreme": {"detectors": ["level", "extreme"]},
+}
+
+
+def alert_variants(store, model_id: str, series: list[Series], scorers: list["Scorer"]) -> dict:
+    """Every detector and combination of the adaptive alerts, side by side, on the windows and
+    model scores of this run: the job's own pure core (:func:`adspark.core.alerts.alert_nights`),
+    each series from its first night (as the job replays it), no labels used until scoring."""
+    from pyspark.sql import functions as F
+
+    from adspark.config import AlertsConfig
+    from adspark.core.alerts import alert_nights
+    from adspark.pipeline.alerts import alert_params
+    from adspark.pipeline.score import window_shape
+    from adspark.train.registry import find_model
+
+    model = find_model(store, model_id=model_id)
+    _, shape = window_shape(store, model.spec_id)
+    windows = (
+        store.read("windows").where(F.col("spec_id") == model.spec_id)
+        .select("entity", "window_id", "window_start", "window_end", "date", "raw_values")
+        .join(store.read("scores").where(F.col("model_id") == model_id)
+              .select("window_id", F.col("model_score"), F.col("top_features")), "window_id")
+        .toPandas()
+    )
+    windows["feature_errors"] = [[v] * len(shape.features) for v in windows["model_score"]]
+    by_entity = dict(tuple(windows.groupby("entity")))
+    out = {}
+    for name, overrides in ALERT_VARIANTS.items():
+        params = alert_params(AlertsConfig(**overrides), shape, model)
+        flags, severity = [], []
+        for s in series:
+            mine = by_entity.get(s.name)
+            if mine is None:
+                flags.append(np.zeros(len(s.value), bool))
+                severity.append(np.full(len(s.value), np.nan))
+                continue
+            scored, _ = alert_nights(mine, None, params)
+            score, th, flag = row_scores(s, scored)
+            flags.append(flag)
+            severity.append(score / th)
+        out[name] = {"fitted_onsets": corpus_scores(scorers, [onsets(f) for f in flags]),
+                     "sweep_onsets": sweep(scorers, severity, onset=True)}
+    return out
+
+
 def project(warehouse: Path, window: int, detector: dict, threshold: dict, series: list[Series],
             features: str = "level", center: bool = False, alerts: bool = True) -> dict:
     """The YAML project (as a dict) of the NAB run.
@@ -334,6 +389,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         "sweep_every_row": sweep(scorers, severity, onset=False),
         "sweep_onsets": sweep(scorers, severity, onset=True),
         "baselines": baselines(series, scorers),
+        "alert_variants": alert_variants(store, model.model_id, series, scorers) if alerts else {},
         "evaluate": {k: ev[k] for k in ("roc_auc", "pr_auc", "f1", "labels", "labels_detected",
                                         "false_intervals_per_entity_day", "nab_standard")},
     }
@@ -358,6 +414,10 @@ def print_nab(r: dict) -> None:
     for name, b in r["baselines"].items():
         for kind, label in (("every_row", "every row"), ("onsets", "alert onsets")):
             rows[f"{name} (no model), NAB corpus threshold, {label}"] = {k: v["score"] for k, v in b[kind].items()}
+    for name, v in r.get("alert_variants", {}).items():
+        rows[f"alerts variant: {name}, label-free level, alert onsets"] = v["fitted_onsets"]
+        rows[f"alerts variant: {name}, NAB corpus threshold, alert onsets"] = {
+            k: x["score"] for k, x in v["sweep_onsets"].items()}
     for name, v in rows.items():
         print(f"| {name} | {v['standard']:.1f} | {v['reward_low_FP_rate']:.1f} | {v['reward_low_FN_rate']:.1f} |")
     for name, v in SCOREBOARD.items():

@@ -153,6 +153,12 @@ def _new_buckets(
     return np.concatenate(rows), np.concatenate(times), np.concatenate(owner), cursor
 
 
+def _rows_of(owner: np.ndarray, n: int) -> list[np.ndarray]:
+    """Bucket rows of each of the n windows (``owner`` is non-decreasing)."""
+    bounds = np.searchsorted(owner, np.arange(n + 1))
+    return [np.arange(bounds[i], bounds[i + 1]) for i in range(n)]
+
+
 def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Per window and feature, how far the window's new buckets are from the baseline.
 
@@ -167,8 +173,7 @@ def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarr
     f = z.shape[1]
     best = np.full((n, f), np.nan)
     where = np.full((n, f), -1, dtype=np.int64)
-    for i in range(n):
-        rows = np.flatnonzero(owner == i)
+    for i, rows in enumerate(_rows_of(owner, n)):
         if rows.size == 0:
             continue
         zi = z[rows]
@@ -278,8 +283,7 @@ def _explanations(
     actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     seasonal_dev = np.abs(out.z["seasonal"])
     index = {name: i for i, name in enumerate(names)}
-    for i in range(n):
-        rows = np.flatnonzero(owner == i)
+    for i, rows in enumerate(_rows_of(owner, n)):
         flat = int(driving[i, driver[i]])
         if flat >= 0:
             r, j = divmod(flat, f)
