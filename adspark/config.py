@@ -397,6 +397,9 @@ class CalibrationConfig(Strict):
     halflife: float = Field(default=2000.0, gt=0, description="half-life of the score history, in windows")
     min_history: int = Field(default=30, ge=1, description="windows seen before an entity gets probabilities")
     min_std: float = Field(default=0.1, gt=0, description="floor of the score history's standard deviation")
+    tail: Literal["student", "normal", "laplace"] = Field(
+        default="student", description="law of the history: student (t predictive, wide while history is short)"
+    )
 
 
 Detector = Literal["model", "level", "diff", "seasonal", "extreme"]
@@ -425,6 +428,9 @@ class AlertsConfig(Strict):
     min_visits: int = Field(default=3, ge=1, description="visits of a seasonal slot before it gives verdicts")
     extreme_tolerance: float = Field(default=0.1, ge=0, description="share of the running range a value may exceed it")
     clip: float = Field(default=3.0, gt=0, description="winsorizing bound of the baselines, in sigmas")
+    features: list[str] | None = Field(
+        default=None, description="features the baselines judge (default: all but per-bucket mean/min/max)"
+    )
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
     @field_validator("detectors")

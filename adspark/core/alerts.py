@@ -37,6 +37,7 @@ from adspark.core.calibration import (
     fuse,
     new_calibration_state,
     normal_sf,
+    reference_tail,
 )
 from adspark.core.streaming import (
     BASELINES,
@@ -44,10 +45,12 @@ from adspark.core.streaming import (
     BaselineParams,
     from_model_scale,
     is_count,
+    mask_empty_buckets,
     new_baseline_state,
     run_baselines,
     seasonal_slots,
     slots_per_day,
+    undefined_when_empty,
 )
 
 DETECTORS = ("model",) + BASELINES
@@ -78,6 +81,11 @@ class AlertParams:
         model_feature_reference: The model's median validation error per feature (F values):
             with it, each feature's error (column ``feature_errors``) over its reference is
             calibrated on its own, so one feature's anomaly is not averaged away by the others.
+        model_feature_tail: The 90th and 99th percentiles of the model's validation error per
+            feature: a feature's probability is at least its tail there
+            (:func:`adspark.core.calibration.reference_tail`), so a rare feature whose error is
+            usually tiny does not alarm when it is merely ordinary among all entities.
+        baseline_only: Features the baselines judge (None: see :attr:`baseline_features`).
         model_out_of_sample: First night whose windows the model was not fitted on: earlier
             windows' model scores are in-sample (too low) and do not enter its calibration.
     """
@@ -94,7 +102,19 @@ class AlertParams:
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     model_reference: float | None = None
     model_feature_reference: tuple[float, ...] | None = None
+    model_feature_tail: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     model_out_of_sample: dt.date | None = None
+    baseline_only: tuple[str, ...] | None = None
+
+    @property
+    def baseline_features(self) -> np.ndarray:
+        """Which features the baselines judge, shape (F,): ``baseline_only`` when given, else
+        every feature that is not a statistic of a bucket's events (``x_mean``, ``x_min``,
+        ``x_max``: noisy with few events, left to the model), or all when there is no other."""
+        if self.baseline_only is not None:
+            return np.array([f in self.baseline_only for f in self.features], dtype=bool)
+        stats = undefined_when_empty(self.features)
+        return ~stats if (~stats).any() else np.ones(len(self.features), dtype=bool)
 
     @property
     def counts(self) -> np.ndarray:
@@ -222,11 +242,13 @@ def alert_step(
     slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
                            params.timezone)
     base_state = {k: s[k] for k in new_baseline_state(f, 1)}
-    out, base_state = run_baselines(values, slots, counts, base_state, params.baselines)
+    out, base_state = run_baselines(mask_empty_buckets(values, params.features), slots, counts, base_state,
+                                    params.baselines)
     s.update(base_state)
     s["cursor"] = np.array([cursor])
 
-    # per detector: calibrate each feature's evidence, keep the smallest p (x F, Bonferroni)
+    # per detector: calibrate each feature's evidence, keep the smallest p (x features, Bonferroni)
+    used = params.baseline_features
     probs = np.ones((n, len(params.detectors)))
     model_feature: np.ndarray | None = None  # the model's most improbable feature per window
     driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
@@ -235,10 +257,15 @@ def alert_step(
             raw, rows = _model_raw(df, params), None
         else:
             raw, rows = _window_evidence(out.z[d], owner, n)
+            raw = np.where(used[None, :], raw, np.nan)  # features the baselines leave to the model
         cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
         p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
         s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
         if rows is None:  # the model: one probability, or the smallest of its features' x F
+            if p.ndim == 2 and params.model_feature_tail is not None:
+                q90, q99 = (np.asarray(q, np.float64) for q in params.model_feature_tail)
+                errors = raw * np.asarray(params.model_feature_reference, np.float64)
+                p = np.maximum(p, reference_tail(errors, q90[None, :], q99[None, :]))
             if p.ndim == 2:
                 model_feature = p.argmin(axis=1) if n else np.zeros(0, np.int64)
                 p = np.minimum(1.0, f * p[np.arange(n), model_feature])
@@ -248,7 +275,7 @@ def alert_step(
         # feature whose usual z is 0 is not alarming at z = 1, however rare that is for it
         p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-        probs[:, j] = np.minimum(1.0, f * p[np.arange(n), best])
+        probs[:, j] = np.minimum(1.0, int(used.sum()) * p[np.arange(n), best])
         driving[:, j] = rows[np.arange(n), best] * f + best
     fused, driver = fuse(probs, params.fusion) if n else (np.ones(0), np.zeros(0, np.int64))
     anomalous = fused < params.level

@@ -7,9 +7,11 @@ order:
 
 1. ``a_t``: the mean of the last ``short`` raw scores (after ``log1p`` for skewed error-like
    scores, which brings them closer to normal), the current one included;
-2. the probability of an average at least this high under a normal law whose mean and variance
-   are exponentially weighted estimates over the entity's earlier averages (half-life
-   ``halflife`` windows; a plain running estimate while fewer were seen);
+2. the probability of an average at least this high under the predictive law of the entity's
+   earlier averages: mean and variance are exponentially weighted estimates (half-life
+   ``halflife`` windows; a plain running estimate while fewer were seen), and the law is a
+   Student t with ``n - 1`` degrees of freedom for ``n`` (effective) averages seen, so a short
+   history gives wide tails and a long one the normal law;
 3. then ``a_t`` updates the estimates, so a lasting change stops alerting once it is the new
    normal.
 
@@ -38,13 +40,15 @@ class CalibrationParams:
         short: Raw scores averaged (the current one and the ``short - 1`` before it).
         halflife: Half-life of the mean/variance estimates, in windows.
         min_history: Averages seen before probabilities are given (1.0 before).
-        min_std: Floor of the standard deviation, on the log1p scale.
+        min_std: Floor of the standard deviation (on the log1p scale for skewed scores).
+        tail: Law of the history (``student``, ``normal`` or ``laplace``, see :func:`_tail`).
     """
 
     short: int = 3
     halflife: float = 2000.0
     min_history: int = 30
     min_std: float = 0.05
+    tail: str = "student"
 
 
 def new_calibration_state(short: int, width: int = 1) -> dict[str, np.ndarray]:
@@ -59,6 +63,24 @@ def normal_sf(z: np.ndarray) -> np.ndarray:
     from scipy.special import ndtr
 
     return ndtr(-np.asarray(z, dtype=np.float64))
+
+
+def _tail(x: np.ndarray, mean: np.ndarray, std: np.ndarray, law: str, n: np.ndarray) -> np.ndarray:
+    """P(score >= x) under a law of that mean and standard deviation estimated from n scores:
+    ``student`` (the predictive law of a normal sample: t with n - 1 degrees of freedom, scale
+    ``std x sqrt(1 + 1/n)``; wide while history is short, the normal law with a long one),
+    ``normal`` or ``laplace``."""
+    z = (x - mean) / std
+    if law == "student":
+        from scipy.stats import t as student
+
+        dof = np.maximum(n - 1.0, 1.0)
+        return student.sf(z / np.sqrt(1.0 + 1.0 / np.maximum(n, 1.0)), dof)
+    if law == "normal":
+        return normal_sf(z)
+    if law == "laplace":  # scale b = std / sqrt(2); an exponential tail, heavier than the normal's
+        return np.where(z > 0, 0.5 * np.exp(-np.sqrt(2.0) * np.clip(z, 0, None)), 1.0 - 0.5 * np.exp(np.sqrt(2.0) * np.clip(z, None, 0)))
+    raise ValueError(f"unknown tail law {law!r}; expected student, normal or laplace")
 
 
 def calibrate(
@@ -86,6 +108,7 @@ def calibrate(
     recent = state["recent"].reshape(keep, k).copy()
     mean, var, count = (row.copy() for row in state["stats"].reshape(3, k))
     decay = 1.0 - 2.0 ** (-1.0 / params.halflife)
+    n_eff = 2.0 / decay - 1.0  # effective sample size of the exponentially weighted estimates
     out = np.ones((n, k))
     rows_back = np.arange(keep, 0, -1)[:, None]  # row r of recent is rows_back[r] scores ago
     for t in range(n):
@@ -96,7 +119,7 @@ def calibrate(
         avg = np.where(real, stack, 0.0).sum(axis=0) / real.sum(axis=0)
         std = np.maximum(np.sqrt(var), params.min_std)
         ready = ok & (count >= params.min_history)
-        out[t] = np.where(ready, normal_sf((avg - mean) / std), 1.0)
+        out[t] = np.where(ready, _tail(avg, mean, std, params.tail, np.minimum(count, n_eff)), 1.0)
         alpha = np.maximum(1.0 / (count + 1.0), decay)
         delta = avg - mean
         new_mean = mean + alpha * delta
@@ -108,6 +131,20 @@ def calibrate(
             recent = np.where(ok[None, :], stack[1:], recent)
     p = np.maximum(out, P_FLOOR).reshape(r.shape)
     return p, {"recent": recent.ravel(), "stats": np.concatenate([mean, var, count])}
+
+
+def reference_tail(x: np.ndarray, q90: np.ndarray, q99: np.ndarray) -> np.ndarray:
+    """P(value >= x) under a reference whose 90th and 99th percentiles are ``q90``, ``q99``: 1
+    below the 90th, then an exponential tail through (q90, 0.1) and (q99, 0.01).
+
+    The model's errors are judged against it too (next to each entity's own history): an error
+    is only alarming when it is also unusual among every entity's validation errors.
+    """
+    width = np.maximum(np.asarray(q99, np.float64) - q90, 1e-12)
+    x = np.asarray(x, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = 0.1 * 10.0 ** (-(x - q90) / width)
+    return np.where(np.isfinite(x) & (x >= q90), np.clip(p, P_FLOOR, 1.0), 1.0)
 
 
 def fuse(p: np.ndarray, rule: str = "bonferroni") -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,25 @@ def is_count(feature: str) -> bool:
     return feature == "event_count" or "__" in feature or feature.endswith("_distinct")
 
 
+BUCKET_STATISTICS = ("_mean", "_min", "_max")  # per-bucket statistics: undefined without events
+
+
+def undefined_when_empty(features: tuple[str, ...]) -> np.ndarray:
+    """Which features are statistics of a bucket's events (``x_mean``, ``x_min``, ``x_max``):
+    stored as 0 in an empty bucket's window values, they are missing there, not zero."""
+    return np.array([f.endswith(BUCKET_STATISTICS) for f in features], dtype=bool)
+
+
+def mask_empty_buckets(values: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
+    """``values`` (n, F) with bucket statistics set to NaN where ``event_count`` is 0 (when the
+    features hold ``event_count``; else unchanged)."""
+    if "event_count" not in features:
+        return values
+    empty = values[:, features.index("event_count")] == 0
+    stats = undefined_when_empty(features)
+    return np.where(empty[:, None] & stats[None, :], np.nan, values)
+
+
 def to_model_scale(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Values (n, F) on the scale baselines compare: Anscombe for count columns, else as is."""
     v = np.asarray(values, dtype=np.float64)

@@ -29,6 +29,7 @@ from adspark.core.alerts import AlertParams, alert_nights
 from adspark.core.buckets import parse_duration
 from adspark.core.calibration import CalibrationParams
 from adspark.core.streaming import BaselineParams
+from adspark.errors import ConfigError
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel
@@ -79,10 +80,12 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
         calibration=CalibrationParams(
             short=max(1, -(-cfg.calibration.short_buckets // max(shape.stride, 1))),
             halflife=cfg.calibration.halflife, min_history=cfg.calibration.min_history,
-            min_std=cfg.calibration.min_std,
+            min_std=cfg.calibration.min_std, tail=cfg.calibration.tail,
         ),
+        baseline_only=_baseline_features(cfg, shape),
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
         model_feature_reference=_feature_reference(model, len(shape.features)),
+        model_feature_tail=_feature_tail(model, len(shape.features)),
         model_out_of_sample=_first_validation_night(model),
     )
 
@@ -91,6 +94,27 @@ def _feature_reference(model: RegisteredModel, n_features: int) -> tuple[float, 
     """The model's median validation error per feature, when recorded for these F features."""
     ref = model.metrics.get("val_feature_error_median") or []
     return tuple(float(v) for v in ref) if len(ref) == n_features else None
+
+
+def _baseline_features(cfg: AlertsConfig, shape: WindowShape) -> tuple[str, ...] | None:
+    """``alerts.features``, checked against the window spec's features."""
+    if cfg.features is None:
+        return None
+    unknown = sorted(set(cfg.features) - set(shape.features))
+    if unknown:
+        raise ConfigError(
+            f"alerts.features: {unknown} are not features of window spec {shape.spec_id} "
+            f"(expected among {list(shape.features)})"
+        )
+    return tuple(cfg.features)
+
+
+def _feature_tail(model: RegisteredModel, n_features: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The model's 90th and 99th percentile validation error per feature, when recorded."""
+    q = model.metrics.get("val_feature_error_q90_q99") or []
+    if len(q) != 2 or len(q[0]) != n_features:
+        return None
+    return tuple(float(v) for v in q[0]), tuple(float(v) for v in q[1])
 
 
 def _first_validation_night(model: RegisteredModel) -> dt.date | None:

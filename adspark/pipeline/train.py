@@ -270,6 +270,8 @@ def _fit_global(
             "val_score_quantiles": score_quantiles(val_scores),
             # per-feature reference of the errors: adaptive alerts compare each feature's error with it
             "val_feature_error_median": np.median(val_errors, axis=0).tolist() if len(val_errors) else [],
+            # ... and its upper tail (90th, 99th percentiles per feature): the global reference floor
+            "val_feature_error_q90_q99": np.quantile(val_errors, [0.9, 0.99], axis=0).tolist() if len(val_errors) else [],
         }
     )
     return Fitted(

@@ -90,14 +90,21 @@ def test_baselines_score_before_they_learn_and_carry_state() -> None:
 
 
 def test_calibration_known_answer_and_adaptation() -> None:
-    params = CalibrationParams(short=1, halflife=1e9, min_history=3, min_std=1e-9)
-    p, state = calibrate(np.array([1.0, 3.0, 1.0, 3.0]), new_calibration_state(1), params, log=False)
+    from scipy.stats import norm
+    from scipy.stats import t as student
+
+    raw = np.array([1.0, 3.0, 1.0, 3.0])
+    params = CalibrationParams(short=1, halflife=1e9, min_history=3, min_std=1e-9, tail="normal")
+    p, state = calibrate(raw, new_calibration_state(1), params, log=False)
     assert (p[:3] == 1.0).all()  # no verdict before 3 scores
     # 4th: mean of (1, 3, 1) = 5/3, population variance 8/9 -> z = (3 - 5/3) / sqrt(8/9)
-    from scipy.stats import norm
-
-    assert p[3] == pytest.approx(norm.sf((3 - 5 / 3) / np.sqrt(8 / 9)))
+    z = (3 - 5 / 3) / np.sqrt(8 / 9)
+    assert p[3] == pytest.approx(norm.sf(z))
     np.testing.assert_allclose(state["stats"], [2.0, 1.0, 4.0])
+    # the default, Student's predictive law from 3 scores: t with 2 dof, scale sqrt(1 + 1/3)
+    p, _ = calibrate(raw, new_calibration_state(1), CalibrationParams(short=1, halflife=1e9, min_history=3,
+                                                                    min_std=1e-9), log=False)
+    assert p[3] == pytest.approx(student.sf(z / np.sqrt(4 / 3), 2)) and p[3] > norm.sf(z)
     # a lasting shift alerts at its onset, then becomes the new normal
     params = CalibrationParams(short=1, halflife=20, min_history=10, min_std=0.05)
     raw = np.r_[np.random.default_rng(2).normal(1.0, 0.1, 200).clip(0), np.full(200, 3.0)]
@@ -115,6 +122,14 @@ def test_calibration_in_pieces_equals_calibration_at_once() -> None:
     np.testing.assert_allclose(whole, np.vstack([a, b]))
     for k in s_whole:
         np.testing.assert_allclose(s_whole[k], s_b[k])
+
+
+def test_reference_tail_is_exponential_past_the_90th_percentile() -> None:
+    from adspark.core.calibration import reference_tail
+
+    p = reference_tail(np.array([0.5, 1.0, 2.0, 3.0, np.nan]), np.array(1.0), np.array(2.0))
+    np.testing.assert_allclose(p[:4], [1.0, 0.1, 0.01, 0.001])
+    assert p[4] == 1.0
 
 
 def test_fusion_rules() -> None:
