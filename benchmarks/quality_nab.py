@@ -246,7 +246,7 @@ ALERT_VARIANTS = {
 }
 
 
-def alert_variants(store, model_id: str, series: list[Series], scorers: list["Scorer"]) -> dict:
+def alert_variants(store, model_id: str, series: list[Series], scorers: list[Scorer]) -> dict:
     """Every detector and combination of the adaptive alerts, side by side, on the windows and
     model scores of this run: the job's own pure core (:func:`adspark.core.alerts.alert_nights`),
     each series from its first night (as the job replays it), no labels used until scoring."""
