@@ -264,7 +264,7 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
         store.read("windows").where(F.col("spec_id") == model.spec_id)
         .select("entity", "window_id", "window_start", "window_end", "date", "raw_values")
         .join(store.read("scores").where(F.col("model_id") == model_id)
-              .select("window_id", F.col("model_score"), F.col("top_features")), "window_id")
+              .select("window_id", "model_score", "top_features", F.col("p_value").alias("job_p")), "window_id")
         .toPandas()
     )
     windows["feature_errors"] = [[v] * len(shape.features) for v in windows["model_score"]]
@@ -279,7 +279,15 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
                 flags.append(np.zeros(len(s.value), bool))
                 severity.append(np.full(len(s.value), np.nan))
                 continue
-            scored, _ = alert_nights(mine, None, params)
+            scored, _ = alert_nights(mine.drop(columns=["job_p"]), None, params)
+            if not overrides:  # the default: the job's own p-values must be these (consistency check)
+                job = mine.set_index("window_id")["job_p"].reindex(scored["window_id"]).to_numpy()
+                gap = np.nanmax(np.abs(np.log10(job) - np.log10(scored["p_value"].to_numpy())))
+                if gap > 1e-6:
+                    first = int(np.argmax(np.abs(np.log10(job) - np.log10(scored["p_value"].to_numpy())) > 1e-6))
+                    print(f"  consistency: {s.name}: job and core p-values differ by up to {gap:.3g} decades "
+                          f"(first at window {scored['window_id'].iloc[first]}: job {job[first]:.3g}, "
+                          f"core {scored['p_value'].iloc[first]:.3g}, driver {scored['driver'].iloc[first]})")
             score, th, flag = row_scores(s, scored)
             flags.append(flag)
             severity.append(score / th)
