@@ -87,9 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def open_store(data: dict, origin: str):
     """Validate the storage/spark sections, then start Spark and register the tables."""
+    from adspark.pipeline.feedback import ensure_feedback_table
     from adspark.session import get_spark
     from adspark.tables import TableStore
-    from adspark.pipeline.feedback import ensure_feedback_table
     from adspark.views import create_views
 
     try:

@@ -58,6 +58,22 @@ def is_delta_conflict(exc: BaseException) -> bool:
     return False
 
 
+_ALREADY_EXISTS = ("TABLE_OR_VIEW_ALREADY_EXISTS", "SCHEMA_ALREADY_EXISTS", "VIEW_ALREADY_EXISTS")
+_REGISTER_ATTEMPTS = 5
+
+
+def is_already_exists(exc: BaseException) -> bool:
+    """Whether ``exc`` is Spark's "name already exists" analysis error (a lost creation race)."""
+    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    try:
+        cls = condition() if condition is not None else None
+    except Exception:  # an exception type without an error class
+        cls = None
+    if cls is not None:
+        return str(cls) in _ALREADY_EXISTS
+    return any(marker in str(exc) for marker in _ALREADY_EXISTS)
+
+
 def with_delta_retry(action: Callable[[], T], attempts: int = 6, base_delay_s: float = 0.5) -> T:
     """Run a Delta write, retrying on Delta's concurrent-modification exceptions only.
 
@@ -187,7 +203,11 @@ class TableStore:
         return f"{prefix}{self.storage.schema_name}.{check_identifier(table, 'table')}"
 
     def register(self, table: str) -> None:
-        """Make ``<schema>.<table>`` resolvable in SQL (idempotent).
+        """Make ``<schema>.<table>`` resolvable in SQL (idempotent, also under concurrency).
+
+        Create-if-absent: when another run (a thread of this driver, another job on the same
+        metastore) registers the name between the check and the create, the lost race counts as
+        success once the existing entry is checked to point at this table's location.
 
         When the name is already registered at another location (another warehouse with the same
         schema name): in the embedded session's own in-memory catalog the name moves to this
@@ -198,24 +218,54 @@ class TableStore:
         """
         if table in self._registered or not self.exists(table):
             return
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self._database}")
+        self._ensure_database()
         name = self._catalog_name(table)
-        create = not self.spark.catalog.tableExists(name)
-        if not create:
-            where = self._catalog_location(table)
-            if where is not None and _normalized(where) != _normalized(self.path(table)):
-                if self.spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory":
-                    raise ConfigError(
-                        f"table {self.qualified(table)} is already registered at {where!r}, but this "
-                        f"warehouse keeps it at {self.path(table)!r}: set another storage.schema for this "
-                        f"warehouse, or DROP TABLE {self.qualified(table)} if the old location is gone"
-                    )
-                # this process's own catalog (embedded session): point the name at this warehouse
-                self.spark.sql(f"DROP TABLE {self.qualified(table)}")  # external: metadata only
-                create = True
-        if create:
-            self.spark.catalog.createTable(name, path=self.path(table), source="delta")
+        for _ in range(_REGISTER_ATTEMPTS):
+            if self.spark.catalog.tableExists(name) and self._points_here(table):
+                break
+            try:
+                self.spark.catalog.createTable(name, path=self.path(table), source="delta")
+                break
+            except Exception as exc:
+                if not is_already_exists(exc):
+                    raise
+                # lost a race: the entry another run created is checked on the next pass
+        else:
+            raise ConfigError(
+                f"table {self.qualified(table)}: could not register it at {self.path(table)!r} "
+                f"after {_REGISTER_ATTEMPTS} attempts (other runs keep re-registering the name elsewhere)"
+            )
         self._registered.add(table)
+
+    def _ensure_database(self) -> None:
+        """``CREATE DATABASE IF NOT EXISTS``, a concurrent creation counting as success."""
+        try:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {self._database}")
+        except Exception as exc:
+            if not is_already_exists(exc):
+                raise
+
+    def _points_here(self, table: str) -> bool:
+        """Whether the registered ``<schema>.<table>`` points at this warehouse's table.
+
+        An entry elsewhere is moved here in the embedded session's in-memory catalog (then
+        False: register again); in a shared metastore it is an error.
+
+        Raises:
+            ConfigError: The shared metastore's table points at another location.
+        """
+        where = self._catalog_location(table)
+        if where is None or _normalized(where) == _normalized(self.path(table)):
+            return True
+        if self.spark.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory":
+            raise ConfigError(
+                f"table {self.qualified(table)} is already registered at {where!r}, but this "
+                f"warehouse keeps it at {self.path(table)!r}: set another storage.schema for this "
+                f"warehouse, or DROP TABLE {self.qualified(table)} if the old location is gone"
+            )
+        # this process's own catalog (embedded session): point the name at this warehouse
+        self.spark.sql(f"DROP TABLE IF EXISTS {self.qualified(table)}")  # external: metadata only
+        return False
 
     def _catalog_location(self, table: str) -> str | None:
         """Where the catalog's ``<schema>.<table>`` points (None when it does not say)."""

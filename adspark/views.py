@@ -5,7 +5,9 @@ View texts are fixed; only the schema (a validated identifier) is filled in, nev
 
 from __future__ import annotations
 
-from adspark.tables import TableStore
+from adspark.tables import TableStore, is_already_exists
+
+VIEW_ATTEMPTS = 5
 
 # view name -> (tables it needs, SELECT with {t[name]} for qualified table names)
 VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -53,6 +55,19 @@ def create_views(store: TableStore) -> list[str]:
         for t in needs:
             store.register(t)
         body = select.format(**{t: store.qualified(t) for t in needs})
-        store.spark.sql(f"CREATE OR REPLACE VIEW {store.qualified(name)} AS {body}")
+        _replace_view(store, name, body)
         created.append(name)
     return created
+
+
+def _replace_view(store: TableStore, name: str, body: str) -> None:
+    """``CREATE OR REPLACE VIEW``; a concurrent run creating the same view between Spark's own
+    check and create (the name "already exists") is retried: the view text is fixed, so whoever
+    wins creates the same view."""
+    for attempt in range(1, VIEW_ATTEMPTS + 1):
+        try:
+            store.spark.sql(f"CREATE OR REPLACE VIEW {store.qualified(name)} AS {body}")
+            return
+        except Exception as exc:
+            if attempt == VIEW_ATTEMPTS or not is_already_exists(exc):
+                raise

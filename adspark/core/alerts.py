@@ -186,9 +186,11 @@ def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarr
     ``|sum z| / sqrt(m)`` over its m new buckets (Stouffer: a run of moderately low buckets, such as
     hours without events, adds up).
 
+    Buckets without a verdict (NaN z) are left out; a window with none has no evidence.
+
     Returns:
-        (evidence, shape (n, F), NaN for a window without new buckets; bucket row of the largest
-        ``|z|`` per window and feature, shape (n, F), -1 without).
+        (evidence, shape (n, F), NaN for a window without new buckets with a verdict; bucket row
+        of the largest ``|z|`` per window and feature, shape (n, F), -1 without).
     """
     f = z.shape[1]
     best = np.full((n, f), np.nan)
@@ -197,8 +199,13 @@ def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarr
         if rows.size == 0:
             continue
         zi = z[rows]
-        best[i] = np.maximum(np.abs(zi).max(axis=0), np.abs(zi.sum(axis=0)) / np.sqrt(rows.size))
-        where[i] = rows[np.abs(zi).argmax(axis=0)]
+        seen = np.isfinite(zi)
+        m = seen.sum(axis=0)
+        size = np.abs(np.where(seen, zi, 0.0))
+        peak = size.max(axis=0)
+        combined = np.abs(np.where(seen, zi, 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
+        best[i] = np.where(m > 0, np.maximum(peak, combined), np.nan)
+        where[i] = np.where(m > 0, rows[size.argmax(axis=0)], -1)
     return best, where
 
 
@@ -308,7 +315,7 @@ def _explanations(
     names = list(params.features)
     feat: list[str | None] = [None] * n
     actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    seasonal_dev = np.abs(out.z["seasonal"])
+    seasonal_dev = np.nan_to_num(np.abs(out.z["seasonal"]), nan=-1.0)
     index = {name: i for i, name in enumerate(names)}
     for i, rows in enumerate(_rows_of(owner, n)):
         flat = int(driving[i, driver[i]])

@@ -5,7 +5,9 @@ learned *before* that bucket (the current bucket never explains itself), then le
 State is a small set of float arrays, so a night's call can start where the previous night's
 call ended: calling once over a range or once per night gives the same output (tested).
 
-Baselines (each returns a robust z per bucket and feature, higher ``|z|`` = more surprising):
+Baselines (each returns a robust z per bucket and feature, higher ``|z|`` = more surprising; NaN where
+there is no verdict: a missing value, or a baseline that has not seen enough values yet, so that
+nothing downstream learns from a warm-up):
 
 - ``level``: an exponentially weighted, winsorized location and scale of each feature
   (:func:`robust_step`): a rolling robust z with a half-life instead of a hard window.
@@ -88,9 +90,9 @@ def sigma_of(loc: np.ndarray, mad: np.ndarray, counts: np.ndarray, floor: np.nda
 
 def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, min_n: int) -> np.ndarray:
     """``(x - loc) / sigma`` (clipped at +-:data:`MAX_Z`) where a baseline has seen ``min_n``
-    values, else 0 (no verdict)."""
+    values, else NaN (no verdict: a missing value, or a baseline still warming up)."""
     z = np.clip((x - loc) / sigma, -MAX_Z, MAX_Z)
-    return np.where((n >= min_n) & np.isfinite(z), z, 0.0)
+    return np.where((n >= min_n) & np.isfinite(z), z, np.nan)
 
 
 def robust_step(
@@ -188,7 +190,8 @@ class BaselineOutput:
     """What the baselines say about each bucket.
 
     Attributes:
-        z: Per baseline, shape (n, F): robust z (extreme: exceedance in units of the range).
+        z: Per baseline, shape (n, F): robust z (extreme: exceedance in units of the range); NaN
+            without a verdict.
         expected_loc: Seasonal (else level) location per bucket and feature, on the compared
             scale (:func:`to_model_scale`), shape (n, F).
         expected_sigma: Seasonal (else level) sigma on the compared scale, shape (n, F).
@@ -265,7 +268,7 @@ def _learn(
         width = np.maximum(span, scale_floor(s["max"], counts))
         over = np.maximum(x - s["max"] - p.extreme_tolerance * span, s["min"] - p.extreme_tolerance * span - x)
         z["extreme"][t] = np.where((s["seen"][0] >= p.min_buckets) & np.isfinite(over),
-                                   np.clip(np.clip(over, 0.0, None) / width, 0.0, MAX_Z), 0.0)
+                                   np.clip(np.clip(over, 0.0, None) / width, 0.0, MAX_Z), np.nan)
         seasonal_ok = n_k >= p.min_visits
         exp_loc[t] = np.where(seasonal_ok, loc_k, s["level_loc"])
         exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)

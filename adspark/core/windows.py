@@ -94,7 +94,8 @@ class WindowRows:
         window_end: End of the last bucket (exclusive), datetime64[s], shape (n,).
         date: UTC day of the last bucket, datetime64[D], shape (n,).
         values: Scaled values, float32, shape (n, W * F), row-major (time, feature).
-        raw_values: Unscaled values, same layout.
+        raw_values: Unscaled values, same layout; NaN where a bucket statistic (``x_mean``,
+            ``x_min``, ``x_max``) is undefined because the bucket had no events.
     """
 
     entity: str
@@ -127,7 +128,7 @@ def window_rows(
         entity: The entity key.
         bucket_start: Naive UTC bucket starts, shape (n,), strictly increasing.
         scaled: Scaled values, shape (n, F) (centered per window when ``spec.center``).
-        raw: Unscaled values (kept for charts), shape (n, F).
+        raw: Unscaled values (kept for charts and the alerts), shape (n, F); NaN = undefined.
         spec: Window shape.
         first_day: First day (by the window's last bucket) to emit.
         last_day: Last day to emit, inclusive.
@@ -185,7 +186,7 @@ def entity_windows(
         raw = part[names].to_numpy(np.float64)
         rows = window_rows(
             str(entity), part["bucket_start"], apply_scaling(raw, center, scale),
-            np.nan_to_num(raw, nan=0.0), spec, first_day, last_day,
+            raw, spec, first_day, last_day,
         )
         if len(rows):
             out.append(rows)

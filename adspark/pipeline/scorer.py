@@ -40,8 +40,8 @@ def output_struct(passthrough: tuple[str, ...] = (), feature_errors: bool = Fals
 
 
 def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
-    from adspark.pipeline.train import build_detector
     from adspark.config import DetectorConfig
+    from adspark.pipeline.train import build_detector
     from adspark.train.registry import load_networks
 
     key = (model.model_id, entity or "")

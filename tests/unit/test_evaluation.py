@@ -12,17 +12,17 @@ from hypothesis import strategies as st
 from adspark.core.evaluation import (
     NAB_PROFILES,
     best_f1,
-    nab_scores,
-    overlap_labels,
-    runs_of,
     match_intervals,
     nab_normalized,
     nab_point_weights,
     nab_probation,
     nab_raw_score,
+    nab_scores,
+    overlap_labels,
     pr_auc,
     prf_at,
     roc_auc,
+    runs_of,
 )
 
 STD = NAB_PROFILES["standard"]
