@@ -397,8 +397,10 @@ class CalibrationConfig(Strict):
     halflife: float = Field(default=2000.0, gt=0, description="half-life of the score history, in windows")
     min_history: int = Field(default=30, ge=1, description="windows seen before an entity gets probabilities")
     min_std: float = Field(default=0.1, gt=0, description="floor of the score history's standard deviation")
-    tail: Literal["student", "normal", "laplace"] = Field(
-        default="student", description="law of the history: student (t predictive, wide while history is short)"
+    tail: Literal["empirical", "student", "normal", "laplace"] = Field(
+        default="student",
+        description="law of the history: student (t predictive, wide while history is short), normal, "
+        "laplace, empirical (the entity's own tail, and never below student)",
     )
 
 

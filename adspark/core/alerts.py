@@ -128,7 +128,7 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
     f = len(params.features)
     for d in params.detectors:
         width = f if d != "model" or params.model_feature_reference is not None else 1
-        for k, v in new_calibration_state(params.calibration.short, width).items():
+        for k, v in new_calibration_state(params.calibration.short, width, params.calibration.tail).items():
             state[f"cal_{d}_{k}"] = v
     state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
     state["last_anomalous"] = np.zeros(1)

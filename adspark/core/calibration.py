@@ -18,6 +18,19 @@ order:
 Until ``min_history`` averages were seen the probability is 1 (no verdict). The state is three
 numbers and the last ``short - 1`` raw scores per series, carried from night to night.
 
+``empirical`` (an option, not the default) also learns the shape of each series' own tail: an exponentially
+decayed histogram of its averages on a fixed log-spaced grid (:data:`EDGES`, same half-life).
+Inside the observed range the probability is the histogram's tail mass; beyond its 99th
+percentile the tail is extrapolated exponentially through its 90th and 99th percentiles
+(a generalized Pareto tail of shape 0, as in peaks-over-threshold). The probability given is the
+larger of that and the Student law's: a score must be improbable under the series' own tail
+*and* under the normal-like law (which stays wide while the history is short). Heavy-tailed
+scores (sums of log-normal amounts) then stop alarming at every large value, while a series of
+light-tailed scores keeps the Student law's sensitivity within the observed range. Measured, it
+is far more conservative than the Student law at the default alert level (the exponential
+extrapolation needs a score about five 90-99% widths beyond the 99th percentile for 1e-7), so it
+is not the default (figures in ``docs/alerts.md``).
+
 Fusion of several detectors' probabilities (:func:`fuse`): ``bonferroni`` takes the smallest
 probability times the number of detectors (and keeps which detector it was), ``fisher`` combines
 them with Fisher's method (``-2 sum log p`` is chi-square with ``2k`` degrees of freedom).
@@ -41,7 +54,8 @@ class CalibrationParams:
         halflife: Half-life of the mean/variance estimates, in windows.
         min_history: Averages seen before probabilities are given (1.0 before).
         min_std: Floor of the standard deviation (on the log1p scale for skewed scores).
-        tail: Law of the history (``student``, ``normal`` or ``laplace``, see :func:`_tail`).
+        tail: Law of the history: ``student`` (default), ``normal``, ``laplace`` (see
+            :func:`_tail`) or ``empirical`` (the series' own tail, see the module doc).
     """
 
     short: int = 3
@@ -51,11 +65,50 @@ class CalibrationParams:
     tail: str = "student"
 
 
-def new_calibration_state(short: int, width: int = 1) -> dict[str, np.ndarray]:
+EDGES = np.expm1(np.linspace(0.0, np.log1p(1000.0), 41))  # histogram bins of the empirical law
+BINS = len(EDGES) - 1
+
+
+def new_calibration_state(short: int, width: int = 1, tail: str = "student") -> dict[str, np.ndarray]:
     """Empty state of ``width`` parallel series: ``recent`` raw scores (``short - 1`` rows; the
-    last ``min(count, short - 1)`` of them are real) and ``stats`` (mean, variance, count),
-    flattened. Every value is finite (the state is stored in a table without nulls)."""
-    return {"recent": np.zeros(max(short - 1, 0) * width), "stats": np.zeros(3 * width)}
+    last ``min(count, short - 1)`` of them are real) and ``stats`` (mean, variance, count; then
+    the :data:`BINS` decayed histogram counts for the ``empirical`` law), flattened. Every value
+    is finite (the state is stored in a table without nulls)."""
+    extra = BINS if tail == "empirical" else 0
+    return {"recent": np.zeros(max(short - 1, 0) * width), "stats": np.zeros((3 + extra) * width)}
+
+
+def histogram_tail(x: np.ndarray, hist: np.ndarray, min_width: float) -> np.ndarray:
+    """P(score >= x) under decayed histograms on :data:`EDGES`, exponential beyond the 99th
+    percentile (through the 90th and 99th).
+
+    Args:
+        x: Scores, shape (k,).
+        hist: Decayed counts, shape (BINS, k), each column with a positive total.
+        min_width: Smallest distance between the 90th and 99th percentiles.
+
+    Returns:
+        Shape (k,), in (0, 1].
+    """
+    k = np.arange(hist.shape[1])
+    total = hist.sum(axis=0)
+    at_or_above = np.cumsum(hist[::-1], axis=0)[::-1]  # mass of bins >= b, shape (BINS, k)
+    b = np.clip(np.searchsorted(EDGES, x, side="right") - 1, 0, BINS - 1)
+    within = np.clip((x - EDGES[b]) / (EDGES[b + 1] - EDGES[b]), 0.0, 1.0)
+    mass = np.where(x >= EDGES[-1], 0.0, at_or_above[b, k] - hist[b, k] * within)
+
+    def quantile(q: float) -> np.ndarray:
+        target = (1.0 - q) * total
+        i = np.clip((at_or_above > target[None, :]).sum(axis=0) - 1, 0, BINS - 1)
+        f = np.clip((at_or_above[i, k] - target) / np.maximum(hist[i, k], 1e-12), 0.0, 1.0)
+        return EDGES[i] + f * (EDGES[i + 1] - EDGES[i])
+
+    q90, q99 = quantile(0.90), quantile(0.99)
+    width = np.maximum(q99 - q90, min_width)
+    with np.errstate(over="ignore"):
+        beyond = 0.01 * 10.0 ** (-(x - q99) / width)
+    p = np.where(x > q99, np.minimum(beyond, 0.01), np.maximum(mass / np.maximum(total, 1e-12), 0.01))
+    return np.clip(p, P_FLOOR, 1.0)
 
 
 def normal_sf(z: np.ndarray) -> np.ndarray:
@@ -71,7 +124,7 @@ def _tail(x: np.ndarray, mean: np.ndarray, std: np.ndarray, law: str, n: np.ndar
     ``std x sqrt(1 + 1/n)``; wide while history is short, the normal law with a long one),
     ``normal`` or ``laplace``."""
     z = (x - mean) / std
-    if law == "student":
+    if law in ("student", "empirical"):
         from scipy.stats import t as student
 
         dof = np.maximum(n - 1.0, 1.0)
@@ -80,7 +133,7 @@ def _tail(x: np.ndarray, mean: np.ndarray, std: np.ndarray, law: str, n: np.ndar
         return normal_sf(z)
     if law == "laplace":  # scale b = std / sqrt(2); an exponential tail, heavier than the normal's
         return np.where(z > 0, 0.5 * np.exp(-np.sqrt(2.0) * np.clip(z, 0, None)), 1.0 - 0.5 * np.exp(np.sqrt(2.0) * np.clip(z, None, 0)))
-    raise ValueError(f"unknown tail law {law!r}; expected student, normal or laplace")
+    raise ValueError(f"unknown tail law {law!r}; expected empirical, student, normal or laplace")
 
 
 def calibrate(
@@ -106,7 +159,12 @@ def calibrate(
     n, k = x.shape
     keep = max(params.short - 1, 0)
     recent = state["recent"].reshape(keep, k).copy()
-    mean, var, count = (row.copy() for row in state["stats"].reshape(3, k))
+    empirical = params.tail == "empirical"
+    stats = state["stats"].reshape(-1, k)
+    mean, var, count = (row.copy() for row in stats[:3])
+    hist = stats[3:].copy() if empirical else np.zeros((0, k))
+    if empirical and hist.shape[0] != BINS:  # a state of another law: the histogram starts empty
+        hist = np.zeros((BINS, k))
     decay = 1.0 - 2.0 ** (-1.0 / params.halflife)
     n_eff = 2.0 / decay - 1.0  # effective sample size of the exponentially weighted estimates
     out = np.ones((n, k))
@@ -119,18 +177,25 @@ def calibrate(
         avg = np.where(real, stack, 0.0).sum(axis=0) / real.sum(axis=0)
         std = np.maximum(np.sqrt(var), params.min_std)
         ready = ok & (count >= params.min_history)
-        out[t] = np.where(ready, _tail(avg, mean, std, params.tail, np.minimum(count, n_eff)), 1.0)
+        p_t = _tail(avg, mean, std, params.tail, np.minimum(count, n_eff))
+        if empirical and ready.any():
+            p_t = np.maximum(p_t, histogram_tail(avg, np.maximum(hist, 1e-300), params.min_std))
+        out[t] = np.where(ready, p_t, 1.0)
         alpha = np.maximum(1.0 / (count + 1.0), decay)
         delta = avg - mean
         new_mean = mean + alpha * delta
         new_var = np.where(count > 0, (1.0 - alpha) * (var + alpha * delta * delta), 0.0)
         mean = np.where(ok, new_mean, mean)
         var = np.where(ok, new_var, var)
+        if empirical:
+            hist = np.where(ok[None, :], hist * (1.0 - decay), hist)
+            b = np.clip(np.searchsorted(EDGES, avg, side="right") - 1, 0, BINS - 1)
+            hist[b[ok], np.flatnonzero(ok)] += 1.0
         count = np.where(ok, count + 1.0, count)
         if keep:
             recent = np.where(ok[None, :], stack[1:], recent)
     p = np.maximum(out, P_FLOOR).reshape(r.shape)
-    return p, {"recent": recent.ravel(), "stats": np.concatenate([mean, var, count])}
+    return p, {"recent": recent.ravel(), "stats": np.concatenate([mean, var, count, hist.ravel()])}
 
 
 def reference_tail(x: np.ndarray, q90: np.ndarray, q99: np.ndarray) -> np.ndarray:

@@ -28,7 +28,10 @@ def test_petastorm_feed_delivers_every_row_once_per_epoch(feed, data):
         with feed.dataset(rank, 2, batch_size=100, repeat=False) as ds:
             seen.extend(np.concatenate([b.numpy() for b in ds]))
     assert len(seen) == len(data) == feed.n_rows
-    key = lambda a: sorted(map(tuple, np.round(np.asarray(a), 4)))
+
+    def key(a):
+        return sorted(map(tuple, np.round(np.asarray(a), 4)))
+
     assert key(seen) == key(data)
     assert feed.shard_rows(2) == 501
 

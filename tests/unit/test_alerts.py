@@ -7,7 +7,16 @@ import pandas as pd
 import pytest
 
 from adspark.core.alerts import ALERT_COLUMNS, AlertParams, alert_nights, new_state
-from adspark.core.calibration import CalibrationParams, alert_onsets, calibrate, fuse, new_calibration_state
+from adspark.core.calibration import (
+    BINS,
+    EDGES,
+    CalibrationParams,
+    alert_onsets,
+    calibrate,
+    fuse,
+    histogram_tail,
+    new_calibration_state,
+)
 from adspark.core.streaming import (
     BaselineParams,
     from_model_scale,
@@ -103,7 +112,7 @@ def test_calibration_known_answer_and_adaptation() -> None:
     np.testing.assert_allclose(state["stats"], [2.0, 1.0, 4.0])
     # the default, Student's predictive law from 3 scores: t with 2 dof, scale sqrt(1 + 1/3)
     p, _ = calibrate(raw, new_calibration_state(1), CalibrationParams(short=1, halflife=1e9, min_history=3,
-                                                                    min_std=1e-9), log=False)
+                                                                    min_std=1e-9, tail="student"), log=False)
     assert p[3] == pytest.approx(student.sf(z / np.sqrt(4 / 3), 2)) and p[3] > norm.sf(z)
     # a lasting shift alerts at its onset, then becomes the new normal
     params = CalibrationParams(short=1, halflife=20, min_history=10, min_std=0.05)
@@ -274,3 +283,33 @@ def test_a_state_of_another_layout_restarts_only_the_pieces_that_changed() -> No
     assert (kept["level_loc"] == states[-1][1]["level_loc"]).all()  # same layout: carried on
     restarted = conform_state(states[-1][1], widened)
     assert restarted["level_n"].tolist() == [0.0, 0.0] and restarted["cursor"][0] == states[-1][1]["cursor"][0]
+
+
+def test_empirical_tail_learns_each_series_own_tail() -> None:
+    """A heavy-tailed series (log-normal scores) stops alarming at its ordinary large values,
+    a light-tailed one keeps alarming at a clear outlier; both flag a far outlier."""
+    rng = np.random.default_rng(0)
+    raw = np.c_[np.abs(rng.normal(size=3000)), rng.lognormal(0.0, 1.0, 3000)]
+    raw[2900, 0], raw[2950, 1] = 8.0, 200.0
+    emp = CalibrationParams(short=1, min_history=30, tail="empirical")
+    stu = CalibrationParams(short=1, min_history=30, tail="student")
+    p_emp, state = calibrate(raw, new_calibration_state(1, 2, "empirical"), emp, log=False)
+    p_stu, _ = calibrate(raw, new_calibration_state(1, 2, "student"), stu, log=False)
+    assert state["stats"].shape == ((3 + BINS) * 2,) and np.isfinite(state["stats"]).all()
+    ordinary = np.ones(3000, bool)
+    ordinary[[2900, 2950]] = False
+    # about 3000 x 1e-4 = 0.3 ordinary scores should be below 1e-4; the Student law finds dozens
+    assert (p_stu[ordinary, 1] < 1e-4).sum() > 20
+    assert (p_emp[ordinary, 1] < 1e-4).sum() <= 3
+    assert (p_emp >= p_stu).all()  # never below the Student law
+    assert p_emp[2900, 0] < 1e-5 and p_emp[2950, 1] < 1e-5
+
+
+def test_histogram_tail_known_answers() -> None:
+    hist = np.zeros((BINS, 1))
+    hist[:10, 0] = 1.0  # mass spread evenly over the first ten bins
+    inside = histogram_tail(np.array([EDGES[5]]), hist, 1e-3)
+    assert inside[0] == pytest.approx(0.5)
+    q90, q99 = EDGES[9], EDGES[9] + 0.9 * (EDGES[10] - EDGES[9])
+    far = q99 + 2 * (q99 - q90)
+    assert histogram_tail(np.array([far]), hist, 1e-3)[0] == pytest.approx(1e-4)

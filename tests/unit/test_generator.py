@@ -43,7 +43,10 @@ def test_spike_and_drop_change_counts():
     anoms, e, day, row = _with("spike")
     normal = generate_entity_day(SPEC, e, day, anoms.iloc[0:0])
     hit = generate_entity_day(SPEC, e, day, anoms)
-    inside = lambda f: ((f["event_time"] >= row["start"]) & (f["event_time"] < row["end"])).sum()
+
+    def inside(f):
+        return ((f["event_time"] >= row["start"]) & (f["event_time"] < row["end"])).sum()
+
     assert inside(hit) > 3 * max(inside(normal), 1)
     anoms, e, day, row = _with("drop_to_zero")
     hit = generate_entity_day(SPEC, e, day, anoms)
