@@ -7,7 +7,7 @@ Night D7 of the tiny events (model trained on D5..D6, a scheduled retrain after 
   killed with SIGKILL in the middle of that stage's write (``ADSPARK_KILL_AT``, see
   :mod:`adspark.faults`), then rerun in-process: the tables must equal the reference, and no
   half-written model may be visible;
-- rerun on the same warehouse (twice; three times in the slow suite): identical tables each time;
+- rerun three times on the same warehouse: identical tables each time;
 - twice at once (threads of one driver), and next to another night at once;
 - under stress (slow): four nights at once in threads of one driver, and two nightly processes
   (separate JVMs, as two scheduled jobs) at once on one warehouse, each round repeated.
@@ -15,7 +15,7 @@ Night D7 of the tiny events (model trained on D5..D6, a scheduled retrain after 
 Tables are compared by content: every row, every column except bookkeeping (run ids and
 timestamps of when a row was written).
 
-``make test`` runs a fast slice (one SIGKILL point, two nights at once, one rerun) so that CI
+``make test`` runs a fast slice (one SIGKILL point then a rerun, two nights at once) so that CI
 catches a regression; the rest is marked ``slow`` (100-300 s each on 2 cores) for
 ``make test-slow`` / ``make test-all``.
 """
@@ -198,7 +198,7 @@ def test_sigkill_in_a_write_stage_then_rerun_equals_clean_run(spark, base, clean
     assert_models_loadable(store)
 
 
-@pytest.mark.parametrize("runs", [2, pytest.param(3, marks=slow)])
+@pytest.mark.parametrize("runs", [pytest.param(3, marks=slow)])
 def test_rerunning_a_night_gives_identical_tables(spark, base, clean, conf, tmp_path, runs):
     root = _copy(base, tmp_path, conf)
     store = _store(spark, root)
