@@ -88,12 +88,17 @@ def standalone_cluster(tmp_path):
                 p.kill()
 
 
+def _array_text(v) -> str | None:
+    """An array cell as text: equal arrays (NaN included) give equal, sortable text."""
+    return None if v is None else repr([x if isinstance(x, str) else float(x) for x in v])
+
+
 def _frame(store: TableStore, table: str, drop: tuple[str, ...]):
     pdf = store.read(table).toPandas()
     pdf = pdf.drop(columns=[c for c in drop if c in pdf.columns])
-    for c in pdf.columns:  # arrays -> tuples so rows compare and sort
+    for c in pdf.columns:  # arrays -> their text so rows compare and sort (NaN inside equals NaN)
         if pdf[c].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
-            pdf[c] = pdf[c].map(lambda v: tuple(v) if v is not None else None)
+            pdf[c] = pdf[c].map(_array_text)
     return pdf.sort_values(list(pdf.columns)).reset_index(drop=True)
 
 
