@@ -14,6 +14,7 @@ only their state is kept), so baselines and calibration are warm when the range 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -64,25 +65,38 @@ def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) -> AlertParams:
-    """The core parameters from the config, the window spec and the model."""
-    bucket = shape.bucket_seconds
-    quantiles = model.metrics.get("val_score_quantiles") or []
+def core_alert_params(
+    cfg: AlertsConfig, features: tuple[str, ...], n_steps: int, stride: int, bucket_seconds: int
+) -> AlertParams:
+    """The core parameters of the alerts config for windows of this shape, without a model (the
+    model's references are added by :func:`alert_params`)."""
     return AlertParams(
-        features=shape.features, n_steps=shape.n_steps, stride=shape.stride, bucket_seconds=bucket,
+        features=tuple(features), n_steps=n_steps, stride=stride, bucket_seconds=bucket_seconds,
         detectors=tuple(cfg.detectors), level=cfg.level, fusion=cfg.fusion, timezone=cfg.timezone,
         baselines=BaselineParams(
-            level_halflife=max(parse_duration(cfg.level_halflife) / bucket, 1.0),
+            level_halflife=max(parse_duration(cfg.level_halflife) / bucket_seconds, 1.0),
             seasonal_halflife=cfg.seasonal_halflife, clip=cfg.clip,
-            min_buckets=max(int(parse_duration(cfg.warmup) // bucket), 1),
+            min_buckets=max(int(parse_duration(cfg.warmup) // bucket_seconds), 1),
             min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance,
         ),
         calibration=CalibrationParams(
-            short=max(1, -(-cfg.calibration.short_buckets // max(shape.stride, 1))),
+            short=max(1, -(-cfg.calibration.short_buckets // max(stride, 1))),
             halflife=cfg.calibration.halflife, min_history=cfg.calibration.min_history,
             min_std=cfg.calibration.min_std, tail=cfg.calibration.tail,
         ),
-        baseline_only=_baseline_features(cfg, shape),
+        baseline_only=_baseline_features(cfg, features),
+    )
+
+
+def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) -> AlertParams:
+    """The core parameters from the config, the window spec and the model."""
+    quantiles = model.metrics.get("val_score_quantiles") or []
+    try:
+        base = core_alert_params(cfg, shape.features, shape.n_steps, shape.stride, shape.bucket_seconds)
+    except ConfigError as err:
+        raise ConfigError(f"{err} (window spec {shape.spec_id})") from None
+    return dataclasses.replace(
+        base,
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
         model_feature_reference=_feature_reference(model, len(shape.features)),
         model_feature_tail=_feature_tail(model, len(shape.features)),
@@ -96,16 +110,13 @@ def _feature_reference(model: RegisteredModel, n_features: int) -> tuple[float, 
     return tuple(float(v) for v in ref) if len(ref) == n_features else None
 
 
-def _baseline_features(cfg: AlertsConfig, shape: WindowShape) -> tuple[str, ...] | None:
+def _baseline_features(cfg: AlertsConfig, features: tuple[str, ...]) -> tuple[str, ...] | None:
     """``alerts.features``, checked against the window spec's features."""
     if cfg.features is None:
         return None
-    unknown = sorted(set(cfg.features) - set(shape.features))
+    unknown = sorted(set(cfg.features) - set(features))
     if unknown:
-        raise ConfigError(
-            f"alerts.features: {unknown} are not features of window spec {shape.spec_id} "
-            f"(expected among {list(shape.features)})"
-        )
+        raise ConfigError(f"alerts.features: {unknown} are not features of the windows (expected among {list(features)})")
     return tuple(cfg.features)
 
 

@@ -1,0 +1,274 @@
+"""Adaptive alerts replayed through the pure core: the demo's events and NAB's 31 series, variants side by side.
+
+The nightly job's alert pass (:func:`adspark.core.alerts.alert_nights`) is pure pandas/numpy, so
+its model-free detectors (``level``, ``diff``, ``seasonal``, ``extreme``) can be replayed without
+Spark in minutes, on exactly the windows the job builds:
+
+- ``demo``: the events of ``conf/demo.yaml``'s generator (bad rows left out, as validation
+  would), hourly buckets aggregated as ``adspark discretize`` does (counts, sums, category slots,
+  per-bucket mean/min/max; empty buckets: zero counts, missing statistics), windows of the
+  config's size and stride, every night from the first one through the alerts (as the job's
+  first run replays them), intervals merged as the job merges them, matched with the planted
+  anomalies on the nights after the anomaly-free ones. Reports intervals, recall, precision and
+  recall per anomaly kind.
+- ``nab``: each series re-timed onto 5-minute buckets (:mod:`benchmarks.quality_nab`), one
+  ``value_mean`` per bucket (the padded start of the first day missing), windows of one bucket,
+  alert onsets scored with NAB's standard profile, at the label-free level and at NAB's corpus
+  threshold (the best one threshold on ``-log10 p`` over all series, which uses the labels).
+
+A variant is a set of overrides of the ``alerts:`` config section (``VARIANTS``; validated as the
+job validates them). The model is left out (it needs training): figures are for the model-free
+part of the default detector list.
+
+Usage::
+
+    python -m benchmarks.alerts_replay [--datasets demo,nab] [--variants default,...] [--processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adspark.config import AlertsConfig, load_yaml
+from adspark.core.alerts import alert_nights
+from adspark.core.buckets import parse_duration
+from adspark.core.evaluation import match_intervals
+from adspark.core.features import slot_name
+from adspark.core.generator import GeneratorSpec, generate_entity_day, plan_anomalies
+from adspark.core.intervals import merge_intervals
+from adspark.core.windows import WindowSpec, window_rows
+from adspark.pipeline.alerts import core_alert_params
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_FREE = ["level", "diff", "seasonal", "extreme"]
+
+# overrides of the alerts section; every variant also drops the model (it needs training)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "empirical tail": {"calibration": {"tail": "empirical"}},
+    "fisher fusion": {"fusion": "fisher"},
+    "level + seasonal": {"detectors": ["level", "seasonal"]},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def alerts_config(base: dict, overrides: dict) -> AlertsConfig:
+    """The alerts config of a variant: ``base`` (the YAML section) with ``overrides``, model-free."""
+    merged = _merge(base, overrides)
+    merged["detectors"] = [d for d in merged.get("detectors", MODEL_FREE) if d != "model"] or MODEL_FREE
+    return AlertsConfig.model_validate(merged)
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+
+def demo_spec(project: dict) -> GeneratorSpec:
+    """The generator spec of the demo config, without invalid rows."""
+    g = project["generate"]
+    start = g["start"] if isinstance(g["start"], dt.date) else dt.date.fromisoformat(str(g["start"]))
+    return GeneratorSpec(
+        entities=int(g["entities"]), days=int(g["days"]), events=int(g["events"]), start=start,
+        seed=int(g["seed"]), anomaly_entity_fraction=float(g["anomaly_entity_fraction"]),
+        bad_row_fraction=0.0, anomaly_free_days=int(g["anomaly_free_days"]),
+    )
+
+
+def demo_features(project: dict) -> tuple[str, ...]:
+    """The bucket features ``adspark discretize`` makes of the demo's source (window order)."""
+    src = project["source"]
+    names = ["event_count"] + [f"{m['name']}_sum" for m in src["measures"]]
+    for c in src["categoricals"]:
+        from adspark.core.generator import CATEGORIES, CHANNELS, RARE_CATEGORY
+
+        values = c.get("values") or list(CATEGORIES + (RARE_CATEGORY,))[: c.get("top_k", 9)]
+        if c["name"] == "channel" and not c.get("values"):
+            values = list(CHANNELS)
+        names += [slot_name(c["name"], v) for v in values] + [slot_name(c["name"], "__other__")]
+    names += [f"{m['name']}_{s}" for m in src["measures"] for s in ("mean", "min", "max")]
+    return tuple(names)
+
+
+def entity_buckets(events: pd.DataFrame, features: tuple[str, ...], days: pd.DatetimeIndex) -> pd.DataFrame:
+    """One entity's hourly buckets over ``days`` (every hour present), columns ``features``."""
+    hour = events["event_time"].dt.floor("h")
+    grid = pd.date_range(days[0], days[-1] + pd.Timedelta(hours=23), freq="h")
+    out = pd.DataFrame(index=grid)
+    g = events.groupby(hour)
+    out["event_count"] = g.size()
+    for name in features:
+        if name == "event_count":
+            continue
+        col, _, rest = name.partition("__")
+        if rest:
+            known = [f.partition("__")[2] for f in features if f.startswith(col + "__")]
+            value = events[col].astype(str).str.lower()
+            hit = value.eq(rest) if rest != "other" else ~value.isin([k for k in known if k != "other"])
+            out[name] = hit.groupby(hour).sum()
+            continue
+        measure, _, stat = name.rpartition("_")
+        out[name] = getattr(events.groupby(hour)[measure], stat)()
+    zero = [f for f in features if not f.endswith(("_mean", "_min", "_max"))]
+    out[zero] = out[zero].fillna(0.0)
+    return out[list(features)].astype(np.float64)
+
+
+def _demo_entity(args: tuple) -> pd.DataFrame:
+    """Generate, bucket, window and alert one entity under every variant (worker)."""
+    spec, entity, plan, features, size, stride, variants = args
+    days = pd.date_range(pd.Timestamp(spec.start), periods=spec.days, freq="D")
+    events = pd.concat([generate_entity_day(spec, entity, d, plan) for d in range(spec.days)], ignore_index=True)
+    buckets = entity_buckets(events, features, days)
+    wspec = WindowSpec(size, stride, 3600, features)
+    raw = buckets.to_numpy(np.float64)
+    rows = window_rows("e", pd.Series(buckets.index), raw, raw, wspec, days[0].date(), days[-1].date())
+    windows = pd.DataFrame({
+        "window_start": pd.to_datetime(rows.window_start), "window_end": pd.to_datetime(rows.window_end),
+        "date": pd.to_datetime(rows.date).date, "raw_values": list(rows.raw_values.astype(np.float64)),
+        "model_score": np.nan,
+    })
+    out = []
+    for name, params in variants.items():
+        scored, _ = alert_nights(windows, None, params)
+        out.append(scored.drop(columns=["raw_values"]).assign(variant=name))
+    return pd.concat(out, ignore_index=True)
+
+
+def run_demo(project: dict, variants: dict[str, AlertsConfig], processes: int, entities: int | None) -> list[dict]:
+    """Replay every variant on the demo; one result row per variant."""
+    spec = demo_spec(project)
+    if entities:
+        spec = GeneratorSpec(**{**spec.__dict__, "entities": entities})
+    plan = plan_anomalies(spec)
+    features = demo_features(project)
+    w = project["window"]
+    size, stride = int(w["size"]), int(w["stride"])
+    cfg_intervals = project.get("intervals", {})
+    gap = pd.Timedelta(seconds=parse_duration(cfg_intervals.get("gap", "1h")))
+    min_duration = pd.Timedelta(seconds=parse_duration(cfg_intervals.get("min_duration", "0s")))
+    params = {n: core_alert_params(c, features, size, stride, 3600) for n, c in variants.items()}
+    from adspark.core.generator import entity_name
+
+    tasks = [(spec, e, plan[plan["entity"] == entity_name(e)], features, size, stride, params)
+             for e in range(spec.entities)]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(processes) as pool:
+        parts = []
+        for e, frame in zip(range(spec.entities), pool.map(_demo_entity, tasks, chunksize=4)):
+            parts.append(frame.assign(entity=entity_name(e)))
+    scored = pd.concat(parts, ignore_index=True)
+    seconds = time.perf_counter() - t0
+    first_scored = pd.Timestamp(spec.start) + pd.Timedelta(days=spec.anomaly_free_days)
+    labels = list(plan[["entity", "start", "end"]].itertuples(index=False, name=None))
+    results = []
+    for name in variants:
+        part = scored[(scored["variant"] == name) & (pd.to_datetime(scored["window_end"]) > first_scored)]
+        part = part.assign(top_features=[[]] * len(part), top_shares=[[]] * len(part))
+        iv = merge_intervals(part, "replay", "alerts", gap=gap, min_duration=min_duration)
+        detected = list(iv[["entity", "start", "end"]].itertuples(index=False, name=None))
+        m = match_intervals(detected, labels)
+        per_kind = {}
+        for kind, group in plan.groupby("kind"):
+            k = match_intervals(detected, list(group[["entity", "start", "end"]].itertuples(index=False, name=None)))
+            per_kind[kind] = f"{k.detected}/{k.labels}"
+        results.append({"variant": name, "intervals": m.intervals, "recall": round(m.recall, 3),
+                        "precision": round(m.precision, 3), **per_kind})
+    print(f"demo: {spec.entities} entities x {spec.days} days, {len(variants)} variants in {seconds:.0f} s")
+    return results
+
+
+# --- NAB ----------------------------------------------------------------------------------------
+
+
+def _nab_series(args: tuple) -> dict[str, np.ndarray]:
+    """-log10 p per row of one series under every variant (worker)."""
+    from benchmarks.quality_nab import row_times
+
+    s, variants = args
+    t = row_times(s)
+    day0 = t[0].floor("D")
+    grid = pd.date_range(day0, t[-1], freq="5min")
+    values = pd.Series(np.nan, index=grid)
+    values[t] = s.value
+    features = ("value_mean",)
+    wspec = WindowSpec(1, 1, 300, features)
+    raw = values.to_numpy(np.float64)[:, None]
+    rows = window_rows(s.name, pd.Series(grid), raw, raw, wspec, grid[0].date(), grid[-1].date())
+    windows = pd.DataFrame({
+        "window_start": pd.to_datetime(rows.window_start), "window_end": pd.to_datetime(rows.window_end),
+        "date": pd.to_datetime(rows.date).date, "raw_values": list(rows.raw_values.astype(np.float64)),
+        "model_score": np.nan,
+    })
+    row_of = {ts: i for i, ts in enumerate(t)}
+    out = {}
+    for name, params in variants.items():
+        scored, _ = alert_nights(windows, None, params)
+        severity = np.full(len(s.value), np.nan)
+        flags = np.zeros(len(s.value), dtype=bool)
+        for start, score, alert in zip(scored["window_start"], scored["score"], scored["alert"], strict=True):
+            i = row_of.get(pd.Timestamp(start))
+            if i is not None:
+                severity[i], flags[i] = score, bool(alert)
+        out[name] = (severity, flags)
+    return out
+
+
+def run_nab(variants: dict[str, AlertsConfig], processes: int) -> list[dict]:
+    """Replay every variant on NAB's 31 series; one result row per variant."""
+    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, onsets, sweep
+
+    series = load_series()
+    params = {n: core_alert_params(c, ("value_mean",), 1, 1, 300) for n, c in variants.items()}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(processes) as pool:
+        per_series = list(pool.map(_nab_series, [(s, params) for s in series]))
+    seconds = time.perf_counter() - t0
+    scorers = [Scorer.of(s) for s in series]
+    results = []
+    for name, cfg in variants.items():
+        flags = [onsets(r[name][1]) for r in per_series]
+        severity = [r[name][0] / -np.log10(cfg.level) for r in per_series]
+        free = corpus_scores(scorers, flags)["standard"]
+        best = sweep(scorers, severity, onset=True)["standard"]
+        results.append({"variant": name, "label-free": round(free, 1), "corpus threshold": round(best["score"], 1),
+                        "alerts": int(sum(f.sum() for f in flags))})
+    print(f"nab: 31 series, {len(variants)} variants in {seconds:.0f} s")
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "conf" / "demo.yaml"))
+    parser.add_argument("--datasets", default="demo,nab")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--entities", type=int, default=None, help="demo: fewer entities (quick look)")
+    args = parser.parse_args(argv)
+    project = load_yaml(args.config)
+    base = project.get("alerts") or {}
+    chosen = {n: alerts_config(base, VARIANTS[n]) for n in args.variants.split(",")}
+    datasets = args.datasets.split(",")
+    pd.set_option("display.width", 200)
+    if "demo" in datasets:
+        print(pd.DataFrame(run_demo(project, chosen, args.processes, args.entities)).to_string(index=False))
+    if "nab" in datasets:
+        nab_cfg = {n: alerts_config({}, VARIANTS[n]) for n in chosen}
+        print(pd.DataFrame(run_nab(nab_cfg, args.processes)).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
