@@ -433,6 +433,20 @@ class AlertsConfig(Strict):
     features: list[str] | None = Field(
         default=None, description="features the baselines judge (default: all but per-bucket mean/min/max)"
     )
+    counts: Literal["anscombe", "negbin"] = Field(
+        default="negbin", description="how the level and seasonal baselines judge counts; see docs/alerts.md"
+    )
+    sums: Literal["linear", "sqrt", "log"] = Field(
+        default="linear", description="scale on which the baselines compare sums (x_sum); see docs/alerts.md"
+    )
+    means: Literal["model", "weighted"] = Field(
+        default="weighted", description="weighted: the baselines also judge x_mean, each bucket weighted by its events"
+    )
+    measure_evidence: Literal["peak", "sustained"] = Field(
+        default="sustained",
+        description="sums and means of measures: sustained = one extreme bucket (one large event) is no evidence, "
+        "a shift over the window's buckets is",
+    )
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
     @field_validator("detectors")

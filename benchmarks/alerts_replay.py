@@ -54,9 +54,15 @@ MODEL_FREE = ["level", "diff", "seasonal", "extreme"]
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "counts anscombe": {"counts": "anscombe"},
+    "means left to the model": {"means": "model"},
+    "measure evidence peak": {"measure_evidence": "peak"},
+    "sums sqrt": {"sums": "sqrt"},
+    "sums log": {"sums": "log"},
     "empirical tail": {"calibration": {"tail": "empirical"}},
     "fisher fusion": {"fusion": "fisher"},
-    "level + seasonal": {"detectors": ["level", "seasonal"]},
+    "before 2026-12-02 (anscombe + means to model + peak)": {"counts": "anscombe", "means": "model",
+                                                           "measure_evidence": "peak"},
 }
 
 
@@ -148,8 +154,11 @@ def _demo_entity(args: tuple) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def run_demo(project: dict, variants: dict[str, AlertsConfig], processes: int, entities: int | None) -> list[dict]:
-    """Replay every variant on the demo; one result row per variant."""
+def run_demo(project: dict, variants: dict[str, AlertsConfig], processes: int, entities: int | None,
+             explain: bool = False, levels: tuple[float, ...] = ()) -> list[dict]:
+    """Replay every variant on the demo; one result row per variant and alert level (the
+    variant's own and ``levels``); ``explain``: also print which detector and feature drove the
+    true and the false intervals."""
     spec = demo_spec(project)
     if entities:
         spec = GeneratorSpec(**{**spec.__dict__, "entities": entities})
@@ -175,20 +184,36 @@ def run_demo(project: dict, variants: dict[str, AlertsConfig], processes: int, e
     first_scored = pd.Timestamp(spec.start) + pd.Timedelta(days=spec.anomaly_free_days)
     labels = list(plan[["entity", "start", "end"]].itertuples(index=False, name=None))
     results = []
-    for name in variants:
+    for name, cfg in variants.items():
         part = scored[(scored["variant"] == name) & (pd.to_datetime(scored["window_end"]) > first_scored)]
         part = part.assign(top_features=[[]] * len(part), top_shares=[[]] * len(part))
-        iv = merge_intervals(part, "replay", "alerts", gap=gap, min_duration=min_duration)
-        detected = list(iv[["entity", "start", "end"]].itertuples(index=False, name=None))
-        m = match_intervals(detected, labels)
-        per_kind = {}
-        for kind, group in plan.groupby("kind"):
-            k = match_intervals(detected, list(group[["entity", "start", "end"]].itertuples(index=False, name=None)))
-            per_kind[kind] = f"{k.detected}/{k.labels}"
-        results.append({"variant": name, "intervals": m.intervals, "recall": round(m.recall, 3),
-                        "precision": round(m.precision, 3), **per_kind})
+        for level in sorted({cfg.level, *levels}, reverse=True):
+            flagged = part.assign(is_anomaly=part["p_value"].to_numpy(np.float64) < level)
+            iv = merge_intervals(flagged, "replay", "alerts", gap=gap, min_duration=min_duration)
+            detected = list(iv[["entity", "start", "end"]].itertuples(index=False, name=None))
+            m = match_intervals(detected, labels)
+            per_kind = {}
+            for kind, group in plan.groupby("kind"):
+                k = match_intervals(detected, list(group[["entity", "start", "end"]].itertuples(index=False, name=None)))
+                per_kind[kind] = f"{k.detected}/{k.labels}"
+            if explain and level == cfg.level:
+                _explain(name, iv, plan)
+            results.append({"variant": name, "level": level, "intervals": m.intervals, "recall": round(m.recall, 3),
+                            "precision": round(m.precision, 3), **per_kind})
     print(f"demo: {spec.entities} entities x {spec.days} days, {len(variants)} variants in {seconds:.0f} s")
     return results
+
+
+def _explain(name: str, intervals: pd.DataFrame, plan: pd.DataFrame) -> None:
+    """Print the drivers of true and false intervals."""
+    labels = plan.assign(start=pd.to_datetime(plan["start"]), end=pd.to_datetime(plan["end"]))
+    hits = []
+    for row in intervals.itertuples():
+        lab = labels[(labels["entity"] == row.entity) & (labels["start"] < row.end) & (labels["end"] > row.start)]
+        hits.append(lab["kind"].iloc[0] if len(lab) else "false")
+    table = intervals.assign(truth=hits).groupby(["truth", "driver", "driver_feature"]).size()
+    print(f"--- {name}: intervals by truth, driver, feature")
+    print(table.sort_values(ascending=False).to_string())
 
 
 # --- NAB ----------------------------------------------------------------------------------------
@@ -256,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="demo,nab")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--levels", default="", help="demo: also report these alert levels, e.g. 1e-7,1e-9")
+    parser.add_argument("--explain", action="store_true", help="demo: drivers of true and false intervals")
     parser.add_argument("--entities", type=int, default=None, help="demo: fewer entities (quick look)")
     args = parser.parse_args(argv)
     project = load_yaml(args.config)
@@ -264,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     datasets = args.datasets.split(",")
     pd.set_option("display.width", 200)
     if "demo" in datasets:
-        print(pd.DataFrame(run_demo(project, chosen, args.processes, args.entities)).to_string(index=False))
+        print(pd.DataFrame(run_demo(project, chosen, args.processes, args.entities, args.explain,
+                                        tuple(float(v) for v in args.levels.split(",") if v))).to_string(index=False))
     if "nab" in datasets:
         nab_cfg = {n: alerts_config({}, VARIANTS[n]) for n in chosen}
         print(pd.DataFrame(run_nab(nab_cfg, args.processes)).to_string(index=False))

@@ -45,6 +45,7 @@ from adspark.core.streaming import (
     BaselineParams,
     from_model_scale,
     is_count,
+    is_sum,
     mask_empty_buckets,
     new_baseline_state,
     run_baselines,
@@ -88,6 +89,17 @@ class AlertParams:
         baseline_only: Features the baselines judge (None: see :attr:`baseline_features`).
         model_out_of_sample: First night whose windows the model was not fitted on: earlier
             windows' model scores are in-sample (too low) and do not enter its calibration.
+        sums: Scale on which the baselines compare sums (``x_sum``): ``linear``, ``sqrt`` (the
+            signed square root: the variance of a sum over a Poisson number of events no longer
+            grows with the rate, as the Anscombe scale does for counts) or ``log``.
+        means: ``model`` (per-bucket means are left to the model) or ``weighted`` (the baselines
+            also judge ``x_mean`` when ``event_count`` is a feature: on the signed log1p scale,
+            each bucket weighted by the square root of its events,
+            :func:`adspark.core.streaming.run_baselines`).
+        measure_evidence: ``peak`` (the window evidence of a measure's sum or weighted mean is
+            its largest ``|z|`` or the combined one, as for other features) or ``sustained``
+            (only the combined evidence of its z clipped at the winsorizing bound,
+            :func:`_window_evidence`).
     """
 
     features: tuple[str, ...]
@@ -105,6 +117,9 @@ class AlertParams:
     model_feature_tail: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     model_out_of_sample: dt.date | None = None
     baseline_only: tuple[str, ...] | None = None
+    sums: str = "linear"
+    measure_evidence: str = "sustained"
+    means: str = "weighted"
 
     @property
     def baseline_features(self) -> np.ndarray:
@@ -114,7 +129,20 @@ class AlertParams:
         if self.baseline_only is not None:
             return np.array([f in self.baseline_only for f in self.features], dtype=bool)
         stats = undefined_when_empty(self.features)
-        return ~stats if (~stats).any() else np.ones(len(self.features), dtype=bool)
+        chosen = ~stats if (~stats).any() else np.ones(len(self.features), dtype=bool)
+        return chosen | self.mean_features
+
+    @property
+    def mean_features(self) -> np.ndarray:
+        """Which features the baselines judge as event-weighted means, shape (F,): ``x_mean``
+        when ``means`` is ``weighted`` and ``event_count`` is a feature."""
+        weighted = self.means == "weighted" and "event_count" in self.features
+        return np.array([weighted and f.endswith("_mean") for f in self.features], dtype=bool)
+
+    @property
+    def sum_features(self) -> np.ndarray:
+        """Which features are sums of a measure (``x_sum``), shape (F,)."""
+        return np.array([is_sum(f) for f in self.features], dtype=bool)
 
     @property
     def counts(self) -> np.ndarray:
@@ -179,12 +207,16 @@ def _rows_of(owner: np.ndarray, n: int) -> list[np.ndarray]:
     return [np.arange(bounds[i], bounds[i + 1]) for i in range(n)]
 
 
-def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _window_evidence(
+    z: np.ndarray, owner: np.ndarray, n: int, sustained: np.ndarray | None = None, clip: float = 3.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Per window and feature, how far the window's new buckets are from the baseline.
 
     The larger of the peak ``|z|`` over the window's new buckets and the combined
     ``|sum z| / sqrt(m)`` over its m new buckets (Stouffer: a run of moderately low buckets, such as
-    hours without events, adds up).
+    hours without events, adds up). For ``sustained`` features (shape (F,)) only the combined
+    evidence of the z clipped at ``+-clip`` counts: one extreme bucket says little (a sum of
+    heavy-tailed amounts jumps with one large event), a shift over the window's buckets does.
 
     Buckets without a verdict (NaN z) are left out; a window with none has no evidence.
 
@@ -204,7 +236,11 @@ def _window_evidence(z: np.ndarray, owner: np.ndarray, n: int) -> tuple[np.ndarr
         size = np.abs(np.where(seen, zi, 0.0))
         peak = size.max(axis=0)
         combined = np.abs(np.where(seen, zi, 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
-        best[i] = np.where(m > 0, np.maximum(peak, combined), np.nan)
+        evidence = np.maximum(peak, combined)
+        if sustained is not None and sustained.any():
+            held = np.abs(np.where(seen, np.clip(zi, -clip, clip), 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
+            evidence = np.where(sustained, held, evidence)
+        best[i] = np.where(m > 0, evidence, np.nan)
         where[i] = np.where(m > 0, rows[size.argmax(axis=0)], -1)
     return best, where
 
@@ -249,8 +285,10 @@ def alert_step(
     slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
                            params.timezone)
     base_state = {k: s[k] for k in new_baseline_state(f, 1)}
+    events = values[:, params.features.index("event_count")] if "event_count" in params.features else None
     out, base_state = run_baselines(mask_empty_buckets(values, params.features), slots, counts, base_state,
-                                    params.baselines)
+                                    params.baselines, params.sum_features, params.sums, params.mean_features,
+                                    events)
     s.update(base_state)
     s["cursor"] = np.array([cursor])
 
@@ -263,8 +301,10 @@ def alert_step(
         if d == "model":
             raw, rows = _model_raw(df, params), None
         else:
-            raw, rows = _window_evidence(out.z[d], owner, n)
-            raw = np.where(used[None, :], raw, np.nan)  # features the baselines leave to the model
+            sustained = (params.sum_features | params.mean_features) if params.measure_evidence == "sustained" else None
+            raw, rows = _window_evidence(out.z[d], owner, n, sustained, params.baselines.clip)
+            judged = used & ~params.mean_features if d in ("diff", "extreme") else used
+            raw = np.where(judged[None, :], raw, np.nan)  # features the baselines leave to the model
         cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
         p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
         s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
@@ -333,7 +373,8 @@ def _explanations(
         actual[i] = values[r, j]
         loc, sigma = out.expected_loc[r, j], out.expected_sigma[r, j]
         bounds = np.array([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])
-        low[i], high[i] = from_model_scale(bounds, np.array([counts[j], counts[j]]))
+        sums = np.array([params.sum_features[j]] * 2)
+        low[i], high[i] = from_model_scale(bounds, np.array([counts[j], counts[j]]), sums, params.sums)
     return feat, actual, low, high
 
 

@@ -64,17 +64,37 @@ def mask_empty_buckets(values: np.ndarray, features: tuple[str, ...]) -> np.ndar
     return np.where(empty[:, None] & stats[None, :], np.nan, values)
 
 
-def to_model_scale(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Values (n, F) on the scale baselines compare: Anscombe for count columns, else as is."""
+def is_sum(feature: str) -> bool:
+    """Whether a feature is the sum of a measure over a bucket's events (``x_sum``)."""
+    return feature.endswith("_sum")
+
+
+SUM_SCALES = ("linear", "sqrt", "log")
+
+
+def to_model_scale(values: np.ndarray, counts: np.ndarray, sums: np.ndarray | None = None,
+                   sum_scale: str = "linear") -> np.ndarray:
+    """Values (n, F) on the scale baselines compare: Anscombe for count columns; for ``sums``
+    columns the signed square root (``sqrt``: the variance of a sum over a Poisson number of
+    events then no longer grows with the rate) or the signed ``log1p`` (``log``); else as is."""
     v = np.asarray(values, dtype=np.float64)
+    if sums is not None and sum_scale != "linear":
+        f = np.sqrt if sum_scale == "sqrt" else np.log1p
+        v = np.where(sums, np.sign(v) * f(np.abs(v)), v)
     return np.where(counts, 2.0 * np.sqrt(np.clip(v, 0.0, None) + 0.375), v)
 
 
-def from_model_scale(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def from_model_scale(values: np.ndarray, counts: np.ndarray, sums: np.ndarray | None = None,
+                     sum_scale: str = "linear") -> np.ndarray:
     """Inverse of :func:`to_model_scale` (counts clipped at 0)."""
     v = np.asarray(values, dtype=np.float64)
     back = np.clip(v, 0.0, None) ** 2 / 4.0 - 0.375
-    return np.where(counts, np.clip(back, 0.0, None), v)
+    out = np.where(counts, np.clip(back, 0.0, None), v)
+    if sums is not None and sum_scale != "linear":
+        with np.errstate(over="ignore"):
+            inv = np.square(out) if sum_scale == "sqrt" else np.expm1(np.abs(out))
+        out = np.where(sums, np.sign(out) * inv, out)
+    return out
 
 
 def scale_floor(location: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -97,7 +117,7 @@ def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, m
 
 def robust_step(
     x: np.ndarray, loc: np.ndarray, mad: np.ndarray, n: np.ndarray, halflife: float, clip: float,
-    counts: np.ndarray,
+    counts: np.ndarray, weight: np.ndarray | float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Learn one value per cell: winsorized exponentially weighted location and mean deviation.
 
@@ -115,6 +135,9 @@ def robust_step(
         halflife: Half-life in updates.
         clip: Winsorizing bound in sigmas.
         counts: Whether each cell is a count (scale floor), broadcastable to ``x``.
+        weight: Precision weight of each value, broadcastable to ``x``: the deviation is learned
+            as ``|x - loc| x weight`` (a mean over m events: ``sqrt(m)``), so ``mad`` is the
+            deviation of one unit and a value's sigma is ``sigma / weight``.
 
     Returns:
         The updated ``(loc, mad, n)`` (new arrays).
@@ -124,10 +147,10 @@ def robust_step(
     first = n == 0
     sigma = np.maximum(_MAD_TO_SIGMA * mad, scale_floor(loc, counts))
     # no winsorizing before a scale exists (the first UNCLIPPED values are plain running means)
-    bound = np.where(n < UNCLIPPED, np.inf, clip * sigma)
+    bound = np.where(n < UNCLIPPED, np.inf, clip * sigma / weight)
     dev = np.where(first, 0.0, np.clip(x - loc, -bound, bound))
     new_loc = np.where(first, x, loc + alpha * dev)
-    new_mad = np.where(first, 0.0, mad + alpha * (np.abs(dev) - mad))
+    new_mad = np.where(first, 0.0, mad + alpha * (np.abs(dev) * weight - mad))
     return (np.where(ok, new_loc, loc), np.where(ok, new_mad, mad), np.where(ok, n + 1.0, n))
 
 
@@ -160,6 +183,9 @@ class BaselineParams:
         min_buckets: Buckets seen before level, diff and extreme give verdicts.
         min_visits: Visits of a seasonal slot before it gives verdicts.
         extreme_tolerance: Share of the running range a value may exceed it without scoring.
+        count_tail: How the level and seasonal baselines judge counts: ``anscombe`` (a robust z
+            on the Anscombe scale) or ``negbin`` (the normal deviate of the count's tail
+            probability under a negative binomial predictive law, :func:`count_z`).
     """
 
     level_halflife: float = 288.0
@@ -168,6 +194,7 @@ class BaselineParams:
     min_buckets: int = 24
     min_visits: int = 3
     extreme_tolerance: float = 0.1
+    count_tail: str = "negbin"
 
 
 BASELINES = ("level", "diff", "seasonal", "extreme")
@@ -204,7 +231,8 @@ class BaselineOutput:
 
 def run_baselines(
     values: np.ndarray, slots: np.ndarray, counts: np.ndarray, state: dict[str, np.ndarray],
-    params: BaselineParams,
+    params: BaselineParams, sums: np.ndarray | None = None, sum_scale: str = "linear",
+    means: np.ndarray | None = None, events: np.ndarray | None = None,
 ) -> tuple[BaselineOutput, dict[str, np.ndarray]]:
     """Score then learn each bucket of one entity, in time order.
 
@@ -214,12 +242,23 @@ def run_baselines(
         counts: Whether each feature is a count, shape (F,).
         state: From :func:`new_baseline_state` or a previous call (not modified).
         params: Learning parameters.
+        sums: Which features are sums of a measure, shape (F,), compared on ``sum_scale``
+            (:func:`to_model_scale`).
+        sum_scale: ``linear``, ``sqrt`` or ``log``.
+        means: Which features are means of a measure over the bucket's events, shape (F,):
+            compared on the signed ``log1p`` scale, each bucket weighted by ``sqrt(events)``
+            (:func:`robust_step`), so a bucket of one event counts for one and a busy one for more.
+        events: Events per bucket, shape (n,) (needed with ``means``).
 
     Returns:
         The output for the n buckets and the state after them.
     """
-    x_all = to_model_scale(values, counts)
+    x_all = to_model_scale(values, counts, sums, sum_scale)
     n, f = x_all.shape
+    weights = np.ones((n, f))
+    if means is not None and means.any() and events is not None:
+        x_all = np.where(means, np.sign(x_all) * np.log1p(np.abs(x_all)), x_all)
+        weights = np.where(means, np.sqrt(np.clip(np.nan_to_num(events, nan=1.0), 1.0, None))[:, None], 1.0)
     s = {k: v.copy() for k, v in state.items()}
     n_slots = s["season_loc"].size // max(f, 1)
     s_loc = s["season_loc"].reshape(n_slots, f)
@@ -228,21 +267,76 @@ def run_baselines(
     z = {name: np.zeros((n, f)) for name in BASELINES}
     exp_loc = np.zeros((n, f))
     exp_sigma = np.zeros((n, f))
+    trace = {name: tuple(np.zeros((n, f)) for _ in range(3)) for name in ("level", "seasonal")}
     p = params
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
-        _learn(x_all, slots, counts, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p)
+        _learn(x_all, weights, slots, counts, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p, trace)
     s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
+    if p.count_tail == "negbin" and counts.any() and n:
+        raw = np.asarray(values, dtype=np.float64)[:, counts]
+        for name, halflife in (("level", p.level_halflife), ("seasonal", p.seasonal_halflife)):
+            loc, sigma, seen = (a[:, counts] for a in trace[name])
+            tail_z = count_z(raw, loc, sigma, seen, halflife)
+            z[name][:, counts] = np.where(np.isfinite(z[name][:, counts]), tail_z, np.nan)
     return BaselineOutput(z, exp_loc, exp_sigma), s
 
 
+def effective_visits(n: np.ndarray, halflife: float) -> np.ndarray:
+    """Effective number of values behind an exponentially weighted estimate: ``n`` at first, at
+    most ``2 / alpha - 1`` with ``alpha = 1 - 2 ** (-1 / halflife)``."""
+    alpha = 1.0 - 2.0 ** (-1.0 / max(halflife, 1e-9))
+    return np.minimum(np.asarray(n, np.float64), 2.0 / alpha - 1.0)
+
+
+def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, halflife: float) -> np.ndarray:
+    """Signed normal deviates of counts under a negative binomial predictive law (any shape).
+
+    The expected count is the baseline's location brought back from the Anscombe scale
+    (``mu = (loc / 2) ** 2 - 3/8``). The law is the Gamma-Poisson predictive of a rate seen over
+    ``m`` effective visits (:func:`effective_visits`) with Jeffreys' prior: shape
+    ``r = mu m + 1/2``, mean ``(mu m + 1/2) / m``, so a rarely seen or always-quiet slot gives wide
+    tails; ``r`` is also at most ``mu / (sigma^2 - 1)``, the overdispersion the baseline's Anscombe
+    sigma shows (1 for Poisson noise). The tail is the mid-p (half the probability of the value
+    itself), so a typical value gives z near 0 and a count that is rare for *this* rate, such as
+    three events of a category seen once a week, gives a large z where the Anscombe z is about 2.
+
+    Args:
+        x: Counts.
+        loc: Baseline locations on the Anscombe scale.
+        sigma: Baseline sigmas on the Anscombe scale (>= 1).
+        n: Values the baseline has seen.
+        halflife: The baseline's half-life, in values.
+
+    Returns:
+        z, the shape of ``x``: positive for more events than expected; NaN where ``x`` is NaN.
+    """
+    from scipy.special import ndtri
+    from scipy.stats import nbinom
+
+    m = np.maximum(effective_visits(n, halflife), 1.0)
+    mu = np.clip((np.asarray(loc, np.float64) / 2.0) ** 2 - 0.375, 0.0, None)
+    excess = np.maximum(np.asarray(sigma, np.float64) ** 2 - 1.0, 1e-9)
+    r = np.maximum(np.minimum(mu * m + 0.5, np.maximum(mu, 1e-9) / excess), 1e-3)
+    mean = mu + 0.5 / m
+    prob = r / (r + mean)
+    k = np.round(np.nan_to_num(np.asarray(x, np.float64), nan=0.0))
+    half = 0.5 * nbinom.pmf(k, r, prob)
+    upper = nbinom.sf(k, r, prob) + half  # P(X > k) + P(X = k) / 2
+    lower = nbinom.cdf(k, r, prob) - half  # P(X < k) + P(X = k) / 2
+    z = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)), ndtri(np.clip(lower, 1e-300, 1.0)))
+    return np.where(np.isfinite(np.asarray(x, np.float64)), np.clip(z, -MAX_Z, MAX_Z), np.nan)
+
+
 def _learn(
-    x_all: np.ndarray, slots: np.ndarray, counts: np.ndarray, s: dict[str, np.ndarray],
+    x_all: np.ndarray, weights: np.ndarray, slots: np.ndarray, counts: np.ndarray, s: dict[str, np.ndarray],
     s_loc: np.ndarray, s_mad: np.ndarray, s_n: np.ndarray, z: dict[str, np.ndarray],
     exp_loc: np.ndarray, exp_sigma: np.ndarray, p: BaselineParams,
+    trace: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> None:
     """The time loop of :func:`run_baselines`: fills ``z``/``exp_*`` and updates the state in place.
 
-    ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s`` as (slots, F) views.
+    ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s`` as (slots, F) views; ``weights``
+    (n, F) the precision weight of each value (:func:`robust_step`).
     """
     f = x_all.shape[1]
     per_day = s_loc.shape[0] // 2
@@ -259,6 +353,8 @@ def _learn(
         # a slot that was always quiet (zeros at night) may not turn any value into an anomaly
         slot_floor = np.where(counts, 0.0, SEASONAL_SHARE_FLOOR * level_sigma)
         seasonal_sigma = sigma_of(loc_k, mad_k, counts, slot_floor)
+        w = weights[t]
+        seasonal_sigma, level_sigma = seasonal_sigma / w, level_sigma / w
         z["seasonal"][t] = robust_z(x, loc_k, seasonal_sigma, n_k, p.min_visits)
         z["level"][t] = robust_z(x, s["level_loc"], level_sigma, s["level_n"], p.min_buckets)
         d = np.where(s["level_n"] > 0, x - s["prev"], np.nan)  # no change before a first value
@@ -270,15 +366,18 @@ def _learn(
         z["extreme"][t] = np.where((s["seen"][0] >= p.min_buckets) & np.isfinite(over),
                                    np.clip(np.clip(over, 0.0, None) / width, 0.0, MAX_Z), np.nan)
         seasonal_ok = n_k >= p.min_visits
+        for name, (loc_t, sigma_t, n_t) in (("level", (s["level_loc"], level_sigma, s["level_n"])),
+                                            ("seasonal", (loc_k, seasonal_sigma, n_k))):
+            trace[name][0][t], trace[name][1][t], trace[name][2][t] = loc_t, sigma_t, n_t
         exp_loc[t] = np.where(seasonal_ok, loc_k, s["level_loc"])
         exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)
         # learn from the bucket
         s["level_loc"], s["level_mad"], s["level_n"] = robust_step(
-            x, s["level_loc"], s["level_mad"], s["level_n"], p.level_halflife, p.clip, counts)
+            x, s["level_loc"], s["level_mad"], s["level_n"], p.level_halflife, p.clip, counts, w)
         s["diff_loc"], s["diff_mad"], s["diff_n"] = robust_step(
             d, s["diff_loc"], s["diff_mad"], s["diff_n"], p.level_halflife, p.clip, counts)
         s_loc[slot], s_mad[slot], s_n[slot] = robust_step(
-            x, s_loc[slot], s_mad[slot], s_n[slot], p.seasonal_halflife, p.clip, counts)
+            x, s_loc[slot], s_mad[slot], s_n[slot], p.seasonal_halflife, p.clip, counts, w)
         ok = np.isfinite(x)
         s["prev"] = np.where(ok, x, s["prev"])
         s["min"] = np.where(ok, np.minimum(s["min"], np.where(ok, x, np.inf)), s["min"])

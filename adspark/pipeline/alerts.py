@@ -77,14 +77,15 @@ def core_alert_params(
             level_halflife=max(parse_duration(cfg.level_halflife) / bucket_seconds, 1.0),
             seasonal_halflife=cfg.seasonal_halflife, clip=cfg.clip,
             min_buckets=max(int(parse_duration(cfg.warmup) // bucket_seconds), 1),
-            min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance,
+            min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance, count_tail=cfg.counts,
         ),
         calibration=CalibrationParams(
             short=max(1, -(-cfg.calibration.short_buckets // max(stride, 1))),
             halflife=cfg.calibration.halflife, min_history=cfg.calibration.min_history,
             min_std=cfg.calibration.min_std, tail=cfg.calibration.tail,
         ),
-        baseline_only=_baseline_features(cfg, features),
+        baseline_only=_baseline_features(cfg, features), sums=cfg.sums,
+        measure_evidence=cfg.measure_evidence, means=cfg.means,
     )
 
 

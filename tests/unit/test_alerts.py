@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,8 +19,11 @@ from adspark.core.calibration import (
     histogram_tail,
     new_calibration_state,
 )
+from adspark.core.alerts import _window_evidence
 from adspark.core.streaming import (
     BaselineParams,
+    count_z,
+    effective_visits,
     from_model_scale,
     is_count,
     new_baseline_state,
@@ -51,6 +56,68 @@ def test_count_scale_round_trips_and_counts_are_recognized() -> None:
     np.testing.assert_allclose(from_model_scale(to_model_scale(v, counts), counts), v)
     assert is_count("event_count") and is_count("category__fuel") and is_count("ip_distinct")
     assert not is_count("amount_sum") and not is_count("value_mean")
+
+
+def test_sum_scales_round_trip() -> None:
+    counts, sums = np.array([False, False]), np.array([True, False])
+    v = np.array([[0.0, -2.0], [400.0, 3.5], [-9.0, 1.0]])
+    for scale in ("linear", "sqrt", "log"):
+        there = to_model_scale(v, counts, sums, scale)
+        np.testing.assert_allclose(from_model_scale(there, counts, sums, scale), v, atol=1e-9)
+        np.testing.assert_array_equal(there[:, 1], v[:, 1])  # other features as they are
+    assert to_model_scale(v, counts, sums, "sqrt")[1, 0] == pytest.approx(20.0)
+    assert to_model_scale(v, counts, sums, "log")[1, 0] == pytest.approx(np.log(401.0))
+
+
+def test_count_z_matches_the_poisson_tail_with_a_long_history() -> None:
+    from scipy.stats import norm, poisson
+
+    mu = 10.0
+    loc = np.full(3, 2.0 * np.sqrt(mu + 0.375))
+    n = np.full(3, 1e6)
+    z = count_z(np.array([25.0, 10.0, 0.0]), loc, np.ones(3), n, halflife=1e6)
+    upper = poisson.sf(25, mu) + 0.5 * poisson.pmf(25, mu)  # mid-p
+    assert z[0] == pytest.approx(norm.isf(upper), rel=1e-3)
+    assert abs(z[1]) < 0.2  # the expected count is unremarkable
+    assert z[2] == pytest.approx(norm.ppf(0.5 * poisson.pmf(0, mu)), rel=1e-3)
+    assert np.isnan(count_z(np.array([np.nan]), loc[:1], np.ones(1), n[:1], 1e6))[0]
+
+
+def test_count_z_rare_category_and_quiet_slot() -> None:
+    rare = 2.0 * np.sqrt(0.01 + 0.375)  # a category seen about once in 100 buckets
+    quiet = 2.0 * np.sqrt(0.375)  # a slot that never had an event
+    z = count_z(np.array([3.0, 1.0, 1.0]), np.array([rare, rare, quiet]), np.ones(3),
+                np.array([1e4, 1e4, 5.0]), halflife=288.0)
+    assert z[0] > 4.5  # three events of it in one bucket: rare for this rate (Anscombe z about 2.4)
+    assert z[1] < 3.0  # one event: ordinary enough
+    assert z[2] < 2.0  # one event in a slot seen 5 times: its law is wide (Gamma-Poisson predictive)
+    # overdispersion shown by the Anscombe sigma widens the law
+    busy = np.full(2, 2.0 * np.sqrt(20.375))
+    poisson_z, wide_z = count_z(np.array([40.0, 40.0]), busy, np.array([1.0, 2.0]), np.full(2, 1e4), 288.0)
+    assert wide_z < poisson_z - 1.0
+    assert effective_visits(np.array([3.0, 1e9]), 4.0)[0] == 3.0
+    assert effective_visits(np.array([1e9]), 4.0)[0] == pytest.approx(2.0 / (1 - 2 ** -0.25) - 1.0)
+
+
+def test_weighted_step_learns_one_unit_deviation() -> None:
+    rng = np.random.default_rng(3)
+    loc, mad, n = np.zeros(1), np.zeros(1), np.zeros(1)
+    no = np.array([False])
+    for _ in range(4000):  # means of m events, m from 1 to 16: their spread is 1 / sqrt(m)
+        m = float(rng.integers(1, 17))
+        x = rng.normal(5.0, 1.0 / np.sqrt(m), 1)
+        loc, mad, n = robust_step(x, loc, mad, n, halflife=500, clip=3.0, counts=no, weight=np.sqrt(m))
+    assert loc[0] == pytest.approx(5.0, abs=0.1)
+    assert np.sqrt(np.pi / 2) * mad[0] == pytest.approx(1.0, abs=0.1)  # the deviation of one event
+
+
+def test_sustained_evidence_ignores_one_extreme_bucket() -> None:
+    z = np.array([[0.5, 0.5], [20.0, 20.0], [0.2, 0.2], [2.5, 2.5], [2.5, 2.5], [2.5, 2.5], [2.5, 2.5]])
+    owner = np.array([0, 0, 0, 1, 1, 1, 1])
+    best, where = _window_evidence(z, owner, 2, sustained=np.array([False, True]), clip=3.0)
+    assert best[0, 0] == 20.0 and where[0, 0] == 1  # peak
+    assert best[0, 1] == pytest.approx((0.5 + 3.0 + 0.2) / np.sqrt(3))  # clipped, combined
+    assert best[1, 1] == pytest.approx(2.5 * 4 / 2.0)  # a shift over the window adds up
 
 
 def test_seasonal_slots_hour_of_day_and_weekend() -> None:
@@ -313,3 +380,45 @@ def test_histogram_tail_known_answers() -> None:
     q90, q99 = EDGES[9], EDGES[9] + 0.9 * (EDGES[10] - EDGES[9])
     far = q99 + 2 * (q99 - q90)
     assert histogram_tail(np.array([far]), hist, 1e-3)[0] == pytest.approx(1e-4)
+
+
+def _amount_windows(days: int, big_event_at: int, shift_from: int, seed: int = 5) -> tuple[pd.DataFrame, AlertParams]:
+    """Hourly ``event_count, amount_sum, amount_mean`` of log-normal amounts, windows of 24 stride 6;
+    one event 150x the usual amount at ``big_event_at``, amounts x4 from ``shift_from`` on."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2026-01-05", periods=24 * days, freq="1h")
+    rows = []
+    for i in range(len(t)):
+        amounts = rng.lognormal(3.0, 0.9, rng.poisson(6.0))
+        if i == big_event_at and len(amounts):
+            amounts[0] = 150.0 * np.exp(3.0)
+        if i >= shift_from:
+            amounts = amounts * 4.0
+        rows.append([len(amounts), amounts.sum(), amounts.mean() if len(amounts) else np.nan])
+    x = np.array(rows)
+    w, s = 24, 6
+    ends = [i for i in range(w - 1, len(t)) if i % s == s - 1]
+    frame = pd.DataFrame({
+        "window_start": [t[i - w + 1] for i in ends], "date": [t[i].date() for i in ends],
+        "raw_values": [x[i - w + 1 : i + 1].ravel() for i in ends], "model_score": np.nan,
+    })
+    params = AlertParams(features=("event_count", "amount_sum", "amount_mean"), n_steps=w, stride=s,
+                         bucket_seconds=3600, detectors=("level", "diff", "seasonal", "extreme"))
+    return frame, params
+
+
+def test_a_lasting_shift_of_amounts_alerts_one_large_event_does_not() -> None:
+    big, shift = 24 * 16 + 10, 24 * 19 + 9
+    frame, params = _amount_windows(21, big, shift)
+    t0 = pd.Timestamp("2026-01-05")
+    end = frame["window_start"] + pd.Timedelta(hours=24)
+    has_big = (frame["window_start"] <= t0 + pd.Timedelta(hours=big)) & (end > t0 + pd.Timedelta(hours=big))
+    scored, _ = alert_nights(frame, None, params)
+    before = (scored["window_start"] >= t0 + pd.Timedelta(days=10)) & (end <= t0 + pd.Timedelta(hours=shift))
+    assert has_big[before].any() and not scored.loc[before, "is_anomaly"].any()
+    after = scored[end > t0 + pd.Timedelta(hours=shift)]
+    assert after["alert"].sum() >= 1
+    assert after.loc[after["alert"], "driver_feature"].iloc[0] in ("amount_mean", "amount_sum")
+    # judged bucket by bucket (peak evidence), the one large event alarms
+    peak, _ = alert_nights(frame, None, dataclasses.replace(params, measure_evidence="peak"))
+    assert peak.loc[has_big, "is_anomaly"].any()
