@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adspark.core.alerts import ALERT_COLUMNS, AlertParams, alert_nights, new_state
+from adspark.core.alerts import ALERT_COLUMNS, AlertParams, _window_evidence, alert_nights, new_state
 from adspark.core.calibration import (
     BINS,
     EDGES,
@@ -19,7 +19,6 @@ from adspark.core.calibration import (
     histogram_tail,
     new_calibration_state,
 )
-from adspark.core.alerts import _window_evidence
 from adspark.core.streaming import (
     BaselineParams,
     count_z,
