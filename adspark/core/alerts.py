@@ -374,6 +374,8 @@ def _explanations(
         loc, sigma = out.expected_loc[r, j], out.expected_sigma[r, j]
         bounds = np.array([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])
         sums = np.array([params.sum_features[j]] * 2)
+        if params.mean_features[j]:  # judged on the signed log1p scale
+            bounds = np.sign(bounds) * np.expm1(np.abs(bounds))
         low[i], high[i] = from_model_scale(bounds, np.array([counts[j], counts[j]]), sums, params.sums)
     return feat, actual, low, high
 

@@ -69,9 +69,6 @@ def is_sum(feature: str) -> bool:
     return feature.endswith("_sum")
 
 
-SUM_SCALES = ("linear", "sqrt", "log")
-
-
 def to_model_scale(values: np.ndarray, counts: np.ndarray, sums: np.ndarray | None = None,
                    sum_scale: str = "linear") -> np.ndarray:
     """Values (n, F) on the scale baselines compare: Anscombe for count columns; for ``sums``
