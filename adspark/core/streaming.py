@@ -18,9 +18,12 @@ nothing downstream learns from a warm-up):
 - ``extreme``: how far a value lies outside the entity's running min/max, in units of that range
   (0 inside the range widened by a tolerance).
 
-Counts (``event_count``, category slots ``col__value``, ``*_distinct``) are compared on the
+Counts (``event_count``, category slots ``col__value``, ``*_distinct``) are learned on the
 Anscombe scale ``2 sqrt(x + 3/8)``, where Poisson noise has unit variance, and their scale never
-drops below that noise (so one event in a quiet hour is not an anomaly).
+drops below that noise (so one event in a quiet hour is not an anomaly); by default ``level`` and
+``seasonal`` then judge a count by its negative binomial tail (:func:`count_z`). Means of a
+measure may be judged on the log scale, each bucket weighted by its events (``means`` in
+:func:`run_baselines`).
 """
 
 from __future__ import annotations
