@@ -50,6 +50,7 @@ from adspark.core.streaming import (
     new_baseline_state,
     run_baselines,
     seasonal_slots,
+    signed_expm1,
     slots_per_day,
     undefined_when_empty,
 )
@@ -375,7 +376,7 @@ def _explanations(
         bounds = np.array([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])
         sums = np.array([params.sum_features[j]] * 2)
         if params.mean_features[j]:  # judged on the signed log1p scale
-            bounds = np.sign(bounds) * np.expm1(np.abs(bounds))
+            bounds = signed_expm1(bounds)
         low[i], high[i] = from_model_scale(bounds, np.array([counts[j], counts[j]]), sums, params.sums)
     return feat, actual, low, high
 

@@ -72,6 +72,17 @@ def is_sum(feature: str) -> bool:
     return feature.endswith("_sum")
 
 
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """``sign(x) log1p(|x|)``: a log scale for skewed measures that keeps 0 and negative values."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def signed_expm1(x: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`signed_log1p`."""
+    with np.errstate(over="ignore"):
+        return np.sign(x) * np.expm1(np.abs(x))
+
+
 def to_model_scale(values: np.ndarray, counts: np.ndarray, sums: np.ndarray | None = None,
                    sum_scale: str = "linear") -> np.ndarray:
     """Values (n, F) on the scale baselines compare: Anscombe for count columns; for ``sums``
@@ -79,8 +90,7 @@ def to_model_scale(values: np.ndarray, counts: np.ndarray, sums: np.ndarray | No
     events then no longer grows with the rate) or the signed ``log1p`` (``log``); else as is."""
     v = np.asarray(values, dtype=np.float64)
     if sums is not None and sum_scale != "linear":
-        f = np.sqrt if sum_scale == "sqrt" else np.log1p
-        v = np.where(sums, np.sign(v) * f(np.abs(v)), v)
+        v = np.where(sums, np.sign(v) * np.sqrt(np.abs(v)) if sum_scale == "sqrt" else signed_log1p(v), v)
     return np.where(counts, 2.0 * np.sqrt(np.clip(v, 0.0, None) + 0.375), v)
 
 
@@ -91,9 +101,7 @@ def from_model_scale(values: np.ndarray, counts: np.ndarray, sums: np.ndarray | 
     back = np.clip(v, 0.0, None) ** 2 / 4.0 - 0.375
     out = np.where(counts, np.clip(back, 0.0, None), v)
     if sums is not None and sum_scale != "linear":
-        with np.errstate(over="ignore"):
-            inv = np.square(out) if sum_scale == "sqrt" else np.expm1(np.abs(out))
-        out = np.where(sums, np.sign(out) * inv, out)
+        out = np.where(sums, np.sign(out) * np.square(out) if sum_scale == "sqrt" else signed_expm1(out), out)
     return out
 
 
@@ -257,7 +265,7 @@ def run_baselines(
     n, f = x_all.shape
     weights = np.ones((n, f))
     if means is not None and means.any() and events is not None:
-        x_all = np.where(means, np.sign(x_all) * np.log1p(np.abs(x_all)), x_all)
+        x_all = np.where(means, signed_log1p(x_all), x_all)
         weights = np.where(means, np.sqrt(np.clip(np.nan_to_num(events, nan=1.0), 1.0, None))[:, None], 1.0)
     s = {k: v.copy() for k, v in state.items()}
     n_slots = s["season_loc"].size // max(f, 1)
