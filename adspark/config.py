@@ -447,7 +447,22 @@ class AlertsConfig(Strict):
         description="sums and means of measures: sustained = one extreme bucket (one large event) is no evidence, "
         "a shift over the window's buckets is",
     )
+    cooldown: str | None = Field(
+        default="1h",
+        description="an anomalous window starting within this of the end of the entity's last anomalous window "
+        "extends its alert instead of raising a new one (0: only overlapping or back-to-back windows)",
+    )
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, v: str | None) -> str | None:
+        return _duration_or_zero(v)
+
+    @property
+    def cooldown_seconds(self) -> int:
+        """``cooldown`` in seconds (0 when unset)."""
+        return 0 if self.cooldown in (None, "0", "0s") else parse_duration(self.cooldown)
 
     @field_validator("detectors")
     @classmethod

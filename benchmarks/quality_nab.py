@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adspark.config import AlertsConfig
+from adspark.core.calibration import alert_onsets
 from adspark.core.evaluation import (
     NAB_PROFILES,
     nab_normalized,
@@ -141,12 +143,12 @@ def row_scores(s: Series, scores: pd.DataFrame) -> tuple[np.ndarray, np.ndarray,
     return score, threshold, flag
 
 
-def onsets(flags: np.ndarray) -> np.ndarray:
-    """Only the first row of each run of flagged rows (an alert when a run starts)."""
-    out = np.zeros(len(flags), dtype=bool)
-    for first, _ in runs_of(flags):
-        out[first] = True
-    return out
+def onsets(flags: np.ndarray, cooldown: int = 0) -> np.ndarray:
+    """Only the first row of each run of flagged rows (an alert when a run starts); with a
+    ``cooldown`` of k rows, a run starting within k rows of the last flagged row extends its alert
+    (as the job's ``alerts.cooldown``, :func:`adspark.core.calibration.alert_onsets`)."""
+    flags = np.asarray(flags, dtype=bool)
+    return alert_onsets(flags, np.arange(len(flags), dtype=np.float64), 1.0, cooldown=float(cooldown))[0]
 
 
 @dataclass(frozen=True)
@@ -178,26 +180,31 @@ def corpus_scores(scorers: list[Scorer], flags: list[np.ndarray]) -> dict[str, f
     }
 
 
-def sweep(scorers: list[Scorer], severity: list[np.ndarray], onset: bool, points: int = 200) -> dict:
+def sweep(scorers: list[Scorer], severity: list[np.ndarray], onset: bool, points: int = 200,
+          cooldown: int = 0) -> dict:
     """NAB's protocol: the one corpus-wide threshold on severity maximizing each profile's score.
 
     Args:
         scorers: One per series.
         severity: ``score / fitted threshold`` per row of each series (NaN where unscored).
         onset: Score only the first row of each run above the threshold.
-        points: Candidate thresholds (quantiles of the scored severities, plus 1.0).
+        cooldown: With ``onset``: rows after a flagged row within which a new run is no new alert.
+        points: Candidate thresholds (upper quantiles of the scored severities, log-spaced toward
+            the maximum, plus 1.0).
 
     Returns:
         Profile -> {"score", "threshold"}.
     """
     pooled = np.concatenate([v[np.isfinite(v)] for v in severity])
-    candidates = np.unique(np.r_[np.quantile(pooled, np.linspace(0.5, 1.0, points)), 1.0])
+    # dense in the tail, where detections are: upper quantiles 1 - q for q log-spaced in (1 / n, 1/2]
+    tail = np.geomspace(0.5, 1.0 / max(len(pooled), 2), points)
+    candidates = np.unique(np.r_[np.quantile(pooled, 1.0 - tail), 1.0])
     best: dict[str, dict] = {name: {"score": -np.inf, "threshold": np.nan} for name in NAB_PROFILES}
     windows = sum(sc.n_windows for sc in scorers)
     for th in candidates:
         flags = [np.nan_to_num(v, nan=-np.inf) > th for v in severity]
         if onset:
-            flags = [onsets(f) for f in flags]
+            flags = [onsets(f, cooldown) for f in flags]
         for name, profile in NAB_PROFILES.items():
             score = nab_normalized(sum(sc.raw(f, profile) for sc, f in zip(scorers, flags)), windows, profile)
             if score > best[name]["score"]:
@@ -256,7 +263,6 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
     ``T0``; no labels used until scoring."""
     from pyspark.sql import functions as F
 
-    from adspark.config import AlertsConfig
     from adspark.core.alerts import alert_nights
     from adspark.pipeline.alerts import alert_params
     from adspark.pipeline.score import window_shape
@@ -299,8 +305,9 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
             score, th, flag = row_scores(s, scored)
             flags.append(flag)
             severity.append(score / th)
-        out[name] = {"fitted_onsets": corpus_scores(scorers, [onsets(f) for f in flags]),
-                     "sweep_onsets": sweep(scorers, severity, onset=True)}
+        cooldown = int(params.cooldown_seconds // STEP.total_seconds())
+        out[name] = {"fitted_onsets": corpus_scores(scorers, [onsets(f, cooldown) for f in flags]),
+                     "sweep_onsets": sweep(scorers, severity, onset=True, cooldown=cooldown)}
     return out
 
 
@@ -387,6 +394,8 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
     scores = (store.read("scores").where(F.col("model_id") == model.model_id)
               .select("entity", "window_end", "score", "threshold", "is_anomaly").toPandas())
     by_entity = dict(tuple(scores.groupby("entity")))
+    # alerts as the job raises them: a run resuming within the cooldown is the same alert
+    cooldown = int(AlertsConfig().cooldown_seconds // STEP.total_seconds()) if alerts else 0
     scorers, fitted, severity, unscored = [], [], [], 0
     for s in series:
         score, th, flag = row_scores(s, by_entity.get(s.name, scores.iloc[:0]))
@@ -401,9 +410,9 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         "threshold": threshold, "rows": int(sum(len(s.value) for s in series)), "unscored_rows": unscored,
         "windows": int(sum(sc.n_windows for sc in scorers)), "series": len(series),
         "fitted_every_row": corpus_scores(scorers, fitted),
-        "fitted_onsets": corpus_scores(scorers, [onsets(f) for f in fitted]),
+        "fitted_onsets": corpus_scores(scorers, [onsets(f, cooldown) for f in fitted]),
         "sweep_every_row": sweep(scorers, severity, onset=False),
-        "sweep_onsets": sweep(scorers, severity, onset=True),
+        "sweep_onsets": sweep(scorers, severity, onset=True, cooldown=cooldown),
         "baselines": baselines(series, scorers),
         "alert_variants": alert_variants(store, model.model_id, series, scorers) if alerts else {},
         "evaluate": {k: ev[k] for k in ("roc_auc", "pr_auc", "f1", "labels", "labels_detected",

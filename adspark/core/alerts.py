@@ -101,6 +101,9 @@ class AlertParams:
             its largest ``|z|`` or the combined one, as for other features) or ``sustained``
             (only the combined evidence of its z clipped at the winsorizing bound,
             :func:`_window_evidence`).
+        cooldown_seconds: An anomalous window starting within this of the end of the entity's
+            last anomalous window extends its alert instead of raising a new one
+            (:func:`adspark.core.calibration.alert_onsets`).
     """
 
     features: tuple[str, ...]
@@ -121,6 +124,7 @@ class AlertParams:
     sums: str = "linear"
     measure_evidence: str = "sustained"
     means: str = "weighted"
+    cooldown_seconds: float = 0.0
 
     @property
     def baseline_features(self) -> np.ndarray:
@@ -160,7 +164,7 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
         for k, v in new_calibration_state(params.calibration.short, width, params.calibration.tail).items():
             state[f"cal_{d}_{k}"] = v
     state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
-    state["last_anomalous"] = np.zeros(1)
+    state["last_anomalous_end"] = np.array([-np.inf])  # end of the last anomalous window (epoch seconds)
     return state
 
 
@@ -327,9 +331,9 @@ def alert_step(
         driving[:, j] = rows[np.arange(n), best] * f + best
     fused, driver = fuse(probs, params.fusion) if n else (np.ones(0), np.zeros(0, np.int64))
     anomalous = fused < params.level
-    alerts = alert_onsets(anomalous, bool(s["last_anomalous"][0]))
-    if n:
-        s["last_anomalous"] = np.array([float(anomalous[-1])])
+    alerts, last_end = alert_onsets(anomalous, starts, params.n_steps * params.bucket_seconds,
+                                    float(s["last_anomalous_end"][0]), params.cooldown_seconds)
+    s["last_anomalous_end"] = np.array([last_end])
 
     driver_names = [params.detectors[j] for j in driver]
     feat, actual, low, high = _explanations(df, driver, driving, model_feature, out, values, owner, counts,

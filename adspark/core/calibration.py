@@ -238,13 +238,29 @@ def fuse(p: np.ndarray, rule: str = "bonferroni") -> tuple[np.ndarray, np.ndarra
     return np.maximum(fused, P_FLOOR), driver
 
 
-def alert_onsets(anomalous: np.ndarray, previous: bool = False) -> np.ndarray:
-    """True where a run of anomalous rows starts (an alert); the rest of a run extends it.
+def alert_onsets(
+    anomalous: np.ndarray, starts: np.ndarray, width: float, last_end: float = -np.inf, cooldown: float = 0.0
+) -> tuple[np.ndarray, float]:
+    """True where an anomalous window opens a new incident (an alert); the others extend it.
+
+    A window opens one when it starts more than ``cooldown`` after the end of the entity's last
+    anomalous window, as :func:`adspark.core.intervals.merge_intervals` merges anomalous windows
+    with its ``gap``: consecutive (or overlapping) anomalous windows are one alert, and with a
+    cooldown a run that breaks off and resumes soon after is still the same one.
 
     Args:
         anomalous: Shape (n,), time-ordered.
-        previous: Whether the row before the first one (last night's last window) was anomalous.
+        starts: Window starts, epoch seconds, shape (n,).
+        width: Window length in seconds (a window ends at ``start + width``).
+        last_end: End of the entity's last anomalous window before these (last night's), or -inf.
+        cooldown: Seconds.
+
+    Returns:
+        (alerts (n,), end of the last anomalous window after these).
     """
     a = np.asarray(anomalous, dtype=bool)
-    before = np.r_[previous, a[:-1]] if a.size else a
-    return a & ~before
+    alerts = np.zeros(a.shape, dtype=bool)
+    for i in np.flatnonzero(a):
+        alerts[i] = starts[i] > last_end + cooldown
+        last_end = max(last_end, float(starts[i]) + width)
+    return alerts, last_end

@@ -85,7 +85,7 @@ def core_alert_params(
             min_std=cfg.calibration.min_std, tail=cfg.calibration.tail,
         ),
         baseline_only=_baseline_features(cfg, features), sums=cfg.sums,
-        measure_evidence=cfg.measure_evidence, means=cfg.means,
+        measure_evidence=cfg.measure_evidence, means=cfg.means, cooldown_seconds=float(cfg.cooldown_seconds),
     )
 
 

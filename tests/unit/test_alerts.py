@@ -222,8 +222,22 @@ def test_fusion_rules() -> None:
 
 def test_alert_onsets_one_alert_per_run_also_across_nights() -> None:
     a = np.array([True, True, False, True, False, False, True])
-    assert alert_onsets(a).tolist() == [True, False, False, True, False, False, True]
-    assert alert_onsets(a, previous=True).tolist()[0] is False  # the run started last night
+    starts = np.arange(7.0)  # windows of one second, back to back
+    alerts, last_end = alert_onsets(a, starts, 1.0)
+    assert alerts.tolist() == [True, False, False, True, False, False, True]
+    assert last_end == 7.0
+    assert alert_onsets(a, starts, 1.0, last_end=0.0)[0].tolist()[0] is False  # the run started last night
+    assert alert_onsets(a, starts + 5.0, 1.0, last_end=0.0)[0].tolist()[0] is True  # it ended long before
+
+
+def test_alert_onsets_cooldown_keeps_a_run_that_resumes_soon_one_alert() -> None:
+    a = np.array([True, False, True, False, False, False, True])
+    starts = np.arange(7.0)
+    assert alert_onsets(a, starts, 1.0, cooldown=1.0)[0].tolist() == [True] + [False] * 5 + [True]
+    assert alert_onsets(a, starts, 1.0, cooldown=3.0)[0].tolist() == [True] + [False] * 6
+    # overlapping windows (width 4, stride 2): a window that overlaps the last anomalous one is no new alert
+    b = np.array([True, False, True, False, False, True])
+    assert alert_onsets(b, 2.0 * np.arange(6), 4.0)[0].tolist() == [True, False, False, False, False, True]
 
 
 def _windows(days: int, spike_at: int | None, seed: int = 0) -> tuple[pd.DataFrame, AlertParams]:
