@@ -216,6 +216,10 @@ def _explain(name: str, intervals: pd.DataFrame, plan: pd.DataFrame) -> None:
     table = intervals.assign(truth=hits).groupby(["truth", "driver", "driver_feature"]).size()
     print(f"--- {name}: intervals by truth, driver, feature")
     print(table.sort_values(ascending=False).to_string())
+    false = intervals.assign(truth=hits).query("truth == 'false'")
+    cols = ["entity", "start", "end", "p_value", "driver", "driver_feature", "actual", "expected_low", "expected_high"]
+    print(f"--- {name}: false intervals")
+    print(false[cols].to_string(index=False))
 
 
 # --- NAB ----------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ there is no verdict: a missing value, or a baseline that has not seen enough val
 nothing downstream learns from a warm-up):
 
 - ``level``: an exponentially weighted, winsorized location and scale of each feature
-  (:func:`robust_step`): a rolling robust z with a half-life instead of a hard window.
+  (:func:`robust_step`): a rolling robust z with a half-life instead of a hard window. Activity
+  (counts and sums) keeps one level for weekdays and one for weekends (an unwarmed weekend level
+  borrows the weekday one), so an entity quiet on weekends is not news every Monday.
 - ``diff``: the same on the first difference (the change from the previous bucket).
 - ``seasonal``: one location/scale per feature and seasonal slot (hour of day x weekday/weekend;
   the bucket of the day when buckets are an hour or longer). A weekend slot that has not been
@@ -214,6 +216,7 @@ def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
     zeros = np.zeros
     return {
         "level_loc": zeros(f), "level_mad": zeros(f), "level_n": zeros(f),
+        "weekend_loc": zeros(f), "weekend_mad": zeros(f), "weekend_n": zeros(f),
         "diff_loc": zeros(f), "diff_mad": zeros(f), "diff_n": zeros(f), "prev": zeros(f),
         "season_loc": zeros(n_slots * f), "season_mad": zeros(n_slots * f), "season_n": zeros(n_slots * f),
         "min": np.full(f, np.inf), "max": np.full(f, -np.inf), "seen": zeros(1),
@@ -278,7 +281,8 @@ def run_baselines(
     trace = {name: tuple(np.zeros((n, f)) for _ in range(3)) for name in ("level", "seasonal")}
     p = params
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
-        _learn(x_all, weights, slots, counts, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p, trace)
+        activity = counts | (sums if sums is not None else np.zeros(f, dtype=bool))
+        _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p, trace)
     s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
     if p.count_tail == "negbin" and counts.any() and n:
         raw = np.asarray(values, dtype=np.float64)[:, counts]
@@ -336,7 +340,8 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
 
 
 def _learn(
-    x_all: np.ndarray, weights: np.ndarray, slots: np.ndarray, counts: np.ndarray, s: dict[str, np.ndarray],
+    x_all: np.ndarray, weights: np.ndarray, slots: np.ndarray, counts: np.ndarray, activity: np.ndarray,
+    s: dict[str, np.ndarray],
     s_loc: np.ndarray, s_mad: np.ndarray, s_n: np.ndarray, z: dict[str, np.ndarray],
     exp_loc: np.ndarray, exp_sigma: np.ndarray, p: BaselineParams,
     trace: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -344,7 +349,8 @@ def _learn(
     """The time loop of :func:`run_baselines`: fills ``z``/``exp_*`` and updates the state in place.
 
     ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s`` as (slots, F) views; ``weights``
-    (n, F) the precision weight of each value (:func:`robust_step`).
+    (n, F) the precision weight of each value (:func:`robust_step`); ``activity`` (F,) the
+    features (counts, sums) whose level is kept per day type (weekday, weekend).
     """
     f = x_all.shape[1]
     per_day = s_loc.shape[0] // 2
@@ -357,14 +363,21 @@ def _learn(
         loc_k = s_loc[use, np.arange(f)]
         mad_k = s_mad[use, np.arange(f)]
         n_k = s_n[use, np.arange(f)]
-        level_sigma = sigma_of(s["level_loc"], s["level_mad"], counts)
+        # activity (counts and sums) keeps one level per day type: a Monday is compared with
+        # Friday, not with a quiet weekend; other features keep one level for all days
+        weekend = slot >= per_day
+        own = activity & (s["weekend_n"] >= p.min_buckets) if weekend else np.zeros(f, dtype=bool)
+        lvl_loc = np.where(own, s["weekend_loc"], s["level_loc"])
+        lvl_mad = np.where(own, s["weekend_mad"], s["level_mad"])
+        lvl_n = np.where(own, s["weekend_n"], s["level_n"])
+        level_sigma = sigma_of(lvl_loc, lvl_mad, counts)
         # a slot that was always quiet (zeros at night) may not turn any value into an anomaly
         slot_floor = np.where(counts, 0.0, SEASONAL_SHARE_FLOOR * level_sigma)
         seasonal_sigma = sigma_of(loc_k, mad_k, counts, slot_floor)
         w = weights[t]
         seasonal_sigma, level_sigma = seasonal_sigma / w, level_sigma / w
         z["seasonal"][t] = robust_z(x, loc_k, seasonal_sigma, n_k, p.min_visits)
-        z["level"][t] = robust_z(x, s["level_loc"], level_sigma, s["level_n"], p.min_buckets)
+        z["level"][t] = robust_z(x, lvl_loc, level_sigma, lvl_n, p.min_buckets)
         d = np.where(s["level_n"] > 0, x - s["prev"], np.nan)  # no change before a first value
         diff_sigma = sigma_of(s["diff_loc"], s["diff_mad"], counts, slot_floor)
         z["diff"][t] = robust_z(d, s["diff_loc"], diff_sigma, s["diff_n"], p.min_buckets)
@@ -374,14 +387,19 @@ def _learn(
         z["extreme"][t] = np.where((s["seen"][0] >= p.min_buckets) & np.isfinite(over),
                                    np.clip(np.clip(over, 0.0, None) / width, 0.0, MAX_Z), np.nan)
         seasonal_ok = n_k >= p.min_visits
-        for name, (loc_t, sigma_t, n_t) in (("level", (s["level_loc"], level_sigma, s["level_n"])),
+        for name, (loc_t, sigma_t, n_t) in (("level", (lvl_loc, level_sigma, lvl_n)),
                                             ("seasonal", (loc_k, seasonal_sigma, n_k))):
             trace[name][0][t], trace[name][1][t], trace[name][2][t] = loc_t, sigma_t, n_t
-        exp_loc[t] = np.where(seasonal_ok, loc_k, s["level_loc"])
+        exp_loc[t] = np.where(seasonal_ok, loc_k, lvl_loc)
         exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)
         # learn from the bucket
+        x_weekday = np.where(weekend & activity, np.nan, x)  # a weekend's activity teaches the weekend level only
         s["level_loc"], s["level_mad"], s["level_n"] = robust_step(
-            x, s["level_loc"], s["level_mad"], s["level_n"], p.level_halflife, p.clip, counts, w)
+            x_weekday, s["level_loc"], s["level_mad"], s["level_n"], p.level_halflife, p.clip, counts, w)
+        if weekend:
+            s["weekend_loc"], s["weekend_mad"], s["weekend_n"] = robust_step(
+                np.where(activity, x, np.nan), s["weekend_loc"], s["weekend_mad"], s["weekend_n"],
+                p.level_halflife, p.clip, counts, w)
         s["diff_loc"], s["diff_mad"], s["diff_n"] = robust_step(
             d, s["diff_loc"], s["diff_mad"], s["diff_n"], p.level_halflife, p.clip, counts)
         s_loc[slot], s_mad[slot], s_n[slot] = robust_step(

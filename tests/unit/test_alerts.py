@@ -144,6 +144,25 @@ def test_seasonal_baseline_flags_a_drop_at_a_busy_hour_not_the_quiet_night() -> 
     assert out.expected_loc[-12, 0] > to_model_scale(np.array([[10.0]]), np.array([True]))[0, 0]
 
 
+def test_level_of_counts_per_day_type_a_monday_after_a_quiet_weekend_is_normal() -> None:
+    t = pd.date_range("2026-01-05", periods=24 * 29, freq="1h")  # 2026-01-05 is a Monday
+    rate = 0.5 + 4.5 * np.exp(-0.5 * ((t.hour.to_numpy() - 12) / 3.0) ** 2)
+    x = np.random.default_rng(3).poisson(rate).astype(float)[:, None]
+    weekend = t.dayofweek.to_numpy() >= 5
+    x[weekend, 0] = np.random.default_rng(4).poisson(0.1, weekend.sum())  # quiet on weekends
+    slots = seasonal_slots(t, 3600, "UTC")
+    out, _ = run_baselines(x, slots, np.array([True]), new_baseline_state(1, 48), BaselineParams(level_halflife=24))
+    z = out.z["level"][:, 0]
+    mondays = (t.dayofweek.to_numpy() == 0) & (t >= pd.Timestamp("2026-01-19"))
+    assert np.nanmax(np.abs(z[mondays])) < 3  # compared with Friday's level (one level for all days: 4.2)
+    # a busy Sunday is still news for the weekend level
+    y = x.copy()
+    sunday_noon = int(np.flatnonzero((t.dayofweek.to_numpy() == 6) & (t.hour.to_numpy() == 12))[-1])
+    y[sunday_noon, 0] = 20.0
+    out, _ = run_baselines(y, slots, np.array([True]), new_baseline_state(1, 48), BaselineParams(level_halflife=24))
+    assert out.z["level"][sunday_noon, 0] > 5
+
+
 def test_baselines_score_before_they_learn_and_carry_state() -> None:
     t, x = _daily_counts(6, np.random.default_rng(1))
     slots = seasonal_slots(t, 3600, "UTC")
