@@ -447,6 +447,9 @@ class AlertsConfig(Strict):
         description="sums and means of measures: sustained = one extreme bucket (one large event) is no evidence, "
         "a shift over the window's buckets is",
     )
+    day_type_levels: bool = Field(
+        default=True, description="the level baseline keeps activity (counts, sums) per day type (weekday, weekend)"
+    )
     cooldown: str | None = Field(
         default="1h",
         description="an anomalous window starting within this of the end of the entity's last anomalous window "

@@ -61,10 +61,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sums log": {"sums": "log"},
     "empirical tail": {"calibration": {"tail": "empirical"}},
     "fisher fusion": {"fusion": "fisher"},
+    "one level for all days": {"day_type_levels": False},
     "no cooldown": {"cooldown": "0"},
     "cooldown 6h": {"cooldown": "6h"},
     "before 2026-12-02 (anscombe + means to model + peak)": {"counts": "anscombe", "means": "model",
-                                                           "measure_evidence": "peak"},
+                                                           "measure_evidence": "peak", "day_type_levels": False,
+                                                           "cooldown": "0"},
 }
 
 

@@ -196,6 +196,8 @@ class BaselineParams:
         count_tail: How the level and seasonal baselines judge counts: ``anscombe`` (a robust z
             on the Anscombe scale) or ``negbin`` (the normal deviate of the count's tail
             probability under a negative binomial predictive law, :func:`count_z`).
+        day_type_levels: The level of activity (counts, sums) is kept per day type (weekday,
+            weekend); False: one level for all days.
     """
 
     level_halflife: float = 288.0
@@ -205,6 +207,7 @@ class BaselineParams:
     min_visits: int = 3
     extreme_tolerance: float = 0.1
     count_tail: str = "negbin"
+    day_type_levels: bool = True
 
 
 BASELINES = ("level", "diff", "seasonal", "extreme")
@@ -281,7 +284,8 @@ def run_baselines(
     trace = {name: tuple(np.zeros((n, f)) for _ in range(3)) for name in ("level", "seasonal")}
     p = params
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
-        activity = counts | (sums if sums is not None else np.zeros(f, dtype=bool))
+        activity = counts | (sums if sums is not None else np.zeros(f, dtype=bool)) if p.day_type_levels \
+            else np.zeros(f, dtype=bool)
         _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p, trace)
     s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
     if p.count_tail == "negbin" and counts.any() and n:

@@ -78,6 +78,7 @@ def core_alert_params(
             seasonal_halflife=cfg.seasonal_halflife, clip=cfg.clip,
             min_buckets=max(int(parse_duration(cfg.warmup) // bucket_seconds), 1),
             min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance, count_tail=cfg.counts,
+            day_type_levels=cfg.day_type_levels,
         ),
         calibration=CalibrationParams(
             short=max(1, -(-cfg.calibration.short_buckets // max(stride, 1))),
