@@ -365,6 +365,11 @@ class ScoreConfig(Strict):
     tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per Python worker")
 
 
+def _seconds_or_zero(v: str | None) -> int:
+    """A duration option in seconds, 0 when unset or ``0``."""
+    return 0 if v in (None, "0", "0s") else parse_duration(v)
+
+
 def _duration_or_zero(v: str | None) -> str | None:
     if v is not None and v not in ("0", "0s"):
         parse_duration(v)
@@ -386,8 +391,7 @@ class IntervalConfig(Strict):
 
     def seconds(self, name: str) -> int:
         """``gap`` or ``min_duration`` in seconds (0 when unset)."""
-        v = getattr(self, name)
-        return 0 if v in (None, "0", "0s") else parse_duration(v)
+        return _seconds_or_zero(getattr(self, name))
 
 
 class CalibrationConfig(Strict):
@@ -465,7 +469,7 @@ class AlertsConfig(Strict):
     @property
     def cooldown_seconds(self) -> int:
         """``cooldown`` in seconds (0 when unset)."""
-        return 0 if self.cooldown in (None, "0", "0s") else parse_duration(self.cooldown)
+        return _seconds_or_zero(self.cooldown)
 
     @field_validator("detectors")
     @classmethod

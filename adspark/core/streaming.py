@@ -284,8 +284,8 @@ def run_baselines(
     trace = {name: tuple(np.zeros((n, f)) for _ in range(3)) for name in ("level", "seasonal")}
     p = params
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
-        activity = counts | (sums if sums is not None else np.zeros(f, dtype=bool)) if p.day_type_levels \
-            else np.zeros(f, dtype=bool)
+        none = np.zeros(f, dtype=bool)
+        activity = (counts | (none if sums is None else sums)) if p.day_type_levels else none
         _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p, trace)
     s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
     if p.count_tail == "negbin" and counts.any() and n:
