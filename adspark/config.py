@@ -355,6 +355,16 @@ class TrainConfig(Strict):
         return self
 
 
+class NightThresholdConfig(Strict):
+    """The night's own threshold where the model's threshold decides (row mode, or alerts off):
+    the night's scores read as a mixture of the validation law and anomalies (see
+    :mod:`adspark.core.transductive`), used only when the anomalous share is significant."""
+
+    enabled: bool = True
+    z: float = Field(default=4.0, gt=0, description="standard errors the night's anomalous share must exceed")
+    min_precision: float = Field(default=0.5, gt=0, lt=1, description="smallest estimated precision at the threshold")
+
+
 class ScoreConfig(Strict):
     """The ``score`` job: which model, how to batch, what to explain."""
 
@@ -363,6 +373,7 @@ class ScoreConfig(Strict):
     arrow_batch_rows: int = Field(default=10_000, ge=1, description="rows per Arrow batch sent to Python")
     top_k: int = Field(default=3, ge=1, le=64)
     tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per Python worker")
+    night_threshold: NightThresholdConfig = Field(default_factory=NightThresholdConfig)
 
 
 def _seconds_or_zero(v: str | None) -> int:

@@ -9,8 +9,8 @@
 import datetime as dt
 
 from adspark.config import NightlyJobConfig, ScoreJobConfig, build_job_config
-from adspark.notebook import open_notebook
 from adspark.core.report import render_report
+from adspark.notebook import open_notebook
 from adspark.pipeline.nightly import run_nightly
 from adspark.pipeline.report import build_report
 

@@ -18,6 +18,7 @@ from adspark.config import ScoreJobConfig
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError
 from adspark.pipeline.alerts import WindowShape, alert_frames, alert_key, replay_from, without_alerts
 from adspark.pipeline.intervals import update_intervals
+from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_scorer, output_struct
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
@@ -112,19 +113,25 @@ def scored_windows(
 def _write_scores(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
     run_id: str,
-) -> str:
+) -> tuple[str, str]:
     """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``).
 
     Returns:
-        The threshold method the intervals record (``alerts`` or the model's).
+        (the threshold method the intervals record: ``alerts``, ``night mixture`` when a night got
+        its own threshold, else the model's; a phrase for the run message about night thresholds).
     """
     store.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
     mode, shape = window_shape(store, model.spec_id)
     if not (cfg.alerts.enabled and mode == "buckets"):
-        scored = scored_windows(store, cfg, model, list(shape.features), start, end)
-        store.replace_dates(without_alerts(scored, model, run_id), SCORES.name, "date", start, end,
-                            partition_by=SCORES.partition_by)
-        return model.threshold.method
+        scored = scored_windows(store, cfg, model, list(shape.features), start, end).persist()
+        try:
+            verdicts = night_thresholds(scored, model, cfg.score.night_threshold)
+            store.replace_dates(without_alerts(with_night_thresholds(scored, verdicts), model, run_id), SCORES.name,
+                                "date", start, end, partition_by=SCORES.partition_by)
+        finally:
+            scored.unpersist()
+        method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
+        return method, describe(verdicts)
     key = alert_key(cfg.alerts, shape.spec_id)
     first = replay_from(store, key, shape, start)
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
@@ -133,7 +140,7 @@ def _write_scores(
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = '{key}'")
     store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by)
-    return f"alerts (level {cfg.alerts.level:g})"
+    return f"alerts (level {cfg.alerts.level:g})", ""
 
 
 def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date) -> RunRecord:
@@ -144,7 +151,7 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
         raise ConfigError(f"--to {end} is before --from {start}")
     with recorded_run(store, "score", cfg, start, end) as run:
         model = resolve_model(store, cfg, start, end)
-        method = _write_scores(store, cfg, model, start, end, run.run_id)
+        method, nights = _write_scores(store, cfg, model, start, end, run.run_id)
         counts = (
             store.read(SCORES.name)
             .where(F.col("date").between(F.lit(start), F.lit(end)))
@@ -164,6 +171,7 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
         decided = (
             f"threshold {model.threshold.method} = {model.threshold.value:.6g}"
             + (f", {len(model.entity_thresholds)} per entity" if model.entity_thresholds else "")
+            + nights
             if not method.startswith("alerts") else method
         )
         run.message = (
