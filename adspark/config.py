@@ -260,9 +260,10 @@ class GenerateConfig(Strict):
 
 
 class DetectorConfig(Strict):
-    """The detector to train (its network is built apart, see adspark.detectors.networks)."""
+    """The detector to train: autoencoders (``dense_ae``, ``lstm_ae``, ``vae``; networks built apart,
+    see adspark.detectors.networks) or models without a network (``pca``, ``iforest``, ``ocsvm``)."""
 
-    type: Literal["dense_ae", "lstm_ae", "vae"] = "dense_ae"
+    type: Literal["dense_ae", "lstm_ae", "vae", "pca", "iforest", "ocsvm"] = "dense_ae"
     hidden: list[int] = Field(default_factory=lambda: [64])
     bottleneck: int = Field(default=16, ge=1, description="code width (latent size of the vae)")
     units: int = Field(default=32, ge=1)
@@ -277,6 +278,14 @@ class DetectorConfig(Strict):
     beta: float = Field(default=1.0, ge=0.0, description="vae: weight of the KL term")
     score_kind: Literal["probability", "error"] = "probability"
     n_samples: int = Field(default=16, ge=1, description="vae: latent draws per window when scoring")
+    n_components: float = Field(
+        default=0.95, gt=0, description="pca: components kept (a share of variance in (0, 1), or a count >= 1)"
+    )
+    n_estimators: int = Field(default=200, ge=1, description="iforest: trees")
+    max_samples: int | Literal["auto"] = Field(default="auto", description="iforest: rows per tree (auto: min(256, n))")
+    nu: float = Field(default=0.01, gt=0, le=1, description="ocsvm: bound on the share of training windows outside")
+    gamma: float | Literal["scale"] = Field(default="scale", description="ocsvm: RBF width (scale: 1 / (F x variance))")
+    max_train: int = Field(default=10_000, ge=1, description="ocsvm: training windows sampled at most")
 
 
 class ThresholdConfig(Strict):

@@ -23,6 +23,7 @@ from adspark.config import DetectorConfig, TrainJobConfig
 from adspark.core.drift import score_quantiles
 from adspark.core.thresholds import Threshold, fit_threshold, per_entity_thresholds
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
+from adspark.detectors.baselines import IsolationForestDetector, OneClassSVMDetector, PCADetector
 from adspark.detectors.vae import VariationalAutoencoder
 from adspark.errors import ConfigError, EmptyInputError
 from adspark.runs import RunRecord, recorded_run
@@ -31,7 +32,10 @@ from adspark.train.registry import RegisteredModel, save_model
 from adspark.train.tracking import log_to_mlflow
 from schemas import WINDOWS
 
-Reconstructor = DenseAutoencoder | LSTMAutoencoder | VariationalAutoencoder
+Reconstructor = (
+    DenseAutoencoder | LSTMAutoencoder | VariationalAutoencoder | PCADetector | IsolationForestDetector
+    | OneClassSVMDetector
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -41,6 +45,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
     """The detector wrapper a config describes (untrained)."""
+    if cfg.type == "pca":
+        n = cfg.n_components
+        return PCADetector(n_components=n if n < 1 else int(n))
+    if cfg.type == "iforest":
+        return IsolationForestDetector(n_estimators=cfg.n_estimators, max_samples=cfg.max_samples, seed=cfg.seed)
+    if cfg.type == "ocsvm":
+        return OneClassSVMDetector(nu=cfg.nu, gamma=cfg.gamma, max_train=cfg.max_train, seed=cfg.seed)
     if cfg.type == "vae":
         return VariationalAutoencoder(
             hidden=tuple(cfg.hidden), latent=cfg.bottleneck, beta=cfg.beta, score_kind=cfg.score_kind,
@@ -235,7 +246,7 @@ def _fit_global(
         metrics = {
             "processes": 1,
             "best_epoch": int(np.argmin(detector.history_.get("val_loss") or [0])) + 1,
-            "samples_per_s": n_train * epochs / max(time.perf_counter() - fit_t0, 1e-9),
+            "samples_per_s": n_train * max(epochs, 1) / max(time.perf_counter() - fit_t0, 1e-9),
         }
     val_scores, val_errors = detector.explain(x_val) if len(x_val) else (np.empty(0), np.empty((0, n_features)))
     th = cfg.train.threshold

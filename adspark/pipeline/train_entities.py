@@ -24,6 +24,7 @@ from adspark.config import DetectorConfig, TrainConfig
 from adspark.core.drift import score_quantiles
 from adspark.core.thresholds import fit_threshold, per_entity_thresholds
 from adspark.errors import ConfigError, EmptyInputError
+from adspark.train.registry import ARTIFACT_SUFFIXES, write_networks
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -37,20 +38,18 @@ ENTITY_FIT_SCHEMA = (
 
 
 def pack_networks(networks: dict) -> bytes:
-    """Keras networks by name -> zip bytes of ``<name>.keras`` files."""
+    """Fitted networks by name -> zip bytes of their artifact files (:func:`write_networks`)."""
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(buf, "w") as zf:
-        for name, net in networks.items():
-            path = Path(tmp) / f"{name}.keras"
-            net.save(path)
+        for path in write_networks(Path(tmp), networks):
             zf.write(path, arcname=path.name)
     return buf.getvalue()
 
 
 def unpack_networks(data: bytes, prefix: str) -> dict[str, bytes]:
-    """Zip bytes of ``<name>.keras`` files -> artifact files by relative path under ``prefix``."""
+    """Zip bytes of artifact files -> artifact files by relative path under ``prefix``."""
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {f"{prefix}/{name}": zf.read(name) for name in zf.namelist() if name.endswith(".keras")}
+        return {f"{prefix}/{name}": zf.read(name) for name in zf.namelist() if name.endswith(ARTIFACT_SUFFIXES)}
 
 
 def entity_fitter(

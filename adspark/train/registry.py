@@ -3,8 +3,9 @@
 Everything needed to score is recreatable from the registry alone: the detector type and
 hyperparameters, the window spec id (feature names, shape and scaler statistics live in
 ``window_specs`` and ``scaler_stats`` under that id), the thresholds (global and per entity) and
-the networks in Keras native format (``<name>.keras``, loaded with ``safe_mode=True``; nothing is
-unpickled; per-entity models in ``entities/<n>/``). The artifact is written to a temporary folder and renamed into place before the table
+the networks in Keras native format (``<name>.keras``, loaded with ``safe_mode=True``) or, for
+models without a network (PCA, Isolation Forest, One-Class SVM), their arrays (``<name>.npz``,
+loaded with ``allow_pickle=False``): nothing is unpickled; per-entity models in ``entities/<n>/``. The artifact is written to a temporary folder and renamed into place before the table
 row is appended, so a model is visible only once complete.
 """
 
@@ -81,10 +82,25 @@ def _artifact_root(store: TableStore) -> Path:
     return Path(root) / "_artifacts"
 
 
-def _write_networks(folder: Path, networks: Mapping[str, Any]) -> None:
+ARTIFACT_SUFFIXES = (".keras", ".npz")
+
+
+def write_networks(folder: Path, networks: Mapping[str, Any]) -> list[Path]:
+    """Save fitted networks by name: a Keras network as ``<name>.keras``, the arrays of a model
+    without a network (``{array name: array}``) as ``<name>.npz``. Returns the files written."""
+    import numpy as np
+
     folder.mkdir(parents=True, exist_ok=True)
+    paths = []
     for name, net in networks.items():
-        net.save(folder / f"{name}.keras")
+        if isinstance(net, Mapping):
+            path = folder / f"{name}.npz"
+            np.savez(path, **{k: np.asarray(v) for k, v in net.items()})
+        else:
+            path = folder / f"{name}.keras"
+            net.save(path)
+        paths.append(path)
+    return paths
 
 
 def save_model(
@@ -98,7 +114,7 @@ def save_model(
     Args:
         store: Tables.
         model: What to register (``artifact`` is filled in here).
-        networks: Keras networks by name, saved as ``<name>.keras`` (global scope).
+        networks: Fitted networks by name (global scope, :func:`write_networks`).
         files: Artifact files as bytes by relative path (e.g. per-entity networks trained on
             executors), written as they are.
     """
@@ -109,7 +125,7 @@ def save_model(
     tmp.mkdir()
     try:
         with kill_point(MODELS.name, root):
-            _write_networks(tmp, networks or {})
+            write_networks(tmp, networks or {})
             for rel, data in (files or {}).items():
                 target = (tmp / rel).resolve()
                 if tmp.resolve() not in target.parents:
@@ -231,18 +247,29 @@ def artifact_files(model: RegisteredModel) -> dict[str, bytes]:
     if not folder.is_dir():
         raise ModelNotFoundError(f"artifact of model {model.model_id} missing at {str(folder)!r}")
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.keras")) if p.is_file()
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in ARTIFACT_SUFFIXES
     }
 
 
 def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:
-    """The Keras networks in a folder by name (native format, safe mode: nothing is unpickled)."""
-    import keras
+    """The networks in a folder by name: Keras native files in safe mode, array files with
+    ``allow_pickle=False`` (nothing is unpickled)."""
+    import numpy as np
 
-    paths = sorted(Path(folder).glob("*.keras"))
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix in ARTIFACT_SUFFIXES) if Path(folder).is_dir() else []
     if not paths:
         raise ModelNotFoundError(f"artifact of model {model_id} holds no network at {str(folder)!r}")
-    return {p.stem: keras.saving.load_model(p, safe_mode=True, compile=False) for p in paths}
+    out: dict[str, Any] = {}
+    for p in paths:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as arrays:
+                out[p.stem] = {k: arrays[k] for k in arrays.files}
+        else:
+            import keras
+
+            out[p.stem] = keras.saving.load_model(p, safe_mode=True, compile=False)
+    return out
 
 
 def thresholds_for(model: RegisteredModel, entities: np.ndarray) -> np.ndarray:

@@ -120,3 +120,41 @@ def test_entity_scope_trains_one_model_per_entity(store, windowed):
         assert scores.shape == (len(x),) and np.isfinite(scores).all()
     with pytest.raises(ModelNotFoundError, match="no network for entity 'u9'"):
         load_detector(found, "u9")
+
+
+@pytest.mark.parametrize("detector", [{"type": "pca", "n_components": 0.9},
+                                      {"type": "iforest", "n_estimators": 20},
+                                      {"type": "ocsvm", "nu": 0.2}], ids=["pca", "iforest", "ocsvm"])
+def test_models_without_a_network_train_register_and_score_like_the_autoencoders(store, windowed, detector):
+    """train -> registry (arrays in model.npz, no pickle) -> score through the Spark scorer."""
+    from adspark.config import ScoreJobConfig
+    from adspark.pipeline.score import run_score
+
+    windowed["train"]["detector"] = detector
+    windowed["train"]["threshold"] = {"method": "quantile", "q": 0.9}
+    windowed["alerts"] = {"enabled": False}
+    run, model = run_train(store, build_job_config(TrainJobConfig, windowed), D5, D7)
+    assert model.detector == detector["type"]
+    from pathlib import Path
+
+    assert sorted(p.name for p in Path(model.artifact).iterdir()) == ["model.npz"]
+    found = find_model(store, model_id=model.model_id)
+    windows = store.read("windows").where("date = date'2026-01-07'").toPandas().sort_values("window_id")
+    x = np.stack(windows["values"]).reshape(-1, 4, model.n_features)
+    expected = load_detector(found).score(x)
+    score_run = run_score(store, build_job_config(ScoreJobConfig, windowed), D7, D7)
+    assert model.model_id in score_run.message
+    scored = store.read("scores").toPandas().sort_values("window_id")
+    np.testing.assert_allclose(scored["score"].to_numpy(), expected, rtol=1e-6)
+    assert (scored["is_anomaly"] == (scored["score"] > model.threshold.value)).all()
+    assert all(len(t) == 3 for t in scored["top_features"])  # score.top_k
+
+
+def test_entity_scope_with_a_model_without_a_network(store, windowed):
+    windowed["train"]["model_scope"] = "entity"
+    windowed["train"]["validation_fraction"] = 0.2
+    windowed["train"]["detector"] = {"type": "pca", "n_components": 2}
+    run, model = run_train(store, build_job_config(TrainJobConfig, windowed), D5, D7)
+    assert set(model.entity_models) == {"u1", "u2"}
+    x = np.stack(store.read("windows").where("entity = 'u1'").toPandas()["values"]).reshape(-1, 4, model.n_features)
+    assert np.isfinite(load_detector(find_model(store, model_id=model.model_id), "u1").score(x)).all()

@@ -78,3 +78,39 @@ def test_vae_log_probability_ranks_like_its_score(data):
     assert logp.shape == (len(test),)
     np.testing.assert_allclose(-logp, vae.score(test), rtol=1e-5)
     assert logp[labels == 0].mean() > logp[labels == 1].mean()
+
+
+def test_models_without_a_network_score_from_their_arrays_as_scikit_learn_does():
+    """The kept arrays reproduce scikit-learn's own scores (so a scoring worker needs no pickle),
+    and survive a save / load through ``.npz`` files with pickling off."""
+    import tempfile
+    from pathlib import Path
+
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+    from sklearn.svm import OneClassSVM
+
+    from adspark.train.registry import load_networks, write_networks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 2, 3)).astype(np.float32)
+    x[:, :, 2] = x[:, :, 0] * 2  # a relation PCA can learn
+    test = (rng.normal(size=(100, 2, 3)) * 1.5).astype(np.float32)
+    flat, flat_test = x.reshape(600, -1).astype(np.float64), test.reshape(100, -1).astype(np.float64)
+    forest = IsolationForestDetector(n_estimators=30, seed=3).fit(x)
+    sk_forest = IsolationForest(n_estimators=30, random_state=3).fit(x.reshape(600, -1))
+    np.testing.assert_allclose(forest.score(test), -sk_forest.score_samples(test.reshape(100, -1)), atol=1e-12)
+    svm = OneClassSVMDetector(nu=0.05).fit(x)
+    sk_svm = OneClassSVM(nu=0.05, gamma=1.0 / (6 * flat.var())).fit(flat)
+    np.testing.assert_allclose(svm.score(test), -sk_svm.decision_function(flat_test), atol=1e-9)
+    pca = PCADetector(n_components=0.9).fit(x)
+    sk_pca = PCA(n_components=0.9, svd_solver="full").fit(flat)
+    assert pca.state_["components"].shape[0] == sk_pca.n_components_ == 3  # 6 values, 2 dependent, 0.9 of 4
+    rec = sk_pca.inverse_transform(sk_pca.transform(flat_test))
+    np.testing.assert_allclose(pca.score(test), ((flat_test - rec) ** 2).mean(axis=1), rtol=1e-9)
+    for det in (forest, svm, pca):
+        with tempfile.TemporaryDirectory() as tmp:
+            assert [p.name for p in write_networks(Path(tmp), det.networks())] == ["model.npz"]
+            loaded = type(det)().restore(load_networks(tmp), (2, 3))
+        np.testing.assert_array_equal(loaded.score(test), det.score(test))
+        assert loaded.history_ == {} and np.isfinite(det.history_["loss"][0])
