@@ -193,7 +193,15 @@ def _cmd_recalibrate(args: argparse.Namespace, data: dict) -> str:
     else:
         model = latest_model(store, cfg)
     th = cfg.train.threshold
-    new = recalibrate(store, model, th.beta, th.feedback_strength)
+    alerts = build_job_config(ScoreJobConfig, data, args.conf).alerts
+    new = recalibrate(store, model, th.beta, th.feedback_strength, alerts.level if alerts.enabled else None)
+    if "alert_level_recalibration" in new.metrics:
+        r = new.metrics["alert_level_recalibration"]
+        return (
+            f"recalibrate {model.model_id}: alert level {r['configured']:.3g} (configured) -> "
+            f"{new.metrics['alert_level']:.3g} (supervised {r['supervised']:.3g} on {r['judged_intervals']} judged "
+            f"intervals, strength {r['strength']:g}); registered as {new.model_id}, used from the next night"
+        )
     p = new.threshold.params
     return (
         f"recalibrate {model.model_id}: threshold {p['unsupervised']:.6g} (unsupervised) -> {new.threshold.value:.6g} "

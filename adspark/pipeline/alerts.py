@@ -97,8 +97,10 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
         base = core_alert_params(cfg, shape.features, shape.n_steps, shape.stride, shape.bucket_seconds)
     except ConfigError as err:
         raise ConfigError(f"{err} (window spec {shape.spec_id})") from None
+    level = model.metrics.get("alert_level")  # recalibrated from analysts' feedback (adspark recalibrate)
     return dataclasses.replace(
         base,
+        level=float(level) if level else base.level,
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
         model_feature_reference=_feature_reference(model, len(shape.features)),
         model_feature_tail=_feature_tail(model, len(shape.features)),

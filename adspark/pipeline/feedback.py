@@ -11,6 +11,10 @@
   ``t = (n * t_supervised + k * t_unsupervised) / (n + k)`` with ``n`` judged intervals and
   ``k = train.threshold.feedback_strength``. The result is registered as a new model (same
   networks, new threshold), which the next nights use.
+- Alert level: when the adaptive alerts decided (bucket mode, the default), the scores are
+  ``-log10 p`` and what the feedback moves is the alert level: the same supervised fit on that
+  scale, shrunk the same way towards ``-log10`` of the configured ``alerts.level``, registered as a
+  new model whose ``metrics.alert_level`` the next nights use instead of the configured level.
 - Nightly: each night reports the precision of the judged intervals so far.
 """
 
@@ -145,8 +149,33 @@ def labeled_scores(store: TableStore, model: RegisteredModel) -> tuple[np.ndarra
     return labeled["score"].to_numpy(np.float64), labeled["y"].to_numpy(np.int8), n_judged
 
 
-def recalibrate(store: TableStore, model: RegisteredModel, beta: float, strength: float) -> RegisteredModel:
-    """Register a copy of ``model`` whose threshold is recalibrated from the feedback.
+def _new_id() -> str:
+    return f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def scored_by_alerts(store: TableStore, model: RegisteredModel) -> bool:
+    """Whether the adaptive alerts decided this model's scores (they carry a ``p_value``)."""
+    from pyspark.sql import functions as F
+
+    return bool(
+        store.read(SCORES.name).where((F.col("model_id") == model.model_id) & F.col("p_value").isNotNull())
+        .limit(1).count()
+    )
+
+
+def recalibrate(
+    store: TableStore, model: RegisteredModel, beta: float, strength: float, alert_level: float | None = None,
+) -> RegisteredModel:
+    """Register a copy of ``model`` whose threshold (or, where the adaptive alerts decided, whose
+    alert level) is recalibrated from the feedback.
+
+    Args:
+        store: Tables.
+        model: The model whose scores were judged.
+        beta: F-beta of the supervised fit.
+        strength: Pseudo-count of the unsupervised threshold (or configured level).
+        alert_level: The configured ``alerts.level``; with it, a model scored by the alerts gets a
+            recalibrated ``metrics.alert_level`` instead of a new threshold.
 
     Raises:
         EmptyInputError: When the feedback does not give both anomalous and normal windows.
@@ -158,12 +187,23 @@ def recalibrate(store: TableStore, model: RegisteredModel, beta: float, strength
             f"model's intervals ({n} judged true/false so far)"
         )
     supervised = fit_supervised(scores, labels, beta=beta).value
+    if alert_level is not None and scored_by_alerts(store, model):
+        configured = -np.log10(alert_level)
+        value = (n * supervised + strength * configured) / (n + strength)
+        new = replace(model, model_id=_new_id(), metrics={
+            **model.metrics, "recalibrated_from": model.model_id, "alert_level": float(10.0 ** -value),
+            "alert_level_recalibration": {
+                "configured": alert_level, "supervised": float(10.0 ** -supervised), "judged_intervals": n,
+                "labeled_windows": int(labels.sum()), "strength": strength, "beta": beta,
+            },
+        })
+        return save_model(store, new, files=artifact_files(model))
     original = float(model.threshold.params.get("unsupervised", model.threshold.value))
     value = (n * supervised + strength * original) / (n + strength)
     ratio = value / model.threshold.value if model.threshold.value else 1.0
     new = replace(
         model,
-        model_id=f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        model_id=_new_id(),
         threshold=Threshold("recalibrated", value, {
             "unsupervised": original, "supervised": supervised, "judged_intervals": n,
             "labeled_windows": int(labels.sum()), "strength": strength, "beta": beta,

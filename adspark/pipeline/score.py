@@ -140,7 +140,8 @@ def _write_scores(
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = '{key}'")
     store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by)
-    return f"alerts (level {cfg.alerts.level:g})", ""
+    level = model.metrics.get("alert_level") or cfg.alerts.level  # recalibrated from feedback, else configured
+    return f"alerts (level {level:g})", ""
 
 
 def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date) -> RunRecord:

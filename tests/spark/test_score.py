@@ -305,3 +305,36 @@ def test_the_spark_alert_pass_equals_the_pure_core(store, base_config, tiny_wind
             np.testing.assert_allclose(a.astype(float), b.astype(float), err_msg=column)
         else:
             assert a.tolist() == b.tolist(), column
+
+
+def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, base_config, tiny_windowed):
+    """With the adaptive alerts on, the judged intervals move the alert level (on the -log10 p
+    scale, shrunk towards the configured level); the next scoring uses it."""
+    from adspark.pipeline.feedback import add_feedback, ensure_feedback_table, recalibrate
+
+    config = _with_model_config(base_config)
+    config["train"]["validation_fraction"] = 0.5
+    _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    config["alerts"] = {"level": 0.5, "detectors": ["model"],
+                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
+    run_score(store, build_job_config(ScoreJobConfig, config), D5, D7)
+    intervals = store.read("intervals").orderBy("p_value").collect()
+    assert intervals
+    ensure_feedback_table(store)
+    add_feedback(store, intervals[0].interval_id, "true", "alice")
+    for iv in intervals[1:]:
+        add_feedback(store, iv.interval_id, "false", "alice")
+    new = recalibrate(store, model, beta=1.0, strength=2.0, alert_level=0.5)
+    r = new.metrics["alert_level_recalibration"]
+    n = len(intervals)
+    assert r["judged_intervals"] == n and r["configured"] == 0.5
+    expected = (n * -np.log10(r["supervised"]) + 2.0 * -np.log10(0.5)) / (n + 2.0)
+    assert new.metrics["alert_level"] == pytest.approx(10.0 ** -expected)
+    assert new.threshold == model.threshold  # the model's own threshold is not what decided
+    if n > 1:  # false intervals judged: a stricter level than the configured one
+        assert new.metrics["alert_level"] < 0.5
+    run = run_score(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": new.model_id}}), D7, D7)
+    assert f"alerts (level {new.metrics['alert_level']:g})" in run.message
+    scores = store.read("scores").where(f"date = date'{D7}'").toPandas()
+    np.testing.assert_allclose(scores["threshold"], -np.log10(new.metrics["alert_level"]))
+    assert (scores["is_anomaly"] == (scores["p_value"] < new.metrics["alert_level"])).all()
