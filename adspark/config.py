@@ -210,7 +210,11 @@ class DiscretizeConfig(Strict):
 class ScalingConfig(Strict):
     """Scaling statistics, fitted per entity on a training range and stored in a table."""
 
-    method: Literal["robust", "minmax", "none"] = "robust"
+    method: Literal["robust", "zscore", "minmax", "none"] = Field(
+        default="robust",
+        description="robust (median, IQR), zscore (mean, std), minmax, or none for data normalized at the source; "
+        "every scale is at least 1% of the feature's largest training magnitude",
+    )
     fit_from: dt.date
     fit_to: dt.date
     center_windows: bool = Field(

@@ -3,6 +3,12 @@
 Statistics are stored long (one row per entity and feature) so they fit any feature count:
 ``center`` and ``scale`` are what :func:`apply_scaling` uses; the robust and min-max views of the
 same data (``median``, ``iqr``, ``min``, ``max``) are kept alongside for inspection.
+
+Every scale is at least :data:`SCALE_FLOOR` times the largest magnitude the feature showed in
+training (:func:`scale_floor`): a channel that was near-constant while fitting (IQR 0, a std of
+0.001 on values near 90) would otherwise turn ordinary later noise into scaled values in the
+thousands, and the model's errors with them. :func:`floored` says which scales hit the floor (the
+window job names them in its summary).
 """
 
 from __future__ import annotations
@@ -15,10 +21,39 @@ import pandas as pd
 
 GLOBAL_ENTITY = "__global__"
 _EPS = 1e-9
+SCALE_FLOOR = 0.01  # a scale is at least this share of the feature's largest training magnitude
 
-ScalingMethod = Literal["robust", "minmax", "none"]
+ScalingMethod = Literal["robust", "zscore", "minmax", "none"]
 
 STATS_COLUMNS = ["entity", "feature", "center", "scale", "median", "iqr", "min", "max", "n"]
+
+
+def scale_floor(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The smallest scale of each feature: :data:`SCALE_FLOOR` x its largest training magnitude
+    ``max(|min|, |max|)`` (at least a tiny absolute floor), shape (F,)."""
+    magnitude = np.maximum(np.abs(np.asarray(lo, np.float64)), np.abs(np.asarray(hi, np.float64)))
+    return np.maximum(SCALE_FLOOR * np.nan_to_num(magnitude), _EPS)
+
+
+def floored(scale: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which scales sit on their floor (the feature was near-constant in training), shape (F,)."""
+    floor = scale_floor(lo, hi)
+    return (floor > _EPS) & (np.asarray(scale, np.float64) <= floor * (1.0 + 1e-9))
+
+
+def floored_rows(stats: pd.DataFrame) -> pd.DataFrame:
+    """The rows of scaling statistics (with ``scale``, ``min``, ``max``) whose scale sits on its floor."""
+    return stats[floored(stats["scale"].to_numpy(np.float64), stats["min"].to_numpy(np.float64),
+                         stats["max"].to_numpy(np.float64))]
+
+
+def floor_note(n: int, examples: Sequence[str]) -> str:
+    """The job-summary phrase for ``n`` floored scales, naming the first ``examples``; '' for none."""
+    if not n:
+        return ""
+    more = f" and {n - len(examples)} more" if n > len(examples) else ""
+    return (f"; scale floor ({SCALE_FLOOR:.0%} of the largest training magnitude) used for {n} near-constant "
+            f"entity/feature pair(s): {', '.join(examples)}{more}")
 
 
 def center_and_scale(
@@ -28,21 +63,26 @@ def center_and_scale(
     lo: np.ndarray,
     hi: np.ndarray,
     std: np.ndarray,
+    mean: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Center and (strictly positive) scale from summary statistics, each of shape (F,).
 
-    ``robust``: median and IQR (falling back to std, then 1). ``minmax``: min and max - min
-    (falling back to 1). ``none``: center 0, scale 1 (data already normalized, e.g. z-normalized
-    heartbeats).
+    ``robust``: median and IQR (falling back to std). ``zscore``: mean and standard deviation.
+    ``minmax``: min and max - min. Each scale is at least :func:`scale_floor` (1 for a feature
+    that was 0 throughout). ``none``: center 0, scale 1 (data already normalized, e.g.
+    z-normalized heartbeats).
     """
     median, iqr, lo, hi, std = (np.asarray(x, dtype=np.float64) for x in (median, iqr, lo, hi, std))
     if method == "none":
         return np.zeros_like(median), np.ones_like(median)
     if method == "robust":
-        scale = np.where(iqr > _EPS, iqr, np.where(std > _EPS, std, 1.0))
-        return median, scale
-    spread = hi - lo
-    return lo, np.where(spread > _EPS, spread, 1.0)
+        center, scale = median, np.where(iqr > _EPS, iqr, std)
+    elif method == "zscore":
+        center, scale = (median if mean is None else np.asarray(mean, np.float64)), std
+    else:
+        center, scale = lo, hi - lo
+    floor = scale_floor(lo, hi)
+    return center, np.where(floor > _EPS, np.maximum(scale, floor), np.where(scale > _EPS, scale, 1.0))
 
 
 def fit_stats(
@@ -54,7 +94,7 @@ def fit_stats(
         entity: The entity key (or :data:`GLOBAL_ENTITY`).
         values: Training values, shape (n, F); NaN entries are ignored.
         features: The F feature names.
-        method: ``"robust"`` (median / IQR, falling back to std, then 1) or ``"minmax"``.
+        method: ``robust``, ``zscore``, ``minmax`` or ``none`` (:func:`center_and_scale`).
 
     Returns:
         F rows with :data:`STATS_COLUMNS`.
@@ -70,11 +110,11 @@ def fit_stats(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
             q25, med, q75 = np.nanpercentile(v, [25, 50, 75], axis=0)
-            lo, hi, std = np.nanmin(v, axis=0), np.nanmax(v, axis=0), np.nanstd(v, axis=0)
+            lo, hi, std, mean = np.nanmin(v, axis=0), np.nanmax(v, axis=0), np.nanstd(v, axis=0), np.nanmean(v, axis=0)
     seen = n > 0
-    med, q25, q75, lo, hi, std = (np.where(seen, x, 0.0) for x in (med, q25, q75, lo, hi, std))
+    med, q25, q75, lo, hi, std, mean = (np.where(seen, x, 0.0) for x in (med, q25, q75, lo, hi, std, mean))
     iqr = q75 - q25
-    center, scale = center_and_scale(method, med, iqr, lo, hi, std)
+    center, scale = center_and_scale(method, med, iqr, lo, hi, std, mean)
     return pd.DataFrame(
         {
             "entity": entity,

@@ -15,7 +15,14 @@ import pandas as pd
 
 from adspark.config import WindowJobConfig
 from adspark.core.features import slot_name
-from adspark.core.scaling import GLOBAL_ENTITY, STATS_COLUMNS, center_and_scale, stats_vectors
+from adspark.core.scaling import (
+    GLOBAL_ENTITY,
+    STATS_COLUMNS,
+    center_and_scale,
+    floor_note,
+    floored_rows,
+    stats_vectors,
+)
 from adspark.errors import EmptyInputError
 from adspark.pipeline.discretize import vocabulary
 from adspark.pipeline.specs import StoredSpec
@@ -39,13 +46,14 @@ def _row_stats(accepted: "DataFrame", measures: list[str], spec_id: str, method:
             F.min(m).alias(f"{m}__min"),
             F.max(m).alias(f"{m}__max"),
             F.stddev_pop(m).alias(f"{m}__std"),
+            F.avg(m).alias(f"{m}__mean"),
             F.count(m).alias(f"{m}__n"),
         ]
     row = accepted.agg(*aggs).first()
     q = np.array([row[f"{m}__q"] or [0.0, 0.0, 0.0] for m in measures], dtype=np.float64)
     get = lambda stat: np.array([row[f"{m}__{stat}"] or 0.0 for m in measures], np.float64)  # noqa: E731
     lo, hi, std, iqr = get("min"), get("max"), get("std"), q[:, 2] - q[:, 0]
-    center, scale = center_and_scale(method, q[:, 1], iqr, lo, hi, std)
+    center, scale = center_and_scale(method, q[:, 1], iqr, lo, hi, std, get("mean"))
     return pd.DataFrame(
         {
             "spec_id": spec_id, "entity": GLOBAL_ENTITY, "feature": measures, "center": center,
@@ -127,4 +135,5 @@ def run_rows(
     run.message = (
         f"window (rows) {start}..{end} spec {spec.spec_id}: read {run.rows_read} = accepted "
         f"{run.rows_accepted} + rejected {run.rows_rejected}; {len(names)} features per sample"
+        + floor_note(len(hit := floored_rows(stats)), [f"{r.entity}/{r.feature}" for r in hit.head(5).itertuples()])
     )

@@ -12,6 +12,7 @@ statistics of the training range, categoricals one-hot with a vocabulary fitted 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from adspark.core.scaling import (
     GLOBAL_ENTITY,
     STATS_COLUMNS,
     fit_stats,
+    floor_note,
+    floored_rows,
     stats_vectors,
 )
 from adspark.core.windows import WindowRows, WindowSpec, entity_windows
@@ -34,6 +37,8 @@ from adspark.pipeline.specs import StoredSpec
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
 from schemas import FEATURE_KEYS, SCALER_STATS, WINDOWS
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -222,8 +227,20 @@ def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: d
     run.message = (
         f"window {start}..{end} spec {spec.spec_id}: {run.rows_read} feature rows "
         f"(+{lookback_days} lookback day(s)) -> {run.rows_written} windows of "
-        f"{spec.n_steps} x {len(names)}"
+        f"{spec.n_steps} x {len(names)}" + floored_scales(stats)
     )
+
+
+def floored_scales(stats: "DataFrame", examples: int = 5) -> str:
+    """The summary phrase naming the entity/feature pairs whose scale hit the floor (logged as a
+    warning too); '' when none did."""
+    hit = stats.mapInPandas(lambda parts: (floored_rows(p) for p in parts), stats.schema)
+    n = hit.count()
+    named = [f"{r.entity}/{r.feature}" for r in hit.orderBy("entity", "feature").limit(examples).collect()] if n else []
+    note = floor_note(n, named)
+    if note:
+        log.warning(note.removeprefix("; "))
+    return note
 
 
 def run_window(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date) -> RunRecord:

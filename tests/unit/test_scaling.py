@@ -9,6 +9,8 @@ from adspark.core.scaling import (
     GLOBAL_ENTITY,
     apply_scaling,
     fit_stats,
+    floor_note,
+    floored_rows,
     global_stats,
     invert_scaling,
     stats_vectors,
@@ -19,7 +21,7 @@ def test_robust_and_minmax():
     v = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [4.0, 10.0], [100.0, 10.0]])
     robust = fit_stats("e", v, ["a", "b"], "robust")
     assert robust.loc[0, "center"] == 3.0 and robust.loc[0, "scale"] == 2.0
-    assert robust.loc[1, "scale"] == 1.0  # constant column: IQR 0, std 0 -> 1
+    assert robust.loc[1, "scale"] == pytest.approx(0.1)  # constant column: IQR 0, std 0 -> the floor, 1% of 10
     mm = fit_stats("e", v, ["a", "b"], "minmax")
     assert (mm.loc[0, "center"], mm.loc[0, "scale"]) == (1.0, 99.0)
     none = fit_stats("e", v, ["a", "b"], "none")  # already-normalized data passes through
@@ -47,9 +49,29 @@ def test_global_stats_and_missing_feature():
         stats_vectors(g, ["a", "zzz"])
 
 
-@given(arrays(np.float64, (6, 3), elements=st.floats(-1e6, 1e6)), st.sampled_from(["robust", "minmax", "none"]))
+@given(arrays(np.float64, (6, 3), elements=st.floats(-1e6, 1e6)), st.sampled_from(["robust", "zscore", "minmax", "none"]))
 def test_scaling_round_trips(values, method):
     stats = fit_stats("e", values, ["a", "b", "c"], method)
     c, s = stats_vectors(stats, ["a", "b", "c"])
     back = invert_scaling(apply_scaling(values, c, s), c, s)
     np.testing.assert_allclose(back, values, rtol=1e-5, atol=1e-6 * (1 + np.abs(values).max()) + s.max() * 1e-6)
+
+
+def test_zscore_and_the_scale_floor_of_a_near_constant_channel():
+    """A channel near-constant while fitting (std 0.001 around 90) gets a scale of 1% of 90, so
+    ordinary later noise stays in single digits instead of the thousands; the floor is named."""
+    rng = np.random.default_rng(0)
+    v = np.c_[rng.normal(5.0, 2.0, 500), 90.0 + rng.normal(0.0, 0.001, 500)]
+    for method in ("robust", "zscore", "minmax"):
+        stats = fit_stats("press-1", v, ["flow", "voltage"], method)
+        c, s = stats_vectors(stats, ["flow", "voltage"])
+        assert s[1] == pytest.approx(0.9, rel=1e-3), method  # floored: 1% of the largest magnitude
+        assert abs(apply_scaling(np.array([[5.0, 90.5]]), c, s)[0, 1]) < 1.0
+        assert list(floored_rows(stats)["feature"]) == ["voltage"]
+    z = fit_stats("press-1", v, ["flow", "voltage"], "zscore")
+    assert z.loc[0, "center"] == pytest.approx(v[:, 0].mean()) and z.loc[0, "scale"] == pytest.approx(v[:, 0].std())
+    assert floor_note(0, []) == ""
+    note = floor_note(7, ["press-1/voltage", "press-2/voltage"])
+    assert "7 near-constant entity/feature pair(s): press-1/voltage, press-2/voltage and 5 more" in note
+    zero = fit_stats("e", np.zeros((4, 1)), ["idle"], "robust")  # 0 throughout: scale 1, no floor to name
+    assert zero.loc[0, "scale"] == 1.0 and floored_rows(zero).empty
