@@ -290,6 +290,17 @@ class DetectorConfig(Strict):
     nu: float = Field(default=0.01, gt=0, le=1, description="ocsvm: bound on the share of training windows outside")
     gamma: float | Literal["scale"] = Field(default="scale", description="ocsvm: RBF width (scale: 1 / (F x variance))")
     max_train: int = Field(default=10_000, ge=1, description="ocsvm: training windows sampled at most")
+    recency_halflife: float | None = Field(
+        default=None, gt=0,
+        description="weight a window's errors toward its newest steps with this half-life in steps (none: the "
+        "window mean); not for vae",
+    )
+
+    @model_validator(mode="after")
+    def _recency(self) -> "DetectorConfig":
+        if self.recency_halflife is not None and self.type == "vae":
+            raise ValueError("recency_halflife: the vae scores whole windows; use dense_ae, lstm_ae, pca, iforest or ocsvm")
+        return self
 
 
 class ThresholdConfig(Strict):

@@ -285,6 +285,8 @@ def main() -> None:
     parser.add_argument("--nab-features", choices=("level", "diff", "both"), default="level",
                         help="nab: the bucket's value, its change, or both")
     parser.add_argument("--nab-center", action="store_true", help="nab: center each window on its mean")
+    parser.add_argument("--nab-recency", type=float, default=None,
+                        help="nab: weight the model's errors toward the newest buckets with this half-life (buckets)")
     parser.add_argument("--nab-alerts", choices=("on", "off"), default="on",
                         help="nab: adaptive alerts (default) or the model's fitted thresholds alone")
     parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma", "robust"))
@@ -308,11 +310,14 @@ def main() -> None:
             if key == "nab":
                 from benchmarks.quality_nab import print_nab, run_nab
 
-                detector = {**NAB_DETECTOR, "epochs": args.epochs, "seed": SEED}
+                detector = {**NAB_DETECTOR, "epochs": args.epochs, "seed": SEED,
+                            **({"recency_halflife": args.nab_recency} if args.nab_recency else {})}
                 result = run_nab(Path(tmp), args.nab_window, detector, threshold, _cli, args.nab_features,
                                  args.nab_center, args.nab_alerts == "on")
                 print_nab(result)
-                everything[f"nab-{args.nab_features}{'-centered' if args.nab_center else ''}-alerts-{args.nab_alerts}"] = result
+                recency = f"-recency{args.nab_recency:g}" if args.nab_recency else ""
+                everything[f"nab-{args.nab_features}{'-centered' if args.nab_center else ''}{recency}"
+                           f"-alerts-{args.nab_alerts}"] = result
                 saved.parent.mkdir(exist_ok=True)
                 saved.write_text(json.dumps(everything, indent=2, default=float))
                 continue

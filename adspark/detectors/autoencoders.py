@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from adspark.detectors.base import as_windows, check_fitted, check_shape
+from adspark.detectors.base import as_windows, check_fitted, check_shape, time_weights
 
 
 @dataclass
@@ -23,6 +23,7 @@ class _Reconstruction:
     patience: int = 4
     seed: int = 0
     verbose: int = 0
+    recency_halflife: float | None = None
     model_: Any = None
     history_: dict = field(default_factory=dict)
     shape_: tuple[int, int] | None = None
@@ -90,7 +91,8 @@ class _Reconstruction:
         return self._from_model(y, w)
 
     def feature_errors(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Squared error per feature averaged over time, shape (n, F).
+        """Squared error per feature averaged over time (weighted toward the newest steps with
+        ``recency_halflife``, :func:`adspark.detectors.base.time_weights`), shape (n, F).
 
         One compiled function per fitted model computes the reconstruction and the reduction
         together (TensorFlow threads, no (n, W, F) temporaries in numpy).
@@ -103,10 +105,11 @@ class _Reconstruction:
         if self._errors is None:
             model, width = self.model_, int(np.prod(self.shape_))
             flat = isinstance(self, DenseAutoencoder)
+            weights = tf.constant(time_weights(self.shape_[0], self.recency_halflife), tf.float32)
 
             def errors(b: Any) -> Any:
                 y = model(tf.reshape(b, (-1, width)) if flat else b, training=False)
-                return tf.reduce_mean(tf.square(b - tf.reshape(y, tf.shape(b))), axis=1)
+                return tf.tensordot(tf.square(b - tf.reshape(y, tf.shape(b))), weights, axes=[[1], [0]])
 
             self._errors = tf.function(errors, reduce_retracing=True)
         outs = [self._errors(tf.constant(w[i : i + batch_size])).numpy() for i in range(0, len(w), batch_size)]

@@ -56,3 +56,14 @@ def check_shape(x: np.ndarray, n_steps: int, n_features: int, name: str) -> None
         raise ValueError(
             f"{name} was fitted on windows of {n_steps} x {n_features}, got {x.shape[1]} x {x.shape[2]}"
         )
+
+
+def time_weights(n_steps: int, halflife: float | None = None) -> np.ndarray:
+    """Weights of a window's W time steps in its errors, summing to 1, shape (W,): uniform (the
+    window mean) without ``halflife``, else ``2 ** (-(W - 1 - t) / halflife)``: the newest step
+    weighs most, so a window's score speaks for its newest buckets (an anomaly entering the window
+    is not diluted W times)."""
+    if halflife is None:
+        return np.full(n_steps, 1.0 / n_steps)
+    w = 2.0 ** (-(n_steps - 1 - np.arange(n_steps)) / float(halflife))
+    return w / w.sum()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adspark.detectors.base import as_windows, check_fitted, check_shape
+from adspark.detectors.base import as_windows, check_fitted, check_shape, time_weights
 
 
 def _flat(w: np.ndarray) -> np.ndarray:
@@ -25,9 +25,15 @@ def _flat(w: np.ndarray) -> np.ndarray:
 class _ArrayDetector:
     """Shared plumbing: the fitted arrays (``state_``), window shape checks, the registry hooks."""
 
+    recency_halflife: float | None = None
     state_: dict[str, np.ndarray] | None = None
     shape_: tuple[int, int] | None = None
     history_: dict = field(default_factory=dict)
+
+    def _over_time(self, per_step: np.ndarray) -> np.ndarray:
+        """(n, W, F) -> (n, F): the mean over time, weighted toward the newest steps with
+        ``recency_halflife`` (:func:`adspark.detectors.base.time_weights`)."""
+        return np.tensordot(per_step, time_weights(per_step.shape[1], self.recency_halflife), axes=([1], [0]))
 
     def _checked(self, x: np.ndarray) -> np.ndarray:
         check_fitted(self, "state_")
@@ -54,7 +60,7 @@ class _ArrayDetector:
         (what the models without a reconstruction attribute to each feature)."""
         w = self._checked(x)
         s = self.state_
-        return (((w - s["median"]) / s["spread"]) ** 2).mean(axis=1)
+        return self._over_time(((w - s["median"]) / s["spread"]) ** 2)
 
     def explain(self, x: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores (n,) and feature errors (n, F)."""
@@ -106,12 +112,12 @@ class PCADetector(_ArrayDetector):
         return ((flat - (flat @ c.T) @ c) ** 2).reshape(w.shape)
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """Mean squared reconstruction error, shape (n,)."""
-        return self._residual(x).mean(axis=(1, 2))
+        """Mean squared reconstruction error (over time as :meth:`feature_errors`), shape (n,)."""
+        return self.feature_errors(x).mean(axis=1)
 
     def feature_errors(self, x: np.ndarray) -> np.ndarray:
         """Squared error per feature averaged over time, shape (n, F)."""
-        return self._residual(x).mean(axis=1)
+        return self._over_time(self._residual(x))
 
     def explain(self, x: np.ndarray, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores (n,) and feature errors (n, F) from one projection."""

@@ -45,13 +45,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
     """The detector wrapper a config describes (untrained)."""
+    recency = cfg.recency_halflife
     if cfg.type == "pca":
         n = cfg.n_components
-        return PCADetector(n_components=n if n < 1 else int(n))
+        return PCADetector(n_components=n if n < 1 else int(n), recency_halflife=recency)
     if cfg.type == "iforest":
-        return IsolationForestDetector(n_estimators=cfg.n_estimators, max_samples=cfg.max_samples, seed=cfg.seed)
+        return IsolationForestDetector(n_estimators=cfg.n_estimators, max_samples=cfg.max_samples, seed=cfg.seed,
+                                       recency_halflife=recency)
     if cfg.type == "ocsvm":
-        return OneClassSVMDetector(nu=cfg.nu, gamma=cfg.gamma, max_train=cfg.max_train, seed=cfg.seed)
+        return OneClassSVMDetector(nu=cfg.nu, gamma=cfg.gamma, max_train=cfg.max_train, seed=cfg.seed,
+                                   recency_halflife=recency)
     if cfg.type == "vae":
         return VariationalAutoencoder(
             hidden=tuple(cfg.hidden), latent=cfg.bottleneck, beta=cfg.beta, score_kind=cfg.score_kind,
@@ -60,7 +63,7 @@ def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
         )
     common = dict(
         epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        patience=cfg.patience, seed=cfg.seed, verbose=verbose,
+        patience=cfg.patience, seed=cfg.seed, verbose=verbose, recency_halflife=recency,
     )
     if cfg.type == "lstm_ae":
         return LSTMAutoencoder(units=cfg.units, bottleneck=cfg.bottleneck, **common)
@@ -70,11 +73,20 @@ def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
     )
 
 
+# detector options added after models were registered: at their defaults they stay out of the
+# config key, so a model registered before keeps its key (and stays the model in force)
+LATER_DETECTOR_OPTIONS = ("n_components", "n_estimators", "max_samples", "nu", "gamma", "max_train", "recency_halflife")
+
+
 def config_key(cfg: TrainJobConfig, spec_id: str) -> str:
     """What identifies "the same model config": inputs, detector, threshold, training choices."""
+    detector = {
+        k: v for k, v in cfg.train.detector.model_dump(mode="json").items()
+        if k not in LATER_DETECTOR_OPTIONS or v != DetectorConfig.model_fields[k].default
+    }
     body = {
         "spec_id": spec_id,
-        "detector": cfg.train.detector.model_dump(mode="json"),
+        "detector": detector,
         "threshold": cfg.train.threshold.model_dump(mode="json"),
         "validation_fraction": cfg.train.validation_fraction,
         "exclude_labeled": cfg.train.exclude_labeled,

@@ -35,6 +35,7 @@ def data():
     "detector,floor",
     [
         (DenseAutoencoder(hidden=(32,), bottleneck=6, epochs=40, batch_size=64), 0.95),
+        (DenseAutoencoder(hidden=(32,), bottleneck=6, epochs=40, batch_size=64, recency_halflife=2.0), 0.95),
         (LSTMAutoencoder(units=16, bottleneck=6, epochs=15, batch_size=64), 0.9),
         (VariationalAutoencoder(hidden=(32,), latent=4, epochs=40, batch_size=64), 0.9),
         (VariationalAutoencoder(hidden=(32,), latent=4, epochs=40, batch_size=64, score_kind="error"), 0.9),
@@ -42,7 +43,7 @@ def data():
         (IsolationForestDetector(n_estimators=100), 0.8),
         (OneClassSVMDetector(nu=0.05), 0.8),
     ],
-    ids=["dense_ae", "lstm_ae", "vae_probability", "vae_error", "pca", "iforest", "ocsvm"],
+    ids=["dense_ae", "dense_ae_recent", "lstm_ae", "vae_probability", "vae_error", "pca", "iforest", "ocsvm"],
 )
 def test_detector_separates_anomalies(detector, floor, data):
     train, val, test, labels = data
@@ -114,3 +115,35 @@ def test_models_without_a_network_score_from_their_arrays_as_scikit_learn_does()
             loaded = type(det)().restore(load_networks(tmp), (2, 3))
         np.testing.assert_array_equal(loaded.score(test), det.score(test))
         assert loaded.history_ == {} and np.isfinite(det.history_["loss"][0])
+
+
+def test_recency_weighting_makes_a_window_speak_for_its_newest_steps():
+    from adspark.detectors.base import time_weights
+
+    np.testing.assert_allclose(time_weights(4), [0.25] * 4)
+    w = time_weights(4, 1.0)
+    np.testing.assert_allclose(w, np.array([1, 2, 4, 8]) / 15)
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 0.1, (400, 8, 2)).astype(np.float32)
+    late, early = np.zeros((1, 8, 2), np.float32), np.zeros((1, 8, 2), np.float32)
+    late[0, -1, 1], early[0, 0, 1] = 3.0, 3.0  # the same jump, in the newest or the oldest step
+    plain = PCADetector(n_components=4).fit(train)
+    recent = PCADetector(n_components=4, recency_halflife=1.0).fit(train)
+    assert plain.score(late)[0] == pytest.approx(plain.score(early)[0], rel=0.2)
+    assert recent.score(late)[0] > 20 * recent.score(early)[0]
+    assert np.argmax(recent.feature_errors(late)[0]) == 1
+
+
+def test_config_key_of_a_model_registered_before_the_new_detector_options_is_unchanged():
+    from pathlib import Path
+
+    import yaml
+
+    from adspark.config import TrainJobConfig, build_job_config
+    from adspark.pipeline.train import config_key
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "demo.yaml").read_text())
+    # the key main computed before the pca / iforest / ocsvm / recency options existed
+    assert config_key(build_job_config(TrainJobConfig, data), "abc") == "b3d3625b0c94fcad"
+    data["train"]["detector"]["recency_halflife"] = 3
+    assert config_key(build_job_config(TrainJobConfig, data), "abc") != "b3d3625b0c94fcad"
