@@ -495,6 +495,11 @@ class AlertsConfig(Strict):
         "extends its alert instead of raising a new one (0: only overlapping or back-to-back windows)",
     )
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    state_nights: int | None = Field(
+        default=None, ge=1,
+        description="alert_state retention: keep every state of the last N nights scored (reruns of those stay "
+        "exact), of older nights only each entity's latest; none: keep all",
+    )
 
     @field_validator("cooldown")
     @classmethod

@@ -331,6 +331,20 @@ class TableStore:
             with_delta_retry(lambda: writer.save(self.path(table)))
         self.register(table)
 
+    def delete_matching(self, table: str, keys: "DataFrame", on: tuple[str, ...]) -> None:
+        """Delete the rows of ``table`` whose ``on`` columns equal a row of ``keys`` (a Delta MERGE
+        with a matched delete; retries Delta conflicts)."""
+        from delta.tables import DeltaTable
+
+        condition = " AND ".join(f"t.`{c}` = k.`{c}`" for c in on)
+
+        def delete() -> None:
+            DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(
+                keys.alias("k"), condition).whenMatchedDelete().execute()
+
+        with kill_point(table, self.path(table)):
+            with_delta_retry(delete)
+
     def check_columns(self, df: "DataFrame", schema: "TableSchema") -> None:
         """Raise when ``df`` lacks a declared column or has it with another type."""
         actual = {f.name: f.dataType for f in df.schema.fields}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import hashlib
 import json
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel
 from schemas import ALERT_STATE, SCORES
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -60,8 +63,10 @@ class WindowShape:
 
 
 def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
-    """Hash of the window spec and the alerts config: a state is only reused under both."""
-    body = json.dumps({"spec": spec_id, "alerts": cfg.model_dump(mode="json")}, sort_keys=True)
+    """Hash of the window spec and the alerts config: a state is only reused under both (the
+    retention ``state_nights`` does not change what a state holds, so it is not part of it)."""
+    alerts = cfg.model_dump(mode="json", exclude={"state_nights"})
+    body = json.dumps({"spec": spec_id, "alerts": alerts}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -219,6 +224,32 @@ def states_before(store: TableStore, key: str, day: dt.date) -> DataFrame:
     mine = store.read(ALERT_STATE.name).where((F.col("alert_key") == key) & (F.col("date") < F.lit(day)))
     latest = mine.groupBy("entity").agg(F.max("date").alias("date"))
     return mine.join(latest, ["entity", "date"]).select(*STATE_FIELDS)
+
+
+def prune_states(store: TableStore, key: str, end: dt.date, nights: int) -> int:
+    """Retention of ``alert_state``: keep every state of the ``nights`` nights up to ``end``; of
+    older nights keep only each entity's latest (what a later night reads when the entity comes
+    back). Returns the rows deleted.
+
+    Reruns of the kept nights stay exact; a rerun of an older night starts from the states that
+    are left (an entity's latest before it), so it may differ from its first run.
+    """
+    from pyspark.sql import functions as F
+
+    cutoff = end - dt.timedelta(days=nights - 1)
+    if not store.exists(ALERT_STATE.name):
+        return 0
+    old = (
+        store.read(ALERT_STATE.name).where((F.col("alert_key") == key) & (F.col("date") < F.lit(cutoff)))
+        .select("alert_key", "entity", "date").distinct()
+    )
+    latest = old.groupBy("alert_key", "entity").agg(F.max("date").alias("date"))
+    doomed = old.join(latest, ["alert_key", "entity", "date"], "left_anti").localCheckpoint(eager=True)
+    n = doomed.count()
+    if n:
+        store.delete_matching(ALERT_STATE.name, doomed, ("alert_key", "entity", "date"))
+        log.info("alert_state: %d entity-night states before %s pruned (key %s)", n, cutoff, key)
+    return n
 
 
 def alert_frames(

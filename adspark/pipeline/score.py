@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 from adspark.config import ScoreJobConfig
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError
-from adspark.pipeline.alerts import WindowShape, alert_frames, alert_key, replay_from, without_alerts
+from adspark.pipeline.alerts import (
+    WindowShape,
+    alert_frames,
+    alert_key,
+    prune_states,
+    replay_from,
+    without_alerts,
+)
 from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_scorer, output_struct
@@ -139,6 +146,8 @@ def _write_scores(
     scores, states = alert_frames(store, cfg.alerts, model, shape, scored, first, start, end, run_id)
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = '{key}'")
+    if cfg.alerts.state_nights:
+        prune_states(store, key, end, cfg.alerts.state_nights)
     store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by)
     level = model.metrics.get("alert_level") or cfg.alerts.level  # recalibrated from feedback, else configured
     return f"alerts (level {level:g})", ""

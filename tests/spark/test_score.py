@@ -338,3 +338,28 @@ def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, ba
     scores = store.read("scores").where(f"date = date'{D7}'").toPandas()
     np.testing.assert_allclose(scores["threshold"], -np.log10(new.metrics["alert_level"]))
     assert (scores["is_anomaly"] == (scores["p_value"] < new.metrics["alert_level"])).all()
+
+
+def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(store, base_config, tiny_windowed):
+    """alerts.state_nights: 1 keeps every state of the last night scored and, of older nights, each
+    entity's latest; a rerun of the kept night is unchanged."""
+    from adspark.pipeline.alerts import alert_key
+
+    config = _with_model_config(base_config)
+    config["train"]["validation_fraction"] = 0.5
+    run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    config["alerts"] = {"level": 0.5, "detectors": ["model"],
+                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
+    keep_all = build_job_config(ScoreJobConfig, config)
+    config["alerts"]["state_nights"] = 1
+    pruned = build_job_config(ScoreJobConfig, config)
+    assert alert_key(keep_all.alerts, "s") == alert_key(pruned.alerts, "s")  # same states either way
+    run_score(store, keep_all, D5, D7)
+    before = store.read("alert_state").toPandas()
+    first = _table(store, "scores", drop=["run_id"])
+    assert set(before["date"]) == {D5, D6, D7}
+    run_score(store, pruned, D7, D7)
+    after = store.read("alert_state").toPandas()
+    assert set(after["date"]) == {D6, D7}  # D5 pruned: every entity has a later state before D7
+    assert len(after) == len(before[before["date"] != D5])
+    pd.testing.assert_frame_equal(_table(store, "scores", drop=["run_id"]), first)
