@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
