@@ -72,7 +72,9 @@ class NightThreshold:
 
 def _cdf(quantiles: np.ndarray, x: np.ndarray) -> np.ndarray:
     """P(score <= x) under a law given by quantiles at equally spaced levels (right-continuous at
-    ties: a value repeated over several levels counts them all)."""
+    ties: a value repeated over several levels counts them all; :func:`adspark.core.drift._cdf`
+    interpolates through ties, which is enough for drift figures but would count the rows tied at a
+    candidate threshold as above it here)."""
     q = np.maximum.accumulate(np.asarray(quantiles, dtype=np.float64))
     levels = np.linspace(0.0, 1.0, len(q))
     x = np.asarray(x, dtype=np.float64)
