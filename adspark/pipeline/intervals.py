@@ -65,31 +65,41 @@ def _span_start(store: TableStore, model: RegisteredModel, start: dt.date, lookb
 
 def update_intervals(
     store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, end: dt.date,
-    run_id: str, method: str | None = None,
+    run_id: str, method: str | None = None, span_from: dt.date | None = None,
 ) -> str:
     """Recompute and MERGE the intervals touched by the scores of ``[start, end]``.
 
     Concurrent nights: the scores are read at a pinned version; when another run committed scores
-    while this one merged, the update is recomputed from the new scores (at most
-    ``_MAX_PASSES`` passes), so the last MERGE to commit always saw every night's scores.
+    while this one merged, the update is recomputed from the new scores. The span re-read is
+    decided from the intervals table, which a concurrent night may extend meanwhile (night D-1
+    merging an interval that reaches into D's lookback after D chose its span): when the span
+    read after the MERGE starts earlier than the one used, the update is recomputed over it,
+    which removes the interval truncated at the stale span. At most ``_MAX_PASSES`` passes, so
+    the last MERGE to commit always saw every night's scores and every interval reaching in.
 
     Args:
         method: What decided ``is_anomaly`` (recorded as ``threshold_method``; default the model's
             threshold method).
+        span_from: First night of the first pass (default: ``start - lookback_days``, extended to
+            the start of every interval reaching into it). A later span is widened by the
+            post-MERGE check, an earlier one recomputes more nights.
 
     Returns:
         A one-line summary (intervals in the span, open ones).
     """
     from pyspark.sql import functions as F
 
+    first = span_from or _span_start(store, model, start, cfg.lookback_days)
     for _ in range(_MAX_PASSES):
         version = store.version(SCORES.name)
-        first = _merge_once(store, cfg, model, start, run_id, version, method or model.threshold.method)
-        if store.version(SCORES.name) == version:
+        _merge_once(store, cfg, model, first, run_id, version, method or model.threshold.method)
+        now_first = _span_start(store, model, start, cfg.lookback_days)
+        if store.version(SCORES.name) == version and now_first >= first:
             break
-        # another run wrote scores meanwhile (a concurrent night): recompute from the new ones
-        log.info("intervals: scores changed during the update (version %s -> %s); recomputing",
-                 version, store.version(SCORES.name))
+        # a concurrent night wrote scores, or merged an interval reaching into the span, meanwhile
+        log.info("intervals: scores (version %s -> %s) or the span (%s -> %s) changed during the "
+                 "update; recomputing", version, store.version(SCORES.name), first, now_first)
+        first = min(first, now_first)
     store.register(INTERVALS.name)
     span_start = dt.datetime.combine(first, dt.time())
     counts = (
@@ -102,14 +112,14 @@ def update_intervals(
 
 
 def _merge_once(
-    store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, run_id: str, version: int,
+    store: TableStore, cfg: IntervalConfig, model: RegisteredModel, first: dt.date, run_id: str, version: int,
     method: str,
-) -> dt.date:
-    """One recompute + MERGE from the scores at ``version``; returns the first night re-read."""
+) -> None:
+    """One recompute of the model's intervals from night ``first`` on, from the scores at
+    ``version``, and its MERGE (intervals starting before ``first`` are left alone)."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    first = _span_start(store, model, start, cfg.lookback_days)
     scores = store.read(SCORES.name, version=version).where(
         (F.col("date") >= F.lit(first)) & (F.col("model_id") == model.model_id)
     )
@@ -148,4 +158,3 @@ def _merge_once(
 
     with kill_point(INTERVALS.name, store.path(INTERVALS.name)):
         with_delta_retry(merge)
-    return first

@@ -5,6 +5,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from delta.tables import DeltaTable
 
 from adspark.config import (
     IntervalConfig,
@@ -84,12 +85,12 @@ def test_without_alerts_the_models_thresholds_decide(store, trained):
     assert first["p_value"].isna().all() and not store.exists("alert_state")
 
 
-def _scores(spark, model_id, day, flags):
+def _scores(spark, model_id, day, flags, hours=12):
     rows = []
     for i, flag in enumerate(flags):
         start = dt.datetime.combine(day, dt.time()) + dt.timedelta(hours=6 * i)
         score = 3.0 if flag else 0.1
-        rows.append(("u1", f"u1|{start}", start, start + dt.timedelta(hours=12), day,
+        rows.append(("u1", f"u1|{start}", start, start + dt.timedelta(hours=hours), day,
                      score, 1.0, flag, ["amount"], [1.0], score, None, flag, None, None, None, None,
                      None, model_id, "r"))
     return spark.createDataFrame(rows, SCORES.struct_type())
@@ -120,6 +121,36 @@ def test_interval_continuing_into_the_next_night_is_extended(spark, store):
     night8 = store.read("intervals").toPandas()
     assert len(night8) == 1 and night8["interval_id"][0] == night6["interval_id"][0]
     assert night8["n_windows"][0] == 3
+
+
+def _interval_rows(store):
+    return _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
+
+
+def test_a_night_whose_span_went_stale_under_a_concurrent_night_repairs_it(spark, store, tmp_path):
+    """Night D8 chose its span (D7 on) before night D7 merged the interval D6 18:00 - D7 12:00;
+    its MERGE then inserts that interval truncated at D7 00:00. The check after the MERGE sees the
+    interval reaching in from D6 and recomputes from there: the table equals the serial run's."""
+    model = RegisteredModel(
+        model_id="m-x", config_key="k", detector="dense_ae", params={}, spec_id="s", n_steps=2,
+        n_features=1, threshold=Threshold("quantile", 1.0), entity_thresholds={},
+        train_from=D5, train_to=D5, data_version=0,
+    )
+    cfg = IntervalConfig()
+    d8 = dt.date(2026, 1, 8)
+    nights = {D6: [False, False, False, True], D7: [True, True, False, False], d8: [False] * 4}
+    for day, flags in nights.items():
+        store.append(_scores(spark, "m-x", day, flags, hours=6), "scores", ("date",))
+    for day in (D6, D7, d8):  # the serial run
+        update_intervals(store, cfg, model, day, day, f"run-{day}")
+    serial = _interval_rows(store)
+    assert len(serial) == 1 and serial["start"][0] == dt.datetime(2026, 1, 6, 18)
+    assert serial["n_windows"][0] == 3
+    DeltaTable.forPath(spark, store.path("intervals")).delete()
+    update_intervals(store, cfg, model, D6, D6, "run-6")
+    update_intervals(store, cfg, model, D7, D7, "run-7")
+    update_intervals(store, cfg, model, d8, d8, "run-8", span_from=D7)  # D8's span, decided before D7 merged
+    assert _interval_rows(store).equals(serial)
 
 
 def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base_config, tiny_windowed):
