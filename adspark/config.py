@@ -556,6 +556,21 @@ class NightlyConfig(Strict):
     drift_psi: float | None = Field(default=0.25, gt=0, description="PSI above which to retrain")
     drift_ks: float | None = Field(default=None, gt=0, lt=1, description="KS statistic bound")
     drift_min_windows: int = Field(default=100, ge=1, description="fewer scored windows: no drift test")
+    wait_for_earlier_nights: str = Field(
+        default="2h", description="how long a night waits for runs of earlier nights in progress (0s: no wait)",
+    )
+    lease_stale_after: str = Field(
+        default="24h", description="a run on another host older than this is presumed dead",
+    )
+
+    @field_validator("wait_for_earlier_nights", "lease_stale_after")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        return _duration_or_zero(v) or "0s"
+
+    def seconds(self, name: str) -> int:
+        """``wait_for_earlier_nights`` or ``lease_stale_after`` in seconds (0 when ``0s``)."""
+        return _seconds_or_zero(getattr(self, name))
 
 
 class ProjectFile(Strict):

@@ -53,3 +53,7 @@ class DataContractError(AdsparkError):
 
 class IdentifierError(ConfigError):
     """A catalog, schema, table or column name is not a safe SQL identifier."""
+
+
+class NightOrderError(AdsparkError):
+    """A night waited too long for an earlier night's run to end (retryable once that run ended)."""

@@ -13,6 +13,11 @@ A retrain after scoring trains on the ``train_days`` nights up to D and becomes 
 next nights (the latest model for the config). A night without events is recorded as ``empty``
 with a message, not scored; a night whose previous night was never processed stops with a message
 naming it (its windows would miss their lookback).
+
+Nights run at once are put in order: the run holds a lease on its night and first waits for the
+runs of earlier nights still in progress (:mod:`adspark.pipeline.leases`,
+``nightly.wait_for_earlier_nights``), so it reads their features, windows, alert state and
+retrained model final, as a serial run would.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from adspark.config import (
 )
 from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
 from adspark.errors import EmptyInputError
+from adspark.pipeline import leases
 from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.feedback import feedback_summary
 from adspark.pipeline.score import run_score
@@ -160,7 +166,15 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
     result = NightlyResult(run_id=f"nightly-{day}-{uuid.uuid4().hex[:8]}", date=day)
     stage = functools.partial(_timed, result.stage_seconds)
     t0 = time.perf_counter()
+    folder = leases.lease_folder(store.root)
+    lease = leases.acquire(folder, day, result.run_id, leases.utc_now())
     try:
+        if cfg.nightly.seconds("wait_for_earlier_nights"):
+            with stage("wait"):
+                leases.wait_for_earlier_nights(
+                    folder, lease, cfg.nightly.seconds("wait_for_earlier_nights"),
+                    cfg.nightly.seconds("lease_stale_after"),
+                )
         _check_previous_night(store, day)
         with stage("discretize"):
             d = run_discretize(store, cfg.part(DiscretizeJobConfig), day, day)
@@ -221,5 +235,8 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
         raise
     finally:
         result.stage_seconds["total"] = round(time.perf_counter() - t0, 3)
-        store.append(store.spark.createDataFrame([result.row()], NIGHTLY.struct_type()), NIGHTLY.name)
+        try:
+            store.append(store.spark.createDataFrame([result.row()], NIGHTLY.struct_type()), NIGHTLY.name)
+        finally:
+            leases.release(folder, lease, succeeded=result.status in ("succeeded", "empty"))
         log.info(result.message)

@@ -15,7 +15,8 @@ from adspark.config import (
     build_job_config,
 )
 from adspark.core.thresholds import Threshold
-from adspark.errors import EmptyInputError
+from adspark.errors import EmptyInputError, NightOrderError
+from adspark.pipeline import leases
 from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.nightly import _retrain_reason, run_nightly
 from adspark.pipeline.score import run_score
@@ -394,3 +395,19 @@ def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(s
     assert set(after["date"]) == {D6, D7}  # D5 pruned: every entity has a later state before D7
     assert len(after) == len(before[before["date"] != D5])
     pd.testing.assert_frame_equal(_table(store, "scores", drop=["run_id"]), first)
+
+
+def test_a_night_waits_for_an_earlier_night_in_progress_then_says_which(store, base_config, tiny_windowed):
+    """A live run of D6 (a lease held by this process) holds night D7 back; after
+    ``wait_for_earlier_nights`` D7 fails with a retryable error naming D6's run, recorded in
+    ``nightly``, and leaves no lease behind."""
+    config = _with_model_config(base_config)
+    config["nightly"] = {"wait_for_earlier_nights": "3s"}
+    folder = leases.lease_folder(store.root)
+    held = leases.acquire(folder, D6, "nightly-held", leases.utc_now())
+    with pytest.raises(NightOrderError, match=r"nightly 2026-01-07: waited \d+ s .*night 2026-01-06 \(run nightly-held"):
+        run_nightly(store, build_job_config(NightlyJobConfig, config), D7)
+    row = store.read("nightly").toPandas().iloc[-1]
+    assert row["status"] == "failed" and "nightly-held" in row["message"]
+    assert leases.read_leases(folder) == [held]
+    leases.release(folder, held, succeeded=True)
