@@ -443,7 +443,7 @@ class CalibrationConfig(Strict):
     )
 
 
-Detector = Literal["model", "level", "diff", "seasonal", "extreme"]
+Detector = Literal["model", "level", "diff", "seasonal", "extreme", "profile"]
 
 
 class AlertsConfig(Strict):

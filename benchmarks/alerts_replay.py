@@ -54,6 +54,7 @@ MODEL_FREE = ["level", "diff", "seasonal", "extreme"]
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "with profile": {"detectors": ["level", "diff", "seasonal", "extreme", "profile"]},
     "counts anscombe": {"counts": "anscombe"},
     "means left to the model": {"means": "model"},
     "measure evidence peak": {"measure_evidence": "peak"},

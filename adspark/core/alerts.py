@@ -39,6 +39,7 @@ from adspark.core.calibration import (
     normal_sf,
     reference_tail,
 )
+from adspark.core.profile import PROFILE_FEATURE, expected_counts, new_profile_buffer, window_profiles
 from adspark.core.streaming import (
     BASELINES,
     BaselineOutput,
@@ -55,7 +56,7 @@ from adspark.core.streaming import (
     undefined_when_empty,
 )
 
-DETECTORS = ("model",) + BASELINES
+DETECTORS = ("model",) + BASELINES + ("profile",)
 ALERT_COLUMNS = (
     "p_value", "score", "threshold", "is_anomaly", "alert", "driver", "driver_feature", "actual",
     "expected_low", "expected_high",
@@ -163,6 +164,8 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
         width = f if d != "model" or params.model_feature_reference is not None else 1
         for k, v in new_calibration_state(params.calibration.short, width, params.calibration.tail).items():
             state[f"cal_{d}_{k}"] = v
+    if "profile" in params.detectors:
+        state.update(new_profile_buffer(params.n_steps))
     state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
     state["last_anomalous_end"] = np.array([-np.inf])  # end of the last anomalous window (epoch seconds)
     return state
@@ -250,6 +253,31 @@ def _window_evidence(
     return best, where
 
 
+def _profile_raw(
+    s: dict[str, np.ndarray], out: BaselineOutput, values: np.ndarray, times: np.ndarray, owner: np.ndarray,
+    starts: np.ndarray, params: AlertParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The profile detector's evidence (:mod:`adspark.core.profile`), shaped as a baseline's:
+    (n, F) with only ``event_count`` filled, and the bucket row that explains it (the window's
+    new bucket farthest from its expected count). Updates the state's buffer in place."""
+    n, f = len(starts), len(params.features)
+    raw, rows = np.full((n, f), np.nan), np.full((n, f), -1, dtype=np.int64)
+    if PROFILE_FEATURE not in params.features:
+        return raw, rows
+    j = params.features.index(PROFILE_FEATURE)
+    exp = expected_counts(out.expected_loc[:, j], out.seasonal_visits[:, j], params.baselines.seasonal_halflife)
+    per_window = _rows_of(owner, n)
+    last_row = np.array([r[-1] if r.size else -1 for r in per_window], dtype=np.int64)
+    buffer = {k: s[k] for k in new_profile_buffer(params.n_steps)}
+    z, after = window_profiles(buffer, values[:, j], exp, times, last_row, starts, params.bucket_seconds)
+    s.update(after)
+    raw[:, j] = np.maximum(z, 0.0)  # one-sided: a shape closer to the usual one than chance is no news
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.nan_to_num(np.abs(values[:, j] - exp) / np.sqrt(exp), nan=-1.0)
+    rows[:, j] = [r[int(np.argmax(gap[r]))] if r.size else -1 for r in per_window]
+    return raw, rows
+
+
 def _model_raw(df: pd.DataFrame, params: AlertParams) -> np.ndarray:
     """The model's raw scores: per feature (n, F) errors over their validation medians, else the
     window score over the median validation score (n,); NaN on in-sample nights."""
@@ -305,6 +333,8 @@ def alert_step(
     for j, d in enumerate(params.detectors):
         if d == "model":
             raw, rows = _model_raw(df, params), None
+        elif d == "profile":
+            raw, rows = _profile_raw(s, out, values, times, owner, starts, params)
         else:
             sustained = (params.sum_features | params.mean_features) if params.measure_evidence == "sustained" else None
             raw, rows = _window_evidence(out.z[d], owner, n, sustained, params.baselines.clip)
@@ -327,7 +357,8 @@ def alert_step(
         # feature whose usual z is 0 is not alarming at z = 1, however rare that is for it
         p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-        probs[:, j] = np.minimum(1.0, int(used.sum()) * p[np.arange(n), best])
+        tests = 1 if d == "profile" else int(used.sum())  # the profile judges one series
+        probs[:, j] = np.minimum(1.0, tests * p[np.arange(n), best])
         driving[:, j] = rows[np.arange(n), best] * f + best
     fused, driver = fuse(probs, params.fusion) if n else (np.ones(0), np.zeros(0, np.int64))
     anomalous = fused < params.level

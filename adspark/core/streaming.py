@@ -236,11 +236,14 @@ class BaselineOutput:
         expected_loc: Seasonal (else level) location per bucket and feature, on the compared
             scale (:func:`to_model_scale`), shape (n, F).
         expected_sigma: Seasonal (else level) sigma on the compared scale, shape (n, F).
+        seasonal_visits: Visits of the seasonal slot behind ``expected_loc``, shape (n, F); 0
+            where the slot was not warm and the level stood in.
     """
 
     z: dict[str, np.ndarray]
     expected_loc: np.ndarray
     expected_sigma: np.ndarray
+    seasonal_visits: np.ndarray
 
 
 def run_baselines(
@@ -281,12 +284,14 @@ def run_baselines(
     z = {name: np.zeros((n, f)) for name in BASELINES}
     exp_loc = np.zeros((n, f))
     exp_sigma = np.zeros((n, f))
+    exp_n = np.zeros((n, f))
     trace = {name: tuple(np.zeros((n, f)) for _ in range(3)) for name in ("level", "seasonal")}
     p = params
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
         none = np.zeros(f, dtype=bool)
         activity = (counts | (none if sums is None else sums)) if p.day_type_levels else none
-        _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, p, trace)
+        _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, exp_n, p,
+               trace)
     s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
     if p.count_tail == "negbin" and counts.any() and n:
         raw = np.asarray(values, dtype=np.float64)[:, counts]
@@ -294,7 +299,7 @@ def run_baselines(
             loc, sigma, seen = (a[:, counts] for a in trace[name])
             tail_z = count_z(raw, loc, sigma, seen, halflife)
             z[name][:, counts] = np.where(np.isfinite(z[name][:, counts]), tail_z, np.nan)
-    return BaselineOutput(z, exp_loc, exp_sigma), s
+    return BaselineOutput(z, exp_loc, exp_sigma, exp_n), s
 
 
 def effective_visits(n: np.ndarray, halflife: float) -> np.ndarray:
@@ -347,7 +352,7 @@ def _learn(
     x_all: np.ndarray, weights: np.ndarray, slots: np.ndarray, counts: np.ndarray, activity: np.ndarray,
     s: dict[str, np.ndarray],
     s_loc: np.ndarray, s_mad: np.ndarray, s_n: np.ndarray, z: dict[str, np.ndarray],
-    exp_loc: np.ndarray, exp_sigma: np.ndarray, p: BaselineParams,
+    exp_loc: np.ndarray, exp_sigma: np.ndarray, exp_n: np.ndarray, p: BaselineParams,
     trace: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> None:
     """The time loop of :func:`run_baselines`: fills ``z``/``exp_*`` and updates the state in place.
@@ -396,6 +401,7 @@ def _learn(
             trace[name][0][t], trace[name][1][t], trace[name][2][t] = loc_t, sigma_t, n_t
         exp_loc[t] = np.where(seasonal_ok, loc_k, lvl_loc)
         exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)
+        exp_n[t] = np.where(seasonal_ok, n_k, 0.0)
         # learn from the bucket
         x_weekday = np.where(weekend & activity, np.nan, x)  # a weekend's activity teaches the weekend level only
         s["level_loc"], s["level_mad"], s["level_n"] = robust_step(
