@@ -49,12 +49,12 @@ from adspark.core.windows import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FREE = ["level", "diff", "seasonal", "extreme"]
+MODEL_FREE = ["level", "diff", "seasonal", "extreme", "profile"]
 
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "with profile": {"detectors": ["level", "diff", "seasonal", "extreme", "profile"]},
+    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme"]},
     "counts anscombe": {"counts": "anscombe"},
     "means left to the model": {"means": "model"},
     "measure evidence peak": {"measure_evidence": "peak"},

@@ -243,7 +243,7 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
-    "model-free (level, diff, seasonal, extreme)": {"detectors": ["level", "diff", "seasonal", "extreme"]},
+    "model-free (level, diff, seasonal, extreme, profile)": {"detectors": ["level", "diff", "seasonal", "extreme", "profile"]},
     "model alone": {"detectors": ["model"]},
     "level alone": {"detectors": ["level"]},
     "diff alone": {"detectors": ["diff"]},

@@ -177,7 +177,7 @@ SCORES = TableSchema(
           "over the detectors (null without adaptive alerts)"),
         F("alert", "boolean", False, "an alert fires here: the first anomalous window of a run"),
         F("driver", "string", True, "detector with the smallest probability (model, level, diff, "
-          "seasonal, extreme)"),
+          "seasonal, extreme, profile)"),
         F("driver_feature", "string", True, "feature that drove it"),
         F("actual", "double", True, "value of that feature at the window's most unusual bucket"),
         F("expected_low", "double", True, "lower end of the expected range there (baseline - 3 sigma)"),
