@@ -316,8 +316,9 @@ class TableStore:
         self.register(table)
 
     def append(self, df: "DataFrame", table: str, partition_by: tuple[str, ...] = ()) -> None:
-        """Append rows (for logs such as ``runs``); retries Delta conflicts."""
-        writer = df.write.format("delta").mode("append")
+        """Append rows (for logs such as ``runs``); retries Delta conflicts. Columns added by a
+        newer adspark join the table."""
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         with kill_point(table, self.path(table)):

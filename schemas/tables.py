@@ -294,6 +294,13 @@ EVALUATIONS = TableSchema(
         F("nab_standard", "double", True, "NAB normalized score, standard profile (windows as rows)"),
         F("nab_reward_low_fp", "double", True, "NAB normalized score, reward_low_FP_rate"),
         F("nab_reward_low_fn", "double", True, "NAB normalized score, reward_low_FN_rate"),
+        F("points", "bigint", True, "points judged: buckets (each by the window ending at it), events in row mode"),
+        F("positive_points", "bigint", True, "points overlapping a labeled anomaly"),
+        F("point_precision", "double", True, "flagged points that are labeled"),
+        F("point_recall", "double", True, "labeled points that are flagged"),
+        F("point_f1", "double", True, "F1 of the two"),
+        F("point_false_alarm_rate", "double", True, "flagged normal points / normal points"),
+        F("point_missed_alarm_rate", "double", True, "unflagged labeled points / labeled points"),
         F("created_at", "timestamp", False, "when (UTC)"),
     ),
 )

@@ -360,3 +360,87 @@ def nab_scores(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, flo
             windows += len(wins)
         out[name] = nab_normalized(raw, windows, profile) if windows else float("nan")
     return out
+
+
+@dataclass(frozen=True)
+class PointMetrics:
+    """Point-level confusion: each bucket (row mode: each event) judged once.
+
+    Attributes:
+        points: Points judged.
+        positives: Points overlapping a label.
+        precision, recall, f1: Of the flagged points (0 when undefined).
+        false_alarm_rate: Flagged normal points / normal points (FP / (FP + TN)).
+        missed_alarm_rate: Unflagged labeled points / labeled points (FN / (FN + TP)).
+    """
+
+    points: int
+    positives: int
+    precision: float
+    recall: float
+    f1: float
+    false_alarm_rate: float
+    missed_alarm_rate: float
+
+
+def window_points(
+    entity: np.ndarray, window_start: np.ndarray, window_end: np.ndarray, bucket_seconds: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The points each window judges: the buckets it is the first window to end after.
+
+    A window of an entity covers the buckets from the end of that entity's previous window (or
+    its own start, for the first) to its end: with stride S, its newest S buckets, so every bucket
+    is judged once, by the window ending at it. Row mode (``bucket_seconds`` 0): each window is
+    one point, its event.
+
+    Args:
+        entity, window_start, window_end: Windows, each shape (n,); times as datetime64.
+        bucket_seconds: Bucket width (0: row mode).
+
+    Returns:
+        (window row of each point, point entity, point start, point end), each shape (p,).
+    """
+    ent = np.asarray(entity).astype(str)
+    s = np.asarray(window_start, "datetime64[s]")
+    e = np.asarray(window_end, "datetime64[s]")
+    if bucket_seconds <= 0:
+        return np.arange(len(ent)), ent, s, e
+    width = np.timedelta64(int(bucket_seconds), "s")
+    order = np.lexsort((s, e, ent))
+    prev_end = np.full(len(ent), np.datetime64("NaT", "s"))
+    same = np.r_[False, ent[order][1:] == ent[order][:-1]]
+    prev_end[order[1:]] = np.where(same[1:], e[order][:-1], np.datetime64("NaT", "s"))
+    first = np.where(np.isnat(prev_end), s, np.maximum(prev_end, s))
+    counts = np.maximum(((e - first) // width).astype(np.int64), 0)
+    rows = np.repeat(np.arange(len(ent)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = e[rows] - (counts[rows] - offset) * width
+    return rows, ent[rows], starts, starts + width
+
+
+def point_counts(
+    entity: np.ndarray, window_start: np.ndarray, window_end: np.ndarray, flags: np.ndarray,
+    label_entity: np.ndarray, label_start: np.ndarray, label_end: np.ndarray, bucket_seconds: int,
+) -> tuple[int, int, int, int]:
+    """Point-level (TP, FP, FN, TN).
+
+    Each point (:func:`window_points`) takes the verdict (``flags``) of the window ending at it and
+    is positive when it overlaps a label of its entity (:func:`overlap_labels`).
+    """
+    rows, ent, start, end = window_points(entity, window_start, window_end, bucket_seconds)
+    flagged = np.asarray(flags, dtype=bool)[rows]
+    positive = overlap_labels(ent, start, end, label_entity, label_start, label_end)
+    return (int((flagged & positive).sum()), int((flagged & ~positive).sum()),
+            int((~flagged & positive).sum()), int((~flagged & ~positive).sum()))
+
+
+def point_metrics(tp: int, fp: int, fn: int, tn: int) -> PointMetrics:
+    """:class:`PointMetrics` from point-level counts (:func:`point_counts`, summed)."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return PointMetrics(
+        points=tp + fp + fn + tn, positives=tp + fn, precision=precision, recall=recall,
+        f1=2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        false_alarm_rate=fp / (fp + tn) if fp + tn else 0.0,
+        missed_alarm_rate=fn / (fn + tp) if fn + tp else 0.0,
+    )

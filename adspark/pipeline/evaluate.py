@@ -10,7 +10,9 @@ detected intervals, and computes with :mod:`adspark.core.evaluation`:
 - intervals: labeled anomalies detected (overlapped by an interval), median detection delay,
   interval precision, false intervals per entity-night;
 - NAB (standard, reward-low-FP, reward-low-FN): each entity is a series whose rows are its
-  windows in time order, each run of positive windows a NAB window, ``is_anomaly`` the detections.
+  windows in time order, each run of positive windows a NAB window, ``is_anomaly`` the detections;
+- points: every bucket (row mode: every event) judged once, by the window ending at it (its
+  newest ``stride`` buckets); precision, recall, F1, false-alarm rate, missed-alarm rate.
 
 One row is appended to ``evaluations``. The scores collected to the driver are five narrow
 columns per window (about 40 bytes each), bounded by the windows of the range.
@@ -31,6 +33,8 @@ from adspark.core.evaluation import (
     match_intervals,
     nab_scores,
     overlap_labels,
+    point_counts,
+    point_metrics,
     pr_auc,
     prf_at,
     roc_auc,
@@ -38,7 +42,7 @@ from adspark.core.evaluation import (
 from adspark.errors import EmptyInputError, SchemaMismatchError
 from adspark.runs import recorded_run
 from adspark.tables import TableStore
-from schemas import EVALUATIONS, INTERVALS, SCORES
+from schemas import EVALUATIONS, INTERVALS, MODELS, SCORES, WINDOW_SPECS
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ def evaluate_frames(
     """Every metric of the ``evaluations`` table from plain frames (no Spark).
 
     Args:
-        scores: ``entity``, ``window_start``, ``window_end``, ``score``, ``is_anomaly``.
+        scores: ``entity``, ``window_start``, ``window_end``, ``score``, ``is_anomaly``, and
+            ``bucket_seconds`` (of the window spec that made the window; 0 in row mode; without
+            the column, no point-level metrics).
         labels: ``entity``, ``start``, ``end`` (the labels touching the range).
         intervals: ``entity``, ``start``, ``end`` (the detected intervals touching the range).
         nights: Nights in the range (for false intervals per entity-night).
@@ -80,6 +86,7 @@ def evaluate_frames(
     ]
     nab = nab_scores(series)
     return {
+        **_points(scores, labels),
         "windows": int(len(scores)),
         "positive_windows": int(positive.sum()),
         "roc_auc": roc_auc(s, positive),
@@ -101,6 +108,35 @@ def evaluate_frames(
         "nab_reward_low_fp": nab["reward_low_FP_rate"],
         "nab_reward_low_fn": nab["reward_low_FN_rate"],
     }
+
+
+def _points(scores: pd.DataFrame, labels: pd.DataFrame) -> dict:
+    """The point-level columns (None without ``bucket_seconds``)."""
+    names = ("points", "positive_points", "point_precision", "point_recall", "point_f1",
+             "point_false_alarm_rate", "point_missed_alarm_rate")
+    if "bucket_seconds" not in scores:
+        return dict.fromkeys(names)
+    totals = np.zeros(4, dtype=np.int64)
+    for width, part in scores.groupby("bucket_seconds", sort=True):
+        totals += point_counts(
+            part["entity"].to_numpy(), part["window_start"].to_numpy(), part["window_end"].to_numpy(),
+            part["is_anomaly"].to_numpy(bool), labels["entity"].to_numpy(), labels["start"].to_numpy(),
+            labels["end"].to_numpy(), int(width),
+        )
+    m = point_metrics(*(int(v) for v in totals))
+    positive = m.positives > 0
+    return dict(zip(names, (m.points, m.positives, m.precision if positive else float("nan"),
+                            m.recall if positive else float("nan"), m.f1 if positive else float("nan"),
+                            m.false_alarm_rate, m.missed_alarm_rate if positive else float("nan")), strict=True))
+
+
+def _bucket_seconds(store: TableStore, models: list[str]) -> dict[str, int]:
+    """Bucket width of the window spec of each model (0 in row mode)."""
+    from pyspark.sql import functions as F
+
+    specs = store.read(MODELS.name).where(F.col("model_id").isin(models)).select("model_id", "spec_id")
+    widths = store.read(WINDOW_SPECS.name).select("spec_id", "bucket_seconds")
+    return {r.model_id: int(r.bucket_seconds) for r in specs.join(widths, "spec_id").collect()}
 
 
 def _labels(store: TableStore, table: str, lo: dt.datetime, hi: dt.datetime) -> pd.DataFrame:
@@ -133,6 +169,9 @@ def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end:
             which = f" by model {cfg.evaluate.model_id}" if cfg.evaluate.model_id else ""
             raise EmptyInputError(f"evaluate: no scores{which} between {start} and {end}: run score or nightly first")
         models = sorted(pdf["model_id"].unique())
+        widths = _bucket_seconds(store, models)
+        if set(widths) == set(models):
+            pdf["bucket_seconds"] = pdf["model_id"].map(widths)
         lo = pd.Timestamp(pdf["window_start"].min()).to_pydatetime()
         hi = pd.Timestamp(pdf["window_end"].max()).to_pydatetime()
         labels = _labels(store, cfg.evaluate.labels_table, lo, hi)
@@ -161,7 +200,17 @@ def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end:
             f"{values['true_intervals']}/{values['intervals']} intervals true, median delay "
             f"{values['median_delay_s'] / 3600:.1f} h, {values['false_intervals_per_entity_day']:.4f} false per "
             f"entity-night; NAB standard {values['nab_standard']:.1f}, low FP {values['nab_reward_low_fp']:.1f}, "
-            f"low FN {values['nab_reward_low_fn']:.1f}"
+            f"low FN {values['nab_reward_low_fn']:.1f}{_point_summary(values)}"
         )
         run.message = message
         return Evaluation(row, message)
+
+
+def _point_summary(values: dict) -> str:
+    if values["points"] is None:
+        return ""
+    return (
+        f"; points: {values['positive_points']}/{values['points']} labeled, P {values['point_precision']:.3f} "
+        f"R {values['point_recall']:.3f} F1 {values['point_f1']:.3f}, false-alarm rate "
+        f"{values['point_false_alarm_rate']:.4f}, missed-alarm rate {values['point_missed_alarm_rate']:.3f}"
+    )

@@ -22,7 +22,7 @@ from adspark.pipeline.nightly import _retrain_reason, run_nightly
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import load_detector, run_train
 from adspark.train.registry import RegisteredModel
-from schemas import SCORES
+from schemas import EVALUATIONS, SCORES
 
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
 
@@ -211,13 +211,20 @@ def test_evaluate_against_labels_writes_one_row(store, trained, spark):
     label = ("a1", top["entity"], "spike", top["window_start"].to_pydatetime(),
              top["window_start"].to_pydatetime() + dt.timedelta(hours=1), 1.0, "test label")
     spark.createDataFrame([label], LABELS.struct_type()).write.format("delta").save(store.path("labels"))
+    # an evaluations table written by an adspark without the point-level columns takes them on
+    older = EVALUATIONS.struct_type([f.name for f in EVALUATIONS.fields if not f.name.startswith(("point", "positive_p"))])
+    spark.createDataFrame([], older).write.format("delta").save(store.path("evaluations"))
     ev = run_evaluate(store, build_job_config(EvaluateJobConfig, config), D5, D7)
     v = ev.values
     assert v["windows"] == len(scores) and v["labels"] == 1 and 0 < v["positive_windows"] < len(scores)
     assert 0.0 <= v["roc_auc"] <= 1.0 and v["best_f1"] >= v["f1"] - 1e-9
     assert "ROC AUC" in ev.message and "NAB standard" in ev.message
+    # points: the hourly buckets, each judged once; the label covers exactly one
+    assert v["positive_points"] == 1 and v["points"] >= len(scores) and "points: 1/" in ev.message
+    assert 0.0 <= v["point_false_alarm_rate"] <= 1.0 and v["point_missed_alarm_rate"] in (0.0, 1.0)
     rows = store.read("evaluations").collect()
     assert len(rows) == 1 and rows[0].windows == len(scores) and rows[0].labels_table == "labels"
+    assert rows[0].points == v["points"]
 
 
 def test_feedback_flows_into_precision_training_and_recalibration(store, trained, spark):

@@ -152,6 +152,37 @@ def test_evaluate_frames_end_to_end_on_plain_frames():
     assert (v["labels_detected"], v["intervals"], v["true_intervals"]) == (1, 2, 1)
     assert v["false_intervals_per_entity_day"] == 1.0 and v["median_delay_s"] == 0.0
     assert v["nab_standard"] > 90  # detected at the first labeled row, no false positive
+    assert v["points"] is None  # no bucket width given: no point-level metrics
+    # windows of one hour, stride one: each bucket is a point judged by the window ending at it
+    v = evaluate_frames(scores.assign(bucket_seconds=3600), labels, intervals, nights=1)
+    assert (v["points"], v["positive_points"]) == (20, 3)
+    assert v["point_precision"] == 1.0 and v["point_recall"] == pytest.approx(2 / 3)
+    assert v["point_false_alarm_rate"] == 0.0 and v["point_missed_alarm_rate"] == pytest.approx(1 / 3)
+
+
+def test_each_bucket_is_judged_once_by_the_window_ending_at_it():
+    from adspark.core.evaluation import point_counts, point_metrics, window_points
+
+    t = lambda h: np.datetime64("2026-01-05T00:00") + np.timedelta64(h, "h")  # noqa: E731
+    # entity a: windows of 4 hourly buckets every 2 (0-4, 2-6, 4-8); entity b: one window 0-4
+    ent = np.array(["a", "b", "a", "a"])
+    ws, we = np.array([t(0), t(0), t(2), t(4)]), np.array([t(4), t(4), t(6), t(8)])
+    rows, e, start, end = window_points(ent, ws, we, 3600)
+    assert list(rows) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3]  # a first window covers all of it
+    a = e == "a"
+    assert list(start[a]) == [t(h) for h in range(8)] and (end - start == np.timedelta64(1, "h")).all()
+    # a label over hours 5-6 of a: window 2-6 (flagged) holds hours 4 and 5, window 4-8 hours 6, 7
+    counts = point_counts(ent, ws, we, np.array([False, False, True, False]), np.array(["a"]),
+                          np.array([t(5)]), np.array([t(7)]), 3600)
+    assert counts == (1, 1, 1, 9)  # TP hour 5, FP hour 4, FN hour 6
+    m = point_metrics(*counts)
+    assert (m.points, m.positives, m.precision, m.recall, m.f1) == (12, 2, 0.5, 0.5, 0.5)
+    assert m.false_alarm_rate == pytest.approx(0.1) and m.missed_alarm_rate == 0.5
+    # row mode: each window is one event, a point label marks it
+    rows, *_ = window_points(ent, we, we, 0)
+    assert list(rows) == [0, 1, 2, 3]
+    assert point_counts(ent, we, we, np.array([True, False, False, False]), np.array(["a"]),
+                        np.array([t(4)]), np.array([t(4)]), 0) == (1, 0, 0, 3)
 
 
 def test_match_intervals_agrees_with_a_brute_force_reference_across_chunks():
