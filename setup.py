@@ -20,6 +20,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["adspark", "adspark.*", "schemas", "schemas.*"]),
+    package_data={"adspark": ["log4j2-quiet.properties"]},
     install_requires=_requirements(),
     extras_require={
         # horovod is built from source by `make setup` (see README); listed for completeness.

@@ -10,7 +10,9 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from adspark.config import (
@@ -28,6 +30,29 @@ from adspark.config import (
 from adspark.errors import AdsparkError, ConfigError
 
 DEFAULT_CONF = "conf/demo.yaml"
+CONF_ENV = "ADSPARK_CONF"
+
+
+def find_conf(given: str | None) -> str:
+    """The config file: ``--conf``, else ``$ADSPARK_CONF``, else ``conf/demo.yaml`` of the
+    current folder, else of the source checkout adspark runs from.
+
+    Raises:
+        ConfigError: Naming every place looked at, when none holds a file.
+    """
+    if given:
+        return given
+    env = os.environ.get(CONF_ENV)
+    if env:
+        return env
+    here = Path(DEFAULT_CONF)
+    checkout = Path(__file__).resolve().parent.parent / DEFAULT_CONF
+    for candidate in (here, checkout):
+        if candidate.is_file():
+            return str(candidate)
+    raise ConfigError(
+        f"no config: pass --conf FILE or set {CONF_ENV} (looked for {str(here.resolve())!r} and {str(checkout)!r})"
+    )
 
 
 def _date(text: str) -> dt.date:
@@ -44,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_: str, dates: bool) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("--conf", default=DEFAULT_CONF, help=f"YAML config (default {DEFAULT_CONF})")
+        sp.add_argument("--conf", help=f"YAML config (default ${CONF_ENV}, else {DEFAULT_CONF})")
         if dates:
             sp.add_argument("--from", dest="start", type=_date, required=True, help="first night")
             sp.add_argument("--to", dest="end", type=_date, help="last night (default: --from)")
@@ -96,7 +121,7 @@ def open_store(data: dict, origin: str):
         project = ProjectFile.model_validate(data)
     except Exception as exc:  # pydantic error -> the job models give the detailed message
         raise ConfigError(f"invalid configuration in {origin}: {exc}") from None
-    spark = get_spark(project.spark)
+    spark = get_spark(project.spark, project.storage.warehouse)
     store = TableStore(spark, project.storage)
     store.register_all()
     ensure_feedback_table(store)
@@ -231,10 +256,16 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
 
+    from pyspark.errors import AnalysisException, ParseException
+
     store = open_store(data, args.conf)
     out = []
-    for query in args.query:
-        frame = store.spark.sql(query).limit(args.limit).toPandas()
+    for i, query in enumerate(args.query, start=1):
+        try:
+            frame = store.spark.sql(query).limit(args.limit).toPandas()
+        except (AnalysisException, ParseException) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AdsparkError(f"query {i}: {first} (tables: `adspark tables`)") from None
         with pd.option_context("display.max_columns", 50, "display.width", 200,
                                "display.max_colwidth", 60):
             text = frame.to_string(index=False) if len(frame) else "(no rows)"
@@ -278,7 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # TensorFlow's C++ start-up notes (driver and Python workers inherit it)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # PySpark logs every failed query's stack as JSON; the error line below says it once
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
+        args.conf = find_conf(args.conf)
         data = load_yaml(args.conf)
         print(COMMANDS[args.command](args, data))
     except AdsparkError as exc:

@@ -8,6 +8,7 @@ session is reused untouched, apart from the session time zone.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 _JAR_PREFIXES = ("delta-spark_", "delta-storage-")
+QUIET_LOG4J = Path(__file__).resolve().parent / "log4j2-quiet.properties"
 
 
 def delta_jars() -> list[str]:
@@ -48,14 +50,28 @@ def _under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def local_builder_conf(cfg: SparkConfig) -> dict[str, str]:
-    """The settings of the embedded local session (before ``cfg.conf`` overrides)."""
-    return {
+def catalog_dir(warehouse: str) -> str | None:
+    """Where the embedded session's catalog keeps database folders: ``<warehouse>/_catalog`` for a
+    local warehouse (so no ``spark-warehouse/`` appears in the working folder), else None."""
+    if "://" in warehouse or warehouse.startswith("dbfs:/"):
+        return None
+    return str((Path(warehouse) / "_catalog").resolve())
+
+
+def local_builder_conf(cfg: SparkConfig, warehouse: str | None = None) -> dict[str, str]:
+    """The settings of the embedded local session (before ``cfg.conf`` overrides).
+
+    Args:
+        cfg: The ``spark`` section.
+        warehouse: ``storage.warehouse``: the catalog's database folders go under it.
+    """
+    where = catalog_dir(warehouse) if warehouse else None
+    return ({"spark.sql.warehouse.dir": where} if where else {}) | {
         "spark.jars": ",".join(delta_jars()),
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile={QUIET_LOG4J.as_uri()}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
         "spark.default.parallelism": str(cfg.shuffle_partitions),
@@ -71,11 +87,12 @@ def local_builder_conf(cfg: SparkConfig) -> dict[str, str]:
     }
 
 
-def get_spark(cfg: SparkConfig) -> "SparkSession":
+def get_spark(cfg: SparkConfig, warehouse: str | None = None) -> "SparkSession":
     """Return the active session, or build the embedded local one.
 
     Args:
         cfg: Settings used only when adspark builds the session itself.
+        warehouse: ``storage.warehouse`` (the embedded session's catalog folders go under it).
     """
     from pyspark.sql import SparkSession
 
@@ -90,8 +107,8 @@ def get_spark(cfg: SparkConfig) -> "SparkSession":
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
-    for key, value in {**local_builder_conf(cfg), **cfg.conf}.items():
+    for key, value in {**local_builder_conf(cfg, warehouse), **cfg.conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel("WARN" if logging.getLogger("adspark").isEnabledFor(logging.INFO) else "ERROR")
     return spark

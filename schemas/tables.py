@@ -214,7 +214,8 @@ INTERVALS = TableSchema(
         F("peak_score", "double", False, "highest score"),
         F("mean_score", "double", False, "mean score of its windows"),
         F("threshold", "double", False, "threshold in force at the peak"),
-        F("severity", "double", False, "peak score / threshold"),
+        F("severity", "double", False, "1 + (peak - threshold) / |threshold|: peak / threshold for a positive "
+          "threshold, finite for a negative one"),
         F("top_features", "array<string>", False, "features ranked by score-weighted share"),
         F("top_shares", "array<double>", False, "their weighted shares, same order"),
         F("threshold_method", "string", False, "how the threshold was fitted"),

@@ -10,14 +10,15 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory):
     """The one SparkSession of the test run (embedded default, Delta enabled)."""
     from adspark.config import SparkConfig
     from adspark.session import get_spark
 
     session = get_spark(
         SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g",
-                    conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"})
+                    conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"}),
+        str(tmp_path_factory.mktemp("session-warehouse")),
     )
     yield session
     session.stop()

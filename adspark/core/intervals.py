@@ -50,6 +50,13 @@ def _cell(part: pd.DataFrame, column: str, row: int) -> object:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
 
+def severity(peak: float, threshold: float) -> float:
+    """How far the peak is past the threshold: ``1 + (peak - threshold) / |threshold|``, which is
+    ``peak / threshold`` for a positive threshold and stays finite and above 1 for a negative
+    one (scores such as a VAE's can be negative); a threshold of 0 counts as 1e-12."""
+    return 1.0 + (peak - threshold) / max(abs(threshold), 1e-12)
+
+
 def merge_intervals(
     windows: pd.DataFrame,
     model_id: str,
@@ -112,7 +119,7 @@ def merge_intervals(
                     "peak_score": float(scores[peak]),
                     "mean_score": float(scores.mean()),
                     "threshold": threshold,
-                    "severity": float(scores[peak] / threshold) if threshold > 0 else float("inf"),
+                    "severity": severity(float(scores[peak]), threshold),
                     "top_features": feats,
                     "top_shares": shares,
                     "threshold_method": threshold_method,

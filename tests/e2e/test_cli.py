@@ -100,3 +100,35 @@ def test_bad_config_is_one_clear_line(tmp_path):
     assert "Traceback" not in out.stderr
     bad_date = _adspark("discretize", "--conf", str(conf), "--from", "05/01/2026", cwd=tmp_path)
     assert bad_date.returncode == 2 and "expected a date YYYY-MM-DD" in bad_date.stderr
+
+
+def test_a_command_in_a_fresh_folder_is_quiet_and_leaves_no_spark_warehouse(tmp_path):
+    """The config comes from $ADSPARK_CONF; stderr has no Spark banner; the catalog's folders go
+    under the configured warehouse, not into the working folder."""
+    import os
+
+    conf = _conf(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = subprocess.run([sys.executable, "-m", "adspark.cli", "tables"], cwd=work, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "ADSPARK_CONF": str(conf)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Setting default log level" not in out.stderr and "log4j" not in out.stderr, out.stderr[-2000:]
+    assert list(work.iterdir()) == []
+    assert (tmp_path / "wh" / "_catalog").is_dir()
+    # a query naming a missing table: one line, no stack
+    bad = subprocess.run([sys.executable, "-m", "adspark.cli", "sql", "select * from adspark.nope"], cwd=work,
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "ADSPARK_CONF": str(conf)})
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "{" not in bad.stderr, bad.stderr[-2000:]
+    assert "adspark sql: error: query 1: [TABLE_OR_VIEW_NOT_FOUND]" in bad.stderr
+
+
+def test_the_config_is_found_from_the_environment_or_the_project(tmp_path, monkeypatch):
+    from adspark.cli import CONF_ENV, find_conf
+
+    assert find_conf("given.yaml") == "given.yaml"
+    monkeypatch.setenv(CONF_ENV, str(tmp_path / "env.yaml"))
+    assert find_conf(None) == str(tmp_path / "env.yaml")
+    monkeypatch.delenv(CONF_ENV)
+    monkeypatch.chdir(tmp_path)  # no conf/ here: the source checkout's default
+    assert Path(find_conf(None)) == ROOT / "conf" / "demo.yaml"

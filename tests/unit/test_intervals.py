@@ -81,3 +81,11 @@ def test_top_contributors_ranks_and_shares():
     assert top_contributors(errors, 10)[0].shape == (2, 4)
     with pytest.raises(ValueError, match="shape"):
         top_contributors(np.ones(3), 1)
+
+
+def test_severity_is_the_ratio_for_positive_thresholds_and_finite_for_negative_ones():
+    from adspark.core.intervals import severity
+
+    assert severity(6.0, 3.0) == 2.0 and severity(3.0, 3.0) == 1.0
+    assert severity(-1.0, -2.0) == 1.5 and severity(2.0, -2.0) == 3.0  # a VAE's negative scores
+    assert np.isfinite(severity(1.0, 0.0)) and severity(1.0, 0.0) > 1.0
