@@ -255,7 +255,6 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
 
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
-
     from pyspark.errors import AnalysisException, ParseException
 
     store = open_store(data, args.conf)
