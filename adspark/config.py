@@ -132,17 +132,56 @@ class TimestampConfig(Strict):
         return check_identifier(v, "timestamp column")
 
 
+class DeltaFormat(Strict):
+    """A Delta table folder."""
+
+    type: Literal["delta"] = "delta"
+
+
+class ParquetFormat(Strict):
+    """Parquet files (a file or a folder of them)."""
+
+    type: Literal["parquet"] = "parquet"
+
+
+class JsonFormat(Strict):
+    """JSON lines (one object per line); ``multiline`` for one JSON document per file."""
+
+    type: Literal["json"] = "json"
+    multiline: bool = False
+
+
+class CsvFormat(Strict):
+    """CSV files. Every column is read as a string; measures and timestamps are parsed by the
+    contract (a timestamp string with ``timestamp.format``), so a bad cell is a rejected row, not a
+    failed read."""
+
+    type: Literal["csv"] = "csv"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+    quote: str = Field(default='"', max_length=1)
+    null_value: str = Field(default="", description="the text that means a missing value")
+
+
+SourceFormat = DeltaFormat | ParquetFormat | JsonFormat | CsvFormat
+
+
 class SourceConfig(Strict):
     """The user's events table and its contract.
 
     ``path`` (instead of ``table``): a relative path resolves under the warehouse and may not
-    leave it; an absolute path or URI reads elsewhere. ``late_days``: when ``date_column`` is an
-    arrival date apart from the event time, a night also reads its events that arrived up to this
-    many partitions later (see :mod:`adspark.pipeline.validate`, late events).
+    leave it; an absolute path or URI reads elsewhere; ``format`` says how to read it (Delta,
+    Parquet, JSON or CSV with its options). ``rename`` maps raw column names (any text, such as
+    ``Volume Flow RateRMS``) to the names the rest of the config uses. ``late_days``: when
+    ``date_column`` is an arrival date apart from the event time, a night also reads its events
+    that arrived up to this many partitions later (see :mod:`adspark.pipeline.validate`, late
+    events).
     """
 
     table: str = "events"
     path: str | None = None
+    format: SourceFormat = Field(default_factory=DeltaFormat, discriminator="type")
+    rename: dict[str, str] = Field(default_factory=dict, description="raw column name -> name used here")
     timestamp: TimestampConfig
     date_column: str | None = None
     entity: list[str] = Field(min_length=1)
@@ -168,6 +207,23 @@ class SourceConfig(Strict):
     @classmethod
     def _opt_column(cls, v: str | None) -> str | None:
         return None if v is None else check_identifier(v, "column")
+
+    @field_validator("rename")
+    @classmethod
+    def _renamed(cls, v: dict[str, str]) -> dict[str, str]:
+        for target in v.values():
+            check_identifier(target, "column (a rename target)")
+        targets = list(v.values())
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        if dupes:
+            raise ValueError(f"several columns renamed to {dupes}")
+        return v
+
+    @model_validator(mode="after")
+    def _format_needs_path(self) -> "SourceConfig":
+        if self.format.type != "delta" and not self.path:
+            raise ValueError(f"format {self.format.type!r} reads files: give source.path")
+        return self
 
     @model_validator(mode="after")
     def _distinct_names(self) -> "SourceConfig":

@@ -121,10 +121,29 @@ class Validated:
 
 
 def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
-    """The raw events table named (or located) by the config."""
+    """The raw events named (or located) by the config, in its format, columns renamed.
+
+    Raises:
+        SchemaMismatchError: A column named in ``source.rename`` is not in the source.
+    """
     if source.path:
-        return store.spark.read.format("delta").load(store.resolve_path(source.path, "source.path"))
-    return store.read(source.table)
+        fmt = source.format
+        reader = store.spark.read.format(fmt.type)
+        if fmt.type == "csv":
+            reader = reader.options(sep=fmt.delimiter, header=str(fmt.header).lower(), quote=fmt.quote,
+                                    nullValue=fmt.null_value, inferSchema="false", mode="PERMISSIVE")
+        elif fmt.type == "json":
+            reader = reader.option("multiLine", str(fmt.multiline).lower())
+        df = reader.load(store.resolve_path(source.path, "source.path"))
+    else:
+        df = store.read(source.table)
+    missing = [raw for raw in source.rename if raw not in df.columns]
+    if missing:
+        target = source.rename[missing[0]]
+        raise SchemaMismatchError(source.path or source.table, missing[0],
+                                  f"a column (source.rename maps it to {target!r}; found {sorted(df.columns)})",
+                                  "missing")
+    return df.withColumnsRenamed(source.rename) if source.rename else df
 
 
 def check_source_schema(df: "DataFrame", source: SourceConfig) -> None:
@@ -182,7 +201,8 @@ def _row_date(df: "DataFrame", source: SourceConfig, ts: "Column") -> "Column":
         return F.to_date(ts)
     kind = dict((f.name, f.dataType.simpleString()) for f in df.schema.fields)[source.date_column]
     col = F.col(source.date_column)
-    return col if kind == "date" else F.try_to_date(col.cast("string"))
+    # a string date (CSV, JSON): unparseable text is null (a rejected row), not a failed job
+    return col if kind == "date" else F.to_date(F.try_to_timestamp(col.cast("string")))
 
 
 def _first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":

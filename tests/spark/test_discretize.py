@@ -73,3 +73,48 @@ def test_missing_column_stops_before_any_write(store, base_config, tiny_events):
     assert not store.exists("features") and not store.exists("rejects")
     failed = store.read("runs").collect()
     assert failed[0].status == "failed" and "fee" in failed[0].message
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_files_in_any_format_with_raw_names_give_the_same_features(store, base_config, tiny_events, tmp_path, fmt):
+    """The tiny events as files whose columns have raw names (spaces, capitals): read with
+    ``source.format`` and ``source.rename``, they discretize to exactly the Delta source's features."""
+    import copy
+
+    cfg = build_job_config(DiscretizeJobConfig, base_config)
+    run_discretize(store, cfg, D5, D7)
+    want = _features(store).drop(columns=["padded"])
+    raw = {"user_id": "User ID", "amount": "Amount (EUR)", "event_time": "Event Time"}
+    df = store.read("events").withColumnsRenamed(raw)
+    path = tmp_path / f"events.{fmt}"
+    if fmt == "csv":
+        df = df.selectExpr(*[f"cast(`{c}` as string) as `{c}`" for c in df.columns])
+        df.coalesce(1).write.option("header", "true").option("sep", ";").csv(str(path))
+    else:
+        getattr(df.write, fmt)(str(path))
+    other = copy.deepcopy(base_config)
+    other["storage"]["warehouse"] = str(tmp_path / "wh2")
+    other["source"].update({"path": str(path), "rename": {v: k for k, v in raw.items()},
+                            "format": {"type": fmt, **({"delimiter": ";"} if fmt == "csv" else {})}})
+    from adspark.config import StorageConfig
+    from adspark.tables import TableStore
+
+    store2 = TableStore(store.spark, StorageConfig(warehouse=str(tmp_path / "wh2"), schema="adspark_files"))
+    run = run_discretize(store2, build_job_config(DiscretizeJobConfig, other), D5, D7)
+    assert (run.rows_read, run.rows_rejected) == (12, 0)
+    got = store2.read("features").orderBy("entity", "bucket_start").toPandas().drop(columns=["padded"])
+    assert got[want.columns].equals(want)
+
+
+def test_a_rename_of_a_missing_column_names_it(store, base_config, tiny_events):
+    base_config["source"]["rename"] = {"User ID": "user_id"}
+    with pytest.raises(SchemaMismatchError, match=r"column 'User ID' expected a column \(source.rename maps it to 'user_id'"):
+        run_discretize(store, build_job_config(DiscretizeJobConfig, base_config), D5, D5)
+
+
+def test_a_file_format_needs_a_path(base_config):
+    from adspark.errors import ConfigError
+
+    base_config["source"]["format"] = {"type": "csv"}
+    with pytest.raises(ConfigError, match="format 'csv' reads files: give source.path"):
+        build_job_config(DiscretizeJobConfig, base_config)
