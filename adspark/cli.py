@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     n = add("nightly", "one night end to end: discretize, window, score, intervals, retrain when due", dates=False)
     n.add_argument("--date", type=_date, required=True, help="the night to process")
     n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
+    ch = add("run", "discretize -> window -> train -> score -> evaluate a range in one Spark session", dates=True)
+    ch.add_argument("--train-to", dest="train_to", type=_date,
+                    help="last night to train on (default window.scaling.fit_to); later nights are scored")
     s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
     s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
     s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
@@ -253,6 +256,21 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     return f"nightly {args.date}..{last}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
+def _cmd_run(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.chain import ChainConfigs, run_chain
+
+    cfgs = ChainConfigs(
+        discretize=build_job_config(DiscretizeJobConfig, data, args.conf),
+        window=build_job_config(WindowJobConfig, data, args.conf),
+        train=build_job_config(TrainJobConfig, data, args.conf),
+        score=build_job_config(ScoreJobConfig, data, args.conf),
+        evaluate=build_job_config(EvaluateJobConfig, data, args.conf),
+    )
+    train_to = args.train_to or cfgs.window.window.scaling.fit_to
+    result = run_chain(open_store(data, args.conf), cfgs, args.start, args.end or args.start, train_to)
+    return "\n".join(result.lines)
+
+
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
     from pyspark.errors import AnalysisException, ParseException
@@ -292,6 +310,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "feedback": _cmd_feedback,
     "recalibrate": _cmd_recalibrate,
     "nightly": _cmd_nightly,
+    "run": _cmd_run,
     "sql": _cmd_sql,
     "tables": _cmd_tables,
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import time
 import uuid
@@ -31,6 +32,8 @@ from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel, save_model
 from adspark.train.tracking import log_to_mlflow
 from schemas import WINDOWS
+
+log = logging.getLogger(__name__)
 
 Reconstructor = (
     DenseAutoencoder | LSTMAutoencoder | VariationalAutoencoder | PCADetector | IsolationForestDetector
@@ -253,7 +256,8 @@ def _fit_global(
         x_train, _, _ = _collect(train_df, n_steps, n_features, limit)
         n_train = len(x_train)
         fit_t0 = time.perf_counter()
-        detector = build_detector(cfg.train.detector, verbose=2).fit(x_train, x_val)
+        verbose = 2 if log.isEnabledFor(logging.INFO) else 0  # an epoch line each with adspark -v
+        detector = build_detector(cfg.train.detector, verbose=verbose).fit(x_train, x_val)
         epochs = len(detector.history_.get("loss", []))
         metrics = {
             "processes": 1,

@@ -132,3 +132,21 @@ def test_the_config_is_found_from_the_environment_or_the_project(tmp_path, monke
     monkeypatch.delenv(CONF_ENV)
     monkeypatch.chdir(tmp_path)  # no conf/ here: the source checkout's default
     assert Path(find_conf(None)) == ROOT / "conf" / "demo.yaml"
+
+
+def test_run_chains_every_step_in_one_session(spark, tmp_path, monkeypatch, capsys):
+    """adspark run: discretize -> window -> train -> score -> evaluate, one line per stage."""
+    from adspark.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    conf = str(_conf(tmp_path))
+    assert main(["generate", "--conf", conf]) == 0
+    capsys.readouterr()
+    code = main(["run", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-09", "--train-to", "2026-01-07"])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    stages = [line.split()[0].strip("[") for line in out.out.strip().splitlines()]
+    assert stages == ["discretize", "window", "train", "score", "evaluate"]
+    assert "evaluate 2026-01-08..2026-01-09" in out.out and "points:" in out.out
+    bad = main(["run", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-07", "--train-to", "2026-01-07"])
+    assert bad == 1 and "--train-to 2026-01-07 must be" in capsys.readouterr().err
