@@ -18,7 +18,7 @@ setup(
     description="Deep anomaly detection on event tables with Spark, Delta and autoencoders",
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
-    python_requires=">=3.10,<3.13",
+    python_requires=">=3.11,<3.13",
     packages=find_packages(include=["adspark", "adspark.*", "schemas", "schemas.*"]),
     package_data={"adspark": ["log4j2-quiet.properties"]},
     install_requires=_requirements(),
@@ -27,7 +27,7 @@ setup(
         "horovod": ["horovod==0.28.1"],
         # GPU executors: TensorFlow with CUDA instead of tensorflow-cpu (see README, GPU).
         "gpu": ["tensorflow[and-cuda]==2.18.1"],
-        "dev": ["pytest", "pytest-timeout", "hypothesis", "duckdb", "pillow"],
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "duckdb", "pillow", "deltalake"],
     },
     entry_points={"console_scripts": ["adspark=adspark.cli:main"]},
 )

@@ -83,6 +83,10 @@ def local_builder_conf(cfg: SparkConfig, warehouse: str | None = None) -> dict[s
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # every table stays readable by other Delta engines (delta-rs, DuckDB): no deletion
+        # vectors, no column mapping, whatever a newer default would be
+        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+        "spark.databricks.delta.properties.defaults.columnMapping.mode": "none",
         "spark.sql.sources.partitionOverwriteMode": "static",
     }
 

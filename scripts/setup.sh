@@ -25,8 +25,8 @@ java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head
 
 # --- Python + virtualenv ------------------------------------------------------------------
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python 3.10-3.12)"
-"$PYTHON" -c 'import sys; sys.exit(not ((3,10) <= sys.version_info[:2] <= (3,12)))' \
-  || die "$($PYTHON --version) found; need Python 3.10-3.12 (TensorFlow 2.18 wheels)"
+"$PYTHON" -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' \
+  || die "$($PYTHON --version) found; need Python 3.11-3.12 (the pinned Keras, SciPy and scikit-learn need 3.11+, TensorFlow 2.18 wheels stop at 3.12)"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv $VENV
 PIP="$VENV/bin/python -m pip --disable-pip-version-check"
 

@@ -88,6 +88,34 @@ def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
     assert nights == 2 and windows > 0
     assert int(blocks[2][-1]) == windows
     assert int(blocks[3][-1]) >= 0
+    _other_readers_agree(spark, tmp_path / "wh" / "adspark")
+
+
+def _other_readers_agree(spark, root: Path) -> None:
+    """Every Delta table adspark wrote opens in delta-rs and, through it, in DuckDB, with Spark's
+    row count and Spark's sum of every numeric column (protocol reader 1 / writer 2, no table
+    features: ../docs/NOTES.md)."""
+    import duckdb
+    import numpy as np
+    from deltalake import DeltaTable, QueryBuilder
+    from pyspark.sql import functions as F
+
+    tables = sorted(p.parent for p in root.glob("*/_delta_log"))
+    assert {"events", "features", "windows", "scores", "intervals", "alert_state", "models", "runs",
+            "nightly", "labels", "rejects"} <= {t.name for t in tables}
+    for path in tables:
+        table = DeltaTable(str(path))
+        protocol = table.protocol()
+        assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2), (path.name, protocol)
+        df = spark.read.format("delta").load(str(path))
+        numeric = [f.name for f in df.schema.fields if f.dataType.typeName() in ("double", "long", "integer")]
+        want = list(df.agg(F.count("*"), *[F.sum(F.col(c).cast("double")) for c in numeric]).first())
+        reader = QueryBuilder().register("t", table).execute("select * from t")  # noqa: F841 (read by DuckDB)
+        sums = ", ".join(f'sum(cast("{c}" as double))' for c in numeric)
+        got = duckdb.sql(f"select count(*){', ' + sums if sums else ''} from reader").fetchall()[0]
+        assert got[0] == want[0], (path.name, got[0], want[0])
+        np.testing.assert_allclose(np.array(got[1:], dtype=float), np.array(want[1:], dtype=float),
+                                   rtol=1e-9, equal_nan=True, err_msg=path.name)
 
 
 def test_bad_config_is_one_clear_line(tmp_path):
