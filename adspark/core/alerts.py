@@ -37,7 +37,7 @@ from adspark.core.calibration import (
     fuse,
     new_calibration_state,
     normal_sf,
-    reference_tail,
+    pareto_tail,
 )
 from adspark.core.profile import PROFILE_FEATURE, expected_counts, new_profile_buffer, window_profiles
 from adspark.core.streaming import (
@@ -84,10 +84,12 @@ class AlertParams:
         model_feature_reference: The model's median validation error per feature (F values):
             with it, each feature's error (column ``feature_errors``) over its reference is
             calibrated on its own, so one feature's anomaly is not averaged away by the others.
-        model_feature_tail: The 90th and 99th percentiles of the model's validation error per
-            feature: a feature's probability is at least its tail there
-            (:func:`adspark.core.calibration.reference_tail`), so a rare feature whose error is
-            usually tiny does not alarm when it is merely ordinary among all entities.
+        model_feature_tail: The upper tail of the model's validation errors per feature, as
+            ``(u, xi, sigma)`` of a generalized Pareto law over each feature's 90th percentile
+            (:func:`adspark.core.calibration.fit_error_tails`): a feature's probability is at
+            least its tail there (:func:`adspark.core.calibration.pareto_tail`), so an error
+            must be unusual for the entity *and* among all entities' validation errors (one
+            large event makes heavy-tailed errors that are ordinary across entities).
         baseline_only: Features the baselines judge (None: see :attr:`baseline_features`).
         model_out_of_sample: First night whose windows the model was not fitted on: earlier
             windows' model scores are in-sample (too low) and do not enter its calibration.
@@ -119,7 +121,7 @@ class AlertParams:
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     model_reference: float | None = None
     model_feature_reference: tuple[float, ...] | None = None
-    model_feature_tail: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    model_feature_tail: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] | None = None
     model_out_of_sample: dt.date | None = None
     baseline_only: tuple[str, ...] | None = None
     sums: str = "linear"
@@ -345,9 +347,9 @@ def alert_step(
         s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
         if rows is None:  # the model: one probability, or the smallest of its features' x F
             if p.ndim == 2 and params.model_feature_tail is not None:
-                q90, q99 = (np.asarray(q, np.float64) for q in params.model_feature_tail)
+                u, xi, sigma = (np.asarray(v, np.float64)[None, :] for v in params.model_feature_tail)
                 errors = raw * np.asarray(params.model_feature_reference, np.float64)
-                p = np.maximum(p, reference_tail(errors, q90[None, :], q99[None, :]))
+                p = np.maximum(p, pareto_tail(errors, u, xi, sigma))
             if p.ndim == 2:
                 model_feature = p.argmin(axis=1) if n else np.zeros(0, np.int64)
                 p = np.minimum(1.0, f * p[np.arange(n), model_feature])

@@ -29,7 +29,7 @@ import pandas as pd
 from adspark.config import AlertsConfig
 from adspark.core.alerts import AlertParams, alert_nights
 from adspark.core.buckets import parse_duration
-from adspark.core.calibration import CalibrationParams
+from adspark.core.calibration import CalibrationParams, exponential_tail_params
 from adspark.core.streaming import BaselineParams
 from adspark.errors import ConfigError
 from adspark.pipeline.grouping import entity_groups, group_of
@@ -129,12 +129,19 @@ def _baseline_features(cfg: AlertsConfig, features: tuple[str, ...]) -> tuple[st
     return tuple(cfg.features)
 
 
-def _feature_tail(model: RegisteredModel, n_features: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """The model's 90th and 99th percentile validation error per feature, when recorded."""
+def _feature_tail(
+    model: RegisteredModel, n_features: int
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] | None:
+    """The model's validation error tail per feature as (u, xi, sigma), when recorded: the fitted
+    Pareto tail, or for models registered before it the exponential tail through their 90th and
+    99th percentiles."""
+    tail = model.metrics.get("val_feature_error_tail") or []
+    if len(tail) == 3 and len(tail[0]) == n_features:
+        return tuple(tuple(float(v) for v in row) for row in tail)  # type: ignore[return-value]
     q = model.metrics.get("val_feature_error_q90_q99") or []
     if len(q) != 2 or len(q[0]) != n_features:
         return None
-    return tuple(float(v) for v in q[0]), tuple(float(v) for v in q[1])
+    return tuple(tuple(float(v) for v in row) for row in exponential_tail_params(q[0], q[1]))  # type: ignore[return-value]
 
 
 def _first_validation_night(model: RegisteredModel) -> dt.date | None:

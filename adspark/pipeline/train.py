@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adspark.config import DetectorConfig, TrainJobConfig
+from adspark.core.calibration import fit_error_tails
 from adspark.core.drift import score_quantiles
 from adspark.core.thresholds import Threshold, fit_threshold, per_entity_thresholds
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
@@ -297,8 +298,9 @@ def _fit_global(
             "val_score_quantiles": score_quantiles(val_scores),
             # per-feature reference of the errors: adaptive alerts compare each feature's error with it
             "val_feature_error_median": np.median(val_errors, axis=0).tolist() if len(val_errors) else [],
-            # ... and its upper tail (90th, 99th percentiles per feature): the global reference floor
+            # ... and its upper tail (90th, 99th percentiles; the Pareto law over the 90th): the global reference floor
             "val_feature_error_q90_q99": np.quantile(val_errors, [0.9, 0.99], axis=0).tolist() if len(val_errors) else [],
+            "val_feature_error_tail": [v.tolist() for v in fit_error_tails(val_errors)] if len(val_errors) else [],
         }
     )
     return Fitted(

@@ -218,12 +218,36 @@ def test_calibration_in_pieces_equals_calibration_at_once() -> None:
         np.testing.assert_allclose(s_whole[k], s_b[k])
 
 
-def test_reference_tail_is_exponential_past_the_90th_percentile() -> None:
-    from adspark.core.calibration import reference_tail
+def test_exponential_reference_tail_of_older_models_goes_through_their_two_quantiles() -> None:
+    from adspark.core.calibration import exponential_tail_params, pareto_tail
 
-    p = reference_tail(np.array([0.5, 1.0, 2.0, 3.0, np.nan]), np.array(1.0), np.array(2.0))
+    u, xi, sigma = exponential_tail_params(np.array(1.0), np.array(2.0))
+    p = pareto_tail(np.array([0.5, 1.0, 2.0, 3.0, np.nan]), u, xi, sigma)
     np.testing.assert_allclose(p[:4], [1.0, 0.1, 0.01, 0.001])
     assert p[4] == 1.0
+
+
+def test_fitted_error_tail_follows_a_power_law_where_the_exponential_is_far_too_thin() -> None:
+    from scipy import stats
+
+    from adspark.core.calibration import exponential_tail_params, fit_error_tails, pareto_tail
+
+    rng = np.random.default_rng(3)
+    n = 50_000
+    heavy = stats.genpareto.rvs(0.5, scale=1.0, size=n, random_state=rng)  # P(> x) = (1 + x / 2) ** -2
+    light = rng.exponential(2.0, n)
+    few = np.r_[np.zeros(n - 3), 1.0, 2.0, 3.0]  # too few distinct excesses to fit a shape
+    u, xi, sigma = fit_error_tails(np.c_[heavy, light, few])
+    assert abs(xi[0] - 0.5) < 0.1 and xi[1] < 0.05 and xi[2] == 0.0
+    for x in (50.0, 200.0):  # far beyond the 99th percentile (about 18): truth 1.5e-3, 1e-4
+        truth = (1 + x / 2) ** -2
+        got = pareto_tail(np.array(x), u[0], xi[0], sigma[0])
+        assert truth / 2 < got < truth * 2, (x, got, truth)
+        q90, q99 = np.quantile(heavy, [0.9, 0.99])
+        thin = pareto_tail(np.array(x), *exponential_tail_params(q90, q99))
+        assert thin < truth / 20  # what the older reference said: far too confident
+    np.testing.assert_allclose(pareto_tail(np.array(20.0), u[1], xi[1], sigma[1]), np.exp(-10), rtol=0.3)
+    assert pareto_tail(np.array(-1.0), u[0], xi[0], sigma[0]) == 1.0
 
 
 def test_fusion_rules() -> None:
