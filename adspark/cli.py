@@ -19,6 +19,7 @@ from adspark.config import (
     DiscretizeJobConfig,
     EvaluateJobConfig,
     GenerateJobConfig,
+    LabelsJobConfig,
     NightlyJobConfig,
     ProjectFile,
     ScoreJobConfig,
@@ -106,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     ch = add("run", "discretize -> window -> train -> score -> evaluate a range in one Spark session", dates=True)
     ch.add_argument("--train-to", dest="train_to", type=_date,
                     help="last night to train on (default window.scaling.fit_to); later nights are scored")
+    lb = add("labels", "load labeled anomalies (CSV: entity, start, end[, kind, description, magnitude, anomaly_id])",
+             dates=False)
+    lb.add_argument("file", help="CSV file with a header row (a path or URI)")
+    lb.add_argument("--timezone", default=None,
+                    help="zone of naive timestamps in the file (default source.timestamp.timezone, else UTC)")
+    lb.add_argument("--delimiter", default=",", help="field delimiter (default ,)")
+    lb.add_argument("--replace", action="store_true", help="replace the whole labels table with the file")
     s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
     s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
     s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
@@ -290,6 +298,15 @@ def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     return "\n".join(out)
 
 
+def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
+    from adspark.pipeline.labels import run_labels
+
+    cfg = build_job_config(LabelsJobConfig, data, args.conf)
+    zone = args.timezone or ((data.get("source") or {}).get("timestamp") or {}).get("timezone") or "UTC"
+    store = open_store(data, args.conf)
+    return run_labels(store, cfg, args.file, zone, args.replace, args.delimiter).message
+
+
 def _cmd_tables(args: argparse.Namespace, data: dict) -> str:
     store = open_store(data, args.conf)
     lines = [f"{'table':<16} {'rows':>12}  location"]
@@ -311,6 +328,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "recalibrate": _cmd_recalibrate,
     "nightly": _cmd_nightly,
     "run": _cmd_run,
+    "labels": _cmd_labels,
     "sql": _cmd_sql,
     "tables": _cmd_tables,
 }

@@ -182,6 +182,11 @@ class SourceConfig(Strict):
     path: str | None = None
     format: SourceFormat = Field(default_factory=DeltaFormat, discriminator="type")
     rename: dict[str, str] = Field(default_factory=dict, description="raw column name -> name used here")
+    file_name_column: str | None = Field(
+        default=None,
+        description="add a column holding each row's file name without folder and extension (one file "
+        "per machine or series: name it in entity); file formats only",
+    )
     timestamp: TimestampConfig
     date_column: str | None = None
     entity: list[str] = Field(min_length=1)
@@ -203,7 +208,7 @@ class SourceConfig(Strict):
     def _columns(cls, v: list[str]) -> list[str]:
         return [check_identifier(c, "column") for c in v]
 
-    @field_validator("date_column", "event_id")
+    @field_validator("date_column", "event_id", "file_name_column")
     @classmethod
     def _opt_column(cls, v: str | None) -> str | None:
         return None if v is None else check_identifier(v, "column")
@@ -223,6 +228,9 @@ class SourceConfig(Strict):
     def _format_needs_path(self) -> "SourceConfig":
         if self.format.type != "delta" and not self.path:
             raise ValueError(f"format {self.format.type!r} reads files: give source.path")
+        if self.file_name_column and self.format.type == "delta":
+            raise ValueError("file_name_column names the files of a parquet, json or csv source; "
+                             "a Delta table's files are not the user's")
         return self
 
     @model_validator(mode="after")
@@ -699,6 +707,13 @@ class EvaluateJobConfig(Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
 
+class LabelsJobConfig(Strict):
+    """Config of ``adspark labels`` (the file and its options are arguments)."""
+
+    storage: StorageConfig
+    spark: SparkConfig
+
+
 class NightlyJobConfig(Strict):
     """Config of ``adspark nightly``: every stage of one night."""
 
@@ -727,6 +742,7 @@ _JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
     TrainJobConfig: ("train",),
     ScoreJobConfig: (),
     EvaluateJobConfig: (),
+    LabelsJobConfig: (),
     NightlyJobConfig: ("source", "discretize", "window", "train"),
 }
 

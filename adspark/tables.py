@@ -332,6 +332,23 @@ class TableStore:
             with_delta_retry(lambda: writer.save(self.path(table)))
         self.register(table)
 
+    def upsert(self, df: "DataFrame", table: str, on: tuple[str, ...]) -> None:
+        """Insert the rows of ``df``, replacing those of ``table`` with the same ``on`` columns, in
+        one Delta MERGE (creates the table when absent; retries Delta conflicts)."""
+        from delta.tables import DeltaTable
+
+        if not self.exists(table):
+            self.append(df, table)
+            return
+        condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in on)
+
+        def merge() -> None:
+            DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(
+                df.alias("s"), condition).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+
+        with kill_point(table, self.path(table)):
+            with_delta_retry(merge)
+
     def delete_matching(self, table: str, keys: "DataFrame", on: tuple[str, ...]) -> None:
         """Delete the rows of ``table`` whose ``on`` columns equal a row of ``keys`` (a Delta MERGE
         with a matched delete; retries Delta conflicts)."""

@@ -120,12 +120,25 @@ class Validated:
         return self.rows.where(F.col("_reason").isNotNull())
 
 
+COMPRESSION_SUFFIX = r"(\.(gz|bz2|zst|lz4|snappy|deflate|xz))?$"
+
+
+def file_stem(name: "Column") -> "Column":
+    """A file name without its extension (and compression suffix): ``exchange-2_cpc.csv.gz`` ->
+    ``exchange-2_cpc``; a name with no dot is kept."""
+    from pyspark.sql import functions as F
+
+    return F.regexp_replace(F.regexp_replace(name, COMPRESSION_SUFFIX, ""), r"\.[^.]*$", "")
+
+
 def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
     """The raw events named (or located) by the config, in its format, columns renamed.
 
     Raises:
         SchemaMismatchError: A column named in ``source.rename`` is not in the source.
     """
+    from pyspark.sql import functions as F
+
     if source.path:
         fmt = source.format
         reader = store.spark.read.format(fmt.type)
@@ -135,6 +148,8 @@ def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
         elif fmt.type == "json":
             reader = reader.option("multiLine", str(fmt.multiline).lower())
         df = reader.load(store.resolve_path(source.path, "source.path"))
+        if source.file_name_column:
+            df = df.withColumn(source.file_name_column, file_stem(F.col("_metadata.file_name")))
     else:
         df = store.read(source.table)
     missing = [raw for raw in source.rename if raw not in df.columns]

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from adspark.config import DiscretizeJobConfig, build_job_config
-from adspark.errors import SchemaMismatchError
+from adspark.errors import ConfigError, SchemaMismatchError
 from adspark.pipeline.discretize import run_discretize
 
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
@@ -118,3 +118,33 @@ def test_a_file_format_needs_a_path(base_config):
     base_config["source"]["format"] = {"type": "csv"}
     with pytest.raises(ConfigError, match="format 'csv' reads files: give source.path"):
         build_job_config(DiscretizeJobConfig, base_config)
+
+
+def test_one_csv_per_series_takes_the_entity_from_the_file_name(store, base_config, tiny_events, tmp_path):
+    """A folder of CSV files, one per user and without a user column: ``source.file_name_column``
+    names each row's file (extension and compression suffix dropped), and the features equal the
+    Delta source's."""
+    import copy
+
+    cfg = build_job_config(DiscretizeJobConfig, base_config)
+    run_discretize(store, cfg, D5, D7)
+    want = _features(store).drop(columns=["padded"])
+    events = store.read("events").toPandas()
+    folder = tmp_path / "per-user"
+    folder.mkdir()
+    for user, rows in events.groupby("user_id"):
+        rows.drop(columns=["user_id"]).to_csv(folder / f"{user}.csv.gz", index=False)
+    other = copy.deepcopy(base_config)
+    other["source"].update({"path": str(folder), "format": {"type": "csv"}, "file_name_column": "user_id"})
+    from adspark.config import StorageConfig
+    from adspark.tables import TableStore
+
+    store2 = TableStore(store.spark, StorageConfig(warehouse=str(tmp_path / "wh3"), schema="adspark_per_file"))
+    run = run_discretize(store2, build_job_config(DiscretizeJobConfig, other), D5, D7)
+    assert (run.rows_read, run.rows_rejected) == (12, 0)
+    got = store2.read("features").orderBy("entity", "bucket_start").toPandas().drop(columns=["padded"])
+    assert got[want.columns].equals(want)
+    delta = copy.deepcopy(base_config)
+    delta["source"]["file_name_column"] = "user_id"
+    with pytest.raises(ConfigError, match="file_name_column names the files of a parquet, json or csv source"):
+        build_job_config(DiscretizeJobConfig, delta)
