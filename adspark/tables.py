@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from schemas import TableSchema
 
 T = TypeVar("T")
-_URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
+URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
 
 
 _CONFLICT_BASES = {
@@ -121,7 +121,7 @@ class TableStore:
         self.spark = spark
         self.storage = storage
         wh = storage.warehouse
-        base = wh if wh.startswith(_URI_SCHEMES) else str(Path(wh).resolve())
+        base = wh if wh.startswith(URI_SCHEMES) else str(Path(wh).resolve())
         self.root = f"{base.rstrip('/')}/{storage.schema_name}"
         self._database = (
             f"`{storage.catalog}`.`{storage.schema_name}`"
@@ -141,10 +141,10 @@ class TableStore:
         Raises:
             ConfigError: Naming the key when a relative path escapes the warehouse.
         """
-        if path.startswith(_URI_SCHEMES) or Path(path).is_absolute():
+        if path.startswith(URI_SCHEMES) or Path(path).is_absolute():
             return path
         base = self.storage.warehouse
-        if base.startswith(_URI_SCHEMES):
+        if base.startswith(URI_SCHEMES):
             norm = posixpath.normpath(path)
             if norm == ".." or norm.startswith("../"):
                 raise ConfigError(f"{key}: relative path {path!r} escapes the warehouse {base!r}")
@@ -281,7 +281,7 @@ class TableStore:
     def register_all(self) -> list[str]:
         """Register every table found under the warehouse schema folder; returns their names."""
         root = Path(self.root)
-        if self.root.startswith(_URI_SCHEMES) or not root.is_dir():
+        if self.root.startswith(URI_SCHEMES) or not root.is_dir():
             return []
         names = sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
         for name in names:

@@ -3,7 +3,8 @@
 A labels file has one row per labeled anomaly: ``entity``, ``start``, ``end`` (required) and
 optionally ``kind``, ``description``, ``magnitude`` and ``anomaly_id``. Timestamps are ISO-8601
 text (``2011-07-14 12:00:00``, ``2011-07-14T12:00:00Z``); naive ones are read in the given
-timezone, and everything is stored in UTC like every adspark timestamp. ``end`` is exclusive.
+timezone, and everything is stored in UTC like every adspark timestamp. ``end`` is exclusive; a
+label with ``end`` equal to ``start`` marks one point.
 
 Every row either becomes a label or a rejected row with the rule it broke, the column and what
 was expected (read = accepted + rejected), as events are.
@@ -106,7 +107,8 @@ def parse_labels(raw: pd.DataFrame, timezone: str = "UTC", origin: str = "labels
     rule(entity.isna() | (entity == ""), "null_entity", "entity", "an entity key", raw["entity"])
     for name, parsed in (("start", start), ("end", end)):
         rule(parsed.isna(), "bad_timestamp", name, "an ISO-8601 timestamp such as 2011-07-14 12:00:00", raw[name])
-    rule(end <= start, "end_not_after_start", "end", "an end after the start (end is exclusive)", raw["end"])
+    rule(end < start, "end_before_start", "end", "an end at or after the start (exclusive; equal: a point label)",
+         raw["end"])
     rule(magnitude_text.notna() & (magnitude_text.astype("string").str.strip() != "") & magnitude.isna(),
          "not_a_number", "magnitude", "a number or an empty cell", magnitude_text)
     rule(ids.duplicated(keep="first") & ids.notna(), "duplicate", "anomaly_id",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -19,7 +20,7 @@ from adspark.config import LabelsJobConfig
 from adspark.core.labels import parse_labels
 from adspark.errors import EmptyInputError
 from adspark.runs import recorded_run
-from adspark.tables import TableStore
+from adspark.tables import URI_SCHEMES, TableStore
 from schemas import LABELS, REJECTS
 
 JOB = "labels"
@@ -45,8 +46,9 @@ class LabelsLoad:
 
 
 def _read_text(store: TableStore, path: str, delimiter: str) -> pd.DataFrame:
-    """The CSV's rows, every column as text, in file order."""
-    resolved = store.resolve_path(path, "--file")
+    """The CSV's rows, every column as text, in file order (a relative path is relative to the
+    current folder, as for any command-line file)."""
+    resolved = path if path.startswith(URI_SCHEMES) else str(Path(path).resolve())
     df = store.spark.read.options(header="true", inferSchema="false", sep=delimiter, mode="PERMISSIVE").csv(resolved)
     return df.toPandas()
 

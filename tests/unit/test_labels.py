@@ -34,16 +34,18 @@ def test_each_bad_row_is_rejected_with_its_rule_column_and_expectation() -> None
     raw = _raw([
         {"entity": "", "start": "2011-07-14", "end": "2011-07-15", "magnitude": "1"},
         {"entity": "m", "start": "yesterday", "end": "2011-07-15", "magnitude": None},
-        {"entity": "m", "start": "2011-07-15", "end": "2011-07-15", "magnitude": None},
+        {"entity": "m", "start": "2011-07-15", "end": "2011-07-14", "magnitude": None},
+        {"entity": "p", "start": "2011-07-15", "end": "2011-07-15", "magnitude": None},
         {"entity": "m", "start": "2011-07-14", "end": "2011-07-16", "magnitude": "big"},
         {"entity": "m", "start": "2011-07-14", "end": "2011-07-15", "magnitude": "2.5"},
         {"entity": "m", "start": "2011-07-14 00:00", "end": "2011-07-15", "magnitude": None},
     ])
     got = parse_labels(raw)
     assert len(got.accepted) + len(got.rejected) == len(raw)
-    assert got.accepted["magnitude"].tolist() == [2.5]
+    assert got.accepted["entity"].tolist() == ["p", "m"]  # a point label (end = start) is a label
+    assert got.accepted["magnitude"].tolist()[1] == 2.5
     r = got.rejected
-    assert r["reason"].tolist() == ["null_entity", "bad_timestamp", "end_not_after_start", "not_a_number", "duplicate"]
+    assert r["reason"].tolist() == ["null_entity", "bad_timestamp", "end_before_start", "not_a_number", "duplicate"]
     assert r["column"].tolist() == ["entity", "start", "end", "magnitude", "anomaly_id"]
     assert "expected an ISO-8601 timestamp" in r["detail"][1] and "'yesterday'" in r["detail"][1]
     assert json.loads(r["raw"][1])["start"] == "yesterday"
