@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -312,6 +313,8 @@ def test_four_nights_at_once_in_threads_equal_the_serial_run(spark, backfill, co
 
 
 @slow
+@pytest.mark.timeout(2400)  # 8 nights in 4 pairs of fresh processes (a JVM and TensorFlow each): 900 s is
+# not enough when the 2 cores are shared with other work (it timed out once at 900 s beside `make demo`)
 def test_two_nightly_processes_at_once_on_one_warehouse_equal_the_serial_run(spark, backfill, conf, tmp_path):
     base_root, want = backfill
     root = _copy(base_root, tmp_path, conf)
@@ -329,7 +332,15 @@ def test_two_nightly_processes_at_once_on_one_warehouse_equal_the_serial_run(spa
                 )
                 for day in pair
             ]
+            t0 = time.monotonic()
             for day, proc in zip(pair, procs, strict=True):
-                _, err = proc.communicate(timeout=600)
+                try:
+                    _, err = proc.communicate(timeout=max(1.0, 900 - (time.monotonic() - t0)))
+                except subprocess.TimeoutExpired:
+                    for p in procs:  # the whole process group: the JVM and the Python workers too
+                        if p.poll() is None:
+                            os.killpg(p.pid, signal.SIGKILL)
+                    _, err = proc.communicate()
+                    raise AssertionError(f"round {round_}, night {day}: still running after 900 s: {err[-3000:]}")
                 assert proc.returncode == 0, f"round {round_}, night {day}: {err[-3000:]}"
         assert_same(_tables(snapshot(_store(spark, root))), _tables(want))

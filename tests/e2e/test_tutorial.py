@@ -36,6 +36,7 @@ def test_the_tutorial_has_the_steps_a_user_needs() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     (tmp_path / "conf").symlink_to(ROOT / "conf")
     (tmp_path / "tests").mkdir()
