@@ -330,6 +330,7 @@ def alert_step(
     # per detector: calibrate each feature's evidence, keep the smallest p (x features, Bonferroni)
     used = params.baseline_features
     probs = np.ones((n, len(params.detectors)))
+    verdict = np.zeros((n, len(params.detectors)), dtype=bool)  # which detectors judged each window
     model_feature: np.ndarray | None = None  # the model's most improbable feature per window
     driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
     for j, d in enumerate(params.detectors):
@@ -342,6 +343,7 @@ def alert_step(
             raw, rows = _window_evidence(out.z[d], owner, n, sustained, params.baselines.clip)
             judged = used & ~params.mean_features if d in ("diff", "extreme") else used
             raw = np.where(judged[None, :], raw, np.nan)  # features the baselines leave to the model
+        verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
         cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
         p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
         s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
@@ -362,7 +364,7 @@ def alert_step(
         tests = 1 if d == "profile" else int(used.sum())  # the profile judges one series
         probs[:, j] = np.minimum(1.0, tests * p[np.arange(n), best])
         driving[:, j] = rows[np.arange(n), best] * f + best
-    fused, driver = fuse(probs, params.fusion) if n else (np.ones(0), np.zeros(0, np.int64))
+    fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))
     anomalous = fused < params.level
     alerts, last_end = alert_onsets(anomalous, starts, params.n_steps * params.bucket_seconds,
                                     float(s["last_anomalous_end"][0]), params.cooldown_seconds)

@@ -272,12 +272,20 @@ def exponential_tail_params(q90: np.ndarray, q99: np.ndarray) -> tuple[np.ndarra
     return q90, np.zeros_like(q90), np.maximum(q99 - q90, 1e-12) / np.log(10.0)
 
 
-def fuse(p: np.ndarray, rule: str = "bonferroni") -> tuple[np.ndarray, np.ndarray]:
+def fuse(
+    p: np.ndarray, rule: str = "bonferroni", judged: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One probability per row from k detectors' probabilities.
 
+    Only the detectors that judged a row count as tests: a detector with no verdict there (no
+    ``event_count`` for the profile, a model on the nights it was fitted on, a baseline still
+    warming up) neither adds to the multiplicity nor to Fisher's degrees of freedom.
+
     Args:
-        p: Shape (n, k), values in (0, 1].
-        rule: ``bonferroni`` (``min(1, k x min p)``) or ``fisher``.
+        p: Shape (n, k), values in (0, 1] (1 where a detector gave no verdict).
+        rule: ``bonferroni`` (``min(1, k_i x min p)``, ``k_i`` the detectors that judged row i)
+            or ``fisher`` (chi-square with ``2 k_i`` degrees of freedom).
+        judged: Shape (n, k), whether each detector gave a verdict; None: all did.
 
     Returns:
         (fused p (n,), index of the detector with the smallest p (n,)).
@@ -287,12 +295,16 @@ def fuse(p: np.ndarray, rule: str = "bonferroni") -> tuple[np.ndarray, np.ndarra
     q = np.clip(np.asarray(p, dtype=np.float64), P_FLOOR, 1.0)
     if q.ndim != 2 or q.shape[1] == 0:
         raise ValueError(f"expected probabilities of shape (n, k >= 1), got {q.shape}")
-    k = q.shape[1]
+    mask = np.ones(q.shape, dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
+    if mask.shape != q.shape:
+        raise ValueError(f"judged has shape {mask.shape}, expected {q.shape}")
+    q = np.where(mask, q, 1.0)
+    k = mask.sum(axis=1)
     driver = np.argmin(q, axis=1)
     if rule == "bonferroni":
-        fused = np.minimum(1.0, k * q.min(axis=1))
+        fused = np.minimum(1.0, np.maximum(k, 1) * q.min(axis=1))
     elif rule == "fisher":
-        fused = chi2.sf(-2.0 * np.log(q).sum(axis=1), 2 * k)
+        fused = np.where(k > 0, chi2.sf(-2.0 * np.log(q).sum(axis=1), 2 * np.maximum(k, 1)), 1.0)
     else:
         raise ValueError(f"unknown fusion rule {rule!r}; expected bonferroni or fisher")
     return np.maximum(fused, P_FLOOR), driver

@@ -263,6 +263,21 @@ def test_fusion_rules() -> None:
         fuse(p, "mean")
 
 
+def test_only_detectors_that_judged_a_window_count_as_tests() -> None:
+    from scipy.stats import chi2
+
+    p = np.array([[0.01, 0.5, 1.0], [0.01, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    judged = np.array([[True, True, False], [True, False, False], [False, False, False]])
+    fused, driver = fuse(p, "bonferroni", judged)
+    np.testing.assert_allclose(fused, [0.02, 0.01, 1.0])  # 2 tests, 1 test, none
+    assert driver.tolist()[:2] == [0, 0]
+    fused, _ = fuse(p, "fisher", judged)
+    assert fused[0] == pytest.approx(chi2.sf(-2 * np.log([0.01, 0.5]).sum(), 4))
+    assert fused[1] == pytest.approx(0.01) and fused[2] == 1.0
+    with pytest.raises(ValueError, match="judged has shape"):
+        fuse(p, "bonferroni", judged[:, :2])
+
+
 def test_alert_onsets_one_alert_per_run_also_across_nights() -> None:
     a = np.array([True, True, False, True, False, False, True])
     starts = np.arange(7.0)  # windows of one second, back to back
