@@ -170,7 +170,8 @@ def _cmd_train(args: argparse.Namespace, data: dict) -> str:
 
     cfg = build_job_config(TrainJobConfig, data, args.conf)
     run, model = run_train(open_store(data, args.conf), cfg, args.start, args.end or args.start)
-    shown = {k: v for k, v in model.metrics.items() if k != "val_score_quantiles"}
+    # the scalars; per-feature arrays (error medians, tails) are in the models table's metrics
+    shown = {k: v for k, v in model.metrics.items() if not isinstance(v, (list, dict))}
     return run.message + "\nmetrics: " + json.dumps(shown, sort_keys=True)
 
 
