@@ -88,7 +88,7 @@ def run_labels(
         total = store.read(LABELS.name).count() if store.exists(LABELS.name) else 0
         run.rows_written = len(parsed.accepted)
         reasons = parsed.rejected["reason"].value_counts()
-        why = f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())}; see adspark.rejects where job = 'labels')" \
+        why = f" ({', '.join(f'{k}: {v}' for k, v in reasons.items())}; see the rejects table, job = 'labels')" \
             if len(reasons) else ""
         run.message = (f"labels: read {len(raw)} rows from {path}, loaded {len(parsed.accepted)}, "
                        f"rejected {len(parsed.rejected)}{why}; the labels table holds {total}")
