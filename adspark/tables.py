@@ -58,7 +58,10 @@ def is_delta_conflict(exc: BaseException) -> bool:
     return False
 
 
-_ALREADY_EXISTS = ("TABLE_OR_VIEW_ALREADY_EXISTS", "SCHEMA_ALREADY_EXISTS", "VIEW_ALREADY_EXISTS")
+_ALREADY_EXISTS = (
+    "TABLE_OR_VIEW_ALREADY_EXISTS", "SCHEMA_ALREADY_EXISTS", "VIEW_ALREADY_EXISTS",
+    "DELTA_TABLE_ALREADY_EXISTS",  # the Delta catalog's own wording of the same lost race
+)
 _REGISTER_ATTEMPTS = 5
 
 
