@@ -25,6 +25,7 @@ from adspark.config import (
     ScoreJobConfig,
     TrainJobConfig,
     WindowJobConfig,
+    apply_overrides,
     build_job_config,
     load_yaml,
 )
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, help_: str, dates: bool) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_)
         sp.add_argument("--conf", help=f"YAML config (default ${CONF_ENV}, else {DEFAULT_CONF})")
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override a config key for this run (VALUE is YAML; repeatable), "
+                             "e.g. --set 'train.detector={type: pca, n_components: 4}'")
         if dates:
             sp.add_argument("--from", dest="start", type=_date, required=True, help="first night")
             sp.add_argument("--to", dest="end", type=_date, help="last night (default: --from)")
@@ -353,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         args.conf = find_conf(args.conf)
-        data = load_yaml(args.conf)
+        data = apply_overrides(load_yaml(args.conf), args.overrides)
         print(COMMANDS[args.command](args, data))
     except AdsparkError as exc:
         print(f"adspark {args.command}: error: {exc}", file=sys.stderr)

@@ -6,12 +6,13 @@ needs. Unknown keys anywhere are rejected with the key's path in the message.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Any, Literal, Mapping, Sequence, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -776,6 +777,41 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(p)!r}: expected a mapping at the top level")
     return data
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``data`` with each ``KEY.PATH=VALUE`` of ``overrides`` set (a copy; ``data`` is untouched).
+
+    VALUE is read as YAML, so ``train.detector={type: pca, n_components: 4}`` replaces a whole
+    section, ``window.stride=6`` sets a number and ``score.model_id=m-x`` a string. Missing
+    sections on the path are created; the result is validated like the file itself.
+
+    Raises:
+        ConfigError: An override without ``=``, with an empty key part, with a VALUE that is not
+            YAML, or whose path runs through a key that holds a value, not a mapping.
+    """
+    out: dict[str, Any] = copy.deepcopy(dict(data))
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(k.strip() for k in keys):
+            raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.detector.epochs=5")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"--set {path.strip()}: the value is not YAML ({first})") from None
+        node = out
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key.strip())
+            if child is None:
+                child = node[key.strip()] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError(f"--set {path.strip()}: {where} holds {child!r}, not a section")
+            node = child
+        node[keys[-1].strip()] = value
+    return out
 
 
 def build_job_config(

@@ -112,6 +112,13 @@ def date_range_predicate(column: str, start: dt.date, end: dt.date) -> str:
     return f"`{column}` >= DATE'{start.isoformat()}' AND `{column}` <= DATE'{end.isoformat()}'"
 
 
+def sql_string(value: str) -> str:
+    """``value`` as a Spark SQL string literal (quotes and backslashes escaped), for predicates."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class TableStore:
     """Reads, writes and names the adspark tables of one warehouse.
 

@@ -28,7 +28,7 @@ VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
         ("scores",),
         "SELECT entity, date, count(*) AS windows, sum(CAST(is_anomaly AS INT)) AS anomalous_windows, "
         "round(max(score), 4) AS max_score, round(max(score / threshold), 2) AS max_severity, "
-        "first(model_id) AS model_id FROM {scores} GROUP BY entity, date",
+        "model_id FROM {scores} GROUP BY entity, date, model_id",
     ),
     "judged_intervals": (
         ("intervals", "feedback"),

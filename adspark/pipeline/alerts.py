@@ -7,9 +7,13 @@ the rows of the ``scores`` table and, for every night of the range, the state af
 per entity and named array), so night D+1 starts where D ended, a rerun of D starts from the
 same state, and running nights one by one equals running the range at once.
 
-When no state exists before the range (a new alerts config or window spec, or a first run), the
-nights from the window spec's first fitted night are replayed first (scored with the same model;
-only their state is kept), so baselines and calibration are warm when the range starts.
+States are kept per model (:func:`state_key`), so scoring a challenger never moves the
+champion's state. A model with no state of its own before the range continues the newest state
+of the same window spec and alerts config under another model (a retrained model picks up its
+predecessor's baselines; see :func:`state_source`). When there is none either (a new alerts config
+or window spec, or a first run), the nights from the window spec's first fitted night are replayed
+first (scored with the same model; only their state is kept), so baselines and calibration are
+warm when the range starts.
 """
 
 from __future__ import annotations
@@ -68,6 +72,33 @@ def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
     alerts = cfg.model_dump(mode="json", exclude={"state_nights"})
     body = json.dumps({"spec": spec_id, "alerts": alerts}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def state_key(cfg: AlertsConfig, spec_id: str, model_id: str) -> str:
+    """The ``alert_state.alert_key`` of one model's states: :func:`alert_key`, ``:``, the model id.
+    (States written before keys named a model carry the bare :func:`alert_key`.)"""
+    return f"{alert_key(cfg, spec_id)}:{model_id}"
+
+
+def state_source(store: TableStore, key: str, start: dt.date) -> str | None:
+    """The key whose states a run of ``key`` from night ``start`` continues.
+
+    The model's own key when it has a state from before ``start``; else the key of the newest
+    state from before ``start`` with the same window spec and alerts config (another model's, or
+    one written before keys named a model; on a tie the latest-trained model, as model ids sort
+    by training time); else ``None`` (nothing to continue: replay from the spec's first night).
+    """
+    from pyspark.sql import functions as F
+
+    if not store.exists(ALERT_STATE.name):
+        return None
+    base = key.split(":", 1)[0]
+    before = store.read(ALERT_STATE.name).where(F.col("date") < F.lit(start))
+    if before.where(F.col("alert_key") == key).limit(1).count():
+        return key
+    lineage = before.where((F.col("alert_key") == base) | F.col("alert_key").startswith(base + ":"))
+    newest = lineage.select("alert_key", "date").orderBy(F.desc("date"), F.desc("alert_key")).first()
+    return None if newest is None else str(newest.alert_key)
 
 
 def core_alert_params(
@@ -204,16 +235,17 @@ def make_alerter(
     return alert
 
 
-def replay_from(store: TableStore, key: str, shape: WindowShape, start: dt.date) -> dt.date:
+def replay_from(store: TableStore, source: str | None, shape: WindowShape, start: dt.date) -> dt.date:
     """First night to run through the alerts: ``start`` when the state of the night before
-    exists, else the night after the last state (or the window spec's first night)."""
+    exists under ``source`` (from :func:`state_source`), else the night after its last state
+    (or the window spec's first night when there is no source)."""
     from pyspark.sql import functions as F
 
-    if not store.exists(ALERT_STATE.name):
+    if source is None:
         return min(shape.fit_from, start)
     last = (
         store.read(ALERT_STATE.name)
-        .where((F.col("alert_key") == key) & (F.col("date") < F.lit(start)))
+        .where((F.col("alert_key") == source) & (F.col("date") < F.lit(start)))
         .agg(F.max("date").alias("d")).first().d
     )
     if last is None:
@@ -221,16 +253,17 @@ def replay_from(store: TableStore, key: str, shape: WindowShape, start: dt.date)
     return last + dt.timedelta(days=1)
 
 
-def states_before(store: TableStore, key: str, day: dt.date) -> DataFrame:
-    """Each entity's latest state rows from before ``day`` (empty frame when none)."""
+def states_before(store: TableStore, source: str | None, key: str, day: dt.date) -> DataFrame:
+    """Each entity's latest state rows under ``source`` from before ``day``, relabelled ``key``
+    (empty frame when there is no source)."""
     from pyspark.sql import functions as F
 
     schema = ALERT_STATE.struct_type(STATE_FIELDS)
-    if not store.exists(ALERT_STATE.name):
+    if source is None or not store.exists(ALERT_STATE.name):
         return store.spark.createDataFrame([], schema)
-    mine = store.read(ALERT_STATE.name).where((F.col("alert_key") == key) & (F.col("date") < F.lit(day)))
+    mine = store.read(ALERT_STATE.name).where((F.col("alert_key") == source) & (F.col("date") < F.lit(day)))
     latest = mine.groupBy("entity").agg(F.max("date").alias("date"))
-    return mine.join(latest, ["entity", "date"]).select(*STATE_FIELDS)
+    return mine.join(latest, ["entity", "date"]).select(F.lit(key).alias("alert_key"), *STATE_FIELDS[1:])
 
 
 def prune_states(store: TableStore, key: str, end: dt.date, nights: int) -> int:
@@ -261,12 +294,14 @@ def prune_states(store: TableStore, key: str, end: dt.date, nights: int) -> int:
 
 def alert_frames(
     store: TableStore, cfg: AlertsConfig, model: RegisteredModel, shape: WindowShape,
-    scored: DataFrame, first: dt.date, start: dt.date, end: dt.date, run_id: str,
+    scored: DataFrame, source: str | None, first: dt.date, start: dt.date, end: dt.date, run_id: str,
 ) -> tuple[DataFrame, DataFrame]:
     """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`replay_from`).
 
     Args:
         scored: The scorer's output (:data:`SCORER_FIELDS` and ``raw_values``) for ``[first, end]``.
+        source: The key of the states to start from (:func:`state_source`); the new states are
+            written under the model's own :func:`state_key`.
 
     Returns:
         (rows of the ``scores`` table for ``[start, end]``, rows of ``alert_state`` for every
@@ -274,13 +309,13 @@ def alert_frames(
     """
     from pyspark.sql import functions as F
 
-    key = alert_key(cfg, shape.spec_id)
+    key = state_key(cfg, shape.spec_id, model.model_id)
     params = alert_params(cfg, shape, model)
     groups = entity_groups(store.spark, first, end)
     group = group_of(groups)
     both = (
         scored.withColumn("_group", group).groupBy("_group")
-        .cogroup(states_before(store, key, first).withColumn("_group", group).groupBy("_group"))
+        .cogroup(states_before(store, source, key, first).withColumn("_group", group).groupBy("_group"))
         .applyInPandas(make_alerter(params, key, start, end), output_schema())
         .localCheckpoint(eager=True)
     )

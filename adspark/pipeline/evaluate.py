@@ -14,7 +14,9 @@ detected intervals, and computes with :mod:`adspark.core.evaluation`:
 - points: every bucket (row mode: every event) judged once, by the window ending at it (its
   newest ``stride`` buckets); precision, recall, F1, false-alarm rate, missed-alarm rate.
 
-One row is appended to ``evaluations``. The scores collected to the driver are five narrow
+Each model that scored the range is evaluated on its own (one row per model appended to
+``evaluations``), so a challenger scored beside the champion is compared on the same nights and
+labels; the summary then ranks the models by NAB standard score. The scores collected to the driver are five narrow
 columns per window (about 40 bytes each), bounded by the windows of the range.
 """
 
@@ -47,10 +49,16 @@ from schemas import EVALUATIONS, INTERVALS, MODELS, SCORES, WINDOW_SPECS
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One evaluation (a row of ``evaluations``) and its one-line summary."""
+    """The evaluation of one range: a row of ``evaluations`` per model (in model id order) and the
+    summary (one line per model, ranked by NAB standard score when there are several)."""
 
-    values: dict
+    rows: tuple[dict, ...]
     message: str
+
+    @property
+    def values(self) -> dict:
+        """The row of the first model (the only one when one model scored the range)."""
+        return self.rows[0]
 
 
 def evaluate_frames(
@@ -155,7 +163,8 @@ def _labels(store: TableStore, table: str, lo: dt.datetime, hi: dt.datetime) -> 
 
 
 def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end: dt.date) -> Evaluation:
-    """Evaluate the scores and intervals of nights ``[start, end]``; append to ``evaluations``."""
+    """Evaluate the scores and intervals of nights ``[start, end]``, each model on its own; append
+    one row per model to ``evaluations``."""
     from pyspark.sql import functions as F
 
     if end < start:
@@ -178,32 +187,51 @@ def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end:
         intervals = (
             store.read(INTERVALS.name)
             .where(F.col("model_id").isin(models) & (F.col("start") <= F.lit(hi)) & (F.col("end") >= F.lit(lo)))
-            .select("entity", "start", "end").toPandas()
-            if store.exists(INTERVALS.name) else pd.DataFrame(columns=["entity", "start", "end"])
+            .select("entity", "start", "end", "model_id").toPandas()
+            if store.exists(INTERVALS.name) else pd.DataFrame(columns=["entity", "start", "end", "model_id"])
         )
-        values = evaluate_frames(pdf, labels, intervals, (end - start).days + 1)
-        row = {
-            "evaluation_id": f"eval-{uuid.uuid4().hex[:12]}",
-            "date_from": start, "date_to": end, "model_ids": models,
-            "labels_table": cfg.evaluate.labels_table, **values,
-            "created_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-        }
-        store.append(store.spark.createDataFrame([tuple(row[f.name] for f in EVALUATIONS.fields)],
+        created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = []
+        for model_id in models:
+            values = evaluate_frames(
+                pdf[pdf["model_id"] == model_id].drop(columns="model_id").reset_index(drop=True), labels,
+                intervals[intervals["model_id"] == model_id].drop(columns="model_id").reset_index(drop=True),
+                (end - start).days + 1,
+            )
+            rows.append({
+                "evaluation_id": f"eval-{uuid.uuid4().hex[:12]}",
+                "date_from": start, "date_to": end, "model_ids": [model_id],
+                "labels_table": cfg.evaluate.labels_table, **values, "created_at": created,
+            })
+        store.append(store.spark.createDataFrame([tuple(r[f.name] for f in EVALUATIONS.fields) for r in rows],
                                                  EVALUATIONS.struct_type()), EVALUATIONS.name)
-        run.rows_read = values["windows"]
-        message = (
-            f"evaluate {start}..{end} ({', '.join(models)}): {values['windows']} windows, "
-            f"{values['positive_windows']} labeled; ROC AUC {values['roc_auc']:.3f}, PR AUC {values['pr_auc']:.3f}; "
-            f"at the fitted thresholds P {values['precision']:.3f} R {values['recall']:.3f} F1 {values['f1']:.3f} "
-            f"(best-F1 threshold {values['best_threshold']:.4g}: F1 {values['best_f1']:.3f}); "
-            f"intervals: {values['labels_detected']}/{values['labels']} labels detected, "
-            f"{values['true_intervals']}/{values['intervals']} intervals true, median delay "
-            f"{values['median_delay_s'] / 3600:.1f} h, {values['false_intervals_per_entity_day']:.4f} false per "
-            f"entity-night; NAB standard {values['nab_standard']:.1f}, low FP {values['nab_reward_low_fp']:.1f}, "
-            f"low FN {values['nab_reward_low_fn']:.1f}{_point_summary(values)}"
-        )
-        run.message = message
-        return Evaluation(row, message)
+        run.rows_read = len(pdf)
+        run.message = _summary(start, end, rows)
+        return Evaluation(tuple(rows), run.message)
+
+
+def _summary(start: dt.date, end: dt.date, rows: list[dict]) -> str:
+    """One line for one model; with several, a header and one line per model, best NAB first."""
+    if len(rows) == 1:
+        return f"evaluate {start}..{end} ({rows[0]['model_ids'][0]}): {_model_summary(rows[0])}"
+    ranked = sorted(rows, key=lambda r: -r["nab_standard"])
+    lines = [f"evaluate {start}..{end}: {len(rows)} models on the same nights and labels, best NAB standard first"]
+    lines += [f"  {r['model_ids'][0]}: {_model_summary(r)}" for r in ranked]
+    return "\n".join(lines)
+
+
+def _model_summary(values: dict) -> str:
+    return (
+        f"{values['windows']} windows, "
+        f"{values['positive_windows']} labeled; ROC AUC {values['roc_auc']:.3f}, PR AUC {values['pr_auc']:.3f}; "
+        f"at the fitted thresholds P {values['precision']:.3f} R {values['recall']:.3f} F1 {values['f1']:.3f} "
+        f"(best-F1 threshold {values['best_threshold']:.4g}: F1 {values['best_f1']:.3f}); "
+        f"intervals: {values['labels_detected']}/{values['labels']} labels detected, "
+        f"{values['true_intervals']}/{values['intervals']} intervals true, median delay "
+        f"{values['median_delay_s'] / 3600:.1f} h, {values['false_intervals_per_entity_day']:.4f} false per "
+        f"entity-night; NAB standard {values['nab_standard']:.1f}, low FP {values['nab_reward_low_fp']:.1f}, "
+        f"low FN {values['nab_reward_low_fn']:.1f}{_point_summary(values)}"
+    )
 
 
 def _point_summary(values: dict) -> str:

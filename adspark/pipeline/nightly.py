@@ -202,7 +202,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
             s = run_score(store, score_cfg, day, day)
         result.anomalies = (
             store.read(SCORES.name)
-            .where((F.col("date") == F.lit(day)) & F.col("is_anomaly"))
+            .where((F.col("date") == F.lit(day)) & (F.col("model_id") == model.model_id) & F.col("is_anomaly"))
             .count()
         )
         result.intervals_open = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from adspark.errors import EmptyInputError
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel, find_model
 from schemas import FEEDBACK, INTERVALS, SCORES, WINDOWS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
 
 MAX_SCORES = 500_000
 
@@ -73,6 +77,27 @@ def _panel(store: TableStore, model: RegisteredModel, iv, scores: pd.DataFrame, 
     )
 
 
+def _one_model_per_night(scores: DataFrame) -> None:
+    """Refuse a range where some night was scored by several models (a challenger beside the
+    champion): their scores would be pooled in one histogram.
+
+    Raises:
+        ConfigError: Naming the nights and the models, and the flag that picks one.
+    """
+    from pyspark.sql import functions as F
+
+    shared = (
+        scores.groupBy("date").agg(F.countDistinct("model_id").alias("n"), F.sort_array(F.collect_set("model_id")).alias("m"))
+        .where(F.col("n") > 1).orderBy("date").collect()
+    )
+    if shared:
+        models = sorted({m for r in shared for m in r.m})
+        raise ConfigError(
+            f"report: {len(shared)} night(s) from {shared[0].date} were scored by several models "
+            f"({', '.join(models)}); pass --model-id to choose one (`adspark evaluate` compares them)"
+        )
+
+
 def build_report(
     store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date, top: int = 5,
     labels_table: str = "labels", max_scores: int = MAX_SCORES,
@@ -91,6 +116,8 @@ def build_report(
     rng = store.read(SCORES.name).where(F.col("date").between(F.lit(start), F.lit(end)))
     if cfg.score.model_id:
         rng = rng.where(F.col("model_id") == cfg.score.model_id)
+    else:
+        _one_model_per_night(rng)
     counts = rng.agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("a"),
                      F.countDistinct("entity").alias("e")).first()
     if not counts.n:

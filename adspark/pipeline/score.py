@@ -19,16 +19,17 @@ from adspark.errors import ConfigError, DataContractError, EmptyInputError, Sche
 from adspark.pipeline.alerts import (
     WindowShape,
     alert_frames,
-    alert_key,
     prune_states,
     replay_from,
+    state_key,
+    state_source,
     without_alerts,
 )
 from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_scorer, output_struct
 from adspark.runs import RunRecord, recorded_run
-from adspark.tables import TableStore
+from adspark.tables import TableStore, sql_string
 from adspark.train.registry import RegisteredModel, artifact_files, find_model
 from schemas import ALERT_STATE, SCORES, WINDOW_SPECS, WINDOWS
 
@@ -128,27 +129,30 @@ def _write_scores(
         its own threshold, else the model's; a phrase for the run message about night thresholds).
     """
     store.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
+    mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
     mode, shape = window_shape(store, model.spec_id)
     if not (cfg.alerts.enabled and mode == "buckets"):
         scored = scored_windows(store, cfg, model, list(shape.features), start, end).persist()
         try:
             verdicts = night_thresholds(scored, model, cfg.score.night_threshold)
             store.replace_dates(without_alerts(with_night_thresholds(scored, verdicts), model, run_id), SCORES.name,
-                                "date", start, end, partition_by=SCORES.partition_by)
+                                "date", start, end, partition_by=SCORES.partition_by, extra_predicate=mine)
         finally:
             scored.unpersist()
         method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
         return method, describe(verdicts)
-    key = alert_key(cfg.alerts, shape.spec_id)
-    first = replay_from(store, key, shape, start)
+    key = state_key(cfg.alerts, shape.spec_id, model.model_id)
+    source = state_source(store, key, start)
+    first = replay_from(store, source, shape, start)
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
     scored = scored_windows(store, cfg, model, list(shape.features), first, end, ("raw_values",), per_feature)
-    scores, states = alert_frames(store, cfg.alerts, model, shape, scored, first, start, end, run_id)
+    scores, states = alert_frames(store, cfg.alerts, model, shape, scored, source, first, start, end, run_id)
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
-                        extra_predicate=f"alert_key = '{key}'")
+                        extra_predicate=f"alert_key = {sql_string(key)}")
     if cfg.alerts.state_nights:
         prune_states(store, key, end, cfg.alerts.state_nights)
-    store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by)
+    store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by,
+                        extra_predicate=mine)
     level = model.metrics.get("alert_level") or cfg.alerts.level  # recalibrated from feedback, else configured
     return f"alerts (level {level:g})", ""
 
@@ -164,7 +168,7 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
         method, nights = _write_scores(store, cfg, model, start, end, run.run_id)
         counts = (
             store.read(SCORES.name)
-            .where(F.col("date").between(F.lit(start), F.lit(end)))
+            .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("model_id") == model.model_id))
             .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"),
                  F.sum(F.col("alert").cast("long")).alias("alerts"))
             .first()

@@ -32,7 +32,7 @@ def tutorial_commands(text: str) -> list[str]:
 def test_the_tutorial_has_the_steps_a_user_needs() -> None:
     commands = tutorial_commands(DOC.read_text())
     verbs = [shlex.split(c)[1] for c in commands if c.startswith("adspark ")]
-    assert verbs[:2] == ["labels", "run"] and {"sql", "report"} <= set(verbs)
+    assert verbs[:2] == ["labels", "run"] and {"sql", "report", "evaluate"} <= set(verbs)
 
 
 @pytest.mark.slow
@@ -57,6 +57,9 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert "read 14 rows" in labels_line and "loaded 14, rejected 0" in labels_line
     run_out = outputs[[i for i, c in enumerate(tutorial_commands(DOC.read_text())) if c.startswith("adspark run")][0]]
     assert all(f"[{stage} " in run_out for stage in ("discretize", "window", "train", "score", "evaluate")), run_out
+    evaluate_out = outputs[[i for i, c in enumerate(tutorial_commands(DOC.read_text()))
+                            if c.startswith("adspark evaluate")][-1]]
+    assert "2 models on the same nights and labels" in evaluate_out, evaluate_out  # champion and challenger
     assert (tmp_path / "reports" / "adexchange.html").stat().st_size > 10_000
     wh = tmp_path / "warehouse-tutorial" / "adexchange"
     for table in ("features", "windows", "models", "scores", "intervals", "labels", "evaluations"):

@@ -375,6 +375,8 @@ def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, ba
     run = run_score(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": new.model_id}}), D7, D7)
     assert f"alerts (level {new.metrics['alert_level']:g})" in run.message
     scores = store.read("scores").where(f"date = date'{D7}'").toPandas()
+    assert set(scores["model_id"]) == {model.model_id, new.model_id}  # the old model's scores stay
+    scores = scores[scores["model_id"] == new.model_id]
     np.testing.assert_allclose(scores["threshold"], -np.log10(new.metrics["alert_level"]))
     assert (scores["is_anomaly"] == (scores["p_value"] < new.metrics["alert_level"])).all()
 
@@ -418,3 +420,70 @@ def test_a_night_waits_for_an_earlier_night_in_progress_then_says_which(store, b
     assert row["status"] == "failed" and "nightly-held" in row["message"]
     assert leases.read_leases(folder) == [held]
     leases.release(folder, held, succeeded=True)
+
+
+def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_rows(
+    store, base_config, tiny_windowed, spark
+):
+    """Scores and alert states are kept per model: scoring a challenger on the champion's nights
+    adds its rows beside them, a rerun of either changes nothing of the other, evaluate compares
+    them (one row each), and the report asks which one to show."""
+    from adspark.config import EvaluateJobConfig
+    from adspark.errors import ConfigError
+    from adspark.pipeline.alerts import state_key, state_source
+    from adspark.pipeline.evaluate import run_evaluate
+    from adspark.pipeline.report import build_report
+    from schemas import LABELS
+
+    config = _with_model_config(base_config)
+    config["train"]["validation_fraction"] = 0.5
+    _, champion = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    other = {**config, "train": {**config["train"], "detector": {**config["train"]["detector"], "hidden": [4]}}}
+    _, challenger = run_train(store, build_job_config(TrainJobConfig, other), D5, D6)
+    assert challenger.model_id != champion.model_id
+    config["alerts"] = {"level": 0.5, "detectors": ["model"],
+                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
+
+    def score_with(model, start, end):
+        return run_score(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": model.model_id}}),
+                         start, end)
+
+    def rows_of(table, model):
+        pdf = store.read(table).drop("run_id").toPandas()
+        if table == "alert_state":
+            pdf = pdf[pdf["alert_key"].str.endswith(model.model_id)]
+            pdf = pdf.assign(values=pdf["values"].map(list))
+            return pdf.sort_values(["entity", "date", "name"]).reset_index(drop=True)
+        return pdf[pdf["model_id"] == model.model_id].sort_values(["entity", "window_start"]).reset_index(drop=True)
+
+    score_with(champion, D5, D7)
+    champion_scores, champion_state = rows_of("scores", champion), rows_of("alert_state", champion)
+    cfg = build_job_config(ScoreJobConfig, config)
+    own, theirs = (state_key(cfg.alerts, champion.spec_id, m.model_id) for m in (challenger, champion))
+    assert state_source(store, own, D7) == theirs  # a model without states continues the newest one
+    run = score_with(challenger, D5, D7)
+    assert run.rows_written == len(champion_scores)  # its own windows only, not the champion's too
+    assert state_source(store, own, D7) == own
+    challenger_scores = rows_of("scores", challenger)
+    for _ in range(2):  # each rerun leaves the other model's rows as they were
+        pd.testing.assert_frame_equal(rows_of("scores", champion), champion_scores)
+        pd.testing.assert_frame_equal(rows_of("alert_state", champion), champion_state)
+        score_with(champion, D6, D6)
+        pd.testing.assert_frame_equal(rows_of("scores", challenger), challenger_scores)
+    assert len(rows_of("alert_state", challenger)) == len(champion_state)
+
+    top = champion_scores.sort_values("score").iloc[-1]
+    label = ("a1", top["entity"], "spike", top["window_start"].to_pydatetime(),
+             top["window_start"].to_pydatetime() + dt.timedelta(hours=1), 1.0, "test label")
+    spark.createDataFrame([label], LABELS.struct_type()).write.format("delta").save(store.path("labels"))
+    ev = run_evaluate(store, build_job_config(EvaluateJobConfig, config), D5, D7)
+    assert [r["model_ids"] for r in ev.rows] == [[m] for m in sorted((champion.model_id, challenger.model_id))]
+    assert all(r["windows"] == len(champion_scores) for r in ev.rows)
+    lines = ev.message.splitlines()
+    assert len(lines) == 3 and "2 models" in lines[0] and {line.split(":")[0].strip() for line in lines[1:]} == {
+        champion.model_id, challenger.model_id}
+    assert store.read("evaluations").count() == 2
+    with pytest.raises(ConfigError, match=f"scored by several models .*{champion.model_id}.*--model-id"):
+        build_report(store, cfg, D5, D7)
+    assert build_report(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": challenger.model_id}}),
+                        D5, D7).summary["models"] == challenger.model_id

@@ -1,7 +1,10 @@
+import re
+
 import pytest
 
 from adspark.config import (
     DiscretizeJobConfig,
+    TrainJobConfig,
     WindowJobConfig,
     build_job_config,
     check_identifier,
@@ -77,3 +80,34 @@ def test_demo_conf_is_valid():
 
     conf = Path(__file__).resolve().parents[2] / "conf" / "demo.yaml"
     load_job_config(WindowJobConfig, conf)
+
+
+def test_set_overrides_replace_keys_and_sections_without_touching_the_file_data(base_config):
+    from adspark.config import apply_overrides
+
+    base_config["train"] = {"detector": {"type": "dense_ae", "hidden": [8]}, "validation_fraction": 0.2}
+    out = apply_overrides(base_config, ["train.detector={type: pca, n_components: 4}", "window.stride=6",
+                                        "score.model_id=m-20260101T000000-abc123"])
+    assert out["train"]["detector"] == {"type": "pca", "n_components": 4}
+    assert out["train"]["validation_fraction"] == 0.2 and out["window"]["stride"] == 6
+    assert out["score"] == {"model_id": "m-20260101T000000-abc123"}  # a missing section is created
+    assert base_config["train"]["detector"]["type"] == "dense_ae"  # the input is not changed
+    assert build_job_config(TrainJobConfig, out).train.detector.type == "pca"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.detector", "expected KEY.PATH=VALUE"),
+        ("train..epochs=3", "expected KEY.PATH=VALUE"),
+        ("window.stride.x=1", "window.stride holds 1, not a section"),
+        ("window.size=[1, 2", "the value is not YAML"),
+    ],
+)
+def test_bad_set_overrides_are_one_clear_line(base_config, override, message):
+    from adspark.config import apply_overrides
+
+    base_config["window"]["stride"] = 1
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        apply_overrides(base_config, [override])
+    assert "\n" not in str(err.value)
