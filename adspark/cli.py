@@ -29,7 +29,7 @@ from adspark.config import (
     build_job_config,
     load_yaml,
 )
-from adspark.errors import AdsparkError, ConfigError
+from adspark.errors import AdsparkError, ConfigError, check_range
 
 DEFAULT_CONF = "conf/demo.yaml"
 CONF_ENV = "ADSPARK_CONF"
@@ -255,10 +255,9 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     from adspark.pipeline.nightly import run_nightly
 
     cfg = build_job_config(NightlyJobConfig, data, args.conf)
-    store = open_store(data, args.conf)
     last = args.end or args.date
-    if last < args.date:
-        raise ConfigError(f"--to {last} is before --date {args.date}")
+    check_range(args.date, last, "--date")
+    store = open_store(data, args.conf)
     day, statuses = args.date, []
     while day <= last:
         result = run_nightly(store, cfg, day)
@@ -356,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
+        if getattr(args, "start", None) and getattr(args, "end", None):  # before Spark starts
+            check_range(args.start, args.end)
+        if getattr(args, "date", None) and getattr(args, "end", None):
+            check_range(args.date, args.end, "--date")
         args.conf = find_conf(args.conf)
         data = apply_overrides(load_yaml(args.conf), args.overrides)
         print(COMMANDS[args.command](args, data))

@@ -6,6 +6,8 @@ row concerned, what was expected and what was found.
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 class AdsparkError(Exception):
     """Base class of every error adspark raises on purpose."""
@@ -43,6 +45,16 @@ class TableNotFoundError(AdsparkError):
     """A table the job reads does not exist yet (usually an earlier job has not run)."""
 
 
+class RangeError(ConfigError):
+    """A date range whose last night is before its first."""
+
+
+def check_range(start: dt.date, end: dt.date, first_flag: str = "--from") -> None:
+    """Raise :class:`RangeError` when ``end`` is before ``start`` (named by their CLI flags)."""
+    if end < start:
+        raise RangeError(f"--to {end} is before {first_flag} {start}")
+
+
 class EmptyInputError(AdsparkError):
     """The input of a job holds no rows for the requested range."""
 
@@ -53,6 +65,10 @@ class DataContractError(AdsparkError):
 
 class IdentifierError(ConfigError):
     """A catalog, schema, table or column name is not a safe SQL identifier."""
+
+
+class ModelNotFoundError(AdsparkError):
+    """No registered model matches the id or config."""
 
 
 class NightOrderError(AdsparkError):

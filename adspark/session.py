@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,22 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 _JAR_PREFIXES = ("delta-spark_", "delta-storage-")
 QUIET_LOG4J = Path(__file__).resolve().parent / "log4j2-quiet.properties"
+ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+@contextmanager
+def session_conf(spark: "SparkSession", key: str, value: str) -> Iterator[None]:
+    """Set a session configuration for the block only; the earlier value (or its absence) is
+    restored after, so later stages of the same session do not inherit it."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
 
 
 def delta_jars() -> list[str]:
@@ -81,7 +99,7 @@ def local_builder_conf(cfg: SparkConfig, warehouse: str | None = None) -> dict[s
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "10000",
+        ARROW_BATCH_ROWS: "10000",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # every table stays readable by other Delta engines (delta-rs, DuckDB): no deletion
         # vectors, no column mapping, whatever a newer default would be

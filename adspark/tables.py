@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from adspark.config import StorageConfig, check_identifier
-from adspark.errors import ConfigError, SchemaMismatchError, TableNotFoundError
+from adspark.errors import ConfigError, TableNotFoundError
 from adspark.faults import kill_point
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-    from schemas import TableSchema
 
 T = TypeVar("T")
 URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
@@ -372,14 +371,3 @@ class TableStore:
 
         with kill_point(table, self.path(table)):
             with_delta_retry(delete)
-
-    def check_columns(self, df: "DataFrame", schema: "TableSchema") -> None:
-        """Raise when ``df`` lacks a declared column or has it with another type."""
-        actual = {f.name: f.dataType for f in df.schema.fields}
-        for f in schema.fields:
-            if f.name not in actual:
-                raise SchemaMismatchError(schema.name, f.name, f.type, "missing")
-            if actual[f.name] != f.data_type():
-                raise SchemaMismatchError(
-                    schema.name, f.name, f.type, actual[f.name].simpleString()
-                )

@@ -16,7 +16,7 @@ import pandas as pd
 
 from adspark.config import CategoricalConfig, DiscretizeJobConfig, SourceConfig
 from adspark.core.features import CALENDAR_COLUMNS, FeatureSpec, pad_entities, slot_name
-from adspark.errors import ConfigError, DataContractError
+from adspark.errors import ConfigError, DataContractError, check_range
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.validate import (
     Validated,
@@ -252,8 +252,7 @@ def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, 
         The run record (counts reconcile: read = accepted + rejected).
     """
 
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    check_range(start, end)
     with recorded_run(store, "discretize", cfg, start, end) as run:
         raw = read_source(store, cfg.source)
         validated = validate_events(raw, cfg.source, start, end).persisted()

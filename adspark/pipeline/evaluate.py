@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from adspark.config import ConfigError, EvaluateJobConfig
+from adspark.config import EvaluateJobConfig
 from adspark.core.evaluation import (
     best_f1,
     match_intervals,
@@ -41,7 +41,7 @@ from adspark.core.evaluation import (
     prf_at,
     roc_auc,
 )
-from adspark.errors import EmptyInputError, SchemaMismatchError
+from adspark.errors import EmptyInputError, SchemaMismatchError, check_range
 from adspark.runs import recorded_run
 from adspark.tables import TableStore
 from schemas import EVALUATIONS, INTERVALS, MODELS, SCORES, WINDOW_SPECS
@@ -167,8 +167,7 @@ def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end:
     one row per model to ``evaluations``."""
     from pyspark.sql import functions as F
 
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    check_range(start, end)
     with recorded_run(store, "evaluate", cfg, start, end) as run:
         scores = store.read(SCORES.name).where(F.col("date").between(F.lit(start), F.lit(end)))
         if cfg.evaluate.model_id:

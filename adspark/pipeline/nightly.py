@@ -40,7 +40,7 @@ from adspark.config import (
     WindowJobConfig,
 )
 from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
-from adspark.errors import EmptyInputError
+from adspark.errors import EmptyInputError, ModelNotFoundError
 from adspark.pipeline import leases
 from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.feedback import feedback_summary
@@ -48,7 +48,7 @@ from adspark.pipeline.score import run_score
 from adspark.pipeline.train import config_key, run_train
 from adspark.pipeline.window import run_window
 from adspark.tables import TableStore
-from adspark.train.registry import ModelNotFoundError, RegisteredModel, find_model
+from adspark.train.registry import RegisteredModel, find_model
 from schemas import FEATURE_KEYS, NIGHTLY, SCORES, WINDOWS
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from adspark.config import ConfigError, ScoreJobConfig
 from adspark.core.drift import QUANTILE_LEVELS
 from adspark.core.evaluation import curve_points, overlap_labels, pr_auc, roc_auc
 from adspark.core.report import IntervalPanel, ReportData, render_report
-from adspark.errors import EmptyInputError
+from adspark.errors import EmptyInputError, check_range
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel, find_model
 from schemas import FEEDBACK, INTERVALS, SCORES, WINDOWS
@@ -111,8 +111,7 @@ def build_report(
 
     from adspark.pipeline.score import feature_names
 
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    check_range(start, end)
     rng = store.read(SCORES.name).where(F.col("date").between(F.lit(start), F.lit(end)))
     if cfg.score.model_id:
         rng = rng.where(F.col("model_id") == cfg.score.model_id)

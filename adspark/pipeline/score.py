@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from adspark.config import ScoreJobConfig
-from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError
+from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
 from adspark.pipeline.alerts import (
     WindowShape,
     alert_frames,
@@ -29,6 +29,7 @@ from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_scorer, output_struct
 from adspark.runs import RunRecord, recorded_run
+from adspark.session import ARROW_BATCH_ROWS, session_conf
 from adspark.tables import TableStore, sql_string
 from adspark.train.registry import RegisteredModel, artifact_files, find_model
 from schemas import ALERT_STATE, SCORES, WINDOW_SPECS, WINDOWS
@@ -122,13 +123,21 @@ def _write_scores(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
     run_id: str,
 ) -> tuple[str, str]:
-    """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``).
+    """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``), with
+    Arrow batches of ``score.arrow_batch_rows`` rows (the session's setting is restored after).
 
     Returns:
         (the threshold method the intervals record: ``alerts``, ``night mixture`` when a night got
         its own threshold, else the model's; a phrase for the run message about night thresholds).
     """
-    store.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(cfg.score.arrow_batch_rows))
+    with session_conf(store.spark, ARROW_BATCH_ROWS, str(cfg.score.arrow_batch_rows)):
+        return _score_and_write(store, cfg, model, start, end, run_id)
+
+
+def _score_and_write(
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
+    run_id: str,
+) -> tuple[str, str]:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
     mode, shape = window_shape(store, model.spec_id)
     if not (cfg.alerts.enabled and mode == "buckets"):
@@ -161,8 +170,7 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
     """Score the windows of ``[start, end]``, replace those nights in ``scores``, update intervals."""
     from pyspark.sql import functions as F
 
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    check_range(start, end)
     with recorded_run(store, "score", cfg, start, end) as run:
         model = resolve_model(store, cfg, start, end)
         method, nights = _write_scores(store, cfg, model, start, end, run.run_id)

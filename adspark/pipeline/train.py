@@ -27,7 +27,7 @@ from adspark.core.thresholds import Threshold, fit_threshold, per_entity_thresho
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
 from adspark.detectors.baselines import IsolationForestDetector, OneClassSVMDetector, PCADetector
 from adspark.detectors.vae import VariationalAutoencoder
-from adspark.errors import ConfigError, EmptyInputError
+from adspark.errors import ConfigError, EmptyInputError, check_range
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
 from adspark.train.registry import RegisteredModel, save_model
@@ -326,8 +326,7 @@ def run_train(
         backend: With ``train.backend: horovod``, runs the data-parallel loop on this backend
             instead of ``HorovodSparkBackend`` (e.g. ``LocalBackend``, the in-process double).
     """
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    check_range(start, end)
     with recorded_run(store, "train", cfg, start, end) as run:
         t0 = time.perf_counter()
         windows, spec_id, n_steps, n_features, version = _training_windows(store, cfg, start, end)
@@ -389,7 +388,8 @@ def latest_model(store: TableStore, cfg: TrainJobConfig) -> RegisteredModel:
     """
     from pyspark.sql import functions as F
 
-    from adspark.train.registry import ModelNotFoundError, find_model
+    from adspark.errors import ModelNotFoundError
+    from adspark.train.registry import find_model
 
     specs = [r.spec_id for r in store.read("models").select("spec_id").distinct().collect()] if store.exists(
         "models") else []
@@ -415,7 +415,8 @@ def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstr
     """
     from pathlib import Path
 
-    from adspark.train.registry import ModelNotFoundError, load_networks
+    from adspark.errors import ModelNotFoundError
+    from adspark.train.registry import load_networks
 
     folder = Path(model.artifact)
     if model.scope == "entity":

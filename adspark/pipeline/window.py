@@ -30,7 +30,7 @@ from adspark.core.scaling import (
     stats_vectors,
 )
 from adspark.core.windows import WindowRows, WindowSpec, entity_windows
-from adspark.errors import ConfigError, EmptyInputError, SchemaMismatchError
+from adspark.errors import EmptyInputError, SchemaMismatchError, check_range
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.rows import run_rows
 from adspark.pipeline.specs import StoredSpec
@@ -245,8 +245,7 @@ def floored_scales(stats: "DataFrame", examples: int = 5) -> str:
 
 def run_window(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date) -> RunRecord:
     """Write the ``windows`` of nights ``[start, end]`` (idempotent per night)."""
-    if end < start:
-        raise ConfigError(f"--to {end} is before --from {start}")
+    check_range(start, end)
     with recorded_run(store, "window", cfg, start, end) as run:
         if cfg.window.mode == "rows":
             run_rows(store, cfg, start, end, run)

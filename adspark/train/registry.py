@@ -24,14 +24,10 @@ import numpy as np
 
 from adspark import __version__
 from adspark.core.thresholds import Threshold
-from adspark.errors import AdsparkError, TableNotFoundError
+from adspark.errors import AdsparkError, ModelNotFoundError, TableNotFoundError
 from adspark.faults import kill_point
 from adspark.tables import TableStore
 from schemas import MODELS
-
-
-class ModelNotFoundError(AdsparkError):
-    """No registered model matches the id or config."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,6 @@ ARTIFACT_SUFFIXES = (".keras", ".npz")
 def write_networks(folder: Path, networks: Mapping[str, Any]) -> list[Path]:
     """Save fitted networks by name: a Keras network as ``<name>.keras``, the arrays of a model
     without a network (``{array name: array}``) as ``<name>.npz``. Returns the files written."""
-    import numpy as np
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -255,7 +250,6 @@ def artifact_files(model: RegisteredModel) -> dict[str, bytes]:
 def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:
     """The networks in a folder by name: Keras native files in safe mode, array files with
     ``allow_pickle=False`` (nothing is unpickled)."""
-    import numpy as np
 
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix in ARTIFACT_SUFFIXES) if Path(folder).is_dir() else []
     if not paths:
@@ -270,10 +264,3 @@ def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:
 
             out[p.stem] = keras.saving.load_model(p, safe_mode=True, compile=False)
     return out
-
-
-def thresholds_for(model: RegisteredModel, entities: np.ndarray) -> np.ndarray:
-    """The threshold in force for each entity, shape (n,)."""
-    return np.array(
-        [model.entity_thresholds.get(str(e), model.threshold.value) for e in entities], np.float64
-    )

@@ -53,8 +53,11 @@ def _table(store, name, drop=()):
 def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     config, model = trained
     cfg = build_job_config(ScoreJobConfig, config)
+    batch_rows = store.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     run = run_score(store, cfg, D5, D7)
     assert model.model_id in run.message and run.rows_written == run.rows_read > 0
+    # score.arrow_batch_rows (2 here) held for the scoring only; later stages get the session's
+    assert store.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == batch_rows != "2"
     first = _table(store, "scores", drop=["run_id"])
     intervals = _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
     run_score(store, cfg, D5, D7)

@@ -8,9 +8,10 @@ import pytest
 from adspark.config import TrainJobConfig, build_job_config
 from adspark.core.thresholds import Threshold
 from adspark.detectors.autoencoders import DenseAutoencoder
+from adspark.errors import ModelNotFoundError
 from adspark.pipeline.train import load_detector, run_train
 from adspark.train.backend import HorovodSparkBackend, LocalBackend
-from adspark.train.registry import ModelNotFoundError, RegisteredModel, find_model, save_model
+from adspark.train.registry import RegisteredModel, find_model, save_model
 from schemas import LABELS
 
 D5, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 7)
