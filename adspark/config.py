@@ -12,10 +12,18 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, TypeVar
+from typing import Annotated, Any, Literal, Mapping, Sequence, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from adspark.core.buckets import parse_duration
 from adspark.errors import ConfigError, IdentifierError
@@ -41,6 +49,24 @@ def check_identifier(name: str, what: str) -> str:
     return name
 
 
+def identifier(what: str) -> Any:
+    """A config field type holding a safe SQL identifier; a bad name is a validation error at its
+    key path (``source.measures.0.name: measure column name 'a b' is not a valid identifier ...``).
+
+    Args:
+        what: What the name names, for the message, e.g. ``"measure column"``.
+    """
+
+    def check(v: str) -> str:
+        try:
+            return check_identifier(v, what)
+        except IdentifierError as exc:
+            hint = " (map a raw column name with source.rename)" if what.endswith(" column") or what == "column" else ""
+            raise ValueError(f"{exc}{hint}") from None
+
+    return Annotated[str, AfterValidator(check)]
+
+
 class Strict(BaseModel):
     """Base for every config model: unknown keys are errors, values are immutable."""
 
@@ -56,15 +82,10 @@ class StorageConfig(Strict):
     """
 
     warehouse: str = "warehouse"
-    catalog: str | None = None
-    schema_name: str = Field(default="adspark", alias="schema")
+    catalog: identifier("catalog") | None = None
+    schema_name: identifier("schema") = Field(default="adspark", alias="schema")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("catalog", "schema_name")
-    @classmethod
-    def _identifier(cls, v: str | None) -> str | None:
-        return None if v is None else check_identifier(v, "catalog/schema")
 
 
 class SparkConfig(Strict):
@@ -84,15 +105,10 @@ class MeasureConfig(Strict):
     can overflow sums and squares downstream.
     """
 
-    name: str
+    name: identifier("measure column")
     non_negative: bool = False
     required: bool = True
     max_abs: float = Field(default=1e15, gt=0)
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        return check_identifier(v, "measure column")
 
 
 class CategoricalConfig(Strict):
@@ -105,15 +121,10 @@ class CategoricalConfig(Strict):
     ``top_k`` unseen values always go to ``__other__``.
     """
 
-    name: str
+    name: identifier("categorical column")
     values: list[str] | None = None
     top_k: int = Field(default=8, ge=1, le=256)
     unknown: Literal["reject", "other"] = "reject"
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        return check_identifier(v, "categorical column")
 
 
 class TimestampConfig(Strict):
@@ -123,14 +134,9 @@ class TimestampConfig(Strict):
     ``format`` is a Spark datetime pattern for string columns (ISO-8601 when omitted).
     """
 
-    column: str
+    column: identifier("timestamp column")
     timezone: str = "UTC"
     format: str | None = None
-
-    @field_validator("column")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        return check_identifier(v, "timestamp column")
 
 
 class DeltaFormat(Strict):
@@ -179,46 +185,29 @@ class SourceConfig(Strict):
     events).
     """
 
-    table: str = "events"
+    table: identifier("source table") = "events"
     path: str | None = None
     format: SourceFormat = Field(default_factory=DeltaFormat, discriminator="type")
-    rename: dict[str, str] = Field(default_factory=dict, description="raw column name -> name used here")
-    file_name_column: str | None = Field(
+    rename: dict[str, identifier("column (a rename target)")] = Field(default_factory=dict, description="raw column name -> name used here")
+    file_name_column: identifier("column") | None = Field(
         default=None,
         description="add a column holding each row's file name without folder and extension (one file "
         "per machine or series: name it in entity); file formats only",
     )
     timestamp: TimestampConfig
-    date_column: str | None = None
-    entity: list[str] = Field(min_length=1)
-    event_id: str | None = None
+    date_column: identifier("column") | None = None
+    entity: list[identifier("column")] = Field(min_length=1)
+    event_id: identifier("column") | None = None
     measures: list[MeasureConfig] = Field(default_factory=list)
     categoricals: list[CategoricalConfig] = Field(default_factory=list)
-    distinct: list[str] = Field(default_factory=list)
+    distinct: list[identifier("column")] = Field(default_factory=list)
     min_timestamp: dt.datetime = dt.datetime(2000, 1, 1)
     max_timestamp: dt.datetime = dt.datetime(2100, 1, 1)
     late_days: int = Field(default=2, ge=0, le=31)
 
-    @field_validator("table")
-    @classmethod
-    def _table(cls, v: str) -> str:
-        return check_identifier(v, "source table")
-
-    @field_validator("entity", "distinct")
-    @classmethod
-    def _columns(cls, v: list[str]) -> list[str]:
-        return [check_identifier(c, "column") for c in v]
-
-    @field_validator("date_column", "event_id", "file_name_column")
-    @classmethod
-    def _opt_column(cls, v: str | None) -> str | None:
-        return None if v is None else check_identifier(v, "column")
-
     @field_validator("rename")
     @classmethod
     def _renamed(cls, v: dict[str, str]) -> dict[str, str]:
-        for target in v.values():
-            check_identifier(target, "column (a rename target)")
         targets = list(v.values())
         dupes = sorted({t for t in targets if targets.count(t) > 1})
         if dupes:
@@ -418,16 +407,11 @@ class TrainConfig(Strict):
     petastorm_cache: str = "file:///tmp/adspark-petastorm"
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     exclude_labeled: bool = True
-    labels_table: str = "labels"
+    labels_table: identifier("labels table") = "labels"
     max_local_windows: int = Field(default=2_000_000, ge=1)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
-
-    @field_validator("labels_table")
-    @classmethod
-    def _labels(cls, v: str) -> str:
-        return check_identifier(v, "labels table")
 
     @model_validator(mode="after")
     def _horovod_detector(self) -> "TrainConfig":
@@ -604,13 +588,8 @@ class AlertsConfig(Strict):
 class EvaluateConfig(Strict):
     """``adspark evaluate``: which labels, which model."""
 
-    labels_table: str = "labels"
+    labels_table: identifier("labels table") = "labels"
     model_id: str | None = Field(default=None, description="default: every model that scored the range")
-
-    @field_validator("labels_table")
-    @classmethod
-    def _table(cls, v: str) -> str:
-        return check_identifier(v, "labels table")
 
 
 class NightlyConfig(Strict):
@@ -749,16 +728,19 @@ _JOB_SECTIONS: dict[type[Strict], tuple[str, ...]] = {
 
 
 def _format_validation(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration in {origin}:"]
+    """One line per problem, each naming its key path; a single problem is one line in all."""
+    problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        detail = e["msg"]
+        detail = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             detail = "unknown key (not part of the config schema)"
         got = e.get("input")
-        got_txt = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-        lines.append(f"  {key}: {detail}{got_txt}")
-    return "\n".join(lines)
+        shown = isinstance(got, (dict, list)) or got is None or repr(got) in detail
+        problems.append(f"{key}: {detail}{'' if shown else f' (got {got!r})'}")
+    if len(problems) == 1:
+        return f"invalid configuration in {origin}: {problems[0]}"
+    return "\n".join([f"invalid configuration in {origin}:", *(f"  {p}" for p in problems)])
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

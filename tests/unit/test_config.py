@@ -111,3 +111,22 @@ def test_bad_set_overrides_are_one_clear_line(base_config, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as err:
         apply_overrides(base_config, [override])
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        ('source.measures=[{name: "Volume Flow RateRMS"}]',
+         "source.measures.0.name: measure column name 'Volume Flow RateRMS' is not a valid identifier"),
+        ("storage.schema=a-b", "storage.schema: schema name 'a-b' is not a valid identifier"),
+        ('source.entity=[ok, "1x"]', "source.entity.1: column name '1x' is not a valid identifier"),
+    ],
+)
+def test_a_bad_name_in_the_config_is_one_line_naming_its_key_path(base_config, override, line):
+    from adspark.config import apply_overrides
+
+    with pytest.raises(ConfigError) as err:
+        build_job_config(DiscretizeJobConfig, apply_overrides(base_config, [override]), "c.yaml")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"invalid configuration in c.yaml: {line}")
+    assert ("source.rename" in message) == override.startswith("source.")
