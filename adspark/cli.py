@@ -125,8 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_store(data: dict, origin: str):
-    """Validate the storage/spark sections, then start Spark and register the tables."""
+def open_store(data: dict, origin: str, read_only: bool = False):
+    """Validate the storage/spark sections, then start Spark and register the tables.
+
+    A command that writes also makes sure the feedback table exists and (re)creates the views; a
+    read-only one (``sql``, ``tables``) creates nothing but the views that are missing.
+    """
     from adspark.pipeline.feedback import ensure_feedback_table
     from adspark.session import get_spark
     from adspark.tables import TableStore
@@ -139,8 +143,9 @@ def open_store(data: dict, origin: str):
     spark = get_spark(project.spark, project.storage.warehouse)
     store = TableStore(spark, project.storage)
     store.register_all()
-    ensure_feedback_table(store)
-    create_views(store)
+    if not read_only:
+        ensure_feedback_table(store)
+    create_views(store, only_missing=read_only)
     return store
 
 
@@ -287,7 +292,7 @@ def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
     import pandas as pd
     from pyspark.errors import AnalysisException, ParseException
 
-    store = open_store(data, args.conf)
+    store = open_store(data, args.conf, read_only=True)
     out = []
     for i, query in enumerate(args.query, start=1):
         try:
@@ -312,7 +317,7 @@ def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_tables(args: argparse.Namespace, data: dict) -> str:
-    store = open_store(data, args.conf)
+    store = open_store(data, args.conf, read_only=True)
     lines = [f"{'table':<16} {'rows':>12}  location"]
     for name in store.register_all():
         rows = store.read(name).count()

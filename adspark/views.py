@@ -46,11 +46,17 @@ VIEWS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def create_views(store: TableStore) -> list[str]:
-    """Create (or replace) every view whose tables exist; returns the names created."""
+def create_views(store: TableStore, only_missing: bool = False) -> list[str]:
+    """Create (or replace) every view whose tables exist; returns the names created.
+
+    Args:
+        only_missing: Leave views that already exist as they are (for read-only commands).
+    """
     created = []
     for name, (needs, select) in VIEWS.items():
         if not all(store.exists(t) for t in needs):
+            continue
+        if only_missing and store.spark.catalog.tableExists(store.qualified(name).replace("`", "")):
             continue
         for t in needs:
             store.register(t)
