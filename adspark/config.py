@@ -204,6 +204,11 @@ class SourceConfig(Strict):
     min_timestamp: dt.datetime = dt.datetime(2000, 1, 1)
     max_timestamp: dt.datetime = dt.datetime(2100, 1, 1)
     late_days: int = Field(default=2, ge=0, le=31)
+    same_timestamp: Literal["aggregate", "reject"] = Field(
+        default="aggregate",
+        description="readings of one entity at one timestamp that differ: aggregate them in their bucket "
+        "(counted in the discretize summary) or reject them all (reason conflicting_readings)",
+    )
 
     @field_validator("rename")
     @classmethod

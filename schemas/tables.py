@@ -42,7 +42,7 @@ REJECTS = TableSchema(
     fields=(
         F("run_id", "string", False, "the run that rejected the row"),
         F("job", "string", False, "discretize or window (row mode)"),
-        F("reason", "string", False, "rule code, e.g. null_entity, non_finite, duplicate"),
+        F("reason", "string", False, "rule code, e.g. null_entity, non_finite, duplicate, conflicting_readings"),
         F("column", "string", True, "the column that broke the rule"),
         F("detail", "string", True, "what was expected and what was found"),
         F("raw", "string", False, "the raw row as JSON"),

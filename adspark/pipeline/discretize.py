@@ -321,6 +321,7 @@ def _reconcile(
     )
     by_reason = {r.reason: int(r["count"]) for r in rejected}
     run.rows_read = validated.rows.count()
+    shared = validated.accepted.where(F.col("_shared")).count()
     run.rows_accepted = int(written.events or 0)
     run.rows_rejected = sum(by_reason.values())
     run.rows_written = int(written.rows or 0)
@@ -328,6 +329,8 @@ def _reconcile(
     run.message = (
         f"discretize {start}..{end}: read {run.rows_read} = accepted {run.rows_accepted} "
         f"+ rejected {run.rows_rejected} ({reasons}); wrote {run.rows_written} feature rows"
+        + (f"; {shared} accepted readings share their entity and timestamp with a different reading "
+           "(aggregated in their bucket; source.same_timestamp: reject rejects them)" if shared else "")
     )
     if run.rows_read != run.rows_accepted + run.rows_rejected:
         raise DataContractError(run.message + " -- counts do not reconcile")

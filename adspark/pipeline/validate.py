@@ -24,6 +24,10 @@ negative_value              a measure declared non-negative is negative
 unknown_category            a categorical with declared ``values`` holds another value
                             (``unknown: other`` counts it in the other slot instead)
 duplicate                   an exact copy of an earlier row (all columns equal)
+conflicting_readings        with ``source.same_timestamp: reject``: one of several different
+                            readings of an entity at one timestamp (all of them are rejected;
+                            with the default ``aggregate`` they are kept, aggregated in their
+                            bucket, and counted in the discretize summary)
 ==========================  =========================================================
 
 Late events (policy: queue, then re-score by rerunning the night). When ``source.date_column``
@@ -67,6 +71,7 @@ REASONS = (
     "negative_value",
     "unknown_category",
     "duplicate",
+    "conflicting_readings",
 )
 # U+FFFD (what a decoder leaves for invalid UTF-8) or an ASCII control character other than tab.
 _BAD_TEXT = "[\\x{FFFD}\\x00-\\x08\\x0B-\\x1F\\x7F]"
@@ -83,8 +88,9 @@ class Validated:
     Attributes:
         rows: Every row read, with normalized columns ``_entity`` (string), ``_ts`` (UTC
             timestamp), ``_date`` (the row's night), one double column per measure, one string
-            column per categorical, ``_reason``/``_column``/``_detail`` (null when accepted) and
-            ``_raw`` (JSON of the original row, for rejected rows only).
+            column per categorical, ``_reason``/``_column``/``_detail`` (null when accepted),
+            ``_raw`` (JSON of the original row, for rejected rows only) and ``_shared`` (the row
+            passed every rule and another different reading of its entity has its timestamp).
         measures: Measure column names.
         categoricals: Categorical column names.
     """
@@ -405,6 +411,19 @@ def validate_events(
         detail.cast("string").alias("_rule_detail"),
     ).withColumn("_copy", copy_rank)
     is_dup = F.col("_rule_reason").isNull() & (F.col("_copy") > 1)
+    # different readings of one entity at one timestamp (exact copies are duplicates, above)
+    passing = F.col("_rule_reason").isNull() & (F.col("_copy") == 1)
+    same = F.sum(F.when(passing, 1).otherwise(0)).over(Window.partitionBy("_entity", "_ts"))
+    marked = marked.withColumn("_shared", passing & (same > 1)).withColumn("_same", same)
+    if source.same_timestamp == "reject":
+        conflict = F.col("_shared")
+        conflict_detail = F.concat(
+            F.col("_same").cast("string"), F.lit(" different readings of entity "), F.col("_entity"),
+            F.lit(" at "), F.col("_ts").cast("string"),
+            F.lit(" (source.same_timestamp: reject; 'aggregate' keeps them in their bucket)"),
+        )
+    else:
+        conflict, conflict_detail = F.lit(False), F.lit(None).cast("string")
     categoricals = [c.name for c in source.categoricals]
     extra_cols = [c for c in source.distinct if c not in categoricals] + (
         [source.event_id] if source.event_id and source.event_id not in categoricals else []
@@ -416,15 +435,17 @@ def validate_events(
         *measure_cols,
         *[F.col(c).cast("string").alias(c) for c in categoricals],
         *[F.col(c).cast("string").alias(c) for c in extra_cols if c not in categoricals],
-        F.when(is_dup, F.lit("duplicate")).otherwise(F.col("_rule_reason")).alias("_reason"),
-        F.when(is_dup, F.lit(None)).otherwise(F.col("_rule_column")).alias("_column"),
-        F.when(is_dup, F.lit("exact copy of an earlier row")).otherwise(
+        F.when(is_dup, F.lit("duplicate")).when(conflict, F.lit("conflicting_readings"))
+        .otherwise(F.col("_rule_reason")).alias("_reason"),
+        F.when(is_dup, F.lit(None)).when(conflict, F.lit(ts_col)).otherwise(F.col("_rule_column")).alias("_column"),
+        F.when(is_dup, F.lit("exact copy of an earlier row")).when(conflict, conflict_detail).otherwise(
             F.col("_rule_detail")
         ).alias("_detail"),
         F.when(
-            F.col("_rule_reason").isNotNull() | is_dup,
+            F.col("_rule_reason").isNotNull() | is_dup | conflict,
             F.to_json(F.struct(*[F.col(c) for c in original])),
         ).alias("_raw"),
+        (F.col("_shared") & ~conflict).alias("_shared"),
     )
     return Validated(result, tuple(m.name for m in source.measures), tuple(categoricals))
 

@@ -71,7 +71,7 @@ GOOD = tuple(
     _row(f"good-{u}-{h}", time=f"2026-01-05 {h:02d}:15:00", user=u, amount=str(h), category="ab"[h % 2],
          channel="web")
     for u in ("u1", "u2") for h in range(0, 24, 3)
-)
+) + (_row("good-u1-3-second-reading", time="2026-01-05 03:15:00", user="u1", amount="7", category="b"),)
 
 
 def _config(tmp_path) -> DiscretizeJobConfig:
@@ -124,6 +124,8 @@ def test_read_equals_accepted_plus_rejected(corpus_run) -> None:
     assert run.rows_read == len(GOOD) + bad
     assert run.rows_rejected == len(rejects) == bad - 1  # one copy of the duplicate is accepted
     assert run.rows_accepted == run.rows_read - run.rows_rejected
+    # two readings of u1 at 03:15 (source.same_timestamp: aggregate, the default): kept, counted
+    assert "; 2 accepted readings share their entity and timestamp with a different reading" in run.message
     features = store.read("features").toPandas()
     assert int(features["event_count"].sum()) == len(GOOD) + 1  # good rows + the first copy of "dup"
     # nothing non-finite or huge reached the features

@@ -110,3 +110,29 @@ def test_hundreds_of_measure_columns_validate_and_the_first_failed_rule_wins(spa
     v = validate_events(df, source, D, D)
     rows = {r._entity: r for r in v.rows.select("_entity", "_reason", "_column").collect()}
     assert (rows["u1"]._reason, rows["u2"]._reason, rows["u2"]._column) == (None, "negative_value", "v007")
+
+
+@pytest.mark.parametrize("policy", ["aggregate", "reject"])
+def test_different_readings_at_one_timestamp_are_counted_or_rejected(spark, base_config, policy):
+    base_config["source"]["same_timestamp"] = policy
+    source = build_job_config(DiscretizeJobConfig, base_config).source
+    rows = [
+        ("a", "2026-01-05 10:00:00", "u1", "1.5", 3.0, "a", D, "x"),
+        ("b", "2026-01-05 10:00:00", "u1", "9.0", 3.0, "a", D, "x"),  # same entity and time, another reading
+        ("c", "2026-01-05 10:00:00", "u2", "1.5", 3.0, "a", D, "x"),  # same time, another entity
+        ("d", "2026-01-05 11:00:00", "u1", "2.0", 3.0, "a", D, "x"),
+        ("d", "2026-01-05 11:00:00", "u1", "2.0", 3.0, "a", D, "x"),  # an exact copy: a duplicate
+    ]
+    v = validate_events(spark.createDataFrame(rows, SCHEMA), source, D, D)
+    got = sorted(((r.event_id, r._reason, r._shared) for r in v.rows.select("event_id", "_reason", "_shared").collect()),
+                 key=lambda t: (t[0], str(t[1])))
+    if policy == "aggregate":
+        assert got == [("a", None, True), ("b", None, True), ("c", None, False), ("d", None, False),
+                       ("d", "duplicate", False)]
+    else:
+        assert got == [("a", "conflicting_readings", False), ("b", "conflicting_readings", False),
+                       ("c", None, False), ("d", None, False), ("d", "duplicate", False)]
+        r = v.rejected.where("event_id = 'a'").first()
+        assert r._column == "event_time" and r._detail.startswith("2 different readings of entity u1 at 2026-01-05 10:00")
+        assert "conflicting_readings" in REASONS and '"event_id":"a"' in r._raw
+    assert v.accepted.count() + v.rejected.count() == len(rows)
