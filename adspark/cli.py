@@ -227,13 +227,13 @@ def _cmd_feedback(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_recalibrate(args: argparse.Namespace, data: dict) -> str:
+    from adspark.models.lookup import latest_model
     from adspark.pipeline.feedback import recalibrate
-    from adspark.pipeline.train import latest_model
 
     cfg = build_job_config(TrainJobConfig, data, args.conf)
     store = open_store(data, args.conf)
     if args.model_id:
-        from adspark.train.registry import find_model
+        from adspark.models.registry import find_model
 
         model = find_model(store, model_id=args.model_id)
     else:

@@ -244,6 +244,34 @@ class SourceConfig(Strict):
         return self.date_column or self.timestamp.column
 
 
+class DayPadding(Strict):
+    """Every active entity-day (an event that day or within ``activity_lookback_days`` before)
+    gets its full grid of buckets: empty ones are zero counts. For entities that are observed all
+    day (users, hosts, meters)."""
+
+    mode: Literal["day"] = "day"
+
+
+class SpanPadding(Strict):
+    """Buckets only where the entity is active: between two of its events at most ``max_gap``
+    apart on one UTC day the empty buckets are added (idle time, zero counts); a longer gap (or
+    midnight, as each night is discretized on its own) ends the span, and nothing is added before
+    an entity's first event of a night or after its last, so no window ends after it. For short runs (experiments, machine cycles) and sub-minute buckets, where a
+    full day of buckets would be mostly invented."""
+
+    mode: Literal["span"]
+    max_gap: str = Field(default="1h", description="longest idle stretch filled with empty buckets")
+
+    @field_validator("max_gap")
+    @classmethod
+    def _gap(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+Padding = Annotated[DayPadding | SpanPadding, Field(discriminator="mode")]
+
+
 class DiscretizeConfig(Strict):
     """Bucketing of events into per-entity time buckets."""
 
@@ -251,6 +279,7 @@ class DiscretizeConfig(Strict):
     calendar: bool = True
     difference: list[str] = Field(default_factory=list)
     activity_lookback_days: int = Field(default=2, ge=0, le=60)
+    padding: Padding = Field(default_factory=DayPadding)
 
     @field_validator("bucket")
     @classmethod
@@ -264,6 +293,13 @@ class DiscretizeConfig(Strict):
     def bucket_seconds(self) -> int:
         """The bucket width in seconds."""
         return parse_duration(self.bucket)
+
+    @property
+    def max_gap_buckets(self) -> int | None:
+        """Span padding: the longest run of empty buckets filled; ``None`` for day padding."""
+        if isinstance(self.padding, SpanPadding):
+            return parse_duration(self.padding.max_gap) // self.bucket_seconds
+        return None
 
 
 class ScalingConfig(Strict):

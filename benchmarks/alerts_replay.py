@@ -55,6 +55,7 @@ MODEL_FREE = ["level", "diff", "seasonal", "extreme", "profile"]
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "without profile": {"detectors": ["level", "diff", "seasonal", "extreme"]},
+    "without diff": {"detectors": ["level", "seasonal", "extreme", "profile"]},
     "counts anscombe": {"counts": "anscombe"},
     "means left to the model": {"means": "model"},
     "measure evidence peak": {"measure_evidence": "peak"},

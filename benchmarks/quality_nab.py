@@ -264,9 +264,9 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
     from pyspark.sql import functions as F
 
     from adspark.core.alerts import alert_nights
+    from adspark.models.registry import find_model
     from adspark.pipeline.alerts import alert_params
     from adspark.pipeline.score import window_shape
-    from adspark.train.registry import find_model
 
     model = find_model(store, model_id=model_id)
     _, shape = window_shape(store, model.spec_id)

@@ -91,10 +91,10 @@ def spark_paths(det, x_path: Path, n: int, workdir: Path) -> dict[str, float]:
 
     from adspark.config import SparkConfig, StorageConfig
     from adspark.core.thresholds import Threshold
+    from adspark.models.registry import RegisteredModel, artifact_files, save_model
     from adspark.pipeline.scorer import OUTPUT_FIELDS, make_scorer
     from adspark.session import get_spark
     from adspark.tables import TableStore
-    from adspark.train.registry import RegisteredModel, artifact_files, save_model
     from schemas import SCORES
 
     def session():

@@ -13,8 +13,9 @@ import numpy as np
 from adspark.config import TrainJobConfig, build_job_config
 from adspark.core.drift import QUANTILE_LEVELS
 from adspark.core.report import ReportData, render_report
+from adspark.models.lookup import load_detector
 from adspark.notebook import open_notebook
-from adspark.pipeline.train import load_detector, run_train
+from adspark.pipeline.train import run_train
 
 nb = open_notebook(globals())
 conf = nb.conf

@@ -11,10 +11,10 @@ import datetime as dt
 
 from adspark.config import EvaluateJobConfig, TrainJobConfig, build_job_config
 from adspark.errors import EmptyInputError
+from adspark.models.lookup import latest_model
 from adspark.notebook import open_notebook
 from adspark.pipeline.evaluate import run_evaluate
 from adspark.pipeline.feedback import add_feedback, feedback_summary, recalibrate
-from adspark.pipeline.train import latest_model
 
 nb = open_notebook(globals())
 conf = nb.conf

@@ -67,8 +67,10 @@ def pad_entities(
     bucket_seconds: int,
     spec: FeatureSpec,
     context: pd.DataFrame | None = None,
+    max_gap_buckets: int | None = None,
 ) -> pd.DataFrame:
-    """Complete the buckets of many entities over their active days (vectorized).
+    """Complete the buckets of many entities over their active days, or only between their
+    events (vectorized).
 
     Args:
         buckets: Aggregated rows: ``entity``, ``bucket_start`` (naive UTC) and
@@ -79,6 +81,11 @@ def pad_entities(
         spec: Feature layout.
         context: Optional earlier rows (``entity``, ``bucket_start``, aggregates), used only as
             the previous value when differencing the first bucket of the range; not returned.
+        max_gap_buckets: ``None``: every active day gets a full grid (``activity``). Else span
+            padding: only the empty buckets between two buckets of an entity at most this many
+            buckets apart on one UTC day are added (an idle stretch); a longer gap, or midnight,
+            ends the span, and nothing is added before an entity's first bucket or after its
+            last (``activity`` unused).
 
     Returns:
         One row per entity and bucket, sorted: ``entity, bucket_start, date, padded`` +
@@ -95,15 +102,9 @@ def pad_entities(
     if own.duplicated(keys).any():
         dupe = own[own.duplicated(keys)].iloc[0]
         raise ValueError(f"entity {dupe['entity']!r}: duplicate bucket_start {dupe['bucket_start']}")
-    per_day = 86400 // bucket_seconds
-    act = activity[["entity", "date"]].drop_duplicates()
-    day_start = pd.to_datetime(act["date"]).to_numpy("datetime64[ns]")
-    offsets = (np.arange(per_day) * bucket_seconds).astype("timedelta64[s]")
-    grid = pd.DataFrame(
-        {
-            "entity": np.repeat(act["entity"].to_numpy(dtype=object), per_day),
-            "bucket_start": (day_start[:, None] + offsets[None, :]).ravel().astype("datetime64[ns]"),
-        }
+    grid = (
+        _day_grid(activity, bucket_seconds) if max_gap_buckets is None
+        else _span_grid(own, bucket_seconds, max_gap_buckets)
     )
     out = grid.merge(own, on=keys, how="outer", indicator=True)
     out = out.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -132,3 +133,50 @@ def pad_entities(
         out["day_of_week"] = dow.astype("int32")
         out["is_weekend"] = (dow >= 6).astype("int32")
     return out
+
+
+def _day_grid(activity: pd.DataFrame, bucket_seconds: int) -> pd.DataFrame:
+    """Every bucket of every active entity-day: ``entity``, ``bucket_start``."""
+    per_day = 86400 // bucket_seconds
+    act = activity[["entity", "date"]].drop_duplicates()
+    day_start = pd.to_datetime(act["date"]).to_numpy("datetime64[ns]")
+    offsets = (np.arange(per_day) * bucket_seconds).astype("timedelta64[s]")
+    return pd.DataFrame(
+        {
+            "entity": np.repeat(act["entity"].to_numpy(dtype=object), per_day),
+            "bucket_start": (day_start[:, None] + offsets[None, :]).ravel().astype("datetime64[ns]"),
+        }
+    )
+
+
+def _span_grid(own: pd.DataFrame, bucket_seconds: int, max_gap_buckets: int) -> pd.DataFrame:
+    """The empty buckets inside each entity's gaps of at most ``max_gap_buckets`` buckets.
+
+    Args:
+        own: ``entity``, ``bucket_start`` (datetime64[ns]) of the buckets with events.
+        bucket_seconds: Bucket width.
+        max_gap_buckets: Longest run of empty buckets that is filled.
+
+    Returns:
+        ``entity``, ``bucket_start`` of the buckets to add (the real ones are merged by the caller).
+    """
+    if own.empty:
+        return pd.DataFrame({"entity": pd.Series(dtype=object), "bucket_start": pd.Series(dtype="datetime64[ns]")})
+    srt = own[["entity", "bucket_start"]].sort_values(["entity", "bucket_start"], kind="stable")
+    index = srt["bucket_start"].to_numpy("datetime64[s]").astype(np.int64) // bucket_seconds
+    entity = srt["entity"].to_numpy(dtype=object)
+    per_day = 86400 // bucket_seconds
+    # consecutive buckets of one entity on one UTC day (a night is discretized on its own, so a
+    # gap across midnight is never filled: nights one by one equal one long run)
+    same = (entity[1:] == entity[:-1]) & (index[1:] // per_day == index[:-1] // per_day)
+    empty = index[1:] - index[:-1] - 1  # empty buckets between them
+    fill = same & (empty > 0) & (empty <= max_gap_buckets)
+    counts = np.where(fill, empty, 0)
+    first = np.repeat(index[:-1] + 1, counts)
+    step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return pd.DataFrame(
+        {
+            "entity": np.repeat(entity[:-1], counts),
+            "bucket_start": ((first + step) * bucket_seconds).astype("datetime64[s]").astype("datetime64[ns]"),
+        }
+    )

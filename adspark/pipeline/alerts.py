@@ -36,9 +36,9 @@ from adspark.core.buckets import parse_duration
 from adspark.core.calibration import CalibrationParams, exponential_tail_params
 from adspark.core.streaming import BaselineParams
 from adspark.errors import ConfigError
+from adspark.models.registry import RegisteredModel
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.tables import TableStore
-from adspark.train.registry import RegisteredModel
 from schemas import ALERT_STATE, SCORES
 
 log = logging.getLogger(__name__)

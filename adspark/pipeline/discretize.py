@@ -141,6 +141,7 @@ def build_features(
     bucket_seconds: int,
     exprs: Sequence,
     groups: int = 16,
+    max_gap_buckets: int | None = None,
 ) -> "DataFrame":
     """Aggregate accepted events into buckets and pad them per entity.
 
@@ -154,6 +155,8 @@ def build_features(
         bucket_seconds: Bucket width.
         exprs: Aggregations from :func:`aggregate_expressions`.
         groups: Number of entity groups handed to pandas.
+        max_gap_buckets: Span padding's longest filled gap; ``None`` pads whole active days
+            (see :func:`adspark.core.features.pad_entities`).
     """
     from pyspark.sql import functions as F
 
@@ -183,6 +186,7 @@ def build_features(
             bucket_seconds,
             spec,
             context=ctx[["entity", "bucket_start", *aggregates]] if len(ctx) else None,
+            max_gap_buckets=max_gap_buckets,
         )
         return out[names]
 
@@ -288,6 +292,7 @@ def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, 
             features = build_features(
                 validated, activity, _context_rows(store, start, spec, bucket_s), spec, bucket_s,
                 exprs, groups=entity_groups(store.spark, start, end),
+                max_gap_buckets=cfg.discretize.max_gap_buckets,
             )
             store.replace_dates(
                 features, FEATURE_KEYS.name, "date", start, end, partition_by=FEATURE_KEYS.partition_by

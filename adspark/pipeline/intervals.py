@@ -20,8 +20,8 @@ import pandas as pd
 from adspark.config import IntervalConfig
 from adspark.core.intervals import INTERVAL_COLUMNS, merge_intervals
 from adspark.faults import kill_point
+from adspark.models.registry import RegisteredModel
 from adspark.tables import TableStore, with_delta_retry
-from adspark.train.registry import RegisteredModel
 from schemas import INTERVALS, SCORES
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import numpy as np
 
 from adspark.config import NightThresholdConfig
 from adspark.core.transductive import NightThreshold, night_threshold
-from adspark.train.registry import RegisteredModel
+from adspark.models.registry import RegisteredModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame

@@ -41,14 +41,15 @@ from adspark.config import (
 )
 from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
 from adspark.errors import EmptyInputError, ModelNotFoundError
+from adspark.models.lookup import config_key
+from adspark.models.registry import RegisteredModel, find_model
 from adspark.pipeline import leases
 from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.feedback import feedback_summary
 from adspark.pipeline.score import run_score
-from adspark.pipeline.train import config_key, run_train
+from adspark.pipeline.train import run_train
 from adspark.pipeline.window import run_window
 from adspark.tables import TableStore
-from adspark.train.registry import RegisteredModel, find_model
 from schemas import FEATURE_KEYS, NIGHTLY, SCORES, WINDOWS
 
 log = logging.getLogger(__name__)

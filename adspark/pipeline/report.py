@@ -19,8 +19,8 @@ from adspark.core.drift import QUANTILE_LEVELS
 from adspark.core.evaluation import curve_points, overlap_labels, pr_auc, roc_auc
 from adspark.core.report import IntervalPanel, ReportData, render_report
 from adspark.errors import EmptyInputError, check_range
+from adspark.models.registry import RegisteredModel, find_model
 from adspark.tables import TableStore
-from adspark.train.registry import RegisteredModel, find_model
 from schemas import FEEDBACK, INTERVALS, SCORES, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ def _panel(store: TableStore, model: RegisteredModel, iv, scores: pd.DataFrame, 
            features: list[str], feedback: dict[str, str], top_k: int) -> IntervalPanel:
     from pyspark.sql import functions as F
 
-    from adspark.pipeline.train import load_detector
+    from adspark.models.lookup import load_detector
 
     mine = scores[scores["entity"] == iv.entity].sort_values("window_end")
     lo, hi = pd.Timestamp(iv.start) - pd.Timedelta(days=1), pd.Timestamp(iv.end) + pd.Timedelta(days=1)

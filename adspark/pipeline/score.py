@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from adspark.config import ScoreJobConfig
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
+from adspark.models.registry import RegisteredModel, artifact_files, find_model
 from adspark.pipeline.alerts import (
     WindowShape,
     alert_frames,
@@ -31,7 +32,6 @@ from adspark.pipeline.scorer import make_scorer, output_struct
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import ARROW_BATCH_ROWS, session_conf
 from adspark.tables import TableStore, sql_string
-from adspark.train.registry import RegisteredModel, artifact_files, find_model
 from schemas import ALERT_STATE, SCORES, WINDOW_SPECS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +59,7 @@ def resolve_model(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: d
         SchemaMismatchError: The model's window spec is not the windows' spec.
         ModelNotFoundError: No model matches.
     """
-    from adspark.pipeline.train import config_key
+    from adspark.models.lookup import config_key
 
     specs = _range_specs(store, start, end)
     if not specs:

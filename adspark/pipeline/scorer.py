@@ -17,7 +17,7 @@ import numpy as np
 
 from adspark.core.contributions import top_contributors
 from adspark.errors import DataContractError
-from adspark.train.registry import RegisteredModel
+from adspark.models.registry import RegisteredModel
 from schemas import SCORES, WINDOWS, Field, TableSchema
 
 # Detectors loaded in this Python worker, by (model id, entity or ""): loaded once, reused.
@@ -41,8 +41,8 @@ def output_struct(passthrough: tuple[str, ...] = (), feature_errors: bool = Fals
 
 def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
     from adspark.config import DetectorConfig
-    from adspark.pipeline.train import build_detector
-    from adspark.train.registry import load_networks
+    from adspark.detectors.factory import build_detector
+    from adspark.models.registry import load_networks
 
     key = (model.model_id, entity or "")
     if key not in _LOADED:

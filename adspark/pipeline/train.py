@@ -9,94 +9,34 @@ threshold on validation scores (globally or per entity) and registers the model.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adspark.config import DetectorConfig, TrainJobConfig
+from adspark.config import TrainJobConfig
 from adspark.core.calibration import fit_error_tails
 from adspark.core.drift import score_quantiles
-from adspark.core.thresholds import Threshold, fit_threshold, per_entity_thresholds
-from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
-from adspark.detectors.baselines import IsolationForestDetector, OneClassSVMDetector, PCADetector
-from adspark.detectors.vae import VariationalAutoencoder
+from adspark.core.thresholds import fit_threshold, per_entity_thresholds
+from adspark.detectors.autoencoders import DenseAutoencoder
+from adspark.detectors.factory import build_detector
 from adspark.errors import ConfigError, EmptyInputError, check_range
+from adspark.models.lookup import config_key
+from adspark.models.registry import Fitted, RegisteredModel, save_model
+from adspark.models.tracking import log_to_mlflow
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
-from adspark.train.registry import RegisteredModel, save_model
-from adspark.train.tracking import log_to_mlflow
 from schemas import WINDOWS
 
 log = logging.getLogger(__name__)
-
-Reconstructor = (
-    DenseAutoencoder | LSTMAutoencoder | VariationalAutoencoder | PCADetector | IsolationForestDetector
-    | OneClassSVMDetector
-)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
     from adspark.train.backend import TrainingBackend
-
-
-def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
-    """The detector wrapper a config describes (untrained)."""
-    recency = cfg.recency_halflife
-    if cfg.type == "pca":
-        n = cfg.n_components
-        return PCADetector(n_components=n if n < 1 else int(n), recency_halflife=recency)
-    if cfg.type == "iforest":
-        return IsolationForestDetector(n_estimators=cfg.n_estimators, max_samples=cfg.max_samples, seed=cfg.seed,
-                                       recency_halflife=recency)
-    if cfg.type == "ocsvm":
-        return OneClassSVMDetector(nu=cfg.nu, gamma=cfg.gamma, max_train=cfg.max_train, seed=cfg.seed,
-                                   recency_halflife=recency)
-    if cfg.type == "vae":
-        return VariationalAutoencoder(
-            hidden=tuple(cfg.hidden), latent=cfg.bottleneck, beta=cfg.beta, score_kind=cfg.score_kind,
-            n_samples=cfg.n_samples, epochs=cfg.epochs, batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate, patience=cfg.patience, seed=cfg.seed,
-        )
-    common = dict(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        patience=cfg.patience, seed=cfg.seed, verbose=verbose, recency_halflife=recency,
-    )
-    if cfg.type == "lstm_ae":
-        return LSTMAutoencoder(units=cfg.units, bottleneck=cfg.bottleneck, **common)
-    return DenseAutoencoder(
-        hidden=tuple(cfg.hidden), bottleneck=cfg.bottleneck, activation=cfg.activation,
-        dropout=cfg.dropout, l2=cfg.l2, **common,
-    )
-
-
-# detector options added after models were registered: at their defaults they stay out of the
-# config key, so a model registered before keeps its key (and stays the model in force)
-LATER_DETECTOR_OPTIONS = ("n_components", "n_estimators", "max_samples", "nu", "gamma", "max_train", "recency_halflife")
-
-
-def config_key(cfg: TrainJobConfig, spec_id: str) -> str:
-    """What identifies "the same model config": inputs, detector, threshold, training choices."""
-    detector = {
-        k: v for k, v in cfg.train.detector.model_dump(mode="json").items()
-        if k not in LATER_DETECTOR_OPTIONS or v != DetectorConfig.model_fields[k].default
-    }
-    body = {
-        "spec_id": spec_id,
-        "detector": detector,
-        "threshold": cfg.train.threshold.model_dump(mode="json"),
-        "validation_fraction": cfg.train.validation_fraction,
-        "exclude_labeled": cfg.train.exclude_labeled,
-        "model_scope": cfg.train.model_scope,
-    }
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _training_windows(
@@ -176,27 +116,6 @@ def _collect(
     values = np.stack(pdf["values"].to_numpy()) if n else np.empty((0, n_steps * n_features), np.float32)
     x = values.reshape(n, n_steps, n_features).astype(np.float32)
     return x, pdf["entity"].to_numpy(), pdf["labeled"].to_numpy(dtype=bool)
-
-
-@dataclass
-class Fitted:
-    """What a training path hands to the registry.
-
-    Attributes:
-        networks: Keras networks by name (global scope).
-        files: Artifact files by relative path (entity scope).
-        threshold: Global threshold.
-        entity_thresholds: Per-entity thresholds.
-        entity_models: Entity -> artifact subfolder (entity scope).
-        metrics: Losses, epochs, samples/s, counts.
-    """
-
-    networks: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
-    threshold: Threshold | None = None
-    entity_thresholds: dict[str, float] = field(default_factory=dict)
-    entity_models: dict[str, str] = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
 
 
 def _train_horovod(
@@ -378,50 +297,3 @@ def run_train(
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.5f}"
-
-
-def latest_model(store: TableStore, cfg: TrainJobConfig) -> RegisteredModel:
-    """The latest registered model of this train config (any window spec).
-
-    Raises:
-        ModelNotFoundError: When none is registered for the config.
-    """
-    from pyspark.sql import functions as F
-
-    from adspark.errors import ModelNotFoundError
-    from adspark.train.registry import find_model
-
-    specs = [r.spec_id for r in store.read("models").select("spec_id").distinct().collect()] if store.exists(
-        "models") else []
-    keys = [config_key(cfg, s) for s in specs]
-    rows = (
-        store.read("models").where(F.col("config_key").isin(keys)).orderBy(F.desc("created_at")).limit(1)
-        .select("model_id").collect() if keys else []
-    )
-    if not rows:
-        raise ModelNotFoundError("no registered model for this train config (run `adspark train` first)")
-    return find_model(store, model_id=rows[0].model_id)
-
-
-def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstructor:
-    """Recreate a trained detector from the registry alone.
-
-    Args:
-        model: The registered model.
-        entity: For entity-scoped models, whose network to load.
-
-    Raises:
-        ModelNotFoundError: When the artifact (or the entity's network) is missing.
-    """
-    from pathlib import Path
-
-    from adspark.errors import ModelNotFoundError
-    from adspark.train.registry import load_networks
-
-    folder = Path(model.artifact)
-    if model.scope == "entity":
-        if entity is None or entity not in model.entity_models:
-            raise ModelNotFoundError(f"model {model.model_id} has no network for entity {entity!r}")
-        folder = folder / model.entity_models[entity]
-    detector = build_detector(DetectorConfig.model_validate(model.params))
-    return detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))

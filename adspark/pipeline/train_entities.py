@@ -24,12 +24,10 @@ from adspark.config import DetectorConfig, TrainConfig
 from adspark.core.drift import score_quantiles
 from adspark.core.thresholds import fit_threshold, per_entity_thresholds
 from adspark.errors import ConfigError, EmptyInputError
-from adspark.train.registry import ARTIFACT_SUFFIXES, write_networks
+from adspark.models.registry import ARTIFACT_SUFFIXES, Fitted, write_networks
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
-
-    from adspark.pipeline.train import Fitted
 
 ENTITY_FIT_SCHEMA = (
     "entity string, networks binary, n_train long, n_val long, loss double, val_loss double, "
@@ -62,7 +60,7 @@ def entity_fitter(
     """
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
-        from adspark.pipeline.train import build_detector
+        from adspark.detectors.factory import build_detector
 
         t0 = time.perf_counter()
         entity = str(pdf["entity"].iloc[0])
@@ -104,8 +102,6 @@ def fit_entity_models(
         ConfigError: More entities than ``train.max_entity_models``.
         EmptyInputError: No entity has enough clean training windows.
     """
-    from adspark.pipeline.train import Fitted
-
     n_entities = windows.select("entity").distinct().count()
     if n_entities > cfg.max_entity_models:
         raise ConfigError(

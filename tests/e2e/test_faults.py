@@ -39,8 +39,9 @@ import pytest
 import yaml
 
 from adspark.config import NightlyJobConfig, StorageConfig, TrainJobConfig, build_job_config
+from adspark.models.lookup import load_detector
 from adspark.pipeline.nightly import run_nightly
-from adspark.pipeline.train import load_detector, run_train
+from adspark.pipeline.train import run_train
 from adspark.tables import TableStore
 
 D5, D6, D7, D8, D9, D10 = (dt.date(2026, 1, d) for d in (5, 6, 7, 8, 9, 10))
@@ -119,7 +120,7 @@ def assert_same(got: dict, want: dict) -> None:
 
 def assert_models_loadable(store: TableStore) -> None:
     """Every model the registry shows has its complete artifact."""
-    from adspark.train.registry import find_model
+    from adspark.models.registry import find_model
 
     for model_id in [r.model_id for r in store.read("models").select("model_id").collect()]:
         load_detector(find_model(store, model_id=model_id))

@@ -148,3 +148,34 @@ def test_one_csv_per_series_takes_the_entity_from_the_file_name(store, base_conf
     delta["source"]["file_name_column"] = "user_id"
     with pytest.raises(ConfigError, match="file_name_column names the files of a parquet, json or csv source"):
         build_job_config(DiscretizeJobConfig, delta)
+
+
+def test_span_padding_adds_buckets_only_between_events_and_no_window_ends_after_them(store, base_config, tiny_events):
+    """discretize.padding span: u1 (events at 01:30, 07:30, 08:30) gets 01:00..08:00, its 5-hour
+    idle gap filled; u2 (one event at 13:30) one bucket; nights one by one equal the range; every
+    window lies inside a span."""
+    import pandas as pd
+
+    from adspark.config import WindowJobConfig
+    from adspark.pipeline.window import run_window
+
+    base_config["discretize"] = {"bucket": "1h", "difference": ["event_count"],
+                                 "padding": {"mode": "span", "max_gap": "6h"}}
+    cfg = build_job_config(DiscretizeJobConfig, base_config)
+    run = run_discretize(store, cfg, D5, D7)
+    assert (run.rows_read, run.rows_accepted, run.rows_written) == (12, 12, 3 * (8 + 1))  # day padding: 144
+    f = _features(store)
+    u1 = f[(f.entity == "u1") & (f.date == D5)]
+    assert [t.hour for t in u1.bucket_start] == list(range(1, 9))
+    assert list(u1.padded) == [False, True, True, True, True, True, False, False]
+    assert len(f[(f.entity == "u2") & (f.date == D5)]) == 1
+    for day in (D5, D6, D7):  # night by night: the same rows
+        run_discretize(store, cfg, day, day)
+    cols = [c for c in f.columns if c != "padded"]
+    pd.testing.assert_frame_equal(_features(store)[cols], f[cols])
+    run_window(store, build_job_config(WindowJobConfig, {**base_config, "window": {**base_config["window"]}}), D5, D7)
+    w = store.read("windows").toPandas()
+    assert len(w) and set(w.entity) == {"u1"}
+    assert (w.window_start.dt.hour >= 1).all() and (w.window_end.dt.hour <= 9).all()
+    with pytest.raises(ConfigError, match="discretize.padding.span.max_gap"):
+        build_job_config(DiscretizeJobConfig, {**base_config, "discretize": {"padding": {"mode": "span", "max_gap": "soon"}}})

@@ -16,12 +16,13 @@ from adspark.config import (
 )
 from adspark.core.thresholds import Threshold
 from adspark.errors import EmptyInputError, NightOrderError
+from adspark.models.lookup import load_detector
+from adspark.models.registry import RegisteredModel
 from adspark.pipeline import leases
 from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.nightly import _retrain_reason, run_nightly
 from adspark.pipeline.score import run_score
-from adspark.pipeline.train import load_detector, run_train
-from adspark.train.registry import RegisteredModel
+from adspark.pipeline.train import run_train
 from schemas import EVALUATIONS, SCORES
 
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
@@ -191,7 +192,7 @@ def test_a_model_of_another_window_spec_is_refused(store, trained):
     from dataclasses import replace
 
     from adspark.errors import SchemaMismatchError
-    from adspark.train.registry import save_model
+    from adspark.models.registry import save_model
 
     config, model = trained
     other = save_model(store, replace(model, model_id="m-other-spec", spec_id="0123456789ab"))

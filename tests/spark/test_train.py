@@ -9,9 +9,10 @@ from adspark.config import TrainJobConfig, build_job_config
 from adspark.core.thresholds import Threshold
 from adspark.detectors.autoencoders import DenseAutoencoder
 from adspark.errors import ModelNotFoundError
-from adspark.pipeline.train import load_detector, run_train
+from adspark.models.lookup import load_detector
+from adspark.models.registry import RegisteredModel, find_model, save_model
+from adspark.pipeline.train import run_train
 from adspark.train.backend import HorovodSparkBackend, LocalBackend
-from adspark.train.registry import RegisteredModel, find_model, save_model
 from schemas import LABELS
 
 D5, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 7)

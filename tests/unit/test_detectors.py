@@ -91,7 +91,7 @@ def test_models_without_a_network_score_from_their_arrays_as_scikit_learn_does()
     from sklearn.ensemble import IsolationForest
     from sklearn.svm import OneClassSVM
 
-    from adspark.train.registry import load_networks, write_networks
+    from adspark.models.registry import load_networks, write_networks
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 2, 3)).astype(np.float32)
@@ -140,7 +140,7 @@ def test_config_key_of_a_model_registered_before_the_new_detector_options_is_unc
     import yaml
 
     from adspark.config import TrainJobConfig, build_job_config
-    from adspark.pipeline.train import config_key
+    from adspark.models.lookup import config_key
 
     data = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "demo.yaml").read_text())
     # the key main computed before the pca / iforest / ocsvm / recency options existed

@@ -103,3 +103,33 @@ def test_entities_never_mix():
     assert a.event_count.sum() == 1.0 and bb.event_count.sum() == 6.0
     # b's first bucket has no predecessor: NaN, not a's value
     assert np.isnan(bb.event_count_diff.iloc[0])
+
+
+def test_span_padding_fills_short_idle_gaps_only_between_events():
+    """A 20-minute run in 1-second buckets: 1,200 rows, not a day's 86,400; a gap longer than
+    max_gap, and midnight, end a span; nothing before the first event or after the last."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from adspark.core.features import FeatureSpec, pad_entities
+
+    spec = FeatureSpec(zero_fill=("event_count",), null_fill=(), difference=(), calendar=False, timezone="UTC")
+    t0 = pd.Timestamp("2026-01-05 10:00:00")
+    every_3s = [t0 + pd.Timedelta(seconds=s) for s in range(0, 1200, 3)]
+    later = [t0 + pd.Timedelta(hours=2), t0 + pd.Timedelta(hours=2, seconds=4)]  # after a 2 h gap
+    midnight = [pd.Timestamp("2026-01-05 23:59:58"), pd.Timestamp("2026-01-06 00:00:01")]
+    buckets = pd.DataFrame({"entity": "run-1", "bucket_start": every_3s + later + midnight, "event_count": 1.0})
+    activity = pd.DataFrame({"entity": ["run-1"], "date": [dt.date(2026, 1, 5)]})
+    out = pad_entities(buckets, activity, 1, spec, max_gap_buckets=60)
+    first_run = out[out["bucket_start"] < t0 + pd.Timedelta(hours=1)]
+    assert len(first_run) == 1198 and first_run["bucket_start"].is_monotonic_increasing  # 10:00:00..10:19:57
+    assert first_run["padded"].sum() == 1198 - 400 and (first_run.loc[first_run["padded"], "event_count"] == 0).all()
+    second = out[(out["bucket_start"] >= t0 + pd.Timedelta(hours=1)) & (out["date"] == dt.date(2026, 1, 5))]
+    assert len(second) == 5 + 1  # 12:00:00..12:00:04 and 23:59:58: the 2 h gap is not filled
+    assert out["bucket_start"].max() == pd.Timestamp("2026-01-06 00:00:01")
+    assert not out["bucket_start"].isin([pd.Timestamp("2026-01-05 23:59:59"), pd.Timestamp("2026-01-06 00:00:00")]).any()
+    day = pad_entities(buckets, activity, 1, spec)  # day padding: the whole active day
+    assert (day["date"] == dt.date(2026, 1, 5)).sum() == 86400
+    assert np.isclose(out["event_count"].sum(), day["event_count"].sum())

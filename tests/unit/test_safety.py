@@ -9,8 +9,8 @@ import pytest
 
 from adspark.config import StorageConfig
 from adspark.errors import AdsparkError, ConfigError, IdentifierError
+from adspark.models.registry import artifact_folder
 from adspark.tables import TableStore, date_range_predicate
-from adspark.train.registry import artifact_folder
 
 
 def _store(warehouse: str) -> TableStore:

@@ -4,8 +4,8 @@ import datetime as dt
 
 from adspark.config import MlflowConfig
 from adspark.core.thresholds import Threshold
-from adspark.train.registry import RegisteredModel
-from adspark.train.tracking import log_to_mlflow, mlflow_payload
+from adspark.models.registry import RegisteredModel
+from adspark.models.tracking import log_to_mlflow, mlflow_payload
 
 
 def _model() -> RegisteredModel:

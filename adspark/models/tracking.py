@@ -12,7 +12,7 @@ import math
 import os
 
 from adspark.config import MlflowConfig
-from adspark.train.registry import RegisteredModel
+from adspark.models.registry import RegisteredModel
 
 log = logging.getLogger(__name__)
 

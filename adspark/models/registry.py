@@ -98,6 +98,27 @@ def write_networks(folder: Path, networks: Mapping[str, Any]) -> list[Path]:
     return paths
 
 
+@dataclass
+class Fitted:
+    """What a training path hands to the registry.
+
+    Attributes:
+        networks: Keras networks by name (global scope).
+        files: Artifact files by relative path (entity scope).
+        threshold: Global threshold.
+        entity_thresholds: Per-entity thresholds.
+        entity_models: Entity -> artifact subfolder (entity scope).
+        metrics: Losses, epochs, samples/s, counts.
+    """
+
+    networks: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    threshold: Threshold | None = None
+    entity_thresholds: dict[str, float] = field(default_factory=dict)
+    entity_models: dict[str, str] = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
 def save_model(
     store: TableStore,
     model: RegisteredModel,
