@@ -142,13 +142,14 @@ def test_a_command_in_a_fresh_folder_is_quiet_and_leaves_no_spark_warehouse(tmp_
                          timeout=600, env={**os.environ, "ADSPARK_CONF": str(conf)})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Setting default log level" not in out.stderr and "log4j" not in out.stderr, out.stderr[-2000:]
-    assert list(work.iterdir()) == []
-    assert (tmp_path / "wh" / "_catalog").is_dir()
+    assert list(work.iterdir()) == []  # a read-only command on an empty warehouse writes nothing
     # a query naming a missing table: one line, no stack
     bad = subprocess.run([sys.executable, "-m", "adspark.cli", "sql", "select * from adspark.nope"], cwd=work,
                          capture_output=True, text=True, timeout=600, env={**os.environ, "ADSPARK_CONF": str(conf)})
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "{" not in bad.stderr, bad.stderr[-2000:]
     assert "adspark sql: error: query 1: [TABLE_OR_VIEW_NOT_FOUND]" in bad.stderr
+    # the catalog the query opened lives under the configured warehouse, not in the working folder
+    assert list(work.iterdir()) == [] and (tmp_path / "wh" / "_catalog").is_dir()
 
 
 def test_the_config_is_found_from_the_environment_or_the_project(tmp_path, monkeypatch):
