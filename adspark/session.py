@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,19 +30,32 @@ QUIET_LOG4J = Path(__file__).resolve().parent / "log4j2-quiet.properties"
 ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
+# holders of a session setting: (session id, key) -> [holders, value before the first holder]
+_HELD: dict[tuple[int, str], list] = {}
+_HELD_LOCK = threading.Lock()
+
+
 @contextmanager
 def session_conf(spark: "SparkSession", key: str, value: str) -> Iterator[None]:
-    """Set a session configuration for the block only; the earlier value (or its absence) is
-    restored after, so later stages of the same session do not inherit it."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
+    """Set a session configuration for the block only; the value from before the first of
+    overlapping blocks (two nights scored at once in threads of one driver) is restored when the
+    last one ends, so later stages of the same session do not inherit it."""
+    slot = (id(spark), key)
+    with _HELD_LOCK:
+        held = _HELD.setdefault(slot, [0, spark.conf.get(key, None)])
+        held[0] += 1
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
+        with _HELD_LOCK:
+            held[0] -= 1
+            if held[0] == 0:
+                del _HELD[slot]
+                if held[1] is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, held[1])
 
 
 def delta_jars() -> list[str]:

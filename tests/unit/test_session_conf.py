@@ -1,0 +1,51 @@
+"""session_conf: a setting held for a block, restored after the last of overlapping blocks."""
+
+from adspark.session import session_conf
+
+KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+class _Conf:
+    def __init__(self, values: dict) -> None:
+        self.values = dict(values)
+
+    def get(self, key: str, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+    def unset(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+class _Session:
+    def __init__(self, values: dict) -> None:
+        self.conf = _Conf(values)
+
+
+def test_overlapping_blocks_restore_the_value_from_before_the_first():
+    """Two nights scored at once in threads: A enters, B enters (it sees A's value), A leaves,
+    B leaves; the session ends with its own value, not A's."""
+    spark = _Session({KEY: "10000"})
+    a, b = session_conf(spark, KEY, "2"), session_conf(spark, KEY, "2")
+    a.__enter__()
+    b.__enter__()
+    assert spark.conf.get(KEY) == "2"
+    a.__exit__(None, None, None)
+    assert spark.conf.get(KEY) == "2"  # B still scoring
+    b.__exit__(None, None, None)
+    assert spark.conf.get(KEY) == "10000"
+
+
+def test_a_setting_absent_before_is_unset_after_even_on_error():
+    spark = _Session({})
+    try:
+        with session_conf(spark, KEY, "2"):
+            assert spark.conf.get(KEY) == "2"
+            raise RuntimeError("scoring failed")
+    except RuntimeError:
+        pass
+    assert spark.conf.get(KEY) is None
+    with session_conf(_Session({KEY: "5"}), KEY, "2"):  # another session is another slot
+        assert spark.conf.get(KEY) is None
