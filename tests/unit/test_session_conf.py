@@ -1,5 +1,7 @@
 """session_conf: a setting held for a block, restored after the last of overlapping blocks."""
 
+import pytest
+
 from adspark.session import session_conf
 
 KEY = "spark.sql.execution.arrow.maxRecordsPerBatch"
@@ -40,12 +42,9 @@ def test_overlapping_blocks_restore_the_value_from_before_the_first():
 
 def test_a_setting_absent_before_is_unset_after_even_on_error():
     spark = _Session({})
-    try:
-        with session_conf(spark, KEY, "2"):
-            assert spark.conf.get(KEY) == "2"
-            raise RuntimeError("scoring failed")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="scoring failed"), session_conf(spark, KEY, "2"):
+        assert spark.conf.get(KEY) == "2"
+        raise RuntimeError("scoring failed")
     assert spark.conf.get(KEY) is None
     with session_conf(_Session({KEY: "5"}), KEY, "2"):  # another session is another slot
         assert spark.conf.get(KEY) is None
