@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
     ch = add("run", "discretize -> window -> train -> score -> evaluate a range in one Spark session", dates=True)
     ch.add_argument("--train-to", dest="train_to", type=_date,
-                    help="last night to train on (default window.scaling.fit_to); later nights are scored")
+                    help="last night to train on (default window.scaling.fit_to); later nights are scored "
+                         "(not with window.scaling.entity_head: each entity trains on its own head)")
     lb = add("labels", "load labeled anomalies (CSV: entity, start, end[, kind, description, magnitude, anomaly_id])",
              dates=False)
     lb.add_argument("file", help="CSV file with a header row (a path or URI)")
@@ -274,7 +275,7 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_run(args: argparse.Namespace, data: dict) -> str:
-    from adspark.pipeline.chain import ChainConfigs, run_chain
+    from adspark.pipeline.chain import ChainConfigs, chain_ranges, run_chain
 
     cfgs = ChainConfigs(
         discretize=build_job_config(DiscretizeJobConfig, data, args.conf),
@@ -283,8 +284,8 @@ def _cmd_run(args: argparse.Namespace, data: dict) -> str:
         score=build_job_config(ScoreJobConfig, data, args.conf),
         evaluate=build_job_config(EvaluateJobConfig, data, args.conf),
     )
-    train_to = args.train_to or cfgs.window.window.scaling.fit_to
-    result = run_chain(open_store(data, args.conf), cfgs, args.start, args.end or args.start, train_to)
+    chain_ranges(cfgs, args.start, args.end or args.start, args.train_to)  # before Spark starts
+    result = run_chain(open_store(data, args.conf), cfgs, args.start, args.end or args.start, args.train_to)
     return "\n".join(result.lines)
 
 

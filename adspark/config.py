@@ -317,6 +317,25 @@ class ScalingConfig(Strict):
         description="subtract each window's mean per feature after scaling: the model sees shape, "
         "not level (entities whose level drifts); a level shift still shows in the windows holding it",
     )
+    entity_head: str | None = Field(
+        default=None,
+        description="each entity's own reference range: its first ENTITY_HEAD of activity (from its "
+        "first event between fit_from and fit_to, e.g. 5min) fits its scaling, and `train` trains "
+        "and validates on the windows inside it (the last train.validation_fraction of it validates) "
+        "instead of on calendar nights; for short runs that start normal (experiments, machine cycles)",
+    )
+
+    @field_validator("entity_head")
+    @classmethod
+    def _head(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @property
+    def entity_head_seconds(self) -> int | None:
+        """``entity_head`` in seconds (``None``: calendar nights)."""
+        return None if self.entity_head is None else parse_duration(self.entity_head)
 
     @model_validator(mode="after")
     def _range(self) -> "ScalingConfig":
@@ -341,6 +360,8 @@ class WindowConfig(Strict):
             raise ValueError("row mode takes size 1 and stride 1 (one event = one sample)")
         if self.mode == "rows" and self.scaling.center_windows:
             raise ValueError("scaling.center_windows needs bucket windows (a one-row window centers to zeros)")
+        if self.mode == "rows" and self.scaling.entity_head is not None:
+            raise ValueError("scaling.entity_head needs bucket windows (row mode fits on the nights fit_from..fit_to)")
         return self
 
 
@@ -555,7 +576,10 @@ class AlertsConfig(Strict):
     timezone: str = Field(default="UTC", description="zone of the seasonal slots (hour of day, weekend)")
     level_halflife: str = Field(default="1d", description="half-life of the level and diff baselines")
     seasonal_halflife: float = Field(default=4.0, gt=0, description="half-life of a seasonal slot, in visits")
-    warmup: str = Field(default="1d", description="history before level, diff and extreme give verdicts")
+    warmup: str = Field(
+        default="1d",
+        description="history before level, diff and extreme give verdicts (at most window.scaling.entity_head)",
+    )
     min_visits: int = Field(default=3, ge=1, description="visits of a seasonal slot before it gives verdicts")
     extreme_tolerance: float = Field(default=0.1, ge=0, description="share of the running range a value may exceed it")
     clip: float = Field(default=3.0, gt=0, description="winsorizing bound of the baselines, in sigmas")
@@ -699,6 +723,17 @@ class WindowJobConfig(Strict):
     source: SourceConfig
     discretize: DiscretizeConfig
     window: WindowConfig
+
+    @model_validator(mode="after")
+    def _head_holds_a_window(self) -> "WindowJobConfig":
+        head = self.window.scaling.entity_head_seconds
+        span = self.window.size * self.discretize.bucket_seconds
+        if self.window.mode == "buckets" and head is not None and head < span:
+            raise ValueError(
+                f"window.scaling.entity_head {self.window.scaling.entity_head} holds no window of "
+                f"{self.window.size} x {self.discretize.bucket} buckets: expected at least {span} s"
+            )
+        return self
 
 
 class TrainJobConfig(Strict):

@@ -77,6 +77,8 @@ WINDOW_SPECS = TableSchema(
         F("fit_from", "date", False, "first day of the scaler's training range"),
         F("fit_to", "date", False, "last day of the scaler's training range"),
         F("created_at", "timestamp", False, "when the spec was first used"),
+        F("entity_head_seconds", "bigint", True,
+          "each entity's reference range (window.scaling.entity_head), null for calendar nights"),
     ),
 )
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from adspark.core.buckets import epoch_seconds
 from adspark.core.calibration import (
     CalibrationParams,
     alert_onsets,
@@ -39,6 +40,7 @@ from adspark.core.calibration import (
     normal_sf,
     pareto_tail,
 )
+from adspark.core.heads import in_sample
 from adspark.core.profile import PROFILE_FEATURE, expected_counts, new_profile_buffer, window_profiles
 from adspark.core.streaming import (
     BASELINES,
@@ -93,6 +95,9 @@ class AlertParams:
         baseline_only: Features the baselines judge (None: see :attr:`baseline_features`).
         model_out_of_sample: First night whose windows the model was not fitted on: earlier
             windows' model scores are in-sample (too low) and do not enter its calibration.
+        model_in_sample_seconds: For a model trained on each entity's head
+            (``window.scaling.entity_head``): the windows ending within this many seconds of the
+            entity's first non-empty bucket were fitted on (:func:`adspark.core.heads.in_sample`).
         sums: Scale on which the baselines compare sums (``x_sum``): ``linear``, ``sqrt`` (the
             signed square root: the variance of a sum over a Poisson number of events no longer
             grows with the rate, as the Anscombe scale does for counts) or ``log``.
@@ -123,6 +128,7 @@ class AlertParams:
     model_feature_reference: tuple[float, ...] | None = None
     model_feature_tail: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] | None = None
     model_out_of_sample: dt.date | None = None
+    model_in_sample_seconds: float | None = None
     baseline_only: tuple[str, ...] | None = None
     sums: str = "linear"
     measure_evidence: str = "sustained"
@@ -170,6 +176,7 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
         state.update(new_profile_buffer(params.n_steps))
     state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
     state["last_anomalous_end"] = np.array([-np.inf])  # end of the last anomalous window (epoch seconds)
+    state["first_seen"] = np.array([-np.inf])  # start of the first non-empty bucket (epoch seconds; -inf: none yet)
     return state
 
 
@@ -181,13 +188,6 @@ def conform_state(state: dict[str, np.ndarray] | None, params: AlertParams) -> d
     if state is None:
         return fresh
     return {k: state[k] if k in state and state[k].shape == v.shape else v for k, v in fresh.items()}
-
-
-def _epoch_seconds(ts: pd.Series) -> np.ndarray:
-    t = pd.to_datetime(ts)
-    if getattr(t.dt, "tz", None) is not None:
-        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
-    return t.to_numpy("datetime64[us]").astype(np.int64) / 1e6
 
 
 def _new_buckets(
@@ -280,9 +280,22 @@ def _profile_raw(
     return raw, rows
 
 
-def _model_raw(df: pd.DataFrame, params: AlertParams) -> np.ndarray:
+def _first_seen(values: np.ndarray, times: np.ndarray, features: tuple[str, ...], known: float) -> float:
+    """The start of the entity's first non-empty bucket: ``known`` once set, else the first of
+    these buckets with events (with ``event_count``) or with any value (without it); -inf if none."""
+    if np.isfinite(known) or not len(times):
+        return known
+    if "event_count" in features:
+        active = values[:, features.index("event_count")] > 0
+    else:
+        active = np.isfinite(values).any(axis=1)
+    return float(times[active].min()) if active.any() else known
+
+
+def _model_raw(df: pd.DataFrame, params: AlertParams, first_seen: float = -np.inf) -> np.ndarray:
     """The model's raw scores: per feature (n, F) errors over their validation medians, else the
-    window score over the median validation score (n,); NaN on in-sample nights."""
+    window score over the median validation score (n,); NaN on in-sample nights, or for a model
+    trained on entity heads, on the windows it was fitted on."""
     if params.model_feature_reference is not None and "feature_errors" in df:
         ref = np.maximum(np.asarray(params.model_feature_reference, np.float64), 1e-12)
         raw = np.stack([np.asarray(v, np.float64) for v in df["feature_errors"]]) / ref if len(df) \
@@ -291,8 +304,12 @@ def _model_raw(df: pd.DataFrame, params: AlertParams) -> np.ndarray:
         ref = params.model_reference if params.model_reference else 1.0
         raw = df["model_score"].to_numpy(np.float64) / max(ref, 1e-12)
     if params.model_out_of_sample is not None and len(df):
-        in_sample = pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample
-        raw = np.where(in_sample.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
+        before = pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample
+        raw = np.where(before.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
+    if params.model_in_sample_seconds is not None and len(df):
+        ends = epoch_seconds(df["window_start"]) + params.n_steps * params.bucket_seconds
+        fitted_on = in_sample(ends, first_seen, params.model_in_sample_seconds)
+        raw = np.where(fitted_on.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
     return raw
 
 
@@ -315,7 +332,7 @@ def alert_step(
     n, f = len(df), len(params.features)
     s = {k: v.copy() for k, v in state.items()}
     counts = params.counts
-    starts = _epoch_seconds(df["window_start"])
+    starts = epoch_seconds(df["window_start"])
     values, times, owner, cursor = _new_buckets(starts, list(df["raw_values"]), float(s["cursor"][0]), params)
     slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
                            params.timezone)
@@ -326,6 +343,7 @@ def alert_step(
                                     events)
     s.update(base_state)
     s["cursor"] = np.array([cursor])
+    s["first_seen"] = np.array([_first_seen(values, times, params.features, float(s["first_seen"][0]))])
 
     # per detector: calibrate each feature's evidence, keep the smallest p (x features, Bonferroni)
     used = params.baseline_features
@@ -335,7 +353,7 @@ def alert_step(
     driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
     for j, d in enumerate(params.detectors):
         if d == "model":
-            raw, rows = _model_raw(df, params), None
+            raw, rows = _model_raw(df, params, float(s["first_seen"][0])), None
         elif d == "profile":
             raw, rows = _profile_raw(s, out, values, times, owner, starts, params)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 
 _UNITS = {
     "s": 1,
@@ -46,3 +47,11 @@ def bucket_floor(epoch_seconds: np.ndarray, bucket_seconds: int) -> np.ndarray:
     """
     e = np.asarray(epoch_seconds, dtype=np.int64)
     return e - np.mod(e, bucket_seconds)
+
+
+def epoch_seconds(ts: pd.Series) -> np.ndarray:
+    """Timestamps (naive UTC or zoned) -> epoch seconds, float64, shape (n,)."""
+    t = pd.to_datetime(ts)
+    if getattr(t.dt, "tz", None) is not None:
+        t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+    return t.to_numpy("datetime64[us]").astype(np.int64) / 1e6

@@ -64,6 +64,7 @@ class WindowShape:
     stride: int
     bucket_seconds: int
     fit_from: dt.date
+    entity_head_seconds: int | None = None
 
 
 def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
@@ -102,17 +103,22 @@ def state_source(store: TableStore, key: str, start: dt.date) -> str | None:
 
 
 def core_alert_params(
-    cfg: AlertsConfig, features: tuple[str, ...], n_steps: int, stride: int, bucket_seconds: int
+    cfg: AlertsConfig, features: tuple[str, ...], n_steps: int, stride: int, bucket_seconds: int,
+    entity_head_seconds: int | None = None,
 ) -> AlertParams:
     """The core parameters of the alerts config for windows of this shape, without a model (the
-    model's references are added by :func:`alert_params`)."""
+    model's references are added by :func:`alert_params`). With an entity head (short runs) the
+    baselines' warmup is at most the head: they learn the reference stretch and judge after it."""
+    warmup = parse_duration(cfg.warmup)
+    if entity_head_seconds is not None:
+        warmup = min(warmup, entity_head_seconds)
     return AlertParams(
         features=tuple(features), n_steps=n_steps, stride=stride, bucket_seconds=bucket_seconds,
         detectors=tuple(cfg.detectors), level=cfg.level, fusion=cfg.fusion, timezone=cfg.timezone,
         baselines=BaselineParams(
             level_halflife=max(parse_duration(cfg.level_halflife) / bucket_seconds, 1.0),
             seasonal_halflife=cfg.seasonal_halflife, clip=cfg.clip,
-            min_buckets=max(int(parse_duration(cfg.warmup) // bucket_seconds), 1),
+            min_buckets=max(int(warmup // bucket_seconds), 1),
             min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance, count_tail=cfg.counts,
             day_type_levels=cfg.day_type_levels,
         ),
@@ -130,7 +136,8 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
     """The core parameters from the config, the window spec and the model."""
     quantiles = model.metrics.get("val_score_quantiles") or []
     try:
-        base = core_alert_params(cfg, shape.features, shape.n_steps, shape.stride, shape.bucket_seconds)
+        base = core_alert_params(cfg, shape.features, shape.n_steps, shape.stride, shape.bucket_seconds,
+                                 shape.entity_head_seconds)
     except ConfigError as err:
         raise ConfigError(f"{err} (window spec {shape.spec_id})") from None
     level = model.metrics.get("alert_level")  # recalibrated from analysts' feedback (adspark recalibrate)
@@ -141,6 +148,7 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
         model_feature_reference=_feature_reference(model, len(shape.features)),
         model_feature_tail=_feature_tail(model, len(shape.features)),
         model_out_of_sample=_first_validation_night(model),
+        model_in_sample_seconds=_in_sample_seconds(model),
     )
 
 
@@ -176,9 +184,19 @@ def _feature_tail(
 
 
 def _first_validation_night(model: RegisteredModel) -> dt.date | None:
-    """The first night the model did not fit on (older registrations: the night after training)."""
+    """The first night the model did not fit on (older registrations: the night after training;
+    ``None`` for a model trained on each entity's head, see :func:`_in_sample_seconds`)."""
+    if _in_sample_seconds(model) is not None:
+        return None
     recorded = model.metrics.get("first_validation_night")
     return dt.date.fromisoformat(recorded) if recorded else model.train_to + dt.timedelta(days=1)
+
+
+def _in_sample_seconds(model: RegisteredModel) -> float | None:
+    """For a model trained on each entity's head: how long after its first non-empty bucket an
+    entity's windows were fitted on (``None``: trained on calendar nights)."""
+    value = model.metrics.get("in_sample_seconds")
+    return None if value is None else float(value)
 
 
 def output_schema() -> StructType:

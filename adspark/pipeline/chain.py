@@ -3,7 +3,9 @@
 For a user iterating on a config over their own data: every step of a range in one process (one
 JVM start, one Delta start), each stage handing the next what it made (the trained model goes to
 scoring by object, not looked up again). Training reads ``[start, train_to]``; scoring and
-evaluation ``[train_to + 1, end]``; evaluation runs when the labels table exists.
+evaluation ``[train_to + 1, end]`` (with ``window.scaling.entity_head``: training reads each
+entity's head, scoring and evaluation the whole range); evaluation runs when the labels table
+exists.
 """
 
 from __future__ import annotations
@@ -42,13 +44,39 @@ class ChainResult:
     model_id: str
 
 
-def run_chain(
-    store: TableStore, cfgs: ChainConfigs, start: dt.date, end: dt.date, train_to: dt.date,
-) -> ChainResult:
-    """Run every stage over ``[start, end]``, training on ``[start, train_to]``.
+def chain_ranges(
+    cfgs: ChainConfigs, start: dt.date, end: dt.date, train_to: dt.date | None
+) -> tuple[dt.date, dt.date]:
+    """The last training night and the first scored night of a chain over ``[start, end]``
+    (checked before Spark starts).
 
     Raises:
-        ConfigError: ``train_to`` is not inside ``[start, end)`` (nothing would be left to score).
+        ConfigError: See :func:`run_chain`.
+    """
+    heads = cfgs.window.window.scaling.entity_head
+    if heads is not None:
+        if train_to is not None:
+            raise ConfigError(
+                f"--train-to {train_to}: with window.scaling.entity_head {heads} each entity trains on its "
+                "own first stretch and the whole range is scored; leave --train-to out"
+            )
+        return end, start
+    train_to = train_to or cfgs.window.window.scaling.fit_to
+    if not start <= train_to < end:
+        raise ConfigError(f"--train-to {train_to} must be on or after --from {start} and before --to {end}")
+    return train_to, train_to + dt.timedelta(days=1)
+
+
+def run_chain(
+    store: TableStore, cfgs: ChainConfigs, start: dt.date, end: dt.date, train_to: dt.date | None = None,
+) -> ChainResult:
+    """Run every stage over ``[start, end]``, training on ``[start, train_to]`` (default
+    ``window.scaling.fit_to``) and scoring the nights after it; with
+    ``window.scaling.entity_head`` training on each entity's head and scoring the whole range.
+
+    Raises:
+        ConfigError: ``train_to`` is not inside ``[start, end)`` (nothing would be left to score),
+            or given with ``entity_head`` (each entity's head is its training range).
     """
     from adspark.pipeline.discretize import run_discretize
     from adspark.pipeline.evaluate import run_evaluate
@@ -56,8 +84,7 @@ def run_chain(
     from adspark.pipeline.train import run_train
     from adspark.pipeline.window import run_window
 
-    if not start <= train_to < end:
-        raise ConfigError(f"--train-to {train_to} must be on or after --from {start} and before --to {end}")
+    train_to, first = chain_ranges(cfgs, start, end, train_to)
     lines: list[str] = []
 
     def timed(name: str, message: str, t0: float) -> None:
@@ -70,7 +97,6 @@ def run_chain(
     t0 = time.perf_counter()
     run, model = run_train(store, cfgs.train, start, train_to)
     timed("train", run.message, t0)
-    first = train_to + dt.timedelta(days=1)
     score_cfg = cfgs.score.model_copy(update={"score": cfgs.score.score.model_copy(update={"model_id": model.model_id})})
     t0 = time.perf_counter()
     timed("score", run_score(store, score_cfg, first, end).message, t0)

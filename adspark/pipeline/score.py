@@ -88,8 +88,9 @@ def window_shape(store: TableStore, spec_id: str) -> tuple[str, WindowShape]:
     row = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
     if row is None:
         raise ConfigError(f"window spec {spec_id!r} is not in table {WINDOW_SPECS.name}")
+    head = row.asDict().get("entity_head_seconds")  # null, or absent from specs stored before it
     return row.mode, WindowShape(spec_id, tuple(row.features), int(row.n_steps), int(row.stride),
-                                 int(row.bucket_seconds), row.fit_from)
+                                 int(row.bucket_seconds), row.fit_from, None if head is None else int(head))
 
 
 def feature_names(store: TableStore, spec_id: str) -> list[str]:

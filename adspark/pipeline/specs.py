@@ -29,6 +29,7 @@ class StoredSpec:
     scaling_method: str
     fit_from: dt.date
     fit_to: dt.date
+    entity_head_seconds: int | None = None
 
     @property
     def centered(self) -> bool:
@@ -50,10 +51,13 @@ class StoredSpec:
             "fit_from": w.scaling.fit_from.isoformat(),
             "fit_to": w.scaling.fit_to.isoformat(),
         }
+        head = w.scaling.entity_head_seconds if mode == "buckets" else None
+        if head is not None:  # only when set: the ids of specs without a head stay as they were
+            body["entity_head_seconds"] = head
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
         return cls(
             digest, mode, tuple(features), w.size, w.stride, bucket, body["scaling_method"],
-            w.scaling.fit_from, w.scaling.fit_to,
+            w.scaling.fit_from, w.scaling.fit_to, head,
         )
 
     def save(self, store: TableStore) -> None:
@@ -68,5 +72,18 @@ class StoredSpec:
         row = (
             self.spec_id, self.mode, list(self.features), self.n_steps, self.stride,
             self.bucket_seconds, self.scaling_method, self.fit_from, self.fit_to, now,
+            self.entity_head_seconds,
         )
         store.append(store.spark.createDataFrame([row], WINDOW_SPECS.struct_type()), WINDOW_SPECS.name)
+
+
+def spec_head_seconds(store: TableStore, spec_id: str) -> int | None:
+    """The spec's ``entity_head`` in seconds (``None``: calendar nights, or a spec stored before
+    the column existed)."""
+    from pyspark.sql import functions as F
+
+    specs = store.read(WINDOW_SPECS.name)
+    if "entity_head_seconds" not in specs.columns:
+        return None
+    row = specs.where(F.col("spec_id") == spec_id).select("entity_head_seconds").first()
+    return None if row is None or row.entity_head_seconds is None else int(row.entity_head_seconds)

@@ -13,13 +13,17 @@ import logging
 import math
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from adspark.config import TrainJobConfig
+from adspark.core.buckets import epoch_seconds
 from adspark.core.calibration import fit_error_tails
 from adspark.core.drift import score_quantiles
+from adspark.core.heads import OUTSIDE, VALIDATION, head_bounds, window_roles
 from adspark.core.thresholds import fit_threshold, per_entity_thresholds
 from adspark.detectors.autoencoders import DenseAutoencoder
 from adspark.detectors.factory import build_detector
@@ -27,9 +31,10 @@ from adspark.errors import ConfigError, EmptyInputError, check_range
 from adspark.models.lookup import config_key
 from adspark.models.registry import Fitted, RegisteredModel, save_model
 from adspark.models.tracking import log_to_mlflow
+from adspark.pipeline.specs import spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
-from schemas import WINDOWS
+from schemas import FEATURE_KEYS, WINDOW_SPECS, WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +97,75 @@ def _training_windows(
     return windows, spec.spec_id, spec.n_steps, spec.n_features, int(version)
 
 
-def _split_dates(store: TableStore, windows: "DataFrame", fraction: float) -> dt.date:
-    """The first validation night: the last ``fraction`` of the nights (at least one)."""
+@dataclass(frozen=True)
+class Split:
+    """Training windows with a boolean ``is_val`` column, and how they were split.
+
+    Attributes:
+        windows: The windows that train or validate (others left out).
+        note: How they were split, for the run message (``from 2026-01-20``).
+        metrics: What the alerts need to know of it: ``first_validation_night``, or for entity
+            heads ``in_sample_seconds`` (windows ending this long after an entity's first
+            non-empty bucket were fitted on).
+    """
+
+    windows: "DataFrame"
+    note: str
+    metrics: dict[str, object]
+
+
+def _split_nights(windows: "DataFrame", fraction: float) -> Split:
+    """The last ``fraction`` of the nights (at least one) validate."""
+    from pyspark.sql import functions as F
+
     dates = sorted(r.date for r in windows.select("date").distinct().collect())
     if len(dates) < 2:
         raise EmptyInputError(
-            f"training needs windows on at least 2 nights (train + validation), found {len(dates)}"
+            f"training needs windows on at least 2 nights (train + validation), found {len(dates)}; "
+            "for short runs train on each entity's first stretch: window.scaling.entity_head"
         )
     n_val = min(len(dates) - 1, max(1, math.ceil(len(dates) * fraction)))
-    return dates[-n_val]
+    first_val = dates[-n_val]
+    return Split(
+        windows.withColumn("is_val", F.col("date") >= F.lit(first_val)),
+        f"from {first_val}", {"first_validation_night": first_val.isoformat()},
+    )
+
+
+def _split_heads(store: TableStore, windows: "DataFrame", spec_id: str, head: int, fraction: float) -> Split:
+    """Each entity's head trains (its first ``1 - fraction``) and validates (the rest); windows
+    after it are left out (:func:`adspark.core.heads.window_roles`)."""
+    from pyspark.sql import functions as F
+
+    spec = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
+    firsts = (
+        store.read(FEATURE_KEYS.name)
+        .where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)) & ~F.col("padded"))
+        .groupBy("entity").agg(F.min("bucket_start").cast("double").alias("_first_s"))
+    )
+
+    def roles(batches):
+        for pdf in batches:
+            role = window_roles(epoch_seconds(pdf["window_end"]), pdf["_first_s"].to_numpy(np.float64),
+                                head, fraction)
+            yield pd.DataFrame({"window_id": pdf["window_id"], "_role": role})
+
+    narrow = (
+        windows.select("window_id", "entity", "window_end")
+        .join(F.broadcast(firsts), "entity", "left")
+        .mapInPandas(roles, "window_id string, _role string")
+    )
+    split = (
+        windows.join(narrow, "window_id")
+        .where(F.col("_role") != F.lit(OUTSIDE))
+        .withColumn("is_val", F.col("_role") == F.lit(VALIDATION))
+        .drop("_role")
+    )
+    train_s = float(head_bounds(np.zeros(1), head, fraction)[0][0])
+    return Split(
+        split, f"in each entity's first {head} s, the last {fraction:g} validating",
+        {"in_sample_seconds": train_s, "entity_head_seconds": head},
+    )
 
 
 def _collect(
@@ -155,13 +220,14 @@ def _train_horovod(
 
 
 def _fit_global(
-    cfg: TrainJobConfig, backend: "TrainingBackend | None", windows: "DataFrame", first_val: dt.date,
+    cfg: TrainJobConfig, backend: "TrainingBackend | None", windows: "DataFrame", split_note: str,
     n_steps: int, n_features: int,
 ) -> Fitted:
-    """One model over all entities (local Keras or Horovod), thresholds on validation scores."""
+    """One model over all entities (local Keras or Horovod), thresholds on validation scores
+    (``windows`` carry ``is_val``)."""
     from pyspark.sql import functions as F
 
-    is_val = F.col("date") >= F.lit(first_val)
+    is_val = F.col("is_val")
     train_df = windows.where(~is_val & ~F.col("labeled"))
     val_df = windows.where(is_val & ~F.col("labeled"))
     limit = cfg.train.max_local_windows
@@ -191,7 +257,7 @@ def _fit_global(
         if not y_all.any():
             raise EmptyInputError(
                 f"threshold method supervised needs labeled anomalies among the validation windows "
-                f"(from {first_val}); table {cfg.train.labels_table!r} marks none of them"
+                f"({split_note}); table {cfg.train.labels_table!r} marks none of them"
             )
         threshold = fit_threshold(detector.score(x_all), "supervised", labels=y_all, beta=th.beta)
         metrics["val_labeled_windows"] = int(y_all.sum())
@@ -249,16 +315,18 @@ def run_train(
     with recorded_run(store, "train", cfg, start, end) as run:
         t0 = time.perf_counter()
         windows, spec_id, n_steps, n_features, version = _training_windows(store, cfg, start, end)
-        first_val = _split_dates(store, windows, cfg.train.validation_fraction)
+        head = spec_head_seconds(store, spec_id)
+        fraction = cfg.train.validation_fraction
+        split = (_split_nights(windows, fraction) if head is None
+                 else _split_heads(store, windows, spec_id, head, fraction))
         if cfg.train.model_scope == "entity":
             from adspark.pipeline.train_entities import fit_entity_models
 
-            fitted = fit_entity_models(windows, first_val, n_steps, n_features, cfg.train)
+            fitted = fit_entity_models(split.windows, split.note, n_steps, n_features, cfg.train)
         else:
-            fitted = _fit_global(cfg, backend, windows, first_val, n_steps, n_features)
-        # windows before first_val were fitted on: their scores are in-sample (alert calibration skips them)
-        metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3),
-                   "first_validation_night": first_val.isoformat()}
+            fitted = _fit_global(cfg, backend, split.windows, split.note, n_steps, n_features)
+        # the windows fitted on are in-sample: the alerts' calibration of the model skips them
+        metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3), **split.metrics}
         threshold = fitted.threshold
         model = RegisteredModel(
             model_id=f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
@@ -287,7 +355,7 @@ def run_train(
         run.message = (
             f"train {start}..{end}: model {model.model_id} ({model.detector}, "
             f"{model.scope} scope, spec {spec_id}, {n_train} train + {n_val} validation windows "
-            f"from {first_val}); threshold {threshold.method} = {threshold.value:.6g}"
+            f"{split.note}); threshold {threshold.method} = {threshold.value:.6g}"
             + (f" (+{len(fitted.entity_thresholds)} per entity)" if fitted.entity_thresholds else "")
             + f"; loss {_fmt(loss)}, val_loss {_fmt(val_loss)}, {metrics.get('epochs', 0)} epochs, "
             f"{metrics.get('samples_per_s', 0):.0f} samples/s"

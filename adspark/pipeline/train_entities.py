@@ -9,7 +9,6 @@ registry stores each entity's networks under ``entities/<n>/``.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import tempfile
 import time
@@ -51,11 +50,11 @@ def unpack_networks(data: bytes, prefix: str) -> dict[str, bytes]:
 
 
 def entity_fitter(
-    detector: DetectorConfig, first_val: dt.date, n_steps: int, n_features: int
+    detector: DetectorConfig, n_steps: int, n_features: int
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The function handed to ``groupBy("entity").applyInPandas``: one entity's windows -> a model.
 
-    Input columns: entity, date, labeled, values (W*F floats). Output: :data:`ENTITY_FIT_SCHEMA`,
+    Input columns: entity, is_val, labeled, values (W*F floats). Output: :data:`ENTITY_FIT_SCHEMA`,
     one row (``networks`` null when the entity has fewer than 2 clean training windows).
     """
 
@@ -66,7 +65,7 @@ def entity_fitter(
         entity = str(pdf["entity"].iloc[0])
         x = np.stack(pdf["values"].to_numpy()).astype(np.float32).reshape(len(pdf), n_steps, n_features)
         clean = ~pdf["labeled"].to_numpy(dtype=bool)
-        is_val = (pdf["date"] >= first_val).to_numpy()
+        is_val = pdf["is_val"].to_numpy(dtype=bool)
         x_train, x_val = x[clean & ~is_val], x[clean & is_val]
         row = {"entity": entity, "networks": None, "n_train": len(x_train), "n_val": len(x_val),
                "loss": None, "val_loss": None, "epochs": 0, "seconds": 0.0, "val_scores": []}
@@ -87,13 +86,13 @@ def entity_fitter(
 
 
 def fit_entity_models(
-    windows: "DataFrame", first_val: dt.date, n_steps: int, n_features: int, cfg: TrainConfig
+    windows: "DataFrame", split_note: str, n_steps: int, n_features: int, cfg: TrainConfig
 ) -> "Fitted":
     """Train one detector per entity in parallel; thresholds per entity; artifact files.
 
     Args:
-        windows: Windows of the training range with a ``labeled`` column.
-        first_val: First validation night.
+        windows: Windows of the training range with ``labeled`` and ``is_val`` columns.
+        split_note: How they were split into training and validation (for messages).
         n_steps: W.
         n_features: F.
         cfg: The train section.
@@ -110,10 +109,10 @@ def fit_entity_models(
         )
     t0 = time.perf_counter()
     rows = (
-        windows.select("entity", "date", "labeled", "values")
+        windows.select("entity", "is_val", "labeled", "values")
         .repartition(min(n_entities, 200), "entity")
         .groupBy("entity")
-        .applyInPandas(entity_fitter(cfg.detector, first_val, n_steps, n_features), ENTITY_FIT_SCHEMA)
+        .applyInPandas(entity_fitter(cfg.detector, n_steps, n_features), ENTITY_FIT_SCHEMA)
         .collect()
     )
     seconds = time.perf_counter() - t0
@@ -121,7 +120,7 @@ def fit_entity_models(
     skipped = sorted(r.entity for r in rows if r.networks is None)
     if not trained:
         raise EmptyInputError(
-            f"no entity has 2 or more clean training windows before {first_val}; "
+            f"no entity has 2 or more clean training windows ({split_note}); "
             "train on a longer range or use model_scope global"
         )
     files: dict[str, bytes] = {}

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import WindowJobConfig
+from adspark.core.buckets import epoch_seconds
 from adspark.core.features import CALENDAR_COLUMNS
+from adspark.core.heads import in_head
 from adspark.core.scaling import (
     GLOBAL_ENTITY,
     STATS_COLUMNS,
@@ -92,19 +94,21 @@ def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSp
         )
     method = spec.scaling_method.removesuffix("+center")
     stat_schema = SCALER_STATS.struct_type()
+    head = spec.entity_head_seconds
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
         parts = [
-            fit_stats(entity, part[names].to_numpy(np.float64), names, method)
+            fit_stats(entity, _head_of(part, head)[names].to_numpy(np.float64), names, method)
             for entity, part in pdf.groupby("entity", sort=True)
+            if head is None or (~part["padded"]).any()
         ]
-        out = pd.concat(parts, ignore_index=True)
+        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=stat_schema.names[1:])
         out.insert(0, "spec_id", spec.spec_id)
         return out
 
     groups = entity_groups(store.spark, spec.fit_from, spec.fit_to)
     per_entity = (
-        train.select("entity", *names)
+        train.select("entity", "bucket_start", "padded", *names)
         .withColumn("_group", group_of(groups))
         .groupBy("_group")
         .applyInPandas(fit, stat_schema)
@@ -124,6 +128,15 @@ def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSp
         SCALER_STATS.name,
     )
     return store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
+
+
+def _head_of(part: pd.DataFrame, head_seconds: int | None) -> pd.DataFrame:
+    """One entity's feature rows of its head (all rows without a head)."""
+    if head_seconds is None:
+        return part
+    starts = epoch_seconds(part["bucket_start"])
+    first = float(starts[~part["padded"].to_numpy(bool)].min())
+    return part[in_head(starts, first, head_seconds)]
 
 
 def bucket_windows(

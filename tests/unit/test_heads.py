@@ -1,0 +1,74 @@
+"""Each entity's head (window.scaling.entity_head): scaling, training roles, in-sample windows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from adspark.core.alerts import AlertParams, alert_nights
+from adspark.core.calibration import CalibrationParams
+from adspark.core.heads import OUTSIDE, TRAIN, VALIDATION, head_bounds, in_head, in_sample, window_roles
+from adspark.core.streaming import BaselineParams
+
+
+def test_head_bounds_split_the_head_by_the_validation_fraction() -> None:
+    train_end, head_end = head_bounds(np.array([1000.0, 5000.0]), 100, 0.2)
+    np.testing.assert_array_equal(train_end, [1080.0, 5080.0])
+    np.testing.assert_array_equal(head_end, [1100.0, 5100.0])
+
+
+def test_window_roles_follow_each_entitys_own_start() -> None:
+    ends = np.array([1000, 1010, 1080, 1081, 1100, 1101, 5010, 70], dtype=float)
+    firsts = np.array([1000, 1000, 1000, 1000, 1000, 1000, 5000, np.nan])
+    roles = window_roles(ends, firsts, 100, 0.2)
+    assert roles.tolist() == [OUTSIDE, TRAIN, TRAIN, VALIDATION, VALIDATION, OUTSIDE, TRAIN, OUTSIDE]
+
+
+def test_in_head_and_in_sample() -> None:
+    assert in_head(np.array([990.0, 1000.0, 1099.0, 1100.0]), 1000.0, 100).tolist() == [False, True, True, False]
+    assert in_sample(np.array([1079.0, 1080.0, 1081.0]), 1000.0, 80.0).tolist() == [True, True, False]
+    assert not in_sample(np.array([1.0, 2.0]), -np.inf, 80.0).any()  # first bucket unknown yet
+
+
+def _run(first_event_hour: int, head_hours: int | None) -> tuple[pd.DataFrame, dict[str, np.ndarray], AlertParams]:
+    """One entity's hourly counts (empty before ``first_event_hour``) in windows of 2, stride 1,
+    the model's score growing with time."""
+    hours = 48
+    t = pd.date_range("2026-01-05", periods=hours, freq="h")
+    x = np.where(np.arange(hours) >= first_event_hour, 5.0, 0.0)
+    frame = pd.DataFrame({
+        "window_start": t[:-1],
+        "date": [d.date() for d in t[1:]],
+        "raw_values": [x[i:i + 2] for i in range(hours - 1)],
+        "model_score": np.linspace(1.0, 2.0, hours - 1),
+        "top_features": [["event_count"]] * (hours - 1),
+    })
+    params = AlertParams(
+        features=("event_count",), n_steps=2, stride=1, bucket_seconds=3600, detectors=("model",),
+        baselines=BaselineParams(level_halflife=24), calibration=CalibrationParams(short=1, min_history=5),
+        model_reference=1.0, model_out_of_sample=None,
+        model_in_sample_seconds=None if head_hours is None else head_hours * 3600.0,
+    )
+    scored, states = alert_nights(frame, None, params)
+    return scored, states[-1][1], params
+
+
+def test_the_alerts_remember_the_first_non_empty_bucket_and_skip_the_models_in_sample_windows() -> None:
+    scored, state, _ = _run(first_event_hour=6, head_hours=10)
+    assert state["first_seen"][0] == pd.Timestamp("2026-01-05 06:00").timestamp()
+    # windows ending within 10 h of 06:00 (up to 16:00) were fitted on: the model's calibration
+    # learned only the later ones (its count is the third calibration statistic)
+    _, state_all, _ = _run(first_event_hour=6, head_hours=None)
+    ends = scored["window_start"] + pd.Timedelta(hours=2)
+    fitted_on = int((ends <= pd.Timestamp("2026-01-05 16:00")).sum())
+    assert fitted_on == 15
+    assert state_all["cal_model_stats"][2] == len(scored) == 47
+    assert state["cal_model_stats"][2] == len(scored) - fitted_on
+
+
+def test_a_model_trained_on_nights_ignores_the_first_seen_bucket() -> None:
+    _, state, params = _run(first_event_hour=0, head_hours=None)
+    assert params.model_in_sample_seconds is None and np.isfinite(state["first_seen"][0])
+    assert dataclasses.replace(params, model_in_sample_seconds=1.0).model_in_sample_seconds == 1.0
