@@ -27,7 +27,7 @@ setup(
         "horovod": ["horovod==0.28.1"],
         # GPU executors: TensorFlow with CUDA instead of tensorflow-cpu (see README, GPU).
         "gpu": ["tensorflow[and-cuda]==2.18.1"],
-        "dev": ["pytest", "pytest-timeout", "hypothesis", "duckdb", "pillow", "deltalake"],
+        "dev": ["pytest", "pytest-timeout", "hypothesis", "pillow"],
     },
     entry_points={"console_scripts": ["adspark=adspark.cli:main"]},
 )
