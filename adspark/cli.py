@@ -127,11 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
     s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
     s.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
-    s.add_argument("--engine", choices=("auto", "duckdb", "spark"), default="auto",
-                   help="duckdb: the Delta tables read in-process, answers in about a second, DuckDB SQL; "
-                        "spark: Spark SQL in a Spark session; auto (default): duckdb for a local warehouse "
-                        "when duckdb and deltalake are installed, else spark")
-    add("tables", "list the tables with their row counts", dates=False)
+    engine_help = ("duckdb: the Delta tables read in-process, answers in about a second, DuckDB SQL; "
+                   "spark: Spark SQL in a Spark session; auto (default): duckdb for a local warehouse "
+                   "when duckdb and deltalake are installed, else spark")
+    s.add_argument("--engine", choices=("auto", "duckdb", "spark"), default="auto", help=engine_help)
+    t = add("tables", "list the tables with their row counts", dates=False)
+    t.add_argument("--engine", choices=("auto", "duckdb", "spark"), default="auto", help=engine_help)
     return p
 
 
@@ -299,11 +300,8 @@ def _cmd_run(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_sql(args: argparse.Namespace, data: dict) -> str:
-    from adspark.localsql import local_engine_available
-
     storage = build_job_config(LabelsJobConfig, data, args.conf).storage
-    local = args.engine == "duckdb" or (args.engine == "auto" and local_engine_available(storage))
-    frames = _local_queries(storage, args) if local else _spark_queries(data, args)
+    frames = _local_queries(storage, args) if _local(args.engine, storage) else _spark_queries(data, args)
     return _print_frames(args.query, frames)
 
 
@@ -364,12 +362,28 @@ def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_tables(args: argparse.Namespace, data: dict) -> str:
+    lines = [f"{'table':<24} {'rows':>12}  location"]
+    storage = build_job_config(LabelsJobConfig, data, args.conf).storage
+    if _local(args.engine, storage):
+        from adspark.localsql import local_tables, open_local
+
+        con = open_local(storage)
+        for name, path in local_tables(storage):
+            rows = con.sql(f'select count(*) from "{storage.schema_name}"."{name}"').fetchall()[0][0]
+            lines.append(f"{storage.schema_name + '.' + name:<24} {rows:>12}  {path}")
+        return "\n".join(lines)
     store = open_store(data, args.conf, read_only=True)
-    lines = [f"{'table':<16} {'rows':>12}  location"]
     for name in store.register_all():
         rows = store.read(name).count()
-        lines.append(f"{store.qualified(name).replace('`', ''):<16} {rows:>12}  {store.path(name)}")
+        lines.append(f"{store.qualified(name).replace('`', ''):<24} {rows:>12}  {store.path(name)}")
     return "\n".join(lines)
+
+
+def _local(engine: str, storage: "StorageConfig") -> bool:
+    """Whether ``--engine`` picks the in-process DuckDB engine for this warehouse."""
+    from adspark.localsql import local_engine_available
+
+    return engine == "duckdb" or (engine == "auto" and local_engine_available(storage))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {

@@ -125,6 +125,14 @@ def table_select(con: "duckdb.DuckDBPyConnection", path: Path, table: str) -> st
     return f"SELECT {cols} FROM {source}"
 
 
+def local_tables(storage: StorageConfig) -> list[tuple[str, Path]]:
+    """The Delta tables of a local warehouse's schema: (name, folder), by name."""
+    root = Path(storage.warehouse).resolve() / storage.schema_name
+    if not root.is_dir():
+        return []
+    return [(p.name, p) for p in sorted(root.iterdir()) if (p / "_delta_log").is_dir()]
+
+
 def open_local(storage: StorageConfig) -> "duckdb.DuckDBPyConnection":
     """An in-memory DuckDB connection with every table of the warehouse's schema as a view
     (``<schema>.<table>``, also found unqualified) and the adspark views over them.
@@ -139,14 +147,14 @@ def open_local(storage: StorageConfig) -> "duckdb.DuckDBPyConnection":
             f"warehouse {storage.warehouse!r}: the local engine reads local folders without a catalog; "
             "use --engine spark"
         )
-    root = Path(storage.warehouse).resolve() / storage.schema_name
     schema = _quote(storage.schema_name)
     con = duckdb.connect()
     con.sql("SET TimeZone = 'UTC'")
     con.sql(f"CREATE SCHEMA {schema}")
-    tables = sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir()) if root.is_dir() else []
-    for name in tables:
-        con.sql(f"CREATE VIEW {schema}.{_quote(name)} AS {table_select(con, root / name, name)}")
+    found = local_tables(storage)
+    for name, path in found:
+        con.sql(f"CREATE VIEW {schema}.{_quote(name)} AS {table_select(con, path, name)}")
+    tables = {name for name, _ in found}
     for name, (needs, select) in VIEWS.items():
         if all(t in tables for t in needs):
             body = duckdb_dialect(select.format(**{t: f"`{storage.schema_name}`.`{t}`" for t in needs}))
