@@ -547,6 +547,11 @@ class CalibrationConfig(Strict):
     halflife: float = Field(default=2000.0, gt=0, description="half-life of the score history, in windows")
     min_history: int = Field(default=30, ge=1, description="windows seen before an entity gets probabilities")
     min_std: float = Field(default=0.1, gt=0, description="floor of the score history's standard deviation")
+    learn_clip: float | None = Field(
+        default=None, gt=0,
+        description="a score enters the history at most this many standard deviations above its mean "
+        "(a sustained anomaly stays improbable while it lasts); none: as it is",
+    )
     tail: Literal["empirical", "student", "normal", "laplace"] = Field(
         default="student",
         description="law of the history: student (t predictive, wide while history is short), normal, "

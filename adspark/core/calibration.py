@@ -56,6 +56,11 @@ class CalibrationParams:
         min_std: Floor of the standard deviation (on the log1p scale for skewed scores).
         tail: Law of the history: ``student`` (default), ``normal``, ``laplace`` (see
             :func:`_tail`) or ``empirical`` (the series' own tail, see the module doc).
+        learn_clip: Once the history is ready, an average enters it at most this many standard
+            deviations above its mean (``None``: as it is). A sustained anomaly then keeps its
+            probability low for as long as it lasts instead of teaching the history that it is
+            normal within a few windows; a lasting new level is still learned, at the pace of
+            ``halflife``.
     """
 
     short: int = 3
@@ -63,6 +68,7 @@ class CalibrationParams:
     min_history: int = 30
     min_std: float = 0.05
     tail: str = "student"
+    learn_clip: float | None = None
 
 
 EDGES = np.expm1(np.linspace(0.0, np.log1p(1000.0), 41))  # histogram bins of the empirical law
@@ -182,7 +188,9 @@ def calibrate(
             p_t = np.maximum(p_t, histogram_tail(avg, np.maximum(hist, 1e-300), params.min_std))
         out[t] = np.where(ready, p_t, 1.0)
         alpha = np.maximum(1.0 / (count + 1.0), decay)
-        delta = avg - mean
+        learned = avg if params.learn_clip is None else np.where(
+            count >= params.min_history, np.minimum(avg, mean + params.learn_clip * std), avg)
+        delta = learned - mean
         new_mean = mean + alpha * delta
         new_var = np.where(count > 0, (1.0 - alpha) * (var + alpha * delta * delta), 0.0)
         mean = np.where(ok, new_mean, mean)

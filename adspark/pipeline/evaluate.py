@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import EvaluateJobConfig
+from adspark.core.buckets import epoch_seconds
 from adspark.core.evaluation import (
     best_f1,
     match_intervals,
@@ -138,6 +139,27 @@ def _points(scores: pd.DataFrame, labels: pd.DataFrame) -> dict:
                             m.false_alarm_rate, m.missed_alarm_rate if positive else float("nan")), strict=True))
 
 
+def _past_heads(store: TableStore, pdf: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """The scored windows without those of models trained on entity heads
+    (``window.scaling.entity_head``) that end inside their entity's head: those windows trained
+    or validated the model, and the evaluation is of the windows after them."""
+    from adspark.models.registry import find_model
+    from adspark.pipeline.specs import entity_first_buckets
+
+    keep = np.ones(len(pdf), dtype=bool)
+    for model_id in models:
+        model = find_model(store, model_id=model_id)
+        head = model.metrics.get("entity_head_seconds")
+        if head is None:
+            continue
+        firsts = entity_first_buckets(store, model.spec_id).toPandas().set_index("entity")["first_s"]
+        mine = (pdf["model_id"] == model_id).to_numpy()
+        first = pdf["entity"].map(firsts).to_numpy(np.float64)
+        inside = epoch_seconds(pdf["window_end"]) <= first + float(head)  # NaN first: no head, kept
+        keep &= ~(mine & inside)
+    return pdf[keep].reset_index(drop=True)
+
+
 def _bucket_seconds(store: TableStore, models: list[str]) -> dict[str, int]:
     """Bucket width of the window spec of each model (0 in row mode)."""
     from pyspark.sql import functions as F
@@ -177,6 +199,7 @@ def run_evaluate(store: TableStore, cfg: EvaluateJobConfig, start: dt.date, end:
             which = f" by model {cfg.evaluate.model_id}" if cfg.evaluate.model_id else ""
             raise EmptyInputError(f"evaluate: no scores{which} between {start} and {end}: run score or nightly first")
         models = sorted(pdf["model_id"].unique())
+        pdf = _past_heads(store, pdf, models)
         widths = _bucket_seconds(store, models)
         if set(widths) == set(models):
             pdf["bucket_seconds"] = pdf["model_id"].map(widths)

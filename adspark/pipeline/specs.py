@@ -6,10 +6,14 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from adspark.config import WindowJobConfig
 from adspark.tables import TableStore
 from schemas import WINDOW_SPECS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,18 @@ def spec_head_seconds(store: TableStore, spec_id: str) -> int | None:
         return None
     row = specs.where(F.col("spec_id") == spec_id).select("entity_head_seconds").first()
     return None if row is None or row.entity_head_seconds is None else int(row.entity_head_seconds)
+
+
+def entity_first_buckets(store: TableStore, spec_id: str) -> "DataFrame":
+    """Each entity's first non-empty bucket in the spec's fit range, the start of its head
+    (:mod:`adspark.core.heads`): columns ``entity``, ``first_s`` (epoch seconds, double)."""
+    from pyspark.sql import functions as F
+
+    from schemas import FEATURE_KEYS
+
+    spec = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
+    return (
+        store.read(FEATURE_KEYS.name)
+        .where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)) & ~F.col("padded"))
+        .groupBy("entity").agg(F.min("bucket_start").cast("double").alias("first_s"))
+    )

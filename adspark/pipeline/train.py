@@ -31,10 +31,10 @@ from adspark.errors import ConfigError, EmptyInputError, check_range
 from adspark.models.lookup import config_key
 from adspark.models.registry import Fitted, RegisteredModel, save_model
 from adspark.models.tracking import log_to_mlflow
-from adspark.pipeline.specs import spec_head_seconds
+from adspark.pipeline.specs import entity_first_buckets, spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
-from schemas import FEATURE_KEYS, WINDOW_SPECS, WINDOWS
+from schemas import WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,11 @@ def _split_heads(store: TableStore, windows: "DataFrame", spec_id: str, head: in
     after it are left out (:func:`adspark.core.heads.window_roles`)."""
     from pyspark.sql import functions as F
 
-    spec = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
-    firsts = (
-        store.read(FEATURE_KEYS.name)
-        .where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)) & ~F.col("padded"))
-        .groupBy("entity").agg(F.min("bucket_start").cast("double").alias("_first_s"))
-    )
+    firsts = entity_first_buckets(store, spec_id)
 
     def roles(batches):
         for pdf in batches:
-            role = window_roles(epoch_seconds(pdf["window_end"]), pdf["_first_s"].to_numpy(np.float64),
+            role = window_roles(epoch_seconds(pdf["window_end"]), pdf["first_s"].to_numpy(np.float64),
                                 head, fraction)
             yield pd.DataFrame({"window_id": pdf["window_id"], "_role": role})
 

@@ -58,6 +58,9 @@ def test_each_run_trains_on_its_own_first_minutes_and_its_fault_is_found(spark, 
     # per run: windows of 30 s ending 30..240 s after its first bucket train (43), 245..300 s validate (12)
     assert "129 train + 36 validation windows in each entity's first 300 s" in out.out
     assert "score 2026-03-02..2026-03-04" in out.out
+    # evaluated: the windows after each run's head (525 scored - 3 x 55 ending inside a head)
+    assert "evaluate 2026-03-02..2026-03-04" in out.out and ": 360 windows, 29 labeled" in out.out, out.out
+    assert "points: 24/375 labeled" in out.out
 
     stats = DeltaTable(str(wh / "runs" / "scaler_stats")).to_pyarrow_table().to_pandas()
     per_run = stats[stats["entity"] != "__global__"].groupby("entity")["n"].max()

@@ -496,3 +496,18 @@ def test_a_lasting_shift_of_amounts_alerts_one_large_event_does_not() -> None:
     # judged bucket by bucket (peak evidence), the one large event alarms
     peak, _ = alert_nights(frame, None, dataclasses.replace(params, measure_evidence="peak"))
     assert peak.loc[has_big, "is_anomaly"].any()
+
+
+def test_a_clipped_history_keeps_a_sustained_anomaly_improbable_while_it_lasts() -> None:
+    rng = np.random.default_rng(3)
+    raw = np.concatenate([rng.gamma(4.0, 0.25, 300), np.full(60, 50.0), rng.gamma(4.0, 0.25, 50)])
+    plain = CalibrationParams(short=1, min_history=30)
+    clipped = dataclasses.replace(plain, learn_clip=3.0)
+    p_plain, _ = calibrate(raw, new_calibration_state(1), plain)
+    p_clip, after = calibrate(raw, new_calibration_state(1), clipped)
+    fault = slice(300, 360)
+    assert (p_plain[fault] < 1e-5).sum() < 20  # the plain history learns the fault within a few windows
+    assert (p_clip[fault] < 1e-5).all()  # the clipped one keeps it improbable for all 60
+    assert (p_clip[360:] > 1e-3).all()  # and the normal scores after it are ordinary again
+    np.testing.assert_allclose(p_plain[:300], p_clip[:300], rtol=0.02)  # ordinary scores: barely touched
+    assert np.isfinite(after["stats"]).all()
