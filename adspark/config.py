@@ -540,6 +540,9 @@ class IntervalConfig(Strict):
         return _seconds_or_zero(getattr(self, name))
 
 
+HEAD_LEARN_CLIP = 3.0  # calibration.learn_clip: auto with entity heads
+
+
 class CalibrationConfig(Strict):
     """Per-entity calibration of each detector's raw score (see :mod:`adspark.core.calibration`)."""
 
@@ -547,11 +550,27 @@ class CalibrationConfig(Strict):
     halflife: float = Field(default=2000.0, gt=0, description="half-life of the score history, in windows")
     min_history: int = Field(default=30, ge=1, description="windows seen before an entity gets probabilities")
     min_std: float = Field(default=0.1, gt=0, description="floor of the score history's standard deviation")
-    learn_clip: float | None = Field(
-        default=None, gt=0,
-        description="a score enters the history at most this many standard deviations above its mean "
-        "(a sustained anomaly stays improbable while it lasts); none: as it is",
+    learn_clip: float | Literal["auto", "off"] = Field(
+        default="auto",
+        description="a score enters the history at most this many standard deviations above its mean, so a "
+        "sustained anomaly stays improbable while it lasts; off: as it is (the history learns a lasting change "
+        "within a few windows: one alert per event); auto: 3 when the window spec has entity heads (each "
+        "entity's head is its normal), else off",
     )
+
+    @field_validator("learn_clip")
+    @classmethod
+    def _clip(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not v > 0:
+            raise ValueError(f"expected a positive number of standard deviations, auto or off, got {v}")
+        return v
+
+    def learn_clip_for(self, entity_heads: bool) -> float | None:
+        """The clip in standard deviations for a window spec with or without entity heads
+        (``None``: the history learns every score as it is)."""
+        if self.learn_clip == "auto":
+            return HEAD_LEARN_CLIP if entity_heads else None
+        return None if self.learn_clip == "off" else float(self.learn_clip)
     tail: Literal["empirical", "student", "normal", "laplace"] = Field(
         default="student",
         description="law of the history: student (t predictive, wide while history is short), normal, "

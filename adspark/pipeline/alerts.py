@@ -126,7 +126,7 @@ def core_alert_params(
             short=max(1, -(-cfg.calibration.short_buckets // max(stride, 1))),
             halflife=cfg.calibration.halflife, min_history=cfg.calibration.min_history,
             min_std=cfg.calibration.min_std, tail=cfg.calibration.tail,
-            learn_clip=cfg.calibration.learn_clip,
+            learn_clip=cfg.calibration.learn_clip_for(entity_head_seconds is not None),
         ),
         baseline_only=_baseline_features(cfg, features), sums=cfg.sums,
         measure_evidence=cfg.measure_evidence, means=cfg.means, cooldown_seconds=float(cfg.cooldown_seconds),

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from adspark.core.alerts import AlertParams, alert_nights
 from adspark.core.calibration import CalibrationParams
@@ -72,3 +73,14 @@ def test_a_model_trained_on_nights_ignores_the_first_seen_bucket() -> None:
     _, state, params = _run(first_event_hour=0, head_hours=None)
     assert params.model_in_sample_seconds is None and np.isfinite(state["first_seen"][0])
     assert dataclasses.replace(params, model_in_sample_seconds=1.0).model_in_sample_seconds == 1.0
+
+
+def test_the_calibration_history_is_clipped_by_default_only_with_entity_heads() -> None:
+    from adspark.config import CalibrationConfig
+
+    auto = CalibrationConfig()
+    assert auto.learn_clip_for(entity_heads=True) == 3.0 and auto.learn_clip_for(entity_heads=False) is None
+    assert CalibrationConfig(learn_clip="off").learn_clip_for(True) is None
+    assert CalibrationConfig(learn_clip=2.5).learn_clip_for(False) == 2.5
+    with pytest.raises(ValueError, match="positive number"):
+        CalibrationConfig(learn_clip=0)
