@@ -309,13 +309,13 @@ def _local_queries(storage: "StorageConfig", args: argparse.Namespace) -> "list[
     """The queries' first ``--limit`` rows, answered by DuckDB over the Delta tables."""
     import duckdb
 
-    from adspark.localsql import backquotes_to_double, open_local
+    from adspark.localsql import backquotes_to_double, duckdb_frame, open_local
 
     con = open_local(storage)
     frames = []
     for i, query in enumerate(args.query, start=1):
         try:
-            frames.append(con.sql(backquotes_to_double(query)).limit(args.limit).df())
+            frames.append(duckdb_frame(con.sql(backquotes_to_double(query)).limit(args.limit)))
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise AdsparkError(

@@ -5,7 +5,8 @@ warehouse's tables does not need them. Each table's current snapshot (its active
 Delta log via ``deltalake``) becomes a DuckDB view ``<schema>.<table>`` over ``read_parquet`` with
 its partition values from the paths, its columns in the table's order (a column no file holds yet
 reads NULL), and the adspark views (``open_anomalies`` ...) are created from the same texts as in
-Spark. The dialect is DuckDB's; ``--engine spark`` keeps Spark SQL.
+Spark. The dialect is DuckDB's, with Spark's backquoted names and ``get_json_object`` accepted;
+``--engine spark`` keeps Spark SQL.
 
 Only plain Delta tables are read (adspark writes reader version 1, no deletion vectors, no
 column mapping); a table with reader features is refused by name, never read wrongly.
@@ -25,6 +26,7 @@ from adspark.views import VIEWS
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
+    import pandas as pd
 
 _PRIMITIVES = {
     "string": "VARCHAR", "long": "BIGINT", "integer": "INTEGER", "short": "SMALLINT", "byte": "TINYINT",
@@ -87,8 +89,8 @@ def backquotes_to_double(sql: str) -> str:
 
 def duckdb_dialect(spark_sql: str) -> str:
     """One of adspark's fixed view texts (Spark SQL) in DuckDB's dialect: backquoted names
-    double-quoted, ``get_json_object`` as ``json_extract_string``."""
-    return backquotes_to_double(spark_sql).replace("get_json_object(", "json_extract_string(")
+    double-quoted (``get_json_object`` is a macro of the connection)."""
+    return backquotes_to_double(spark_sql)
 
 
 def _quote(name: str) -> str:
@@ -125,6 +127,16 @@ def table_select(con: "duckdb.DuckDBPyConnection", path: Path, table: str) -> st
     return f"SELECT {cols} FROM {source}"
 
 
+def duckdb_frame(rel: "duckdb.DuckDBPyRelation") -> "pd.DataFrame":
+    """A query's rows as pandas, integers kept integers (DuckDB sums BIGINT into HUGEINT, which
+    pandas would print as floats; Spark prints ``31``, not ``31.0``)."""
+    frame = rel.df()
+    for name, kind in zip(rel.columns, rel.types, strict=True):
+        if str(kind) in ("HUGEINT", "UHUGEINT"):
+            frame[name] = frame[name].astype("Int64")
+    return frame
+
+
 def local_tables(storage: StorageConfig) -> list[tuple[str, Path]]:
     """The Delta tables of a local warehouse's schema: (name, folder), by name."""
     root = Path(storage.warehouse).resolve() / storage.schema_name
@@ -150,6 +162,8 @@ def open_local(storage: StorageConfig) -> "duckdb.DuckDBPyConnection":
     schema = _quote(storage.schema_name)
     con = duckdb.connect()
     con.sql("SET TimeZone = 'UTC'")
+    # Spark's JSON accessor, for queries written for Spark SQL (models.metrics, nightly.stage_seconds)
+    con.sql("CREATE MACRO get_json_object(j, p) AS json_extract_string(j, p)")
     con.sql(f"CREATE SCHEMA {schema}")
     found = local_tables(storage)
     for name, path in found:

@@ -16,6 +16,7 @@ from adspark.localsql import (
     backquotes_to_double,
     duck_type,
     duckdb_dialect,
+    duckdb_frame,
     local_engine_available,
     open_local,
 )
@@ -56,7 +57,7 @@ def _delta(path: Path, schema: dict, protocol: tuple[int, int, list[str] | None]
 def test_spark_quoting_becomes_duckdbs_outside_string_literals() -> None:
     assert backquotes_to_double("select `end`, 'a`b' from t") == "select \"end\", 'a`b' from t"
     assert backquotes_to_double("select 'it''s', `x`") == "select 'it''s', \"x\""
-    assert duckdb_dialect("get_json_object(s, '$.total')") == "json_extract_string(s, '$.total')"
+    assert duckdb_dialect("select `end` from t") == 'select "end" from t'
 
 
 def test_delta_types_map_to_duckdb_types() -> None:
@@ -71,6 +72,7 @@ def test_delta_types_map_to_duckdb_types() -> None:
 
 def test_every_adspark_view_parses_in_duckdb() -> None:
     con = duckdb.connect()
+    con.sql("CREATE MACRO get_json_object(j, p) AS json_extract_string(j, p)")  # as open_local does
     con.sql('CREATE SCHEMA "s"')
     for table in (SCORES, INTERVALS, FEEDBACK, NIGHTLY):
         cols = ", ".join(f'"{f.name}" {duck_type(_delta_name(f.type))}' for f in table.fields)
@@ -102,6 +104,9 @@ def test_tables_read_their_snapshot_with_partitions_and_columns_added_later(tmp_
         ("a", 1.0, None, "2026-01-05"), ("b", 2.5, None, "2026-01-05"), ("a", 4.0, None, "2026-01-06")]
     assert con.sql("select count(*) from events").fetchall() == [(3,)]  # unqualified too
     assert con.sql("describe s.feedback").fetchall()[2][:2] == ("added_later", "VARCHAR[]")
+    assert con.sql("""select get_json_object('{"total": 1.5}', '$.total')""").fetchall() == [("1.5",)]
+    sums = duckdb_frame(con.sql("select sum(1) as n, sum(score) as s from events"))
+    assert str(sums["n"].dtype) == "Int64" and sums["n"].iloc[0] == 3 and sums["s"].iloc[0] == 7.5
     assert con.sql("select count(*) from s.feedback").fetchall() == [(0,)]
 
 
