@@ -96,6 +96,18 @@ class SparkConfig(Strict):
     shuffle_partitions: int = Field(default=8, ge=1)
     driver_memory: str = "4g"
     conf: dict[str, str] = Field(default_factory=dict)
+    connect: str | None = Field(
+        default=None,
+        description="Spark Connect: `local` starts a local Connect server with the embedded settings "
+        "(master, Delta, UTC), `sc://host:port` connects to a running one; unset: a classic session",
+    )
+
+    @field_validator("connect")
+    @classmethod
+    def _connect(cls, v: str | None) -> str | None:
+        if v is not None and v != "local" and not v.startswith("sc://"):
+            raise ValueError(f"expected local or an sc://host:port URL, got {v!r}")
+        return v
 
 
 class MeasureConfig(Strict):

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,9 +143,35 @@ def get_spark(cfg: SparkConfig, warehouse: str | None = None) -> "SparkSession":
     # Python workers must run the interpreter (and virtualenv) of the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if cfg.connect is not None:
+        return _connect_session(cfg, warehouse)
     builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
     for key, value in {**local_builder_conf(cfg, warehouse), **cfg.conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN" if logging.getLogger("adspark").isEnabledFor(logging.INFO) else "ERROR")
     return spark
+
+
+def _connect_session(cfg: SparkConfig, warehouse: str | None) -> "SparkSession":
+    """A Spark Connect session: a local Connect server started with the embedded settings
+    (``connect: local``; its logs stay quiet through the driver's log4j configuration), or a
+    running server (``sc://host:port``), given only the session settings a client may set."""
+    from pyspark.sql import SparkSession
+
+    if cfg.connect == "local":
+        builder = SparkSession.builder.remote(cfg.master)
+        for key, value in {**local_builder_conf(cfg, warehouse), **cfg.conf}.items():
+            builder = builder.config(key, value)
+        with warnings.catch_warnings():  # the client re-sets the server's static settings: refused, harmless
+            warnings.simplefilter("ignore", UserWarning)
+            return builder.getOrCreate()
+    builder = SparkSession.builder.remote(cfg.connect)
+    for key, value in {"spark.sql.session.timeZone": "UTC", **cfg.conf}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def is_connect(spark: "SparkSession") -> bool:
+    """Whether ``spark`` is a Spark Connect session (no ``sparkContext``, no JVM in this process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")

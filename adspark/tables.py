@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from adspark.config import StorageConfig, check_identifier
 from adspark.errors import ConfigError, TableNotFoundError
 from adspark.faults import kill_point
+from adspark.session import is_connect
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -32,16 +34,37 @@ _CONFLICT_BASES = {
 }
 
 
+# Delta's error classes of its concurrent-modification exceptions (what a Spark Connect client sees)
+_CONFLICT_CONDITIONS = {
+    "DELTA_CONCURRENT_APPEND", "DELTA_CONCURRENT_DELETE_DELETE", "DELTA_CONCURRENT_DELETE_READ",
+    "DELTA_CONCURRENT_TRANSACTION", "DELTA_CONCURRENT_WRITE", "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+}
+
+
+def _condition(exc: BaseException) -> str | None:
+    """The Spark error class (condition) of ``exc``, when it has one."""
+    get = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    try:
+        value = get() if get is not None else None
+    except Exception:  # an exception type without an error class
+        return None
+    return None if value is None else str(value)
+
+
 def is_delta_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` is one of Delta's concurrent-modification exceptions (by class).
 
     Delta's Python layer converts some of them to ``delta.exceptions`` classes; others (e.g.
     ``ProtocolChangedException`` when two writers create a table at once) reach Python as a
-    ``Py4JJavaError``, whose Java class hierarchy is checked instead.
+    ``Py4JJavaError``, whose Java class hierarchy is checked instead; over Spark Connect (no JVM
+    in this process) their Delta error class is.
     """
     from delta.exceptions import DeltaConcurrentModificationException
 
     if isinstance(exc, DeltaConcurrentModificationException):
+        return True
+    if _condition(exc) in _CONFLICT_CONDITIONS:
         return True
     java = getattr(exc, "java_exception", None)
     if java is None:
@@ -66,13 +89,9 @@ _REGISTER_ATTEMPTS = 5
 
 def is_already_exists(exc: BaseException) -> bool:
     """Whether ``exc`` is Spark's "name already exists" analysis error (a lost creation race)."""
-    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
-    try:
-        cls = condition() if condition is not None else None
-    except Exception:  # an exception type without an error class
-        cls = None
+    cls = _condition(exc)
     if cls is not None:
-        return str(cls) in _ALREADY_EXISTS
+        return cls in _ALREADY_EXISTS
     return any(marker in str(exc) for marker in _ALREADY_EXISTS)
 
 
@@ -172,10 +191,21 @@ class TableStore:
         return f"{self._database}.`{check_identifier(table, 'table')}`"
 
     def exists(self, table: str) -> bool:
-        """Whether the table holds a Delta log."""
+        """Whether the table holds a Delta log (over Spark Connect: whether Delta resolves it)."""
         from delta.tables import DeltaTable
 
-        return DeltaTable.isDeltaTable(self.spark, self.path(table))
+        if not is_connect(self.spark):
+            return DeltaTable.isDeltaTable(self.spark, self.path(table))
+        path = _normalized(self.path(table))
+        if not path.startswith(URI_SCHEMES):  # a local folder: look for the log, as isDeltaTable does
+            return (Path(path) / "_delta_log").is_dir()
+        from pyspark.errors import AnalysisException
+
+        try:
+            self.spark.read.format("delta").load(self.path(table)).schema  # noqa: B018 (resolves the table)
+        except AnalysisException:
+            return False
+        return True
 
     def read(self, table: str, version: int | None = None) -> "DataFrame":
         """Read a table (its latest version, or ``version``).
@@ -195,9 +225,7 @@ class TableStore:
 
     def version(self, table: str) -> int:
         """The latest committed version of a table."""
-        from delta.tables import DeltaTable
-
-        return int(DeltaTable.forPath(self.spark, self.path(table)).history(1).select("version").first()[0])
+        return int(self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(table)}` LIMIT 1").select("version").first()[0])
 
     def count_dates(self, table: str, date_column: str, start: dt.date, end: dt.date) -> int:
         """Rows of ``table`` whose ``date_column`` is in ``[start, end]``."""
@@ -344,30 +372,28 @@ class TableStore:
     def upsert(self, df: "DataFrame", table: str, on: tuple[str, ...]) -> None:
         """Insert the rows of ``df``, replacing those of ``table`` with the same ``on`` columns, in
         one Delta MERGE (creates the table when absent; retries Delta conflicts)."""
-        from delta.tables import DeltaTable
-
         if not self.exists(table):
             self.append(df, table)
             return
         condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in on)
-
-        def merge() -> None:
-            DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(
-                df.alias("s"), condition).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-
-        with kill_point(table, self.path(table)):
-            with_delta_retry(merge)
+        self.merge(table, df, f"{condition} WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
 
     def delete_matching(self, table: str, keys: "DataFrame", on: tuple[str, ...]) -> None:
         """Delete the rows of ``table`` whose ``on`` columns equal a row of ``keys`` (a Delta MERGE
         with a matched delete; retries Delta conflicts)."""
-        from delta.tables import DeltaTable
+        condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in on)
+        self.merge(table, keys, f"{condition} WHEN MATCHED THEN DELETE")
 
-        condition = " AND ".join(f"t.`{c}` = k.`{c}`" for c in on)
-
-        def delete() -> None:
-            DeltaTable.forPath(self.spark, self.path(table)).alias("t").merge(
-                keys.alias("k"), condition).whenMatchedDelete().execute()
-
-        with kill_point(table, self.path(table)):
-            with_delta_retry(delete)
+    def merge(self, table: str, source: "DataFrame", clauses: str) -> None:
+        """``MERGE INTO`` the table ``t`` ``USING`` ``source`` (as ``s``) ``ON`` ``clauses``, in SQL
+        so that it runs the same over Spark Connect (Delta's Python builder needs Delta's Connect
+        plugin on the server); the source is a temporary view of a unique name; retries Delta
+        conflicts."""
+        view = f"adspark_merge_{uuid.uuid4().hex}"
+        source.createOrReplaceTempView(view)
+        statement = f"MERGE INTO delta.`{self.path(table)}` t USING {view} s ON {clauses}"
+        try:
+            with kill_point(table, self.path(table)):
+                with_delta_retry(lambda: self.spark.sql(statement).collect())
+        finally:
+            self.spark.catalog.dropTempView(view)

@@ -19,9 +19,8 @@ import pandas as pd
 
 from adspark.config import IntervalConfig
 from adspark.core.intervals import INTERVAL_COLUMNS, merge_intervals
-from adspark.faults import kill_point
 from adspark.models.registry import RegisteredModel
-from adspark.tables import TableStore, with_delta_retry
+from adspark.tables import TableStore, sql_string
 from schemas import INTERVALS, SCORES
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,6 @@ def _merge_once(
 ) -> None:
     """One recompute of the model's intervals from night ``first`` on, from the scores at
     ``version``, and its MERGE (intervals starting before ``first`` are left alone)."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     scores = store.read(SCORES.name, version=version).where(
@@ -140,21 +138,12 @@ def _merge_once(
     span_start = dt.datetime.combine(first, dt.time())
     if not store.exists(INTERVALS.name):
         store.append(merged.limit(0), INTERVALS.name)
-    target = DeltaTable.forPath(store.spark, store.path(INTERVALS.name))
-    updates = {c: f"s.{c}" for c in INTERVALS.struct_type().fieldNames() if c != "first_seen_run"}
+    sets = ", ".join(f"`{c}` = s.`{c}`" for c in INTERVALS.struct_type().fieldNames() if c != "first_seen_run")
     # a rerun that finds the same interval leaves its row alone (bookkeeping included)
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in INTERVAL_COLUMNS)
-    in_span = (F.col("t.model_id") == F.lit(model.model_id)) & (F.col("t.start") >= F.lit(span_start))
-
-    def merge() -> None:
-        (
-            target.alias("t")
-            .merge(merged.alias("s"), "t.interval_id = s.interval_id")
-            .whenMatchedUpdate(condition=changed, set=updates)
-            .whenNotMatchedInsertAll()
-            .whenNotMatchedBySourceDelete(condition=in_span)
-            .execute()
-        )
-
-    with kill_point(INTERVALS.name, store.path(INTERVALS.name)):
-        with_delta_retry(merge)
+    in_span = f"t.model_id = {sql_string(model.model_id)} AND t.start >= TIMESTAMP '{span_start:%Y-%m-%d %H:%M:%S}'"
+    store.merge(
+        INTERVALS.name, merged,
+        f"t.interval_id = s.interval_id WHEN MATCHED AND ({changed}) THEN UPDATE SET {sets} "
+        f"WHEN NOT MATCHED THEN INSERT * WHEN NOT MATCHED BY SOURCE AND {in_span} THEN DELETE",
+    )

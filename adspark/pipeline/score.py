@@ -30,7 +30,7 @@ from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_scorer, output_struct
 from adspark.runs import RunRecord, recorded_run
-from adspark.session import ARROW_BATCH_ROWS, session_conf
+from adspark.session import ARROW_BATCH_ROWS, is_connect, session_conf
 from adspark.tables import TableStore, sql_string
 from schemas import ALERT_STATE, SCORES, WINDOW_SPECS, WINDOWS
 
@@ -112,7 +112,9 @@ def scored_windows(
         .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id))
         .select("entity", "window_id", "window_start", "window_end", "date", "values", *passthrough)
     )
-    files = spark.sparkContext.broadcast(artifact_files(model))
+    shipped = artifact_files(model)
+    # a broadcast where there is a SparkContext; over Spark Connect the files travel in the closure
+    files = shipped if is_connect(spark) else spark.sparkContext.broadcast(shipped)
     scorer = make_scorer(
         model, files, features, cfg.score.batch_size, cfg.score.top_k, cfg.score.tf_threads, passthrough,
         feature_errors,

@@ -52,11 +52,10 @@ def _training_windows(
     Returns:
         (frame, spec id, W, F, Delta version of the windows table).
     """
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
     windows = store.read(WINDOWS.name).where(F.col("date").between(F.lit(start), F.lit(end)))
-    version = DeltaTable.forPath(store.spark, store.path(WINDOWS.name)).history(1).first().version
+    version = store.version(WINDOWS.name)
     specs = windows.select("spec_id", "n_steps", "n_features").distinct().collect()
     if not specs:
         raise EmptyInputError(f"no windows between {start} and {end}: run `adspark window` first")
