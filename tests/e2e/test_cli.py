@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,3 +189,39 @@ def test_run_chains_every_step_in_one_session(spark, tmp_path, monkeypatch, caps
     assert "evaluate 2026-01-08..2026-01-09" in out.out and "points:" in out.out
     bad = main(["run", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-07", "--train-to", "2026-01-07"])
     assert bad == 1 and "--train-to 2026-01-07 must be" in capsys.readouterr().err
+    _scoring_over_spark_connect_matches(tmp_path, conf)
+
+
+def _scoring_over_spark_connect_matches(tmp_path: Path, conf: str) -> None:
+    """The same two nights scored again over a local Spark Connect server (another process, a copy
+    of the warehouse): scores, intervals and alert states equal the classic session's."""
+    import shutil
+
+    shutil.copytree(tmp_path / "wh", tmp_path / "wh-connect", ignore=shutil.ignore_patterns("_catalog"))
+    model_id = _read(tmp_path / "wh" / "adspark" / "models", "select model_id from t")["model_id"].iloc[0]
+    out = _adspark("score", "--conf", conf, "--set", "spark.connect=local",
+                   "--set", f"storage.warehouse={tmp_path / 'wh-connect'}", "--model-id", model_id,
+                   "--from", "2026-01-08", "--to", "2026-01-09", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "96 windows scored" in out.stdout, out.stdout
+    runs = _read(tmp_path / "wh-connect" / "adspark" / "runs", "select job, status from t order by started_at")
+    assert runs.iloc[-1].tolist() == ["score", "succeeded"]  # the rows below were rewritten by that run
+    queries = {
+        "scores": "select * except (run_id) from t order by entity, window_start",
+        "intervals": "select * except (first_seen_run, last_run, updated_at) from t order by interval_id",
+        "alert_state": "select * except (run_id) from t order by alert_key, entity, date, name",
+    }
+    for table, query in queries.items():
+        classic = _read(tmp_path / "wh" / "adspark" / table, query)
+        connect = _read(tmp_path / "wh-connect" / "adspark" / table, query)
+        assert len(classic) > 0 or table == "intervals", table
+        pd.testing.assert_frame_equal(connect, classic, obj=table)
+
+
+def _read(path: Path, query: str) -> "pd.DataFrame":
+    """A Delta table through delta-rs (table ``t``), as pandas."""
+    import duckdb
+    from deltalake import DeltaTable, QueryBuilder
+
+    reader = QueryBuilder().register("t", DeltaTable(str(path))).execute("select * from t")  # noqa: F841
+    return duckdb.sql(query.replace(" from t", " from reader")).df()
