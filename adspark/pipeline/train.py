@@ -33,6 +33,7 @@ from adspark.models.registry import Fitted, RegisteredModel, save_model
 from adspark.models.tracking import log_to_mlflow
 from adspark.pipeline.specs import entity_first_buckets, spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
+from adspark.session import is_connect
 from adspark.tables import TableStore
 from schemas import WINDOWS
 
@@ -229,6 +230,11 @@ def _fit_global(
     if cfg.train.backend == "horovod":
         from adspark.train.backend import HorovodSparkBackend
 
+        if backend is None and is_connect(windows.sparkSession):
+            raise ConfigError(
+                "train.backend horovod runs horovod.spark.run, which needs a classic Spark session "
+                "(a SparkContext); over Spark Connect use train.backend local"
+            )
         chosen = backend or HorovodSparkBackend(num_proc=cfg.train.num_proc)
         detector, metrics = _train_horovod(cfg, chosen, train_df, val_df, n_steps, n_features)
         n_train = train_df.count()
