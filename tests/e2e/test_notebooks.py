@@ -27,6 +27,7 @@ def test_notebooks_run_in_order_on_tiny_data(spark, tmp_path, monkeypatch, capsy
                              "anomaly_entity_fraction": 0.5})
     data["window"]["scaling"].update({"fit_from": "2026-01-05", "fit_to": "2026-01-07"})
     data["train"]["detector"].update({"epochs": 2, "hidden": [16], "bottleneck": 4})
+    data["train"]["backend"] = "local"  # the notebooks' path; Horovod has its own tests
     data["nightly"].update({"train_days": 3, "drift_psi": None})
     # 3 days of history: alerts that give verdicts after a few windows (the notebooks judge intervals)
     data["alerts"].update({"level": 0.01, "warmup": "6h", "min_visits": 1, "calibration": {"min_history": 4}})
