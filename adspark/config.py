@@ -516,6 +516,11 @@ class ScoreConfig(Strict):
     """The ``score`` job: which model, how to batch, what to explain."""
 
     model_id: str | None = Field(default=None, description="default: latest model for the train config")
+    source: Literal["features", "windows"] = Field(
+        default="features",
+        description="bucket mode: cut the windows from `features` inside the scorer (no `windows` "
+        "table needed for the nights scored) or read the `windows` table; row mode always reads `windows`",
+    )
     batch_size: int = Field(default=4096, ge=1, description="windows per inference call")
     arrow_batch_rows: int = Field(default=10_000, ge=1, description="rows per Arrow batch sent to Python")
     top_k: int = Field(default=3, ge=1, le=64)

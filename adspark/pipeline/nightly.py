@@ -1,7 +1,9 @@
 """Job ``nightly``: one night end to end, recorded in the ``nightly`` table.
 
-For night D: discretize D (validation, rejects), window D (the window job reads its own
-lookback), score D with the model in force and update intervals, then decide on retraining:
+For night D: discretize D (validation, rejects), score D with the model in force (in bucket mode
+the scorer cuts D's windows from its features and the lookback before them; with
+``score.source: windows`` or in row mode the window job writes D's windows first) and update
+intervals, then decide on retraining:
 
 - ``no_model``: no model for the config yet: train on the ``train_days`` nights before D first
   (then score D with it);
@@ -9,7 +11,8 @@ lookback), score D with the model in force and update intervals, then decide on 
 - ``drift``: the night's scores drifted from the model's validation scores (PSI or KS above the
   configured bounds, with at least ``drift_min_windows`` windows).
 
-A retrain after scoring trains on the ``train_days`` nights up to D and becomes the model of the
+A retrain after scoring trains on the ``train_days`` nights up to D (windowing those that have
+no windows yet: the ``windows`` table holds training ranges) and becomes the model of the
 next nights (the latest model for the config). A night without events is recorded as ``empty``
 with a message, not scored; a night whose previous night was never processed stops with a message
 naming it (its windows would miss their lookback).
@@ -48,7 +51,7 @@ from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.feedback import feedback_summary
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import run_train
-from adspark.pipeline.window import run_window
+from adspark.pipeline.window import configured_spec, run_window
 from adspark.tables import TableStore
 from schemas import FEATURE_KEYS, NIGHTLY, SCORES, WINDOWS
 
@@ -91,21 +94,55 @@ def _timed(into: dict[str, float], name: str) -> Iterator[None]:
         into[name] = round(time.perf_counter() - t0, 3)
 
 
-def _current_model(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> RegisteredModel | None:
+def _night_specs(store: TableStore, day: dt.date) -> list[str]:
+    """The window specs of the night's ``windows`` rows."""
     from pyspark.sql import functions as F
 
-    if cfg.score.model_id:
-        return find_model(store, model_id=cfg.score.model_id)
-    specs = [
+    return [
         r.spec_id
         for r in store.read(WINDOWS.name).where(F.col("date") == F.lit(day)).select("spec_id").distinct().collect()
     ]
+
+
+def _current_model(store: TableStore, cfg: NightlyJobConfig, day: dt.date, specs: list[str]) -> RegisteredModel | None:
+    """The model in force for ``day``: ``score.model_id``, else the latest model of the train
+    config for one of ``specs`` trained before the night."""
+    if cfg.score.model_id:
+        return find_model(store, model_id=cfg.score.model_id)
     for spec in specs:
         try:
             return find_model(store, config_key=config_key(cfg.part(TrainJobConfig), spec), trained_before=day)
         except ModelNotFoundError:
             continue
     return None
+
+
+def _from_features(cfg: NightlyJobConfig) -> bool:
+    """Whether the night is scored straight from ``features`` (no ``windows`` rows for it)."""
+    return cfg.window.mode == "buckets" and cfg.score.source == "features"
+
+
+def _train(store: TableStore, cfg: NightlyJobConfig, first: dt.date, last: dt.date) -> RegisteredModel:
+    """Train on ``[first, last]``; when nights are scored from features, window the nights of
+    that range that have no windows of the spec yet first (training reads the ``windows`` table)."""
+    from pyspark.sql import functions as F
+
+    if _from_features(cfg):
+        spec, _ = configured_spec(store, cfg.part(WindowJobConfig))
+        have = set() if not store.exists(WINDOWS.name) else {
+            r.date for r in store.read(WINDOWS.name)
+            .where(F.col("date").between(F.lit(first), F.lit(last)) & (F.col("spec_id") == spec.spec_id))
+            .select("date").distinct().collect()
+        }
+        nights = {
+            r.date for r in store.read(FEATURE_KEYS.name).where(F.col("date").between(F.lit(first), F.lit(last)))
+            .select("date").distinct().collect()
+        }
+        missing = sorted(nights - have)
+        if missing:
+            run_window(store, cfg.part(WindowJobConfig), missing[0], missing[-1])
+    _, model = run_train(store, cfg.part(TrainJobConfig), first, last)
+    return model
 
 
 def _retrained_through(store: TableStore, model: RegisteredModel, day: dt.date) -> RegisteredModel | None:
@@ -188,12 +225,16 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
             )
             return result
         with stage("window"):
-            result.windows = run_window(store, cfg.part(WindowJobConfig), day, day).rows_written
-        model = _current_model(store, cfg, day)
+            if _from_features(cfg):  # the scorer cuts the night's windows: only the spec and its scaling
+                specs = [configured_spec(store, cfg.part(WindowJobConfig))[0].spec_id]
+            else:
+                result.windows = run_window(store, cfg.part(WindowJobConfig), day, day).rows_written
+                specs = _night_specs(store, day)
+        model = _current_model(store, cfg, day, specs)
         if model is None:
             first = day - dt.timedelta(days=cfg.nightly.train_days)
             with stage("train"):
-                _, model = run_train(store, cfg.part(TrainJobConfig), first, day - dt.timedelta(days=1))
+                model = _train(store, cfg, first, day - dt.timedelta(days=1))
             result.retrained, result.retrain_reason, result.new_model_id = True, "no_model", model.model_id
         result.model_id = model.model_id
         score_cfg = cfg.part(ScoreJobConfig).model_copy(
@@ -201,6 +242,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
         )
         with stage("score"):
             s = run_score(store, score_cfg, day, day)
+        result.windows = s.rows_written
         result.anomalies = (
             store.read(SCORES.name)
             .where((F.col("date") == F.lit(day)) & (F.col("model_id") == model.model_id) & F.col("is_anomaly"))
@@ -217,7 +259,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
         elif reason:
             first = day - dt.timedelta(days=cfg.nightly.train_days - 1)
             with stage("train"):
-                _, new = run_train(store, cfg.part(TrainJobConfig), first, day)
+                new = _train(store, cfg, first, day)
             result.retrained, result.retrain_reason, result.new_model_id = True, reason, new.model_id
         result.status = "succeeded"
         drift = "" if result.psi is None else f"; drift PSI {result.psi:.3f}, KS {result.ks:.3f}"

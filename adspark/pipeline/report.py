@@ -20,8 +20,10 @@ from adspark.core.evaluation import curve_points, overlap_labels, pr_auc, roc_au
 from adspark.core.report import IntervalPanel, ReportData, render_report
 from adspark.errors import EmptyInputError, check_range
 from adspark.models.registry import RegisteredModel, find_model
+from adspark.pipeline.specs import StoredSpec
+from adspark.pipeline.window import window_values
 from adspark.tables import TableStore
-from schemas import FEEDBACK, INTERVALS, SCORES, WINDOWS
+from schemas import FEEDBACK, INTERVALS, SCORES
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -43,8 +45,6 @@ def _labels(store: TableStore, table: str) -> pd.DataFrame:
 
 def _panel(store: TableStore, model: RegisteredModel, iv, scores: pd.DataFrame, run_scores: np.ndarray,
            features: list[str], feedback: dict[str, str], top_k: int) -> IntervalPanel:
-    from pyspark.sql import functions as F
-
     from adspark.models.lookup import load_detector
 
     mine = scores[scores["entity"] == iv.entity].sort_values("window_end")
@@ -52,8 +52,9 @@ def _panel(store: TableStore, model: RegisteredModel, iv, scores: pd.DataFrame, 
     around = mine[(mine["window_end"] >= lo) & (mine["window_start"] <= hi)]
     inside = mine[(mine["window_start"] < pd.Timestamp(iv.end)) & (mine["window_end"] > pd.Timestamp(iv.start))]
     peak = inside.loc[inside["score"].idxmax()] if len(inside) else mine.loc[mine["score"].idxmax()]
-    row = store.read(WINDOWS.name).where(F.col("window_id") == peak["window_id"]).select("values").first()
-    x = np.asarray(row["values"], np.float32).reshape(1, model.n_steps, model.n_features)
+    values = window_values(store, StoredSpec.load(store, model.spec_id), iv.entity, peak["window_id"],
+                           peak["window_end"])
+    x = values.reshape(1, model.n_steps, model.n_features)
     detector = load_detector(model, iv.entity if model.scope == "entity" else None)
     recon = np.asarray(detector.reconstruct(x))[0]
     names = list(iv.top_features or [])[:top_k] or features[:top_k]

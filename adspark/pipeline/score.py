@@ -1,11 +1,14 @@
 """Job ``score``: windows of a date range -> ``scores`` (idempotent per night) -> ``intervals``.
 
-The model is the one named in config, else the latest registered for the train config and the
-windows' spec. Windows go through ``mapInArrow`` (see :mod:`adspark.pipeline.scorer`): the model
-is loaded once per Python worker from broadcast bytes and scores Arrow batches. In bucket mode
-with ``alerts.enabled`` (the default), the scored windows then go through the adaptive alerts
-(:mod:`adspark.pipeline.alerts`), which carry per-entity state in ``alert_state``; otherwise the
-model's fitted threshold decides.
+The model is the one named in config, else the latest registered for the train config (and the
+windows' spec, when the range has windows). In bucket mode the windows are cut from the
+``features`` of the range plus its lookback inside the Python worker that scores them
+(``score.source: features``, the default: one grouped pass, the window job's own cutting
+function, no ``windows`` rows needed); ``score.source: windows`` and row mode read the
+``windows`` table through ``mapInArrow`` (see :mod:`adspark.pipeline.scorer`). Either way the
+model is loaded once per Python worker. In bucket mode with ``alerts.enabled`` (the default), the
+scored windows then go through the adaptive alerts (:mod:`adspark.pipeline.alerts`), which carry
+per-entity state in ``alert_state``; otherwise the model's fitted threshold decides.
 """
 
 from __future__ import annotations
@@ -26,13 +29,23 @@ from adspark.pipeline.alerts import (
     state_source,
     without_alerts,
 )
+from adspark.pipeline.grouping import entity_groups
 from adspark.pipeline.intervals import update_intervals
 from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
-from adspark.pipeline.scorer import make_scorer, output_struct
+from adspark.pipeline.scorer import make_feature_scorer, make_scorer, output_struct
+from adspark.pipeline.specs import StoredSpec
+from adspark.pipeline.window import (
+    expected_windows,
+    global_stats_of,
+    grouped_features,
+    make_cutter,
+    night_features,
+    stored_stats,
+)
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import ARROW_BATCH_ROWS, is_connect, session_conf
 from adspark.tables import TableStore, sql_string
-from schemas import ALERT_STATE, SCORES, WINDOW_SPECS, WINDOWS
+from schemas import ALERT_STATE, FEATURE_KEYS, SCORES, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -43,6 +56,8 @@ log = logging.getLogger(__name__)
 def _range_specs(store: TableStore, start: dt.date, end: dt.date) -> list[str]:
     from pyspark.sql import functions as F
 
+    if not store.exists(WINDOWS.name):
+        return []
     rows = (
         store.read(WINDOWS.name)
         .where(F.col("date").between(F.lit(start), F.lit(end)))
@@ -54,16 +69,35 @@ def _range_specs(store: TableStore, start: dt.date, end: dt.date) -> list[str]:
 def resolve_model(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date) -> RegisteredModel:
     """The model to score ``[start, end]`` with, checked against the windows' spec.
 
+    With windows in the range: ``score.model_id``, else the latest model of the train config for
+    their spec, else the latest of their spec. Without (``score.source: features``):
+    ``score.model_id``, else the latest model of the train config.
+
     Raises:
-        EmptyInputError: No windows in the range.
+        EmptyInputError: No windows in the range and the model cannot score from features.
         SchemaMismatchError: The model's window spec is not the windows' spec.
         ModelNotFoundError: No model matches.
+        ConfigError: No windows, no ``score.model_id`` and no ``train`` section.
     """
-    from adspark.models.lookup import config_key
+    from adspark.models.lookup import config_key, latest_model
 
     specs = _range_specs(store, start, end)
     if not specs:
-        raise EmptyInputError(f"no windows between {start} and {end}: run `adspark window` first")
+        no_windows = f"no windows between {start} and {end}: run `adspark window` first"
+        if cfg.score.source == "windows":
+            raise EmptyInputError(no_windows)
+        if cfg.score.model_id:
+            model = find_model(store, model_id=cfg.score.model_id)
+        elif cfg.train is not None:
+            model = latest_model(store, cfg)  # type: ignore[arg-type]  # reads only cfg.train
+        else:
+            raise ConfigError(
+                f"score {start}..{end}: no windows to take the window spec from; set score.model_id "
+                "or give a train section (its latest model scores)"
+            )
+        if StoredSpec.load(store, model.spec_id).mode != "buckets":
+            raise EmptyInputError(f"{no_windows} (model {model.model_id} scores row-mode windows)")
+        return model
     if cfg.score.model_id:
         model = find_model(store, model_id=cfg.score.model_id)
     elif cfg.train is not None and len(specs) == 1:
@@ -77,49 +111,68 @@ def resolve_model(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: d
     return model
 
 
+def shape_of(spec: StoredSpec) -> WindowShape:
+    """What the alert step needs of a window spec."""
+    return WindowShape(spec.spec_id, spec.features, spec.n_steps, spec.stride, spec.bucket_seconds,
+                       spec.fit_from, spec.entity_head_seconds)
+
+
 def window_shape(store: TableStore, spec_id: str) -> tuple[str, WindowShape]:
     """The mode and shape of a window spec.
 
     Raises:
         ConfigError: The spec is not in ``window_specs``.
     """
-    from pyspark.sql import functions as F
-
-    row = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
-    if row is None:
-        raise ConfigError(f"window spec {spec_id!r} is not in table {WINDOW_SPECS.name}")
-    head = row.asDict().get("entity_head_seconds")  # null, or absent from specs stored before it
-    return row.mode, WindowShape(spec_id, tuple(row.features), int(row.n_steps), int(row.stride),
-                                 int(row.bucket_seconds), row.fit_from, None if head is None else int(head))
+    spec = StoredSpec.load(store, spec_id)
+    return spec.mode, shape_of(spec)
 
 
 def feature_names(store: TableStore, spec_id: str) -> list[str]:
     """The F axis of a window spec."""
-    return list(window_shape(store, spec_id)[1].features)
+    return list(StoredSpec.load(store, spec_id).features)
+
+
+def from_features(cfg: ScoreJobConfig, spec: StoredSpec) -> bool:
+    """Whether the windows are cut from ``features`` in the scorer (bucket mode with
+    ``score.source: features``) rather than read from the ``windows`` table."""
+    return cfg.score.source == "features" and spec.mode == "buckets"
 
 
 def scored_windows(
-    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, features: list[str],
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec,
     start: dt.date, end: dt.date, passthrough: tuple[str, ...] = (), feature_errors: bool = False,
 ) -> DataFrame:
     """The model's scores of the windows of ``[start, end]`` (lazy): the scorer's output fields
-    (see :func:`adspark.pipeline.scorer.make_scorer`)."""
+    (see :func:`adspark.pipeline.scorer.make_scorer`).
+
+    From features (:func:`from_features`): one grouped pass over the nights' features plus the
+    lookback, cut into windows by the window job's own function inside the Python worker and
+    scored there. Else the ``windows`` table through ``mapInArrow``.
+    """
     from pyspark.sql import functions as F
 
     spark = store.spark
+    shipped = artifact_files(model)
+    # a broadcast where there is a SparkContext; over Spark Connect the files travel in the closure
+    files = shipped if is_connect(spark) else spark.sparkContext.broadcast(shipped)
+    scorer = make_scorer(
+        model, files, list(spec.features), cfg.score.batch_size, cfg.score.top_k, cfg.score.tf_threads,
+        passthrough, feature_errors,
+    )
+    out = output_struct(passthrough, feature_errors)
+    if from_features(cfg, spec):
+        stats = stored_stats(store, spec)
+        cut = make_cutter(spec, global_stats_of(stats), start, end)
+        run = make_feature_scorer(cut, scorer, cfg.score.arrow_batch_rows, passthrough, feature_errors)
+        grouped = grouped_features(night_features(store, spec, start, end), stats, spec,
+                                   entity_groups(spark, start, end))
+        return grouped.applyInArrow(run, out)
     windows = (
         store.read(WINDOWS.name)
         .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id))
         .select("entity", "window_id", "window_start", "window_end", "date", "values", *passthrough)
     )
-    shipped = artifact_files(model)
-    # a broadcast where there is a SparkContext; over Spark Connect the files travel in the closure
-    files = shipped if is_connect(spark) else spark.sparkContext.broadcast(shipped)
-    scorer = make_scorer(
-        model, files, features, cfg.score.batch_size, cfg.score.top_k, cfg.score.tf_threads, passthrough,
-        feature_errors,
-    )
-    return windows.mapInArrow(scorer, output_struct(passthrough, feature_errors))
+    return windows.mapInArrow(scorer, out)
 
 
 def _write_scores(
@@ -142,9 +195,10 @@ def _score_and_write(
     run_id: str,
 ) -> tuple[str, str]:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
-    mode, shape = window_shape(store, model.spec_id)
-    if not (cfg.alerts.enabled and mode == "buckets"):
-        scored = scored_windows(store, cfg, model, list(shape.features), start, end).persist()
+    spec = StoredSpec.load(store, model.spec_id)
+    shape = shape_of(spec)
+    if not (cfg.alerts.enabled and spec.mode == "buckets"):
+        scored = scored_windows(store, cfg, model, spec, start, end).persist()
         try:
             verdicts = night_thresholds(scored, model, cfg.score.night_threshold)
             store.replace_dates(without_alerts(with_night_thresholds(scored, verdicts), model, run_id), SCORES.name,
@@ -157,7 +211,7 @@ def _score_and_write(
     source = state_source(store, key, start)
     first = replay_from(store, source, shape, start)
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
-    scored = scored_windows(store, cfg, model, list(shape.features), first, end, ("raw_values",), per_feature)
+    scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature)
     scores, states = alert_frames(store, cfg.alerts, model, shape, scored, source, first, start, end, run_id)
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = {sql_string(key)}")
@@ -176,6 +230,18 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
     check_range(start, end)
     with recorded_run(store, "score", cfg, start, end) as run:
         model = resolve_model(store, cfg, start, end)
+        spec = StoredSpec.load(store, model.spec_id)
+        if from_features(cfg, spec):
+            run.rows_read = expected_windows(night_features(store, spec, start, end), spec, start, end)
+            if not run.rows_read:
+                raise EmptyInputError(
+                    f"no windows to cut from {FEATURE_KEYS.name} between {start} and {end} (window spec "
+                    f"{spec.spec_id}): run `adspark discretize` for these nights first"
+                )
+        else:
+            run.rows_read = store.read(WINDOWS.name).where(
+                F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
+            ).count()
         method, nights = _write_scores(store, cfg, model, start, end, run.run_id)
         counts = (
             store.read(SCORES.name)
@@ -184,13 +250,11 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
                  F.sum(F.col("alert").cast("long")).alias("alerts"))
             .first()
         )
-        run.rows_read = store.read(WINDOWS.name).where(
-            F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
-        ).count()
         run.rows_written = int(counts.n)
         if run.rows_written != run.rows_read:
             raise DataContractError(
                 f"score {start}..{end}: {run.rows_read} windows read but {run.rows_written} scores written"
+                + (" (windows cut from features)" if from_features(cfg, spec) else "")
             )
         summary = update_intervals(store, cfg.intervals, model, start, end, run.run_id, method)
         decided = (

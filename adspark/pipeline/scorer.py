@@ -39,6 +39,70 @@ def output_struct(passthrough: tuple[str, ...] = (), feature_errors: bool = Fals
     return T.StructType(SCORES.struct_type(OUTPUT_FIELDS).fields + WINDOWS.struct_type(passthrough).fields + extra)
 
 
+def output_arrow_schema(passthrough: tuple[str, ...] = (), feature_errors: bool = False) -> Any:
+    """The Arrow schema of the scorer's output (same fields as :func:`output_struct`)."""
+    import pyarrow as pa
+
+    fields = list(SCORES.arrow_schema(OUTPUT_FIELDS)) + list(WINDOWS.arrow_schema(passthrough))
+    if feature_errors:
+        fields.append(pa.field(FEATURE_ERRORS.name, FEATURE_ERRORS.arrow_type(), FEATURE_ERRORS.nullable))
+    return pa.schema(fields)
+
+
+def make_feature_scorer(
+    cut: Callable[[Any, Any], Any],
+    score: Callable[[Iterator[Any]], Iterator[Any]],
+    batch_rows: int,
+    passthrough: tuple[str, ...] = (),
+    feature_errors: bool = False,
+) -> Callable[[Any, Any], Any]:
+    """The function handed to ``cogroup(...).applyInArrow`` to score straight from features: a
+    hash group's features and scaler statistics are cut into windows in the Python worker and
+    scored there, so window arrays never cross to the JVM.
+
+    Args:
+        cut: From :func:`adspark.pipeline.window.make_cutter` (the window job's own function).
+        score: From :func:`make_scorer`.
+        batch_rows: Feature rows cut at a time (whole entities; about as many windows) and
+            windows per scorer batch: bounds the worker's memory whatever the group's size.
+        passthrough: As for :func:`make_scorer`.
+        feature_errors: As for :func:`make_scorer`.
+
+    Returns:
+        ``(features table, stats table) -> scorer output table`` (fields of :func:`output_struct`).
+    """
+    schema = output_arrow_schema(passthrough, feature_errors)
+
+    def run(features_t: Any, stats_t: Any) -> Any:
+        import pyarrow as pa
+
+        batches = []
+        for part in entity_chunks(features_t, batch_rows):
+            windows = cut(part, stats_t)
+            batches.extend(score(iter(windows.to_batches(max_chunksize=batch_rows))))
+        return pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
+
+    return run
+
+
+def entity_chunks(table: Any, rows: int) -> Iterator[Any]:
+    """Slices of an Arrow table of whole entities, each about ``rows`` rows (one entity may
+    exceed it), so that a hash group's windows are cut and scored a slice at a time."""
+    import pyarrow.compute as pc
+
+    if table.num_rows <= rows:
+        yield table
+        return
+    table = table.take(pc.sort_indices(table, [("entity", "ascending")]))
+    entity = table.column("entity").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, entity[1:] != entity[:-1]])
+    begin = 0
+    for nxt in (*starts[1:], table.num_rows):
+        if nxt - begin >= rows or nxt == table.num_rows:
+            yield table.slice(begin, nxt - begin)
+            begin = nxt
+
+
 def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
     from adspark.config import DetectorConfig
     from adspark.detectors.factory import build_detector

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adspark.config import WindowJobConfig
+from adspark.errors import ConfigError
 from adspark.tables import TableStore
 from schemas import WINDOW_SPECS
 
@@ -39,6 +41,30 @@ class StoredSpec:
     def centered(self) -> bool:
         """Whether each window is centered on its own mean (``center_windows``)."""
         return self.scaling_method.endswith("+center")
+
+    @property
+    def lookback_days(self) -> int:
+        """Nights before a night whose buckets its first windows reach back into."""
+        return math.ceil((self.n_steps - 1) * self.bucket_seconds / 86400)
+
+    @classmethod
+    def load(cls, store: TableStore, spec_id: str) -> "StoredSpec":
+        """The spec stored under ``spec_id``.
+
+        Raises:
+            ConfigError: When ``window_specs`` does not hold it.
+        """
+        from pyspark.sql import functions as F
+
+        row = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
+        if row is None:
+            raise ConfigError(f"window spec {spec_id!r} is not in table {WINDOW_SPECS.name}")
+        head = row.asDict().get("entity_head_seconds")  # null, or absent from specs stored before it
+        return cls(
+            row.spec_id, row.mode, tuple(row.features), int(row.n_steps), int(row.stride),
+            int(row.bucket_seconds), row.scaling_method, row.fit_from, row.fit_to,
+            None if head is None else int(head),
+        )
 
     @classmethod
     def create(cls, mode: str, features: list[str], cfg: WindowJobConfig) -> "StoredSpec":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame
+    from pyspark.sql.pandas.group_ops import PandasCogroupedOps
 
 
 def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
@@ -139,6 +140,60 @@ def _head_of(part: pd.DataFrame, head_seconds: int | None) -> pd.DataFrame:
     return part[in_head(starts, first, head_seconds)]
 
 
+def make_cutter(
+    spec: StoredSpec, global_stats: pd.DataFrame, start: dt.date, end: dt.date
+) -> Callable[["pa.Table", "pa.Table"], "pa.Table"]:
+    """The function handed to ``cogroup(...).applyInArrow``: the features and scaler statistics
+    of a hash group of entities -> their scaled windows whose last bucket falls in
+    ``[start, end]``, as an Arrow table of the ``windows`` schema.
+
+    The window job writes its output; the scorer scores it in the same Python call
+    (:func:`adspark.pipeline.scorer.make_feature_scorer`), so both cut windows with this one
+    function.
+
+    Args:
+        spec: The window spec.
+        global_stats: The spec's ``__global__`` statistics (for entities without their own).
+        start: First night (by a window's last bucket) to emit.
+        end: Last night, inclusive.
+    """
+    names = list(spec.features)
+    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, tuple(names), spec.centered)
+    g_center, g_scale = stats_vectors(global_stats, names)
+    arrow_schema = WINDOWS.arrow_schema()
+    spec_id = spec.spec_id
+
+    def cut(features_t: "pa.Table", stats_t: "pa.Table") -> "pa.Table":
+        st = stats_t.to_pandas()
+        stats_by = dict(tuple(st.groupby("entity", sort=False))) if len(st) else {}
+        kept = entity_windows(features_t.to_pandas(), stats_by, (g_center, g_scale), wspec, start, end)
+        return windows_table(kept, spec_id, wspec.size, len(names), arrow_schema)
+
+    return cut
+
+
+def grouped_features(features: "DataFrame", stats: "DataFrame", spec: StoredSpec, groups: int) -> "PandasCogroupedOps":
+    """Features (``entity``, ``bucket_start`` and the spec's features) cogrouped with the
+    per-entity scaler statistics by ``groups`` hash groups of entities (many entities per call)."""
+    from pyspark.sql import functions as F
+
+    group = group_of(groups)
+    entity_stats = stats.where(F.col("entity") != GLOBAL_ENTITY).select(*STATS_COLUMNS)
+    return (
+        features.select("entity", "bucket_start", *spec.features)
+        .withColumn("_group", group)
+        .groupBy("_group")
+        .cogroup(entity_stats.withColumn("_group", group).groupBy("_group"))
+    )
+
+
+def global_stats_of(stats: "DataFrame") -> pd.DataFrame:
+    """The ``__global__`` rows of a spec's scaler statistics (on the driver: F rows)."""
+    from pyspark.sql import functions as F
+
+    return stats.where(F.col("entity") == GLOBAL_ENTITY).toPandas()
+
+
 def bucket_windows(
     features: "DataFrame",
     stats: "DataFrame",
@@ -151,32 +206,90 @@ def bucket_windows(
 
     Entities are processed in ``groups`` hash groups (many entities per pandas call).
     """
+    cut = make_cutter(spec, global_stats_of(stats), start, end)
+    return grouped_features(features, stats, spec, groups).applyInArrow(cut, WINDOWS.struct_type())
+
+
+def night_features(store: TableStore, spec: StoredSpec, start: dt.date, end: dt.date) -> "DataFrame":
+    """The ``features`` rows the windows of nights ``[start, end]`` are cut from: those nights
+    plus the spec's lookback nights before them."""
     from pyspark.sql import functions as F
 
-    names = list(spec.features)
-    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, tuple(names), spec.centered)
-    global_stats = stats.where(F.col("entity") == GLOBAL_ENTITY).toPandas()
-    g_center, g_scale = stats_vectors(global_stats, names)
-    out_schema = WINDOWS.struct_type()
-    spec_id = spec.spec_id
+    first = start - dt.timedelta(days=spec.lookback_days)
+    return store.read(FEATURE_KEYS.name).where(F.col("date").between(F.lit(first), F.lit(end)))
 
-    arrow_schema = WINDOWS.arrow_schema()
 
-    def cut(features_t: "pa.Table", stats_t: "pa.Table") -> "pa.Table":
-        st = stats_t.to_pandas()
-        stats_by = dict(tuple(st.groupby("entity", sort=False))) if len(st) else {}
-        kept = entity_windows(features_t.to_pandas(), stats_by, (g_center, g_scale), wspec, start, end)
-        return windows_table(kept, spec_id, wspec.size, len(names), arrow_schema)
+def expected_windows(features: "DataFrame", spec: StoredSpec, start: dt.date, end: dt.date) -> int:
+    """How many windows the features hold for nights ``[start, end]``, counted in Spark apart
+    from the cutter (to reconcile what was scored): a window ends at each bucket ``i`` (on a
+    night of the range, ``i`` on the stride) whose ``W - 1``-th predecessor of the same entity is
+    bucket ``i - W + 1``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
-    group = group_of(groups)
-    entity_stats = stats.where(F.col("entity") != GLOBAL_ENTITY).select(*STATS_COLUMNS)
-    return (
-        features.select("entity", "bucket_start", *names)
-        .withColumn("_group", group)
-        .groupBy("_group")
-        .cogroup(entity_stats.withColumn("_group", group).groupBy("_group"))
-        .applyInArrow(cut, out_schema)
+    w, b = spec.n_steps, spec.bucket_seconds
+    index = F.floor(F.col("bucket_start").cast("long") / F.lit(b))
+    rows = features.select("entity", "date", index.alias("_i"))
+    if w > 1:
+        back = F.lag("_i", w - 1).over(Window.partitionBy("entity").orderBy("_i"))
+        rows = rows.withColumn("_first", back).where(F.col("_first") == F.col("_i") - F.lit(w - 1))
+    return rows.where(
+        F.col("date").between(F.lit(start), F.lit(end))
+        & (F.pmod(F.col("_i"), F.lit(spec.stride)) == F.lit(spec.stride - 1))
+    ).count()
+
+
+def window_values(store: TableStore, spec: StoredSpec, entity: str, window_id: str, window_end: dt.datetime) -> np.ndarray:
+    """The scaled values (W * F,) of one window: from the ``windows`` table when it holds the
+    window, else cut again from ``features`` by the same core function (nights scored from
+    features have no ``windows`` rows).
+
+    Raises:
+        EmptyInputError: When neither holds it.
+    """
+    from pyspark.sql import functions as F
+
+    if store.exists(WINDOWS.name):
+        row = store.read(WINDOWS.name).where(
+            (F.col("window_id") == window_id) & (F.col("spec_id") == spec.spec_id)
+        ).select("values").first()
+        if row is not None:
+            return np.asarray(row["values"], np.float32)
+    day = (pd.Timestamp(window_end) - pd.Timedelta(seconds=spec.bucket_seconds)).date()
+    features = night_features(store, spec, day, day).where(F.col("entity") == entity)
+    stats = stored_stats(store, spec).where(F.col("entity").isin(entity, GLOBAL_ENTITY)).toPandas()
+    own = stats[stats["entity"] == entity]
+    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, spec.features, spec.centered)
+    rows = entity_windows(
+        features.select("entity", "bucket_start", *spec.features).toPandas(),
+        {entity: own} if len(own) else {}, stats_vectors(stats[stats["entity"] == GLOBAL_ENTITY], spec.features),
+        wspec, day, day,
     )
+    for cut in rows:
+        ids = cut.window_ids()
+        if window_id in ids:
+            return cut.values[ids.index(window_id)]
+    raise EmptyInputError(f"window {window_id!r} is neither in table {WINDOWS.name} nor in the features of {day}")
+
+
+def stored_stats(store: TableStore, spec: StoredSpec) -> "DataFrame":
+    """The spec's scaler statistics as stored by the window job.
+
+    Raises:
+        EmptyInputError: When none are stored (the spec was never windowed).
+    """
+    from pyspark.sql import functions as F
+
+    stats = (
+        store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
+        if store.exists(SCALER_STATS.name) else None
+    )
+    if stats is None or not stats.limit(1).count():
+        raise EmptyInputError(
+            f"table {SCALER_STATS.name} holds no statistics for window spec {spec.spec_id}: run "
+            f"`adspark window` over its training range ({spec.fit_from}..{spec.fit_to}) first"
+        )
+    return stats
 
 
 def windows_table(
@@ -221,17 +334,20 @@ def windows_table(
     return pa.table(columns, schema=schema)
 
 
+def configured_spec(store: TableStore, cfg: WindowJobConfig) -> tuple[StoredSpec, "DataFrame"]:
+    """The bucket-mode window spec of the config, recorded in ``window_specs``, and its scaler
+    statistics (fitted on the training range when not stored yet)."""
+    all_features = store.read(FEATURE_KEYS.name)
+    spec = StoredSpec.create("buckets", select_features(all_features, cfg), cfg)
+    spec.save(store)
+    return spec, ensure_bucket_stats(store, all_features, spec)
+
+
 def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
     from pyspark.sql import functions as F
 
-    all_features = store.read(FEATURE_KEYS.name)
-    names = select_features(all_features, cfg)
-    spec = StoredSpec.create("buckets", names, cfg)
-    spec.save(store)
-    stats = ensure_bucket_stats(store, all_features, spec)
-    lookback_days = math.ceil((spec.n_steps - 1) * spec.bucket_seconds / 86400)
-    first = start - dt.timedelta(days=lookback_days)
-    features = all_features.where(F.col("date").between(F.lit(first), F.lit(end)))
+    spec, stats = configured_spec(store, cfg)
+    features = night_features(store, spec, start, end)
     groups = entity_groups(store.spark, start, end)
     windows = bucket_windows(features, stats, spec, start, end, groups)
     store.replace_dates(windows, WINDOWS.name, "date", start, end, partition_by=WINDOWS.partition_by)
@@ -239,8 +355,8 @@ def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: d
     run.rows_written = store.count_dates(WINDOWS.name, "date", start, end)
     run.message = (
         f"window {start}..{end} spec {spec.spec_id}: {run.rows_read} feature rows "
-        f"(+{lookback_days} lookback day(s)) -> {run.rows_written} windows of "
-        f"{spec.n_steps} x {len(names)}" + floored_scales(stats)
+        f"(+{spec.lookback_days} lookback day(s)) -> {run.rows_written} windows of "
+        f"{spec.n_steps} x {len(spec.features)}" + floored_scales(stats)
     )
 
 

@@ -80,6 +80,38 @@ def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     assert store.read("alert_state").select("date").distinct().count() == 3  # a state per night
 
 
+@pytest.mark.parametrize("alerts", [True, False])
+def test_scores_from_features_equal_scores_from_the_windows_table(store, trained, alerts):
+    config, model = trained
+    config = {**config, "alerts": {"enabled": alerts}}
+    tables = {}
+    for source in ("windows", "features"):
+        cfg = build_job_config(ScoreJobConfig, {**config, "score": {**config["score"], "source": source}})
+        run = run_score(store, cfg, D6, D7)
+        assert run.rows_written == run.rows_read > 0, run.message
+        tables[source] = _table(store, "scores", drop=["run_id"])
+    pd.testing.assert_frame_equal(tables["features"], tables["windows"])
+    assert len(tables["features"]) == store.read("windows").where(f"date >= '{D6}'").count()
+
+
+def test_scoring_from_features_needs_the_nights_features(store, trained):
+    config, _ = trained
+    with pytest.raises(EmptyInputError, match="no windows to cut from features between 2026-01-09"):
+        run_score(store, build_job_config(ScoreJobConfig, config), dt.date(2026, 1, 9), dt.date(2026, 1, 9))
+
+
+def test_a_window_not_in_the_windows_table_is_cut_again_from_features(store, trained):
+    from adspark.pipeline.specs import StoredSpec
+    from adspark.pipeline.window import window_values
+
+    _, model = trained
+    row = store.read("windows").orderBy("entity", "window_start").collect()[5]
+    DeltaTable.forPath(store.spark, store.path("windows")).delete(f"window_id = '{row.window_id}'")
+    spec = StoredSpec.load(store, model.spec_id)
+    values = window_values(store, spec, row.entity, row.window_id, row.window_end)
+    np.testing.assert_allclose(values, np.asarray(row["values"], np.float32))
+
+
 def test_without_alerts_the_models_thresholds_decide(store, trained):
     config, model = trained
     run_score(store, build_job_config(ScoreJobConfig, {**config, "alerts": {"enabled": False}}), D5, D7)
