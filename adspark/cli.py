@@ -69,6 +69,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days >= 0, got {text!r}")
+    return days
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="adspark", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add("discretize", "events -> validated, padded per-entity buckets (features)", dates=True)
     add("window", "features -> scaled sliding windows (or events -> samples in row mode)", dates=True)
     add("train", "windows -> trained detector + thresholds, registered in the models table", dates=True)
-    sc = add("score", "windows -> scores (pandas UDF, model loaded once per worker) -> intervals", dates=True)
+    sc = add("score", "features (or windows) -> scores (model loaded once per Python worker) -> intervals", dates=True)
     sc.add_argument("--model-id", help="score with this model (default: score.model_id, else the latest)")
     ev = add("evaluate", "scores + intervals of a range vs labels: AUCs, P/R/F1, interval detection, NAB", dates=True)
     ev.add_argument("--model-id", help="only this model's scores (default: every model that scored the range)")
@@ -110,9 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     rc = add("recalibrate", "new threshold from the feedback (supervised, shrunk to the unsupervised one)",
              dates=False)
     rc.add_argument("--model-id", help="the model to recalibrate (default: the latest for the train config)")
-    n = add("nightly", "one night end to end: discretize, window, score, intervals, retrain when due", dates=False)
+    n = add("nightly", "one night end to end: discretize, score from features, intervals, retrain when due", dates=False)
     n.add_argument("--date", type=_date, required=True, help="the night to process")
     n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
+    n.add_argument("--days-back", dest="days_back", type=_days, default=0, metavar="N",
+                   help="process the night N days before --date (and --to), e.g. a scheduler's run "
+                        "date with 1 for the night before")
     ch = add("run", "discretize -> window -> train -> score -> evaluate a range in one Spark session", dates=True)
     ch.add_argument("--train-to", dest="train_to", type=_date,
                     help="last night to train on (default window.scaling.fit_to); later nights are scored "
@@ -404,6 +417,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, dict], str]] = {
 }
 
 
+def apply_days_back(args: argparse.Namespace) -> None:
+    """``--days-back N``: move ``--date`` (and ``--to``) N days back, in place."""
+    back = dt.timedelta(days=getattr(args, "days_back", 0))
+    if back:
+        args.date -= back
+        args.end = args.end - back if args.end else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``adspark`` console script and of ``jobs/*.py``.
 
@@ -420,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # PySpark logs every failed query's stack as JSON; the error line below says it once
         for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    apply_days_back(args)
     try:
         if getattr(args, "start", None) and getattr(args, "end", None):  # before Spark starts
             check_range(args.start, args.end)
