@@ -30,6 +30,7 @@ from adspark.config import (
     load_yaml,
 )
 from adspark.errors import AdsparkError, ConfigError, check_range
+from adspark.progress import configure_logging, progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -81,7 +82,10 @@ def _days(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="adspark", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every stage's details to stderr")
+    p.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("ADSPARK_LOG_FORMAT", "text"),
+                   help="stderr log lines as text or one JSON object per line, for job schedulers "
+                        "(default $ADSPARK_LOG_FORMAT, else text)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_: str, dates: bool) -> argparse.ArgumentParser:
@@ -287,12 +291,14 @@ def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
     last = args.end or args.date
     check_range(args.date, last, "--date")
     store = open_store(data, args.conf)
-    day, statuses = args.date, []
-    while day <= last:
-        result = run_nightly(store, cfg, day)
-        print(result.message, flush=True)
-        statuses.append(result.status)
-        day += dt.timedelta(days=1)
+    nights = [args.date + dt.timedelta(days=i) for i in range((last - args.date).days + 1)]
+    statuses = []
+    with progress(f"nightly {args.date}..{last}", len(nights)) as step:
+        for day in nights:
+            result = run_nightly(store, cfg, day)
+            print(result.message, flush=True)
+            statuses.append(result.status)
+            step(f"{day} {result.status}")
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
     return f"nightly {args.date}..{last}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
 
@@ -432,10 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 on an adspark error (message on stderr), 2 on bad arguments.
     """
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose, args.log_format)
     if not args.verbose:  # TensorFlow's C++ start-up notes (driver and Python workers inherit it)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # PySpark logs every failed query's stack as JSON; the error line below says it once

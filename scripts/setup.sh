@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make setup: idempotent environment for adspark (seconds when nothing changed).
-#   - checks Java 17+ and Python 3.10-3.12
+#   - checks Java 17+ and Python 3.11-3.12
 #   - .venv with every package pinned by requirements/lock.txt
 #   - horovod 0.28.1 built once from source against the pinned TensorFlow (wheel cached in
 #     $ADSPARK_WHEEL_CACHE, default ~/.cache/adspark/wheels) and installed without its [spark] extra
@@ -24,7 +24,7 @@ java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head
 [[ "$java_major" == 17 || "$java_major" == 21 ]] || die "Java $java_major found; Spark 4 needs Java 17 or 21 (set JAVA_HOME / PATH)"
 
 # --- Python + virtualenv ------------------------------------------------------------------
-command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python 3.10-3.12)"
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (need Python 3.11-3.12)"
 "$PYTHON" -c 'import sys; sys.exit(not ((3,11) <= sys.version_info[:2] <= (3,12)))' \
   || die "$($PYTHON --version) found; need Python 3.11-3.12 (the pinned Keras, SciPy and scikit-learn need 3.11+, TensorFlow 2.18 wheels stop at 3.12)"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv $VENV

@@ -22,6 +22,7 @@ from adspark.config import (
     WindowJobConfig,
 )
 from adspark.errors import ConfigError
+from adspark.progress import progress
 from adspark.tables import TableStore
 
 
@@ -85,25 +86,30 @@ def run_chain(
     from adspark.pipeline.window import run_window
 
     train_to, first = chain_ranges(cfgs, start, end, train_to)
+    evaluate = store.exists(cfgs.evaluate.evaluate.labels_table)
     lines: list[str] = []
+    with progress(f"run {start}..{end}", 5 if evaluate else 4) as step:
 
-    def timed(name: str, message: str, t0: float) -> None:
-        lines.append(f"[{name} {time.perf_counter() - t0:.0f} s] {message}")
+        def timed(name: str, message: str, t0: float) -> None:
+            lines.append(f"[{name} {time.perf_counter() - t0:.0f} s] {message}")
+            step(name)
 
-    t0 = time.perf_counter()
-    timed("discretize", run_discretize(store, cfgs.discretize, start, end).message, t0)
-    t0 = time.perf_counter()
-    timed("window", run_window(store, cfgs.window, start, end).message, t0)
-    t0 = time.perf_counter()
-    run, model = run_train(store, cfgs.train, start, train_to)
-    timed("train", run.message, t0)
-    score_cfg = cfgs.score.model_copy(update={"score": cfgs.score.score.model_copy(update={"model_id": model.model_id})})
-    t0 = time.perf_counter()
-    timed("score", run_score(store, score_cfg, first, end).message, t0)
-    if store.exists(cfgs.evaluate.evaluate.labels_table):
-        eval_cfg = cfgs.evaluate.model_copy(
-            update={"evaluate": cfgs.evaluate.evaluate.model_copy(update={"model_id": model.model_id})}
+        t0 = time.perf_counter()
+        timed("discretize", run_discretize(store, cfgs.discretize, start, end).message, t0)
+        t0 = time.perf_counter()
+        timed("window", run_window(store, cfgs.window, start, end).message, t0)
+        t0 = time.perf_counter()
+        run, model = run_train(store, cfgs.train, start, train_to)
+        timed("train", run.message, t0)
+        score_cfg = cfgs.score.model_copy(
+            update={"score": cfgs.score.score.model_copy(update={"model_id": model.model_id})}
         )
         t0 = time.perf_counter()
-        timed("evaluate", run_evaluate(store, eval_cfg, first, end).message, t0)
+        timed("score", run_score(store, score_cfg, first, end).message, t0)
+        if evaluate:
+            eval_cfg = cfgs.evaluate.model_copy(
+                update={"evaluate": cfgs.evaluate.evaluate.model_copy(update={"model_id": model.model_id})}
+            )
+            t0 = time.perf_counter()
+            timed("evaluate", run_evaluate(store, eval_cfg, first, end).message, t0)
     return ChainResult(tuple(lines), model.model_id)
