@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Literal
 
 LOGGER = "adspark.progress"
+HANDLER = "adspark-stderr"
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -38,8 +39,9 @@ def configure_logging(verbose: bool, log_format: LogFormat = "text") -> None:
         ))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.set_name(HANDLER)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == HANDLER]:  # an earlier call's, not others'
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
@@ -48,7 +50,9 @@ def configure_logging(verbose: bool, log_format: LogFormat = "text") -> None:
 
 def _live(stream: object) -> bool:
     """A bar only on a terminal, and only when the logs are text lines."""
-    json_logs = any(type(h.formatter).__name__ == "JsonFormatter" for h in logging.getLogger().handlers)
+    json_logs = any(
+        h.get_name() == HANDLER and type(h.formatter).__name__ == "JsonFormatter" for h in logging.getLogger().handlers
+    )
     return bool(getattr(stream, "isatty", lambda: False)()) and not json_logs
 
 
