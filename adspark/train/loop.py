@@ -29,6 +29,8 @@ class LoopParams:
         hidden: Encoder widths.
         bottleneck: Code width.
         seed: Seed of initial weights (rank 0's are broadcast).
+        threads: TensorFlow intra-op threads per process (``None``: the host's cores shared
+            among the processes on it; 1 process keeps TensorFlow's default).
     """
 
     epochs: int = 5
@@ -41,6 +43,7 @@ class LoopParams:
     dropout: float = 0.0
     l2: float = 0.0
     patience: int = 3
+    threads: int | None = None
 
 
 @dataclass
@@ -72,9 +75,10 @@ class LoopResult:
     compute_seconds: float = 0.0
 
 
-def _share_cores(tf: Any, processes: int) -> None:
-    """Give each of the processes on this host its share of the cores (no oversubscription)."""
-    threads = max(1, (os.cpu_count() or 1) // processes)
+def _share_cores(tf: Any, processes: int, threads: int | None = None) -> None:
+    """Give each of the processes on this host its share of the cores (no oversubscription), or
+    ``threads`` intra-op threads when given."""
+    threads = threads or max(1, (os.cpu_count() or 1) // processes)
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -102,8 +106,8 @@ def train_reconstruction(
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         tf.config.set_visible_devices(gpus[ctx.local_rank % len(gpus)], "GPU")
-    elif ctx.local_size > 1:
-        _share_cores(tf, ctx.local_size)
+    elif ctx.local_size > 1 or params.threads:
+        _share_cores(tf, ctx.local_size, params.threads)
     keras.utils.set_random_seed(params.seed)
     model = dense_autoencoder(
         feed.n_columns, params.hidden, params.bottleneck, params.activation, params.dropout,
