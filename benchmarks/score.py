@@ -239,10 +239,14 @@ def spark_paths(
             "entity", "window_id", "window_start", "window_end", "date", "values")
 
     def from_features(path: Path, stats, spark, files):
+        import pandas as pd
+
         from adspark.pipeline.window import global_stats_of
 
-        stats_df = spark.createDataFrame(stats)
-        cut = make_cutter(spec, global_stats_of(stats_df), spec.fit_from, spec.fit_to)
+        with_global = pd.concat([stats, _global(stats).assign(median=0.0, iqr=0.0, min=0.0, max=0.0, n=0)],
+                                ignore_index=True)[list(stats.columns)]
+        stats_df = spark.createDataFrame(with_global)
+        cut = make_cutter(spec, global_stats_of(stats_df), spec.fit_from, spec.fit_to, raw=False)
         run = make_feature_scorer(cut, make_scorer(model, files, names, 4096, 3), 10_000)
         groups = entity_groups(spark, spec.fit_from, spec.fit_to)
         return grouped_features(spark.read.parquet(str(path)), stats_df, spec, groups).applyInArrow(run, output_struct())

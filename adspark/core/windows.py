@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from adspark.core.scaling import apply_scaling, stats_vectors
+from adspark.core.scaling import apply_scaling
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,8 @@ class WindowRows:
         date: UTC day of the last bucket, datetime64[D], shape (n,).
         values: Scaled values, float32, shape (n, W * F), row-major (time, feature).
         raw_values: Unscaled values, same layout; NaN where a bucket statistic (``x_mean``,
-            ``x_min``, ``x_max``) is undefined because the bucket had no events.
+            ``x_min``, ``x_max``) is undefined because the bucket had no events; ``None`` when
+            not asked for (scoring without the alerts).
     """
 
     entity: str
@@ -103,7 +103,7 @@ class WindowRows:
     window_end: np.ndarray
     date: np.ndarray
     values: np.ndarray
-    raw_values: np.ndarray
+    raw_values: np.ndarray | None
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -111,6 +111,62 @@ class WindowRows:
     def window_ids(self) -> list[str]:
         """Deterministic ids: ``entity|window_start`` in ISO format."""
         return [f"{self.entity}|{t}" for t in self.window_start.astype("datetime64[s]").astype(str)]
+
+
+def _cut(
+    codes: np.ndarray, index: np.ndarray, scaled: np.ndarray, raw: np.ndarray | None, spec: WindowSpec,
+    first_day: dt.date, last_day: dt.date,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Windows of rows sorted by (entity code, bucket index), never across two entities.
+
+    A window ends on row ``r`` when row ``r - W + 1`` is the same entity's bucket ``W - 1``
+    before (all W buckets present), the bucket is on the stride and its day is in range.
+
+    Returns:
+        (entity code of each window (n,), end bucket index (n,), scaled (n, W, F), raw (n, W, F)
+        float32, or ``None`` without ``raw``).
+
+    Raises:
+        ValueError: When an entity has two rows for one bucket.
+    """
+    size, n_f = spec.size, scaled.shape[1]
+    same = codes[1:] == codes[:-1]
+    if np.any(same & (np.diff(index) <= 0)):
+        raise ValueError("bucket_index must be strictly increasing (sort and de-duplicate first)")
+    if len(index) < size:
+        empty = np.empty((0, size, n_f), np.float32)
+        return np.empty(0, codes.dtype), np.empty(0, np.int64), empty, None if raw is None else empty
+    first, last = index[: len(index) - size + 1], index[size - 1:]
+    keep = (codes[size - 1:] == codes[: len(codes) - size + 1]) & (last - first == size - 1)
+    keep &= np.mod(last, spec.stride) == spec.stride - 1
+    day = last * spec.bucket_seconds // 86400
+    keep &= (day >= _epoch_day(first_day)) & (day <= _epoch_day(last_day))
+    starts = np.flatnonzero(keep)
+    take = starts[:, None] + np.arange(size)[None, :]
+    scaled_w = scaled[take]
+    raw_w = None if raw is None else np.asarray(raw, np.float32)[take]  # raw as stored: float32
+    if spec.center:
+        scaled_w = scaled_w - scaled_w.mean(axis=1, keepdims=True)
+    return codes[starts + size - 1], last[keep], scaled_w, raw_w
+
+
+def _epoch_day(day: dt.date) -> int:
+    return int(np.datetime64(day, "D").astype(np.int64))
+
+
+def _rows(
+    entity: str, end_index: np.ndarray, scaled_w: np.ndarray, raw_w: np.ndarray | None, spec: WindowSpec
+) -> WindowRows:
+    b, n = spec.bucket_seconds, len(end_index)
+    width = spec.size * scaled_w.shape[2]
+    return WindowRows(
+        entity=entity,
+        window_start=((end_index - spec.size + 1) * b).astype("datetime64[s]"),
+        window_end=((end_index + 1) * b).astype("datetime64[s]"),
+        date=(end_index * b // 86400).astype("datetime64[D]"),
+        values=scaled_w.astype(np.float32).reshape(n, width),
+        raw_values=None if raw_w is None else raw_w.reshape(n, width),
+    )
 
 
 def window_rows(
@@ -133,61 +189,83 @@ def window_rows(
         first_day: First day (by the window's last bucket) to emit.
         last_day: Last day to emit, inclusive.
     """
-    b = spec.bucket_seconds
-    index = pd.to_datetime(bucket_start).to_numpy("datetime64[s]").astype(np.int64) // b
-    n_f = len(spec.features)
-    win = sliding_windows(index, np.concatenate([scaled, raw], axis=1), spec.size, spec.stride)
-    end_day = (win.end_index * b // 86400).astype("datetime64[D]")
-    keep = (end_day >= np.datetime64(first_day, "D")) & (end_day <= np.datetime64(last_day, "D"))
-    vals = win.values[keep]
-    n = len(vals)
-    scaled_w = vals[:, :, :n_f]
-    if spec.center:
-        scaled_w = scaled_w - scaled_w.mean(axis=1, keepdims=True)
-    return WindowRows(
-        entity=entity,
-        window_start=((win.end_index[keep] - spec.size + 1) * b).astype("datetime64[s]"),
-        window_end=((win.end_index[keep] + 1) * b).astype("datetime64[s]"),
-        date=end_day[keep],
-        values=scaled_w.astype(np.float32).reshape(n, spec.size * n_f),
-        raw_values=vals[:, :, n_f:].astype(np.float32).reshape(n, spec.size * n_f),
-    )
+    index = pd.to_datetime(bucket_start).to_numpy("datetime64[s]").astype(np.int64) // spec.bucket_seconds
+    if np.any(np.diff(index) <= 0):
+        raise ValueError("bucket_index must be strictly increasing (sort and de-duplicate first)")
+    _, end, scaled_w, raw_w = _cut(np.zeros(len(index), np.int64), index, np.asarray(scaled),
+                                   np.asarray(raw), spec, first_day, last_day)
+    return _rows(entity, end, scaled_w, raw_w, spec)
 
 
 def entity_windows(
     features: pd.DataFrame,
-    stats_by_entity: Mapping[str, pd.DataFrame],
+    stats: pd.DataFrame,
     default_stats: tuple[np.ndarray, np.ndarray],
     spec: WindowSpec,
     first_day: dt.date,
     last_day: dt.date,
+    raw: bool = True,
 ) -> list[WindowRows]:
-    """Windows of every entity of a frame, each cut from that entity's buckets only.
+    """Windows of every entity of a frame, each cut from that entity's buckets only, all
+    entities at once (no per-entity pandas work).
 
     Args:
         features: ``entity``, ``bucket_start`` and ``spec.features`` for any number of entities,
             any row order; at most one row per entity and bucket.
-        stats_by_entity: Per-entity scaling statistics (``feature``, ``center``, ``scale``);
+        stats: Per-entity scaling statistics (``entity``, ``feature``, ``center``, ``scale``);
             entities absent here use ``default_stats``.
         default_stats: (center, scale), each shape (F,): the global statistics.
         spec: Window shape.
         first_day: First day (by the window's last bucket) to emit.
         last_day: Last day to emit, inclusive.
+        raw: Also cut the unscaled values (``raw_values``).
 
     Returns:
         One :class:`WindowRows` per entity that has windows, sorted by entity.
+
+    Raises:
+        KeyError: Naming the features an entity's statistics lack.
+        ValueError: When an entity has two rows for one bucket.
     """
     names = list(spec.features)
-    out = []
-    for entity, part in features.groupby("entity", sort=True):
-        part = part.sort_values("bucket_start")
-        st = stats_by_entity.get(entity)
-        center, scale = stats_vectors(st, names) if st is not None else default_stats
-        raw = part[names].to_numpy(np.float64)
-        rows = window_rows(
-            str(entity), part["bucket_start"], apply_scaling(raw, center, scale),
-            raw, spec, first_day, last_day,
-        )
-        if len(rows):
-            out.append(rows)
-    return out
+    if not len(features):
+        return []
+    entities, codes = np.unique(features["entity"].to_numpy(object).astype(str), return_inverse=True)
+    index = (pd.to_datetime(features["bucket_start"]).to_numpy("datetime64[s]").astype(np.int64)
+             // spec.bucket_seconds)
+    order = np.lexsort((index, codes))
+    codes, index = codes[order], index[order]
+    values = features[names].to_numpy(np.float64)[order]
+    center, scale = _entity_stats(entities, stats, default_stats, names)
+    scaled = apply_scaling(values, center[codes], scale[codes])
+    win_codes, end, scaled_w, raw_w = _cut(codes, index, scaled, values if raw else None, spec, first_day, last_day)
+    if not len(win_codes):
+        return []
+    bounds = np.flatnonzero(np.r_[True, win_codes[1:] != win_codes[:-1], True])
+    return [
+        _rows(str(entities[win_codes[i]]), end[i:j], scaled_w[i:j], None if raw_w is None else raw_w[i:j], spec)
+        for i, j in zip(bounds[:-1], bounds[1:], strict=True) if j > i
+    ]
+
+
+def _entity_stats(
+    entities: np.ndarray, stats: pd.DataFrame, default: tuple[np.ndarray, np.ndarray], names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Center and scale of each entity, shape (E, F): its own statistics, else ``default``."""
+    center = np.tile(np.asarray(default[0], np.float64), (len(entities), 1))
+    scale = np.tile(np.asarray(default[1], np.float64), (len(entities), 1))
+    mine = stats[stats["entity"].isin(entities)] if len(stats) else stats
+    if not len(mine):
+        return center, scale
+    for column, into in (("center", center), ("scale", scale)):
+        table = mine.pivot(index="entity", columns="feature", values=column)
+        missing = [f for f in names if f not in table.columns]
+        if missing:
+            raise KeyError(f"scaling statistics lack features {missing}")
+        values = table[names].to_numpy(np.float64)
+        lacking = np.isnan(values).any(axis=1)
+        if lacking.any():
+            gaps = [f for f, bad in zip(names, np.isnan(values[lacking.argmax()]), strict=True) if bad]
+            raise KeyError(f"scaling statistics of entity {table.index[lacking.argmax()]!r} lack features {gaps}")
+        into[np.searchsorted(entities, table.index.to_numpy(object).astype(str))] = values
+    return center, scale

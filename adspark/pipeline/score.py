@@ -162,7 +162,7 @@ def scored_windows(
     out = output_struct(passthrough, feature_errors)
     if from_features(cfg, spec):
         stats = stored_stats(store, spec)
-        cut = make_cutter(spec, global_stats_of(stats), start, end)
+        cut = make_cutter(spec, global_stats_of(stats), start, end, raw="raw_values" in passthrough)
         run = make_feature_scorer(cut, scorer, cfg.score.arrow_batch_rows, passthrough, feature_errors)
         grouped = grouped_features(night_features(store, spec, start, end), stats, spec,
                                    entity_groups(spark, start, end))

@@ -22,6 +22,9 @@ H = pd.Timedelta(hours=1)
 T0 = pd.Timestamp("2026-01-05 00:00")
 
 
+NO_STATS = pd.DataFrame(columns=["entity", "feature", "center", "scale"])
+
+
 @st.composite
 def multi_entity_buckets(draw) -> pd.DataFrame:
     """Buckets (1h) of 1-4 entities with gaps; feature ``code`` = the entity's number."""
@@ -44,7 +47,7 @@ def multi_entity_buckets(draw) -> pd.DataFrame:
 def test_windows_never_mix_entities(df: pd.DataFrame, size: int, stride: int) -> None:
     spec = WindowSpec(size=size, stride=stride, bucket_seconds=3600, features=("code", "noise"))
     center, scale = np.zeros(2), np.ones(2)
-    out = entity_windows(df, {}, (center, scale), spec, dt.date(2026, 1, 5), dt.date(2026, 1, 7))
+    out = entity_windows(df, NO_STATS, (center, scale), spec, dt.date(2026, 1, 5), dt.date(2026, 1, 7))
     assert [w.entity for w in out] == sorted({w.entity for w in out})
     for w in out:
         raw = w.raw_values.reshape(len(w), size, 2)
@@ -56,7 +59,7 @@ def test_windows_never_mix_entities(df: pd.DataFrame, size: int, stride: int) ->
             ts = [pd.Timestamp(start) + i * H for i in range(size)]
             assert set(ts) <= have
     # the same windows whatever the row order
-    again = entity_windows(df.iloc[::-1], {}, (center, scale), spec, dt.date(2026, 1, 5), dt.date(2026, 1, 7))
+    again = entity_windows(df.iloc[::-1], NO_STATS, (center, scale), spec, dt.date(2026, 1, 5), dt.date(2026, 1, 7))
     assert [(w.entity, list(w.window_start)) for w in again] == [(w.entity, list(w.window_start)) for w in out]
 
 
