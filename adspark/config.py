@@ -524,7 +524,11 @@ class ScoreConfig(Strict):
     batch_size: int = Field(default=4096, ge=1, description="windows per inference call")
     arrow_batch_rows: int = Field(default=10_000, ge=1, description="rows per Arrow batch sent to Python")
     top_k: int = Field(default=3, ge=1, le=64)
-    tf_threads: int | None = Field(default=None, ge=1, description="TensorFlow threads per Python worker")
+    tf_threads: int | None = Field(
+        default=1, ge=1,
+        description="TensorFlow threads per Python worker: Spark runs one worker per task slot, so 1 "
+        "(the default) keeps the cores busy without oversubscribing them; null: TensorFlow's default",
+    )
     night_threshold: NightThresholdConfig = Field(default_factory=NightThresholdConfig)
 
 

@@ -15,7 +15,7 @@ array<float> column of 240), so every path scores the same windows:
   Arrow list column reshaped without a Python loop, model loaded once per worker from broadcast
   bytes, score + threshold + top-3 features per window; with TensorFlow's default threads and
   with 1 thread per Python worker.
-- ``spark_from_features``: ``score.source: features``: the features cogrouped with the scaler
+- ``spark_from_features``: ``score.source: features`` (1 TensorFlow thread per worker, the default): the features cogrouped with the scaler
   statistics by hash groups of entities, cut into windows and scored in the same Python call
   (``adspark.pipeline.scorer.make_feature_scorer``); window arrays never cross to the JVM. Also
   run on a night 10x larger (10x the entities), with the peak RSS of the driver (the Python
@@ -247,7 +247,7 @@ def spark_paths(
                                 ignore_index=True)[list(stats.columns)]
         stats_df = spark.createDataFrame(with_global)
         cut = make_cutter(spec, global_stats_of(stats_df), spec.fit_from, spec.fit_to, raw=False)
-        run = make_feature_scorer(cut, make_scorer(model, files, names, 4096, 3), 10_000)
+        run = make_feature_scorer(cut, make_scorer(model, files, names, 4096, 3, 1), 10_000)
         groups = entity_groups(spark, spec.fit_from, spec.fit_to)
         return grouped_features(spark.read.parquet(str(path)), stats_df, spec, groups).applyInArrow(run, output_struct())
 

@@ -14,10 +14,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def entity_groups(spark: "SparkSession", start: dt.date, end: dt.date) -> int:
-    """How many entity groups for a range: a few per shuffle partition, more for long ranges."""
+    """How many entity groups for a range: one per shuffle partition, up to four for long ranges
+    (a multiple of the partitions, so that the task slots get equal shares)."""
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
     days = (end - start).days + 1
-    return max(partitions, min(4 * partitions, partitions * days // 7 + 1))
+    return partitions * max(1, min(4, days // 7 + 1))
 
 
 def group_of(groups: int, column: str = "entity") -> "Column":
