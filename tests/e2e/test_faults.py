@@ -131,12 +131,14 @@ def base(spark, tiny_windowed_template, tmp_path_factory, conf) -> Path:
     """Tiny events D5..D10 (D5..D7 discretized and windowed) and a model trained on D5..D6.
 
     D7 holds a burst of events in u1's always-quiet evening (an anomaly to alert on); D7 is
-    discretized and windowed again with it, so the night after D7 reads D7's final features
-    whether or not a concurrent run of D7 has finished.
+    discretized again with it, so the night after D7 reads D7's final features whether or not a
+    concurrent run of D7 has finished. D7 has no windows, as a night scored from features: its
+    retrain writes them (the ``windows`` fault point).
     """
-    from adspark.config import DiscretizeJobConfig, WindowJobConfig
+    from delta.tables import DeltaTable
+
+    from adspark.config import DiscretizeJobConfig
     from adspark.pipeline.discretize import run_discretize
-    from adspark.pipeline.window import run_window
     from schemas import EVENTS
 
     root = tmp_path_factory.mktemp("faults-base")
@@ -152,7 +154,7 @@ def base(spark, tiny_windowed_template, tmp_path_factory, conf) -> Path:
     spark.createDataFrame(rows, EVENTS.struct_type()).write.format("delta").mode("append").save(store.path("events"))
     cfg = conf(root / "wh")
     run_discretize(store, build_job_config(DiscretizeJobConfig, cfg), D7, D7)
-    run_window(store, build_job_config(WindowJobConfig, cfg), D7, D7)
+    DeltaTable.forPath(spark, store.path("windows")).delete(f"date = '{D7}'")
     run_train(store, build_job_config(TrainJobConfig, cfg), D5, D6)
     return root
 
