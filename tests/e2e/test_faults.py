@@ -9,15 +9,15 @@ Night D7 of the tiny events (model trained on D5..D6, a scheduled retrain after 
   half-written model may be visible;
 - rerun three times on the same warehouse: identical tables each time;
 - twice at once (threads of one driver), and next to another night at once;
-- under stress (slow): four nights at once in threads of one driver, and two nightly processes
+- under stress: four nights at once in threads of one driver, and two nightly processes
   (separate JVMs, as two scheduled jobs) at once on one warehouse, each round repeated.
 
 Tables are compared by content: every row, every column except bookkeeping (run ids and
 timestamps of when a row was written).
 
-``make test`` runs a fast slice (one SIGKILL point then a rerun, two nights at once) so that CI
-catches a regression; the rest is marked ``slow`` (100-300 s each on 2 cores) for
-``make test-slow`` / ``make test-all``.
+The whole module is marked ``slow`` (100-300 s per test on 2 cores, after a 50-100 s shared
+fixture): ``make test-slow`` / ``make test-all`` run it; ``make test`` keeps to well under 20
+minutes in CI and covers reruns and idempotence of every stage in ``tests/spark``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from adspark.pipeline.train import run_train
 from adspark.tables import TableStore
 
 D5, D6, D7, D8, D9, D10 = (dt.date(2026, 1, d) for d in (5, 6, 7, 8, 9, 10))
-slow = pytest.mark.slow
+pytestmark = pytest.mark.slow
 STAGES = ("features", "windows", "alert_state", "scores", "intervals", "models")
 TABLES = ("features", "windows", "rejects", "alert_state", "scores", "intervals", "scaler_stats", "window_specs")
 BOOKKEEPING = {"run_id", "rejected_at", "first_seen_run", "last_run", "updated_at", "created_at",
@@ -178,9 +178,7 @@ def clean(spark, base, tmp_path_factory, conf) -> dict:
     return snapshot(store)
 
 
-@pytest.mark.parametrize(
-    "stage", [s if s == "scores" else pytest.param(s, marks=slow) for s in STAGES]
-)
+@pytest.mark.parametrize("stage", STAGES)
 def test_sigkill_in_a_write_stage_then_rerun_equals_clean_run(spark, base, clean, conf, tmp_path, stage):
     root = _copy(base, tmp_path, conf)
     env = {**os.environ, "ADSPARK_KILL_AT": stage, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -202,7 +200,7 @@ def test_sigkill_in_a_write_stage_then_rerun_equals_clean_run(spark, base, clean
     assert_models_loadable(store)
 
 
-@pytest.mark.parametrize("runs", [pytest.param(3, marks=slow)])
+@pytest.mark.parametrize("runs", [3])
 def test_rerunning_a_night_gives_identical_tables(spark, base, clean, conf, tmp_path, runs):
     root = _copy(base, tmp_path, conf)
     store = _store(spark, root)
@@ -248,7 +246,6 @@ def _run_threads(spark, root: Path, nights: list[dt.date], conf, ordered: bool =
     return outcome
 
 
-@slow
 def test_same_night_twice_at_once_converges_to_the_clean_result(spark, base, conf, tmp_path):
     ref_root = _copy(base, tmp_path / "ref", conf)
     ref = _store(spark, ref_root)
@@ -303,7 +300,6 @@ def backfill(spark, base, tmp_path_factory, conf) -> tuple[Path, dict]:
 
 
 
-@slow
 def test_four_nights_at_once_in_threads_equal_the_serial_run(spark, backfill, conf, tmp_path):
     base_root, want = backfill
     root = _copy(base_root, tmp_path, conf)
@@ -315,7 +311,6 @@ def test_four_nights_at_once_in_threads_equal_the_serial_run(spark, backfill, co
         assert_same(_tables(snapshot(_store(spark, root))), _tables(want))
 
 
-@slow
 @pytest.mark.timeout(2400)  # 8 nights in 4 pairs of fresh processes (a JVM and TensorFlow each): 900 s is
 # not enough when the 2 cores are shared with other work (it timed out once at 900 s beside `make demo`)
 def test_two_nightly_processes_at_once_on_one_warehouse_equal_the_serial_run(spark, backfill, conf, tmp_path):
