@@ -464,11 +464,24 @@ class ThresholdConfig(Strict):
 
 
 class MlflowConfig(Strict):
-    """Optional MLflow logging of trained models (needs ``mlflow`` installed)."""
+    """MLflow logging of trained models (:mod:`adspark.models.tracking`): a run with params and
+    metrics, and the model as a pyfunc, registered, with ``alias`` moved to each new version.
+
+    ``tracking_uri`` None: ``$MLFLOW_TRACKING_URI``, else ``databricks`` on Databricks, else
+    nothing is logged. ``{warehouse}`` in it is the warehouse folder
+    (``sqlite:///{warehouse}/mlflow.db``: a local tracking store beside the tables).
+    ``registered_model`` None logs the pyfunc without registering it (Unity Catalog:
+    ``catalog.schema.name``). ``artifact_location`` (``{warehouse}`` too) applies when the
+    experiment is created; None: the server's default, or ``{warehouse}/mlartifacts`` for a
+    ``sqlite:`` store (never the working directory).
+    """
 
     tracking_uri: str | None = None
+    registry_uri: str | None = None
     experiment: str = "adspark"
-    log_artifacts: bool = True
+    artifact_location: str | None = None
+    registered_model: str | None = "adspark"
+    alias: str | None = "champion"
 
 
 class TrainConfig(Strict):

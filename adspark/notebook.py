@@ -1,7 +1,8 @@
 """What the notebooks in ``notebooks/`` share: one context that works on Databricks and locally.
 
 On Databricks the notebook's ``display``/``displayHTML`` and its widgets are used; as plain Python
-(``python notebooks/01_explore_events.py``) tables print as text and HTML is written to a file.
+(``python notebooks/01_explore_events.py``) tables print as text and HTML and figures are written
+to files under ``reports/``. Figures are plotly, the same as the HTML report's.
 The config comes from the ``conf`` widget, else ``$ADSPARK_CONF``, else ``conf/demo.yaml``.
 """
 
@@ -56,6 +57,19 @@ class Notebook:
         out = Path("reports") / name
         out.parent.mkdir(exist_ok=True)
         out.write_text(document, encoding="utf-8")
+        print(f"wrote {out}")
+        return out
+
+
+    def figure(self, fig: Any, name: str) -> Path | None:
+        """Show a plotly figure inline (Databricks renders plotly), else write ``reports/<name>.html``
+        (plotly's JavaScript once beside it, ``reports/plotly.min.js``: opens with no network)."""
+        if self._display_html is not None:  # pragma: no cover - Databricks only
+            fig.show()
+            return None
+        out = Path("reports") / f"{name}.html"
+        out.parent.mkdir(exist_ok=True)
+        fig.write_html(out, include_plotlyjs="directory", config={"displaylogo": False})
         print(f"wrote {out}")
         return out
 

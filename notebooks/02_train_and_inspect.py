@@ -12,7 +12,7 @@ import numpy as np
 
 from adspark.config import TrainJobConfig, build_job_config
 from adspark.core.drift import QUANTILE_LEVELS
-from adspark.core.report import ReportData, render_report
+from adspark.core.report import ReportData, run_figures
 from adspark.models.lookup import load_detector
 from adspark.notebook import open_notebook
 from adspark.pipeline.train import run_train
@@ -45,8 +45,9 @@ print(f"{len(x)} windows: score median {np.median(scores):.3f}, 99th percentile 
 # COMMAND ----------
 
 quantiles = tuple(model.metrics.get("val_score_quantiles") or ())
-nb.html(render_report(ReportData(
+figures = run_figures(ReportData(
     title=f"model {model.model_id}: validation scores", summary={"model": model.model_id, "windows": str(len(x))},
     scores=scores, threshold=model.threshold.value, val_quantiles=quantiles,
     quantile_levels=tuple(QUANTILE_LEVELS.tolist()) if quantiles else (),
-)), "notebook-model.html")
+))
+nb.figure(figures["scores"], "notebook-model-scores")

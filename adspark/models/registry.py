@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from adspark import __version__
+from adspark.core.calibration import exponential_tail_params
 from adspark.core.thresholds import Threshold
 from adspark.errors import AdsparkError, ModelNotFoundError, TableNotFoundError
 from adspark.faults import kill_point
@@ -285,3 +286,19 @@ def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:
 
             out[p.stem] = keras.saving.load_model(p, safe_mode=True, compile=False)
     return out
+
+
+def feature_error_tail(
+    model: RegisteredModel, n_features: int
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] | None:
+    """The model's validation error tail per feature as (u, xi, sigma), each of length F, when
+    recorded for ``n_features`` features: the fitted Pareto tail
+    (:func:`adspark.core.calibration.fit_error_tails`), or for models registered before it the
+    exponential tail through their 90th and 99th percentiles; else None."""
+    tail = model.metrics.get("val_feature_error_tail") or []
+    if len(tail) == 3 and len(tail[0]) == n_features:
+        return tuple(tuple(float(v) for v in row) for row in tail)  # type: ignore[return-value]
+    q = model.metrics.get("val_feature_error_q90_q99") or []
+    if len(q) != 2 or len(q[0]) != n_features:
+        return None
+    return tuple(tuple(float(v) for v in row) for row in exponential_tail_params(q[0], q[1]))  # type: ignore[return-value]

@@ -33,10 +33,10 @@ import pandas as pd
 from adspark.config import AlertsConfig
 from adspark.core.alerts import AlertParams, alert_nights
 from adspark.core.buckets import parse_duration
-from adspark.core.calibration import CalibrationParams, exponential_tail_params
+from adspark.core.calibration import CalibrationParams
 from adspark.core.streaming import BaselineParams
 from adspark.errors import ConfigError
-from adspark.models.registry import RegisteredModel
+from adspark.models.registry import RegisteredModel, feature_error_tail
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.tables import TableStore
 from schemas import ALERT_STATE, SCORES
@@ -147,7 +147,7 @@ def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) 
         level=float(level) if level else base.level,
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
         model_feature_reference=_feature_reference(model, len(shape.features)),
-        model_feature_tail=_feature_tail(model, len(shape.features)),
+        model_feature_tail=feature_error_tail(model, len(shape.features)),
         model_out_of_sample=_first_validation_night(model),
         model_in_sample_seconds=_in_sample_seconds(model),
     )
@@ -167,21 +167,6 @@ def _baseline_features(cfg: AlertsConfig, features: tuple[str, ...]) -> tuple[st
     if unknown:
         raise ConfigError(f"alerts.features: {unknown} are not features of the windows (expected among {list(features)})")
     return tuple(cfg.features)
-
-
-def _feature_tail(
-    model: RegisteredModel, n_features: int
-) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] | None:
-    """The model's validation error tail per feature as (u, xi, sigma), when recorded: the fitted
-    Pareto tail, or for models registered before it the exponential tail through their 90th and
-    99th percentiles."""
-    tail = model.metrics.get("val_feature_error_tail") or []
-    if len(tail) == 3 and len(tail[0]) == n_features:
-        return tuple(tuple(float(v) for v in row) for row in tail)  # type: ignore[return-value]
-    q = model.metrics.get("val_feature_error_q90_q99") or []
-    if len(q) != 2 or len(q[0]) != n_features:
-        return None
-    return tuple(tuple(float(v) for v in row) for row in exponential_tail_params(q[0], q[1]))  # type: ignore[return-value]
 
 
 def _first_validation_night(model: RegisteredModel) -> dt.date | None:

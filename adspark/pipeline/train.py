@@ -31,7 +31,7 @@ from adspark.errors import ConfigError, EmptyInputError, check_range
 from adspark.models.lookup import config_key
 from adspark.models.registry import Fitted, RegisteredModel, save_model
 from adspark.models.tracking import log_to_mlflow
-from adspark.pipeline.specs import entity_first_buckets, spec_head_seconds
+from adspark.pipeline.specs import StoredSpec, entity_first_buckets, spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import is_connect
 from adspark.tables import TableStore
@@ -346,7 +346,8 @@ def run_train(
             entity_models=fitted.entity_models,
         )
         model = save_model(store, model, networks=fitted.networks, files=fitted.files)
-        log_to_mlflow(model, cfg.train.mlflow)
+        logged = log_to_mlflow(model, list(StoredSpec.load(store, spec_id).features), cfg.train.mlflow,
+                               store.root.rsplit("/", 1)[0])
         n_train, n_val = metrics["train_windows"], metrics["val_windows"]
         run.rows_read = n_train + n_val
         run.rows_written = 1
@@ -359,6 +360,8 @@ def run_train(
             + (f" (+{len(fitted.entity_thresholds)} per entity)" if fitted.entity_thresholds else "")
             + f"; loss {_fmt(loss)}, val_loss {_fmt(val_loss)}, {metrics.get('epochs', 0)} epochs, "
             f"{metrics.get('samples_per_s', 0):.0f} samples/s"
+            + (f"; MLflow {logged.model_uri}" + (f" @{cfg.train.mlflow.alias}" if logged.version and cfg.train.mlflow.alias
+                                                 else "") if logged else "")
         )
     return run, model
 

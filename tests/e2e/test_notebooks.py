@@ -43,8 +43,10 @@ def test_notebooks_run_in_order_on_tiny_data(spark, tmp_path, monkeypatch, capsy
     assert "model m-" in out  # 02 trained
     assert "nightly 2026-01-08:" in out  # 03 ran the night after the history
     assert "feedback: precision" in out and "evaluate 2026-01-08..2026-01-08" in out  # 04
-    reports = sorted(p.name for p in (tmp_path / "reports").glob("*.html"))
-    assert reports == ["notebook-model.html", "notebook-report-2026-01-08-2026-01-08.html"]
-    assert 'data-chart="histogram"' in (tmp_path / "reports" / reports[1]).read_text()
+    reports = {p.name for p in (tmp_path / "reports").glob("*.html")}
+    assert {"notebook-model-scores.html", "notebook-scores.html", "notebook-report-2026-01-08-2026-01-08.html",
+            "notebook-top-interval-error-over-time.html"} <= reports, reports  # the figures, inline on Databricks
+    assert (tmp_path / "reports" / "plotly.min.js").stat().st_size > 1_000_000  # beside them, once: no network
+    assert 'data-chart="scores"' in (tmp_path / "reports" / "notebook-report-2026-01-08-2026-01-08.html").read_text()
 
 

@@ -80,9 +80,10 @@ def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     assert store.read("alert_state").select("date").distinct().count() == 3  # a state per night
 
 
-def test_scores_from_features_equal_scores_from_the_windows_table(store, trained):
+def test_scores_from_features_equal_scores_from_the_windows_table(store, trained, tmp_path):
     """The model's threshold deciding (with alerts, the default, the first test compares the
-    features path with the detector on the windows table's values, window for window)."""
+    features path with the detector on the windows table's values, window for window); the same
+    model as an MLflow pyfunc over the windows table gives those scores too."""
     config, model = trained
     config = {**config, "alerts": {"enabled": False}}
     tables = {}
@@ -93,6 +94,37 @@ def test_scores_from_features_equal_scores_from_the_windows_table(store, trained
         tables[source] = _table(store, "scores", drop=["run_id"])
     pd.testing.assert_frame_equal(tables["features"], tables["windows"])
     assert len(tables["features"]) == store.read("windows").where(f"date >= '{D6}'").count()
+    _the_mlflow_pyfunc_gives_the_same_scores(store, model, tables["windows"], tmp_path)
+
+
+def _the_mlflow_pyfunc_gives_the_same_scores(store, model, scores: pd.DataFrame, tmp_path) -> None:
+    """The model logged as an MLflow pyfunc and loaded by its alias: ``mlflow.pyfunc.spark_udf``
+    over the ``windows`` table gives adspark score's scores, thresholds, verdicts and top features."""
+    import mlflow
+    from pyspark.sql import functions as F
+
+    from adspark.config import MlflowConfig
+    from adspark.models.pyfunc import SPARK_RESULT_TYPE
+    from adspark.models.tracking import log_to_mlflow
+    from adspark.pipeline.score import feature_names
+
+    cfg = MlflowConfig(tracking_uri="sqlite:///{warehouse}/mlflow.db", registered_model="adspark_test")
+    logged = log_to_mlflow(model, feature_names(store, model.spec_id), cfg, str(tmp_path), top_k=2)
+    assert logged is not None and logged.model_uri == "models:/adspark_test/1"
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    udf = mlflow.pyfunc.spark_udf(store.spark, "models:/adspark_test@champion", result_type=SPARK_RESULT_TYPE,
+                                  env_manager="local")
+    got = (
+        store.read("windows").where(F.col("date") >= F.lit(D6))
+        .select("window_id", udf(F.struct("entity", "values")).alias("p")).select("window_id", "p.*").toPandas()
+    )
+    both = scores.merge(got, on="window_id", suffixes=("", "_pyfunc"), validate="one_to_one")
+    assert len(both) == len(scores) == len(got)
+    np.testing.assert_allclose(both["score_pyfunc"], both["model_score"], rtol=1e-5)
+    np.testing.assert_allclose(both["threshold_pyfunc"], both["threshold"])
+    assert (both["is_anomaly_pyfunc"] == both["is_anomaly"]).all()
+    assert both["top_features_pyfunc"].map(list).tolist() == both["top_features"].map(list).tolist()
+    assert both["probability"].between(0, 1).all()
 
 
 def test_scoring_from_features_needs_the_nights_features(store, trained):

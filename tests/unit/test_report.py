@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from adspark.core.evaluation import curve_points, pr_auc, roc_auc
-from adspark.core.report import IntervalPanel, ReportData, render_report
+from adspark.core.report import IntervalPanel, ReportData, panel_figures, render_report, run_figures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -44,22 +43,46 @@ def _data() -> ReportData:
     )
 
 
-def test_report_holds_every_figure_and_no_external_resource():
+def _names(fig) -> set[str]:
+    return {t.name for t in fig.data} | {sh.name for sh in fig.layout.shapes if sh.name}
+
+
+def test_every_figure_shows_what_it_says():
+    d = _data()
+    run = run_figures(d)
+    assert set(run) == {"scores", "roc", "pr"}
+    assert _names(run["scores"]) >= {"share of windows", "threshold", "validation scores (threshold fitted on)"}
+    bars = run["scores"].data[0]
+    assert len(bars.x) == 40 and abs(np.nansum(np.array(bars.y, dtype=float)) - 1) < 1e-9  # shares of all scores
+    assert run["scores"].layout.yaxis.type == "log"
+    panel = panel_figures(d.panels[0], d.scores)
+    assert set(panel) == {"reconstruction", "error-over-time", "peak-in-scores"}
+    assert _names(panel["reconstruction"]) == {"amount_sum", "amount_sum (reconstructed)", "event_count",
+                                               "event_count (reconstructed)"}
+    over_time = panel["error-over-time"]
+    assert _names(over_time) == {"score", "threshold", "interval"}
+    assert over_time.layout.xaxis.rangeslider.visible  # zoom on the time series
+    assert np.asarray(over_time.data[0].x).dtype.kind == "M"  # a time axis, not seconds
+    assert _names(panel["peak-in-scores"]) >= {"this interval's peak", "threshold"}
+    for fig in [*run.values(), *panel.values()]:  # legends under the plot, never over the title
+        assert fig.layout.legend.y < 0 and fig.layout.title.text
+
+
+def test_report_holds_every_figure_and_fetches_nothing():
     doc = render_report(_data())
     charts = re.findall(r'data-chart="([^"]+)"', doc)
-    assert charts.count("histogram") == 2  # the run's scores + where the interval's peak sits
-    assert {"roc", "pr", "error-over-time", "reconstruction"} <= set(charts)
-    for series in ("threshold", "validation scores (threshold fitted on)", "this interval's peak", "interval",
-                   "amount_sum", "amount_sum (reconstructed)", "score"):
-        assert f"data-series=\"{html.escape(series)}\"" in doc, series
+    assert charts == ["scores", "roc", "pr", "reconstruction", "error-over-time", "peak-in-scores"]
+    assert len(re.findall(r"Plotly\.newPlot\(\s*\"", doc)) == 6  # one call per figure
+    assert len(re.findall(r"/\*\*\s*\* plotly\.js v", doc)) == 1  # the library inlined once
+    assert not re.search(r'<(script|link|img)[^>]*(src|href)="(https?:)?//', doc)  # self-contained
     assert "u00042" in doc and "true by alice: confirmed" in doc and "severity" in doc
-    assert not re.search(r'(src|href)="(https?:)?//', doc)  # self-contained
 
 
 def test_report_without_labels_or_intervals_says_so():
     d = _data()
     doc = render_report(ReportData(title="t", summary={}, scores=d.scores, threshold=5.0))
     assert "need labels" in doc and "No anomaly interval" in doc
+    assert re.findall(r'data-chart="([^"]+)"', doc) == ["scores"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (make setup installs it as root)")
@@ -71,12 +94,12 @@ def test_report_renders_in_headless_chromium(tmp_path: Path):
     shot = tmp_path / "report.png"
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
-         "--window-size=1200,1700", page.as_uri()],
+         "--window-size=1200,2400", page.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert img.shape[:2] == (1700, 1200)
+    assert img.shape[:2] == (2400, 1200)
 
     def share(rgb: tuple[int, int, int], tol: int = 40) -> float:
         return float((np.abs(img - np.array(rgb)).sum(axis=2) < tol).mean())
