@@ -68,6 +68,8 @@ def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
     train = _adspark("train", "--conf", conf, *history, cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
     assert "model m-" in train.stdout and "threshold distribution" in train.stdout
+    # the demo's MLflow store beside the tables: the model registered as a pyfunc, aliased
+    assert "MLflow models:/adspark/1 @champion" in train.stdout and (tmp_path / "wh" / "mlflow.db").is_file()
     nightly = _adspark("nightly", "--conf", conf, "--date", "2026-01-08", "--to", "2026-01-09", cwd=tmp_path)
     assert nightly.returncode == 0, nightly.stderr[-3000:]
     assert "nightly 2026-01-08:" in nightly.stdout and "nightly 2026-01-09:" in nightly.stdout
