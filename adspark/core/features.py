@@ -1,8 +1,9 @@
 """Feature layout and per-entity bucket padding (pure numpy/pandas).
 
-After Spark aggregates events into (entity, bucket) rows, :func:`pad_entity` completes one
-entity's buckets: every bucket of every active day is present exactly once, empty buckets get
-zero counts and null statistics, and calendar and differenced features are added.
+After Spark aggregates events into (entity, bucket) rows, :func:`pad_entities` completes the
+buckets of a group of entities: every bucket of every active day (or, with span padding, every
+bucket between an entity's events) is present exactly once, empty buckets get zero counts and
+null statistics, and calendar and differenced features are added.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 For each night in ``[start, end]``: validate (rejects to ``rejects``), aggregate accepted events
 per entity and bucket with native Spark functions, then pad every active entity-day to a full
-grid, add calendar and differenced features with :func:`adspark.core.features.pad_entity`
-(one ``applyInPandas`` call per entity), and replace exactly those nights in ``features``.
+grid (or the span between events), add calendar and differenced features with
+:func:`adspark.core.features.pad_entities` (one cogrouped ``applyInPandas`` call per hash group
+of entities), and replace exactly those nights in ``features``.
 """
 
 from __future__ import annotations
