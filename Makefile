@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale bench-quality clean-warehouse
+.PHONY: setup lint demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale bench-quality clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -10,7 +10,11 @@ setup:
 demo: setup
 	@bash scripts/demo.sh $(CONF)
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m "not slow" tests
 
 test-slow: setup

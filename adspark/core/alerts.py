@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -191,7 +192,7 @@ def conform_state(state: dict[str, np.ndarray] | None, params: AlertParams) -> d
 
 
 def _new_buckets(
-    starts: np.ndarray, values: np.ndarray, cursor: float, params: AlertParams
+    starts: np.ndarray, values: Sequence[np.ndarray], cursor: float, params: AlertParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The buckets each window adds: (values (m, F), bucket starts (m,), owner window (m,), cursor)."""
     w, f, width = params.n_steps, len(params.features), params.bucket_seconds
@@ -301,8 +302,8 @@ def _model_raw(df: pd.DataFrame, params: AlertParams, first_seen: float = -np.in
         raw = np.stack([np.asarray(v, np.float64) for v in df["feature_errors"]]) / ref if len(df) \
             else np.empty((0, len(ref)))
     else:
-        ref = params.model_reference if params.model_reference else 1.0
-        raw = df["model_score"].to_numpy(np.float64) / max(ref, 1e-12)
+        score_ref = params.model_reference if params.model_reference else 1.0
+        raw = df["model_score"].to_numpy(np.float64) / max(score_ref, 1e-12)
     if params.model_out_of_sample is not None and len(df):
         before = pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample
         raw = np.where(before.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
@@ -415,6 +416,7 @@ def _explanations(
     actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     seasonal_dev = np.nan_to_num(np.abs(out.z["seasonal"]), nan=-1.0)
     index = {name: i for i, name in enumerate(names)}
+    j: int | None
     for i, rows in enumerate(_rows_of(owner, n)):
         flat = int(driving[i, driver[i]])
         if flat >= 0:

@@ -227,7 +227,8 @@ def nab_point_weights(n_rows: int, windows: Sequence[tuple[int, int]]) -> tuple[
     """
     win = np.full(n_rows, -1, dtype=np.int64)
     value = np.empty(n_rows, dtype=np.float64)
-    prev_right, prev_width = None, None
+    prev_right: int | None = None
+    prev_width = 1
     k = 0
     i = 0
     while i < n_rows:

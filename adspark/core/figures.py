@@ -38,6 +38,14 @@ class Line:
     dashed: bool = False
 
 
+def _gaps(y: np.ndarray) -> np.ndarray:
+    """Values as an object array with None where they are not finite (plotly draws a gap)."""
+    v = np.asarray(y, float)
+    out = v.astype(object)
+    out[~np.isfinite(v)] = None
+    return out
+
+
 def _layout(fig: go.Figure, title: str, xlabel: str, ylabel: str, log_y: bool = False) -> go.Figure:
     fig.update_layout(
         template="plotly_white", width=WIDTH, height=HEIGHT, title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 14}},
@@ -69,9 +77,8 @@ def line_figure(
     fig = go.Figure()
     xs = [np.asarray(s.x) for s in lines if len(s.x)]
     for s in lines:
-        y = np.asarray(s.y, float)
         fig.add_trace(go.Scatter(
-            x=np.asarray(s.x), y=np.where(np.isfinite(y), y, None), mode="lines", name=s.name,
+            x=np.asarray(s.x), y=_gaps(s.y), mode="lines", name=s.name,
             line={"color": COLORS[s.color % len(COLORS)], "width": 2, "dash": "dash" if s.dashed else "solid"},
         ))
     if hlines and xs:
@@ -113,7 +120,7 @@ def histogram_figure(
     counts, edges = np.histogram(v, bins=bins, range=(lo, hi if hi > lo else lo + 1.0))
     share = counts / max(v.size, 1)
     fig = go.Figure(go.Bar(
-        x=(edges[:-1] + edges[1:]) / 2, y=np.where(share > 0, share, None), width=np.diff(edges) * 0.95,
+        x=(edges[:-1] + edges[1:]) / 2, y=_gaps(np.where(share > 0, share, np.nan)), width=np.diff(edges) * 0.95,
         name="share of windows", marker_color=BAR, hovertemplate="%{x:.4g}: %{y:.3%}<extra></extra>",
     ))
     floor = float(share[share > 0].min()) / 2 if (share > 0).any() else 1e-6

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
@@ -76,7 +77,7 @@ table.kv td:first-child{color:#666}
 """
 
 
-def _kv(rows: dict[str, object]) -> str:
+def _kv(rows: Mapping[str, object]) -> str:
     body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
     return f'<table class="kv">{body}</table>'
 

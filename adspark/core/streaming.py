@@ -353,7 +353,7 @@ def _learn(
     s: dict[str, np.ndarray],
     s_loc: np.ndarray, s_mad: np.ndarray, s_n: np.ndarray, z: dict[str, np.ndarray],
     exp_loc: np.ndarray, exp_sigma: np.ndarray, exp_n: np.ndarray, p: BaselineParams,
-    trace: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    trace: dict[str, tuple[np.ndarray, ...]],
 ) -> None:
     """The time loop of :func:`run_baselines`: fills ``z``/``exp_*`` and updates the state in place.
 

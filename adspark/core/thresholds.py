@@ -25,7 +25,7 @@ when an entity has few scores: ``t_e = (n_e * t_local + k * t_global) / (n_e + k
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -236,7 +236,7 @@ def fit_supervised(scores: np.ndarray, labels: np.ndarray, beta: float = 1.0) ->
 
 
 def fit_threshold(
-    scores: np.ndarray, method: Method, labels: np.ndarray | None = None, **options: float
+    scores: np.ndarray, method: Method, labels: np.ndarray | None = None, **options: Any
 ) -> Threshold:
     """Dispatch to the fitter of ``method`` (options: q, k, tail, level, beta)."""
     if method == "quantile":
@@ -265,7 +265,7 @@ def shrink(local: float, n: int, global_value: float, strength: float) -> float:
 
 def per_entity_thresholds(
     entities: np.ndarray, scores: np.ndarray, method: Method, global_threshold: Threshold,
-    strength: float = 50.0, min_scores: int = 20, **options: float,
+    strength: float = 50.0, min_scores: int = 20, **options: Any,
 ) -> dict[str, float]:
     """Thresholds per entity from its own scores, shrunk towards the global threshold.
 
