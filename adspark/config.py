@@ -19,7 +19,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -391,76 +393,218 @@ class GenerateConfig(Strict):
     tasks: int | None = Field(default=None, ge=1)
 
 
-class DetectorConfig(Strict):
-    """The detector to train: autoencoders (``dense_ae``, ``lstm_ae``, ``vae``; networks built apart,
-    see adspark.detectors.networks) or models without a network (``pca``, ``iforest``, ``ocsvm``)."""
+class _Detector(Strict):
+    """What every detector config has."""
 
-    type: Literal["dense_ae", "lstm_ae", "vae", "pca", "iforest", "ocsvm"] = "dense_ae"
-    hidden: list[int] = Field(default_factory=lambda: [64])
-    bottleneck: int = Field(default=16, ge=1, description="code width (latent size of the vae)")
-    units: int = Field(default=32, ge=1)
-    activation: str = "relu"
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    l2: float = Field(default=0.0, ge=0.0)
+    seed: int = 0
+
+
+class _Recency(Strict):
+    """Detectors that judge each window step by step (all but the vae)."""
+
+    recency_halflife: float | None = Field(
+        default=None, gt=0,
+        description="weight a window's errors toward its newest steps with this half-life in steps (none: the "
+        "window mean)",
+    )
+
+
+class _GradientTrained(_Detector):
+    """Networks trained by gradient descent (the autoencoders)."""
+
     epochs: int = Field(default=20, ge=1)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     patience: int = Field(default=3, ge=1)
-    seed: int = 0
-    beta: float = Field(default=1.0, ge=0.0, description="vae: weight of the KL term")
+
+
+class DenseAEConfig(_GradientTrained, _Recency):
+    """``dense_ae``: a dense autoencoder over the flattened window."""
+
+    type: Literal["dense_ae"] = "dense_ae"
+    hidden: list[int] = Field(default_factory=lambda: [64])
+    bottleneck: int = Field(default=16, ge=1, description="code width")
+    activation: str = "relu"
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    l2: float = Field(default=0.0, ge=0.0)
+
+
+class LstmAEConfig(_GradientTrained, _Recency):
+    """``lstm_ae``: a sequence-to-sequence LSTM autoencoder."""
+
+    type: Literal["lstm_ae"] = "lstm_ae"
+    units: int = Field(default=32, ge=1)
+    bottleneck: int = Field(default=16, ge=1, description="code width")
+
+
+class VAEConfig(_GradientTrained):
+    """``vae``: a variational autoencoder with a Gaussian decoder (scores whole windows)."""
+
+    type: Literal["vae"] = "vae"
+    hidden: list[int] = Field(default_factory=lambda: [64])
+    bottleneck: int = Field(default=16, ge=1, description="latent size")
+    beta: float = Field(default=1.0, ge=0.0, description="weight of the KL term")
     score_kind: Literal["probability", "error"] = "probability"
-    n_samples: int = Field(default=16, ge=1, description="vae: latent draws per window when scoring")
+    n_samples: int = Field(default=16, ge=1, description="latent draws per window when scoring")
+
+
+class PCAConfig(_Detector, _Recency):
+    """``pca``: reconstruction by principal components (no network)."""
+
+    type: Literal["pca"] = "pca"
     n_components: float = Field(
-        default=0.95, gt=0, description="pca: components kept (a share of variance in (0, 1), or a count >= 1)"
-    )
-    n_estimators: int = Field(default=200, ge=1, description="iforest: trees")
-    max_samples: int | Literal["auto"] = Field(default="auto", description="iforest: rows per tree (auto: min(256, n))")
-    nu: float = Field(default=0.01, gt=0, le=1, description="ocsvm: bound on the share of training windows outside")
-    gamma: float | Literal["scale"] = Field(default="scale", description="ocsvm: RBF width (scale: 1 / (F x variance))")
-    max_train: int = Field(default=10_000, ge=1, description="ocsvm: training windows sampled at most")
-    recency_halflife: float | None = Field(
-        default=None, gt=0,
-        description="weight a window's errors toward its newest steps with this half-life in steps (none: the "
-        "window mean); not for vae",
+        default=0.95, gt=0, description="components kept (a share of variance in (0, 1), or a count >= 1)"
     )
 
-    @model_validator(mode="after")
-    def _recency(self) -> "DetectorConfig":
-        if self.recency_halflife is not None and self.type == "vae":
-            raise ValueError("recency_halflife: the vae scores whole windows; use dense_ae, lstm_ae, pca, iforest or ocsvm")
-        return self
+
+class IForestConfig(_Detector, _Recency):
+    """``iforest``: Isolation Forest (no network)."""
+
+    type: Literal["iforest"] = "iforest"
+    n_estimators: int = Field(default=200, ge=1, description="trees")
+    max_samples: int | Literal["auto"] = Field(default="auto", description="rows per tree (auto: min(256, n))")
 
 
-class ThresholdConfig(Strict):
-    """How the threshold is fitted on validation scores."""
+class OCSVMConfig(_Detector, _Recency):
+    """``ocsvm``: One-Class SVM (no network)."""
 
-    method: Literal["quantile", "sigma", "distribution", "pot", "robust", "supervised"] = "quantile"
-    q: float = Field(default=0.995, gt=0, lt=1)
-    beta: float = Field(default=1.0, gt=0, description="supervised: F-beta to maximize")
-    k: float = Field(default=3.0, gt=0, description="sigma and robust: sigmas above the center")
-    tail: float = Field(default=1e-3, gt=0, lt=1)
-    level: float = Field(default=0.98, gt=0, lt=1, description="pot: quantile above which scores are peaks")
+    type: Literal["ocsvm"] = "ocsvm"
+    nu: float = Field(default=0.01, gt=0, le=1, description="bound on the share of training windows outside")
+    gamma: float | Literal["scale"] = Field(default="scale", description="RBF width (scale: 1 / (F x variance))")
+    max_train: int = Field(default=10_000, ge=1, description="training windows sampled at most")
+
+
+DETECTOR_TYPES: dict[str, type[Strict]] = {
+    c.model_fields["type"].default: c
+    for c in (DenseAEConfig, LstmAEConfig, VAEConfig, PCAConfig, IForestConfig, OCSVMConfig)
+}
+
+
+def _tag(field: str, default: str) -> Any:
+    """Discriminator reading ``field`` from a mapping or a model, ``default`` when it is absent."""
+    def tag(value: Any) -> str:
+        return (value.get(field, default) if isinstance(value, Mapping) else getattr(value, field, default))
+    return Discriminator(tag)
+
+
+DetectorConfig = Annotated[
+    Annotated[DenseAEConfig, Tag("dense_ae")] | Annotated[LstmAEConfig, Tag("lstm_ae")]
+    | Annotated[VAEConfig, Tag("vae")] | Annotated[PCAConfig, Tag("pca")]
+    | Annotated[IForestConfig, Tag("iforest")] | Annotated[OCSVMConfig, Tag("ocsvm")],
+    _tag("type", "dense_ae"),
+]
+"""The detector to train, one config class per ``type`` (default ``dense_ae``): autoencoders
+(``dense_ae``, ``lstm_ae``, ``vae``; networks built apart, see :mod:`adspark.detectors.networks`)
+or models without a network (``pca``, ``iforest``, ``ocsvm``). A key of another type is an error."""
+
+
+def detector_config(params: Mapping[str, Any]) -> DenseAEConfig | LstmAEConfig | VAEConfig | PCAConfig | IForestConfig | OCSVMConfig:
+    """The detector config a registered model was trained with (its ``params``).
+
+    Models registered before the per-type configs stored every type's options; the keys of other
+    types are dropped here.
+    """
+    kind = DETECTOR_TYPES[str(params.get("type", "dense_ae"))]
+    return kind.model_validate({k: v for k, v in params.items() if k in kind.model_fields})
+
+
+class _Threshold(Strict):
+    """What every threshold config has: scope, per-entity shrinkage and recalibration."""
+
     scope: Literal["global", "entity"] = "global"
     shrinkage: float = Field(default=50.0, ge=0)
     min_scores: int = Field(default=20, ge=1)
+    beta: float = Field(default=1.0, gt=0, description="F-beta maximized by supervised fits and recalibration")
     feedback_strength: float = Field(
         default=10.0, ge=0, description="recalibrate: pseudo-count of the unsupervised threshold vs judged intervals"
     )
 
+    def options(self) -> dict[str, float]:
+        """The keyword options of the method's fitter (:func:`adspark.core.thresholds.fit_threshold`)."""
+        common = set(_Threshold.model_fields) | {"method"}
+        return {k: v for k, v in self.model_dump().items() if k not in common}
+
+
+class QuantileThreshold(_Threshold):
+    """``quantile``: the ``q`` quantile of the validation scores."""
+
+    method: Literal["quantile"] = "quantile"
+    q: float = Field(default=0.995, gt=0, lt=1)
+
+
+class SigmaThreshold(_Threshold):
+    """``sigma``: mean + ``k`` standard deviations."""
+
+    method: Literal["sigma"] = "sigma"
+    k: float = Field(default=3.0, gt=0, description="sigmas above the mean")
+
+
+class RobustThreshold(_Threshold):
+    """``robust``: median + ``k`` scaled MADs."""
+
+    method: Literal["robust"] = "robust"
+    k: float = Field(default=3.0, gt=0, description="scaled MADs above the median")
+
+
+class DistributionThreshold(_Threshold):
+    """``distribution``: a law fitted to the scores (gamma, log-normal, non-central t; chosen by KS),
+    cut at tail probability ``tail``."""
+
+    method: Literal["distribution"] = "distribution"
+    tail: float = Field(default=1e-3, gt=0, lt=1)
+
+
+class PotThreshold(_Threshold):
+    """``pot``: peaks over threshold (a generalized Pareto law above the ``level`` quantile)."""
+
+    method: Literal["pot"] = "pot"
+    tail: float = Field(default=1e-3, gt=0, lt=1)
+    level: float = Field(default=0.98, gt=0, lt=1, description="quantile above which scores are peaks")
+
     @model_validator(mode="after")
-    def _pot(self) -> "ThresholdConfig":
-        if self.method == "pot":
-            if self.tail >= 1 - self.level:
-                raise ValueError(f"pot: tail {self.tail} must be below 1 - level = {1 - self.level:.6g}")
+    def _pot(self) -> "PotThreshold":
+        if self.tail >= 1 - self.level:
+            raise ValueError(f"pot: tail {self.tail} must be below 1 - level = {1 - self.level:.6g}")
         return self
 
+
+class SupervisedThreshold(_Threshold):
+    """``supervised``: the F-``beta``-best threshold on labeled validation windows."""
+
+    method: Literal["supervised"] = "supervised"
+
     def options(self) -> dict[str, float]:
-        """The keyword options of the chosen method."""
-        return {
-            "quantile": {"q": self.q}, "sigma": {"k": self.k}, "distribution": {"tail": self.tail},
-            "pot": {"tail": self.tail, "level": self.level}, "robust": {"k": self.k},
-            "supervised": {"beta": self.beta},
-        }[self.method]
+        """The fitter's options: ``beta``."""
+        return {"beta": self.beta}
+
+
+THRESHOLD_METHODS: dict[str, type[_Threshold]] = {
+    c.model_fields["method"].default: c
+    for c in (QuantileThreshold, SigmaThreshold, RobustThreshold, DistributionThreshold, PotThreshold,
+              SupervisedThreshold)
+}
+
+ThresholdConfig = Annotated[
+    Annotated[QuantileThreshold, Tag("quantile")] | Annotated[SigmaThreshold, Tag("sigma")]
+    | Annotated[RobustThreshold, Tag("robust")] | Annotated[DistributionThreshold, Tag("distribution")]
+    | Annotated[PotThreshold, Tag("pot")] | Annotated[SupervisedThreshold, Tag("supervised")],
+    _tag("method", "quantile"),
+]
+"""How the threshold is fitted on validation scores, one config class per ``method`` (default
+``quantile``). A key of another method is an error."""
+
+
+def legacy_dump(config: Strict, kinds: Mapping[str, type[Strict]], tag: str) -> dict[str, Any]:
+    """A per-type config as the single flat config of every type dumped it before (each other
+    type's options at their defaults): what model config keys are hashed from, so models
+    registered before the per-type configs keep their key and stay the model in force."""
+    flat: dict[str, Any] = {}
+    for kind in kinds.values():
+        for name, f in kind.model_fields.items():
+            if name != tag and name not in flat:
+                flat[name] = f.get_default(call_default_factory=True)
+    flat.update(config.model_dump(mode="json"))
+    return flat
 
 
 class MlflowConfig(Strict):
@@ -496,8 +640,8 @@ class TrainConfig(Strict):
     exclude_labeled: bool = True
     labels_table: identifier("labels table") = "labels"
     max_local_windows: int = Field(default=2_000_000, ge=1)
-    detector: DetectorConfig = Field(default_factory=DetectorConfig)
-    threshold: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    detector: DetectorConfig = Field(default_factory=DenseAEConfig)
+    threshold: ThresholdConfig = Field(default_factory=QuantileThreshold)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
     @model_validator(mode="after")
@@ -865,10 +1009,17 @@ def _format_validation(err: ValidationError, origin: str) -> str:
     """One line per problem, each naming its key path; a single problem is one line in all."""
     problems = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        loc = list(e["loc"])
+        kind = next((loc.pop(i) for i in range(1, len(loc)) if loc[i - 1] in ("detector", "threshold")
+                     and loc[i] in {*DETECTOR_TYPES, *THRESHOLD_METHODS}), None)  # the union's tag
+        key = ".".join(str(p) for p in loc) or "<root>"
         detail = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "union_tag_invalid":
+            field = "method" if loc and loc[-1] == "threshold" else "type"
+            key, detail = f"{key}.{field}", f"{e['ctx']['tag']!r} is not one of {e['ctx']['expected_tags']}"
         if e["type"] == "extra_forbidden":
-            detail = "unknown key (not part of the config schema)"
+            detail = "unknown key (not part of the config schema)" if kind is None else (
+                f"unknown key for {loc[-2]} {'method' if loc[-2] == 'threshold' else 'type'} {kind}")
         got = e.get("input")
         shown = isinstance(got, (dict, list)) or got is None or repr(got) in detail
         problems.append(f"{key}: {detail}{'' if shown else f' (got {got!r})'}")

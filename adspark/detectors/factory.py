@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adspark.config import DetectorConfig
+from adspark.config import DetectorConfig, IForestConfig, LstmAEConfig, OCSVMConfig, PCAConfig, VAEConfig
 from adspark.detectors.autoencoders import DenseAutoencoder, LSTMAutoencoder
 from adspark.detectors.baselines import IsolationForestDetector, OneClassSVMDetector, PCADetector
 from adspark.detectors.vae import VariationalAutoencoder
@@ -15,17 +15,16 @@ Reconstructor = (
 
 def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
     """The detector wrapper a config describes (untrained)."""
-    recency = cfg.recency_halflife
-    if cfg.type == "pca":
+    if isinstance(cfg, PCAConfig):
         n = cfg.n_components
-        return PCADetector(n_components=n if n < 1 else int(n), recency_halflife=recency)
-    if cfg.type == "iforest":
+        return PCADetector(n_components=n if n < 1 else int(n), recency_halflife=cfg.recency_halflife)
+    if isinstance(cfg, IForestConfig):
         return IsolationForestDetector(n_estimators=cfg.n_estimators, max_samples=cfg.max_samples, seed=cfg.seed,
-                                       recency_halflife=recency)
-    if cfg.type == "ocsvm":
+                                       recency_halflife=cfg.recency_halflife)
+    if isinstance(cfg, OCSVMConfig):
         return OneClassSVMDetector(nu=cfg.nu, gamma=cfg.gamma, max_train=cfg.max_train, seed=cfg.seed,
-                                   recency_halflife=recency)
-    if cfg.type == "vae":
+                                   recency_halflife=cfg.recency_halflife)
+    if isinstance(cfg, VAEConfig):
         return VariationalAutoencoder(
             hidden=tuple(cfg.hidden), latent=cfg.bottleneck, beta=cfg.beta, score_kind=cfg.score_kind,
             n_samples=cfg.n_samples, epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -33,9 +32,9 @@ def build_detector(cfg: DetectorConfig, verbose: int = 0) -> Reconstructor:
         )
     common = dict(
         epochs=cfg.epochs, batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        patience=cfg.patience, seed=cfg.seed, verbose=verbose, recency_halflife=recency,
+        patience=cfg.patience, seed=cfg.seed, verbose=verbose, recency_halflife=cfg.recency_halflife,
     )
-    if cfg.type == "lstm_ae":
+    if isinstance(cfg, LstmAEConfig):
         return LSTMAutoencoder(units=cfg.units, bottleneck=cfg.bottleneck, **common)
     return DenseAutoencoder(
         hidden=tuple(cfg.hidden), bottleneck=cfg.bottleneck, activation=cfg.activation,

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from adspark.config import DetectorConfig, TrainJobConfig
+from adspark.config import DETECTOR_TYPES, THRESHOLD_METHODS, TrainJobConfig, detector_config, legacy_dump
 from adspark.detectors.factory import Reconstructor, build_detector
 from adspark.errors import ModelNotFoundError
 from adspark.models.registry import RegisteredModel, find_model, load_networks
@@ -20,14 +20,15 @@ LATER_DETECTOR_OPTIONS = ("n_components", "n_estimators", "max_samples", "nu", "
 
 def config_key(cfg: TrainJobConfig, spec_id: str) -> str:
     """What identifies "the same model config": inputs, detector, threshold, training choices."""
+    defaults = legacy_dump(DETECTOR_TYPES["dense_ae"](), DETECTOR_TYPES, "type")
     detector = {
-        k: v for k, v in cfg.train.detector.model_dump(mode="json").items()
-        if k not in LATER_DETECTOR_OPTIONS or v != DetectorConfig.model_fields[k].default
+        k: v for k, v in legacy_dump(cfg.train.detector, DETECTOR_TYPES, "type").items()
+        if k not in LATER_DETECTOR_OPTIONS or v != defaults[k]
     }
     body = {
         "spec_id": spec_id,
         "detector": detector,
-        "threshold": cfg.train.threshold.model_dump(mode="json"),
+        "threshold": legacy_dump(cfg.train.threshold, THRESHOLD_METHODS, "method"),
         "validation_fraction": cfg.train.validation_fraction,
         "exclude_labeled": cfg.train.exclude_labeled,
         "model_scope": cfg.train.model_scope,
@@ -70,5 +71,5 @@ def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstr
         if entity is None or entity not in model.entity_models:
             raise ModelNotFoundError(f"model {model.model_id} has no network for entity {entity!r}")
         folder = folder / model.entity_models[entity]
-    detector = build_detector(DetectorConfig.model_validate(model.params))
+    detector = build_detector(detector_config(model.params))
     return detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))

@@ -104,7 +104,7 @@ def entity_chunks(table: Any, rows: int) -> Iterator[Any]:
 
 
 def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -> Any:
-    from adspark.config import DetectorConfig
+    from adspark.config import detector_config
     from adspark.detectors.factory import build_detector
     from adspark.models.registry import load_networks
 
@@ -115,7 +115,7 @@ def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -
         for rel, data in files.items():
             if rel.startswith(prefix) and "/" not in rel[len(prefix):]:
                 (folder / rel[len(prefix):]).write_bytes(data)
-        detector = build_detector(DetectorConfig.model_validate(model.params))
+        detector = build_detector(detector_config(model.params))
         _LOADED[key] = detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))
     return _LOADED[key]
 

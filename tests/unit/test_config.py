@@ -130,3 +130,47 @@ def test_a_bad_name_in_the_config_is_one_line_naming_its_key_path(base_config, o
     message = str(err.value)
     assert "\n" not in message and message.startswith(f"invalid configuration in c.yaml: {line}")
     assert ("source.rename" in message) == override.startswith("source.")
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"detector": {"type": "pca", "hidden": [8]}}, "train.detector.hidden: unknown key for detector type pca"),
+        ({"detector": {"type": "vae", "recency_halflife": 2}},
+         "train.detector.recency_halflife: unknown key for detector type vae"),
+        ({"threshold": {"method": "quantile", "k": 3}}, "train.threshold.k: unknown key for threshold method quantile"),
+        ({"detector": {"type": "gru"}}, "train.detector.type: 'gru' is not one of 'dense_ae', 'lstm_ae'"),
+        ({"threshold": {"method": "pot", "tail": 0.05}}, "train.threshold: Value error, pot: tail 0.05 must be below"),
+    ],
+)
+def test_each_detector_type_and_threshold_method_takes_its_own_keys_only(base_config, train, message):
+    with pytest.raises(ConfigError) as err:
+        build_job_config(TrainJobConfig, {**base_config, "train": train})
+    assert message.replace("Value error, ", "") in str(err.value)
+
+
+def test_per_type_configs_keep_the_model_config_keys_of_the_flat_config():
+    """Models registered before the per-type configs keep their config key (hashed from the flat
+    layout of every type's options), so they stay the model in force after an upgrade."""
+    from adspark.config import PCAConfig, detector_config
+    from adspark.models.lookup import config_key
+
+    base = {"storage": {"warehouse": "/tmp/x"}, "spark": {}}
+    recorded = {  # keys computed by the flat DetectorConfig / ThresholdConfig (2026-12-04)
+        "0b79bb4e2c929f45": {},
+        "dd87cb46804c73cd": {"detector": {"hidden": [128, 32], "bottleneck": 8, "epochs": 15},
+                             "threshold": {"method": "distribution", "tail": 0.001}},
+        "fdcc8da0ae7aed1a": {"detector": {"type": "pca", "n_components": 4}},
+        "2cd33a9b62d2b69f": {"detector": {"type": "vae", "beta": 0.5},
+                             "threshold": {"method": "pot", "tail": 1e-4, "level": 0.99}},
+        "3486f7571ccd26cb": {"detector": {"type": "lstm_ae", "units": 8, "recency_halflife": 3},
+                             "threshold": {"method": "robust", "k": 4, "scope": "entity"}},
+        "ee5396519a20ca98": {"detector": {"type": "iforest", "n_estimators": 50},
+                             "threshold": {"method": "supervised", "beta": 2}},
+        "b143fb564dbff6df": {"detector": {"type": "ocsvm", "nu": 0.05}, "threshold": {"method": "sigma", "k": 2.5}},
+    }
+    for key, train in recorded.items():
+        assert config_key(build_job_config(TrainJobConfig, {**base, "train": train}), "spec1") == key, train
+    # a model's params as the flat config stored them: the other types' keys are dropped
+    assert detector_config({"type": "pca", "hidden": [64], "epochs": 20, "n_components": 0.9}) == PCAConfig(
+        n_components=0.9)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adspark.config import DetectorConfig, MlflowConfig
+from adspark.config import MlflowConfig, PCAConfig
 from adspark.core.calibration import fit_error_tails, pareto_tail
 from adspark.core.thresholds import Threshold
 from adspark.detectors.factory import build_detector
@@ -68,13 +68,13 @@ def test_a_model_logged_registered_and_aliased_loads_back_and_scores_as_the_dete
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
     rng = np.random.default_rng(3)
     x = rng.normal(size=(400, W, F)).astype(np.float32)
-    detector = build_detector(DetectorConfig(type="pca", n_components=2)).fit(x[:300])
+    detector = build_detector(PCAConfig(n_components=2)).fit(x[:300])
     _, val_errors = detector.explain(x[300:])
     folder = tmp_path / "wh" / "adspark" / "_artifacts" / "m-test"
     folder.mkdir(parents=True)
     write_networks(folder, detector.networks())
     model = RegisteredModel(
-        model_id="m-test", config_key="k", detector="pca", params=DetectorConfig(type="pca", n_components=2).model_dump(
+        model_id="m-test", config_key="k", detector="pca", params=PCAConfig(n_components=2).model_dump(
             mode="json"), spec_id="s", n_steps=W, n_features=F, threshold=Threshold("quantile", 2.0, {}),
         entity_thresholds={"u2": 50.0}, train_from=dt.date(2026, 1, 5), train_to=dt.date(2026, 1, 6),
         data_version=1, metrics={"val_feature_error_tail": [v.tolist() for v in fit_error_tails(val_errors)]},

@@ -107,11 +107,11 @@ def test_pot_rejects_bad_options_and_falls_back_without_distinct_peaks():
 
 
 def test_pot_config_is_checked_before_spark():
-    from adspark.config import ThresholdConfig
+    from adspark.config import PotThreshold
 
-    assert ThresholdConfig(method="pot", tail=1e-3, level=0.99).options() == {"tail": 1e-3, "level": 0.99}
+    assert PotThreshold(tail=1e-3, level=0.99).options() == {"tail": 1e-3, "level": 0.99}
     with pytest.raises(ValueError, match="below 1 - level"):
-        ThresholdConfig(method="pot", tail=0.05, level=0.98)
+        PotThreshold(tail=0.05, level=0.98)
 
 
 def test_robust_threshold_on_log_scores_known_answer_and_raw_fallback():
