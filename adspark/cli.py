@@ -255,17 +255,12 @@ def _cmd_feedback(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_recalibrate(args: argparse.Namespace, data: dict) -> str:
-    from adspark.models.lookup import latest_model
+    from adspark.models.lookup import model_in_force
     from adspark.pipeline.feedback import recalibrate
 
     cfg = build_job_config(TrainJobConfig, data, args.conf)
     store = open_store(data, args.conf)
-    if args.model_id:
-        from adspark.models.registry import find_model
-
-        model = find_model(store, model_id=args.model_id)
-    else:
-        model = latest_model(store, cfg)
+    model = model_in_force(store, cfg, args.model_id)
     th = cfg.train.threshold
     alerts = build_job_config(ScoreJobConfig, data, args.conf).alerts
     new = recalibrate(store, model, th.beta, th.feedback_strength, alerts.level if alerts.enabled else None)

@@ -11,7 +11,7 @@ import datetime as dt
 
 from adspark.config import EvaluateJobConfig, TrainJobConfig, build_job_config
 from adspark.errors import EmptyInputError
-from adspark.models.lookup import latest_model
+from adspark.models.lookup import model_in_force
 from adspark.notebook import open_notebook
 from adspark.pipeline.evaluate import run_evaluate
 from adspark.pipeline.feedback import add_feedback, feedback_summary, recalibrate
@@ -48,7 +48,7 @@ print(feedback_summary(nb.store))
 
 cfg = build_job_config(TrainJobConfig, conf)
 try:
-    new = recalibrate(nb.store, latest_model(nb.store, cfg), cfg.train.threshold.beta,
+    new = recalibrate(nb.store, model_in_force(nb.store, cfg), cfg.train.threshold.beta,
                       cfg.train.threshold.feedback_strength)
     print(f"threshold {new.threshold.params['unsupervised']:.4g} -> {new.threshold.value:.4g} ({new.model_id})")
 except EmptyInputError as exc:  # no interval judged true yet

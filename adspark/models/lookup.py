@@ -1,11 +1,14 @@
-"""Finding registered models: the config key that says "the same model config", the latest
-model of a train config, and a detector rebuilt from the registry alone."""
+"""Finding registered models: the config key that says "the same model config", the model in force
+(:func:`model_in_force`, the one lookup every job uses), and a detector rebuilt from the registry
+alone."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
+from typing import Sequence
 
 from adspark.config import DETECTOR_TYPES, THRESHOLD_METHODS, TrainJobConfig, detector_config, legacy_dump
 from adspark.detectors.factory import Reconstructor, build_detector
@@ -36,24 +39,37 @@ def config_key(cfg: TrainJobConfig, spec_id: str) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def latest_model(store: TableStore, cfg: TrainJobConfig) -> RegisteredModel:
-    """The latest registered model of this train config (any window spec).
+def model_in_force(
+    store: TableStore,
+    train: TrainJobConfig | None = None,
+    model_id: str | None = None,
+    specs: Sequence[str] | None = None,
+    trained_before: dt.date | None = None,
+) -> RegisteredModel:
+    """The model that scores: the one place a job decides which registered model that is.
+
+    ``model_id`` when given; else the latest model of the ``train`` config for one of ``specs``
+    (any registered window spec when None), trained before ``trained_before`` when given; else,
+    without a train config, the latest model of the last of ``specs``.
 
     Raises:
-        ModelNotFoundError: When none is registered for the config.
+        ModelNotFoundError: Naming what was looked for.
     """
-    from pyspark.sql import functions as F
-
-    specs = [r.spec_id for r in store.read("models").select("spec_id").distinct().collect()] if store.exists(
-        "models") else []
-    keys = [config_key(cfg, s) for s in specs]
-    rows = (
-        store.read("models").where(F.col("config_key").isin(keys)).orderBy(F.desc("created_at")).limit(1)
-        .select("model_id").collect() if keys else []
-    )
-    if not rows:
-        raise ModelNotFoundError("no registered model for this train config (run `adspark train` first)")
-    return find_model(store, model_id=rows[0].model_id)
+    if model_id:
+        return find_model(store, model_id=model_id)
+    if train is not None:
+        if specs is None:
+            specs = [r.spec_id for r in store.read("models").select("spec_id").distinct().collect()] if store.exists(
+                "models") else []
+        try:
+            return find_model(store, config_key=[config_key(train, s) for s in specs], trained_before=trained_before)
+        except ModelNotFoundError:
+            raise ModelNotFoundError(
+                "no registered model for this train config" + (f" trained before {trained_before}" if trained_before
+                                                               else "") + " (run `adspark train` first)") from None
+    if specs:
+        return find_model(store, spec_id=specs[-1], trained_before=trained_before)
+    raise ModelNotFoundError("no model id, train config or window spec to find a model by")
 
 
 def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstructor:

@@ -18,7 +18,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -212,7 +212,7 @@ def _from_row(row: Any, store: TableStore) -> RegisteredModel:
 def find_model(
     store: TableStore,
     model_id: str | None = None,
-    config_key: str | None = None,
+    config_key: str | Sequence[str] | None = None,
     spec_id: str | None = None,
     trained_before: dt.date | None = None,
     trained_to: dt.date | None = None,
@@ -222,7 +222,7 @@ def find_model(
     Args:
         store: Tables.
         model_id: An exact model id.
-        config_key: The latest model of this config key ...
+        config_key: The latest model of this config key (or of any of these keys) ...
         spec_id: ... or of this window spec.
         trained_before: Only models whose training range ended before this night (the model
             in force for a night never saw it, whether the night runs first or is rerun).
@@ -242,8 +242,10 @@ def find_model(
         what = f"model id {model_id!r}"
     elif config_key is not None or spec_id is not None:
         column, value = ("config_key", config_key) if config_key is not None else ("spec_id", spec_id)
-        mine = models.where(F.col(column) == value)
-        what = f"{column.replace('_', ' ')} {value!r}"
+        values = [value] if isinstance(value, str) else list(value or [])
+        mine = models.where(F.col(column).isin(values))
+        what = f"{column.replace('_', ' ')} {values[0]!r}" if len(values) == 1 else (
+            f"{column.replace('_', ' ')}s {', '.join(values) or '(none)'}")
         if trained_before is not None:
             mine = mine.where(F.col("train_to") < F.lit(trained_before))
             what += f" trained before {trained_before}"

@@ -44,7 +44,7 @@ from adspark.config import (
 )
 from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
 from adspark.errors import EmptyInputError, ModelNotFoundError
-from adspark.models.lookup import config_key
+from adspark.models.lookup import model_in_force
 from adspark.models.registry import RegisteredModel, find_model
 from adspark.pipeline import leases
 from adspark.pipeline.discretize import run_discretize
@@ -102,19 +102,6 @@ def _night_specs(store: TableStore, day: dt.date) -> list[str]:
         r.spec_id
         for r in store.read(WINDOWS.name).where(F.col("date") == F.lit(day)).select("spec_id").distinct().collect()
     ]
-
-
-def _current_model(store: TableStore, cfg: NightlyJobConfig, day: dt.date, specs: list[str]) -> RegisteredModel | None:
-    """The model in force for ``day``: ``score.model_id``, else the latest model of the train
-    config for one of ``specs`` trained before the night."""
-    if cfg.score.model_id:
-        return find_model(store, model_id=cfg.score.model_id)
-    for spec in specs:
-        try:
-            return find_model(store, config_key=config_key(cfg.part(TrainJobConfig), spec), trained_before=day)
-        except ModelNotFoundError:
-            continue
-    return None
 
 
 def _from_features(cfg: NightlyJobConfig) -> bool:
@@ -230,7 +217,12 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
             else:
                 result.windows = run_window(store, cfg.part(WindowJobConfig), day, day).rows_written
                 specs = _night_specs(store, day)
-        model = _current_model(store, cfg, day, specs)
+        try:
+            model = model_in_force(store, cfg.part(TrainJobConfig), cfg.score.model_id, specs, trained_before=day)
+        except ModelNotFoundError:
+            if cfg.score.model_id:
+                raise
+            model = None
         if model is None:
             first = day - dt.timedelta(days=cfg.nightly.train_days)
             with stage("train"):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from adspark.config import ScoreJobConfig
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
-from adspark.models.registry import RegisteredModel, artifact_files, find_model
+from adspark.models.registry import RegisteredModel, artifact_files
 from adspark.pipeline.alerts import (
     WindowShape,
     alert_frames,
@@ -79,31 +79,25 @@ def resolve_model(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: d
         ModelNotFoundError: No model matches.
         ConfigError: No windows, no ``score.model_id`` and no ``train`` section.
     """
-    from adspark.models.lookup import config_key, latest_model
+    from adspark.models.lookup import model_in_force
 
     specs = _range_specs(store, start, end)
+    train = cfg if cfg.train is not None else None  # config_key reads only cfg.train
     if not specs:
         no_windows = f"no windows between {start} and {end}: run `adspark window` first"
         if cfg.score.source == "windows":
             raise EmptyInputError(no_windows)
-        if cfg.score.model_id:
-            model = find_model(store, model_id=cfg.score.model_id)
-        elif cfg.train is not None:
-            model = latest_model(store, cfg)  # type: ignore[arg-type]  # reads only cfg.train
-        else:
+        if not cfg.score.model_id and train is None:
             raise ConfigError(
                 f"score {start}..{end}: no windows to take the window spec from; set score.model_id "
                 "or give a train section (its latest model scores)"
             )
+        model = model_in_force(store, train, cfg.score.model_id)  # type: ignore[arg-type]
         if StoredSpec.load(store, model.spec_id).mode != "buckets":
             raise EmptyInputError(f"{no_windows} (model {model.model_id} scores row-mode windows)")
         return model
-    if cfg.score.model_id:
-        model = find_model(store, model_id=cfg.score.model_id)
-    elif cfg.train is not None and len(specs) == 1:
-        model = find_model(store, config_key=config_key(cfg, specs[0]))
-    else:
-        model = find_model(store, spec_id=specs[-1])
+    # several specs in the range and no model id: the newest spec's latest model, checked below
+    model = model_in_force(store, train if len(specs) == 1 else None, cfg.score.model_id, specs)  # type: ignore[arg-type]
     if model.spec_id not in specs:
         raise SchemaMismatchError(
             WINDOWS.name, "spec_id", f"{model.spec_id} (model {model.model_id})", ", ".join(specs)
