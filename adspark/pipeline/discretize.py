@@ -28,7 +28,7 @@ from adspark.pipeline.validate import (
 )
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
-from schemas import FEATURE_KEYS, REJECTS, VOCABULARIES, Field
+from schemas import FEATURES, REJECTS, VOCABULARIES, Field
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -161,7 +161,7 @@ def build_features(
     """
     from pyspark.sql import functions as F
 
-    schema = FEATURE_KEYS.with_fields(feature_fields(spec))
+    schema = FEATURES.with_fields(feature_fields(spec))
     seconds = F.unix_seconds(F.col("_ts"))
     bucket = F.timestamp_seconds(seconds - F.pmod(seconds, F.lit(bucket_seconds)))
     agg = (
@@ -239,12 +239,12 @@ def _context_rows(
     """The last bucket before ``start`` of each entity, from earlier runs (for differencing)."""
     from pyspark.sql import functions as F
 
-    if not spec.difference or not store.exists(FEATURE_KEYS.name):
+    if not spec.difference or not store.exists(FEATURES.name):
         return None
     prev_day = start - dt.timedelta(days=1)
     last = dt.datetime.combine(start, dt.time()) - dt.timedelta(seconds=bucket_seconds)
     return (
-        store.read(FEATURE_KEYS.name)
+        store.read(FEATURES.name)
         .where((F.col("date") == F.lit(prev_day)) & (F.col("bucket_start") == F.lit(last)))
         .select("entity", "bucket_start", *spec.aggregates)
     )
@@ -296,7 +296,7 @@ def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, 
                 max_gap_buckets=cfg.discretize.max_gap_buckets,
             )
             store.replace_dates(
-                features, FEATURE_KEYS.name, "date", start, end, partition_by=FEATURE_KEYS.partition_by
+                features, FEATURES.name, "date", start, end, partition_by=FEATURES.partition_by
             )
             _reconcile(store, run, validated, start, end)
         finally:
@@ -313,7 +313,7 @@ def _reconcile(
 
     in_range = F.col("date").between(F.lit(start), F.lit(end))
     written = (
-        store.read(FEATURE_KEYS.name)
+        store.read(FEATURES.name)
         .where(in_range)
         .agg(F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events"))
         .first()

@@ -53,7 +53,7 @@ from adspark.pipeline.score import run_score
 from adspark.pipeline.train import run_train
 from adspark.pipeline.window import configured_spec, run_window
 from adspark.tables import TableStore
-from schemas import FEATURE_KEYS, NIGHTLY, SCORES, WINDOWS
+from schemas import FEATURES, NIGHTLY, SCORES, WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _train(store: TableStore, cfg: NightlyJobConfig, first: dt.date, last: dt.da
             .select("date").distinct().collect()
         }
         nights = {
-            r.date for r in store.read(FEATURE_KEYS.name).where(F.col("date").between(F.lit(first), F.lit(last)))
+            r.date for r in store.read(FEATURES.name).where(F.col("date").between(F.lit(first), F.lit(last)))
             .select("date").distinct().collect()
         }
         missing = sorted(nights - have)
@@ -144,10 +144,10 @@ def _check_previous_night(store: TableStore, day: dt.date) -> None:
     """Stop when D-1 has never been discretized though earlier nights were (a gap)."""
     from pyspark.sql import functions as F
 
-    if not store.exists(FEATURE_KEYS.name):
+    if not store.exists(FEATURES.name):
         return
     prev = day - dt.timedelta(days=1)
-    dates = store.read(FEATURE_KEYS.name).where(F.col("date") < F.lit(day)).agg(
+    dates = store.read(FEATURES.name).where(F.col("date") < F.lit(day)).agg(
         F.max("date").alias("last")
     ).first()
     if dates.last is not None and dates.last < prev:

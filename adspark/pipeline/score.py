@@ -45,7 +45,7 @@ from adspark.pipeline.window import (
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import ARROW_BATCH_ROWS, is_connect, session_conf
 from adspark.tables import TableStore, sql_string
-from schemas import ALERT_STATE, FEATURE_KEYS, SCORES, WINDOWS
+from schemas import ALERT_STATE, FEATURES, SCORES, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -229,7 +229,7 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
             run.rows_read = expected_windows(night_features(store, spec, start, end), spec, start, end)
             if not run.rows_read:
                 raise EmptyInputError(
-                    f"no windows to cut from {FEATURE_KEYS.name} between {start} and {end} (window spec "
+                    f"no windows to cut from {FEATURES.name} between {start} and {end} (window spec "
                     f"{spec.spec_id}): run `adspark discretize` for these nights first"
                 )
         else:

@@ -124,11 +124,11 @@ def entity_first_buckets(store: TableStore, spec_id: str) -> "DataFrame":
     (:mod:`adspark.core.heads`): columns ``entity``, ``first_s`` (epoch seconds, double)."""
     from pyspark.sql import functions as F
 
-    from schemas import FEATURE_KEYS
+    from schemas import FEATURES
 
     spec = store.read(WINDOW_SPECS.name).where(F.col("spec_id") == spec_id).first()
     return (
-        store.read(FEATURE_KEYS.name)
+        store.read(FEATURES.name)
         .where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)) & ~F.col("padded"))
         .groupBy("entity").agg(F.min("bucket_start").cast("double").alias("first_s"))
     )

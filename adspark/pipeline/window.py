@@ -38,7 +38,7 @@ from adspark.pipeline.rows import run_rows
 from adspark.pipeline.specs import StoredSpec
 from adspark.runs import RunRecord, recorded_run
 from adspark.tables import TableStore
-from schemas import FEATURE_KEYS, SCALER_STATS, WINDOWS
+from schemas import FEATURES, SCALER_STATS, WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
     Raises:
         SchemaMismatchError: When a configured feature is not a column of ``features``.
     """
-    keys = set(FEATURE_KEYS.names)
+    keys = set(FEATURES.names)
     numeric = [
         f.name
         for f in features.schema.fields
@@ -66,7 +66,7 @@ def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
     for c in cfg.window.features:
         if c not in numeric:
             raise SchemaMismatchError(
-                FEATURE_KEYS.name, c, f"a numeric feature column among {numeric}", "missing"
+                FEATURES.name, c, f"a numeric feature column among {numeric}", "missing"
             )
     return list(cfg.window.features)
 
@@ -217,7 +217,7 @@ def night_features(store: TableStore, spec: StoredSpec, start: dt.date, end: dt.
     from pyspark.sql import functions as F
 
     first = start - dt.timedelta(days=spec.lookback_days)
-    return store.read(FEATURE_KEYS.name).where(F.col("date").between(F.lit(first), F.lit(end)))
+    return store.read(FEATURES.name).where(F.col("date").between(F.lit(first), F.lit(end)))
 
 
 def expected_windows(features: "DataFrame", spec: StoredSpec, start: dt.date, end: dt.date) -> int:
@@ -342,7 +342,7 @@ def windows_table(
 def configured_spec(store: TableStore, cfg: WindowJobConfig) -> tuple[StoredSpec, "DataFrame"]:
     """The bucket-mode window spec of the config, recorded in ``window_specs``, and its scaler
     statistics (fitted on the training range when not stored yet)."""
-    all_features = store.read(FEATURE_KEYS.name)
+    all_features = store.read(FEATURES.name)
     spec = StoredSpec.create("buckets", select_features(all_features, cfg), cfg)
     spec.save(store)
     return spec, ensure_bucket_stats(store, all_features, spec)
