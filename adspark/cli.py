@@ -161,7 +161,7 @@ def open_store(data: dict, origin: str, read_only: bool = False):
     """
     from adspark.pipeline.feedback import ensure_feedback_table
     from adspark.session import get_spark
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
     from adspark.views import create_views
 
     try:

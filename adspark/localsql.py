@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from adspark.config import StorageConfig
 from adspark.errors import AdsparkError
-from adspark.tables import URI_SCHEMES
+from adspark.storage import URI_SCHEMES
 from adspark.views import VIEWS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from adspark import __version__
 from adspark.config import config_hash
 from adspark.errors import DataContractError
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import RUNS
 
 

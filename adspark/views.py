@@ -5,7 +5,7 @@ View texts are fixed; only the schema (a validated identifier) is filled in, nev
 
 from __future__ import annotations
 
-from adspark.tables import TableStore, is_already_exists
+from adspark.storage import TableStore, is_already_exists
 
 VIEW_ATTEMPTS = 5
 

@@ -233,7 +233,7 @@ def run_dataset(ds: Dataset, threshold: dict, epochs: int, tmp: Path) -> dict:
     """Every detector on one dataset; the figures by detector name."""
     from adspark.config import SparkConfig, StorageConfig
     from adspark.session import get_spark
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     warehouse = tmp / ds.name
     events, labels = events_frames(ds)

@@ -363,7 +363,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
 
     from adspark.config import SparkConfig, StorageConfig
     from adspark.session import get_spark
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
     from schemas import LABELS
 
     series = load_series()

@@ -182,7 +182,7 @@ def spark_paths(
     from adspark.pipeline.scorer import OUTPUT_FIELDS, make_feature_scorer, make_scorer, output_struct
     from adspark.pipeline.window import grouped_features, make_cutter
     from adspark.session import get_spark
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
     from schemas import SCORES
 
     def session():

@@ -28,7 +28,7 @@ def spark(tmp_path_factory):
 def store(spark, tmp_path: Path):
     """A TableStore over a fresh warehouse folder."""
     from adspark.config import StorageConfig
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     return TableStore(spark, StorageConfig(warehouse=str(tmp_path / "wh"), schema="adspark_test"))
 
@@ -104,7 +104,7 @@ def tiny_windowed_template(spark, tmp_path_factory) -> Path:
     from adspark.config import DiscretizeJobConfig, StorageConfig, WindowJobConfig, build_job_config
     from adspark.pipeline.discretize import run_discretize
     from adspark.pipeline.window import run_window
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     root = tmp_path_factory.mktemp("tiny-template") / "wh"
     store = TableStore(spark, StorageConfig(warehouse=str(root), schema="adspark_test"))

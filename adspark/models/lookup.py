@@ -14,7 +14,7 @@ from adspark.config import DETECTOR_TYPES, THRESHOLD_METHODS, TrainJobConfig, de
 from adspark.detectors.factory import Reconstructor, build_detector
 from adspark.errors import ModelNotFoundError
 from adspark.models.registry import RegisteredModel, find_model, load_networks
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 
 # detector options added after models were registered: at their defaults they stay out of the
 # config key, so a model registered before keeps its key (and stays the model in force)

@@ -27,7 +27,7 @@ from adspark.core.calibration import exponential_tail_params
 from adspark.core.thresholds import Threshold
 from adspark.errors import AdsparkError, ModelNotFoundError, TableNotFoundError
 from adspark.faults import kill_point
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import MODELS
 
 

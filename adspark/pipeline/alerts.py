@@ -38,7 +38,7 @@ from adspark.core.streaming import BaselineParams
 from adspark.errors import ConfigError
 from adspark.models.registry import RegisteredModel, feature_error_tail
 from adspark.pipeline.grouping import entity_groups, group_of
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import ALERT_STATE, SCORES
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from adspark.config import (
 )
 from adspark.errors import ConfigError
 from adspark.progress import progress
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 
 
 @dataclass(frozen=True)

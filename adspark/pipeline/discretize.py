@@ -27,7 +27,7 @@ from adspark.pipeline.validate import (
     validate_events,
 )
 from adspark.runs import RunRecord, recorded_run
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import FEATURES, REJECTS, VOCABULARIES, Field
 
 if TYPE_CHECKING:  # pragma: no cover

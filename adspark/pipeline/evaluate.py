@@ -44,7 +44,7 @@ from adspark.core.evaluation import (
 )
 from adspark.errors import EmptyInputError, SchemaMismatchError, check_range
 from adspark.runs import recorded_run
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import EVALUATIONS, INTERVALS, MODELS, SCORES, WINDOW_SPECS
 
 

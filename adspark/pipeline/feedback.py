@@ -30,7 +30,7 @@ import numpy as np
 from adspark.core.thresholds import Threshold, fit_supervised
 from adspark.errors import AdsparkError, EmptyInputError
 from adspark.models.registry import RegisteredModel, artifact_files, save_model
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import FEEDBACK, INTERVALS, SCORES
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -15,7 +15,7 @@ import pandas as pd
 from adspark.config import GenerateJobConfig
 from adspark.core.generator import EVENT_COLUMNS, GeneratorSpec, generate_entity_day, plan_anomalies
 from adspark.runs import RunRecord, recorded_run
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import EVENTS, LABELS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -20,7 +20,7 @@ import pandas as pd
 from adspark.config import IntervalConfig
 from adspark.core.intervals import INTERVAL_COLUMNS, merge_intervals
 from adspark.models.registry import RegisteredModel
-from adspark.tables import TableStore, sql_string
+from adspark.storage import TableStore, sql_string
 from schemas import INTERVALS, SCORES
 
 log = logging.getLogger(__name__)

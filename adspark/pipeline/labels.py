@@ -20,7 +20,7 @@ from adspark.config import LabelsJobConfig
 from adspark.core.labels import parse_labels
 from adspark.errors import EmptyInputError
 from adspark.runs import recorded_run
-from adspark.tables import URI_SCHEMES, TableStore
+from adspark.storage import URI_SCHEMES, TableStore
 from schemas import LABELS, REJECTS
 
 JOB = "labels"

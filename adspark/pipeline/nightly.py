@@ -52,7 +52,7 @@ from adspark.pipeline.feedback import feedback_summary
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import run_train
 from adspark.pipeline.window import configured_spec, run_window
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import FEATURES, NIGHTLY, SCORES, WINDOWS
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from adspark.errors import EmptyInputError, check_range
 from adspark.models.registry import RegisteredModel, find_model
 from adspark.pipeline.specs import StoredSpec
 from adspark.pipeline.window import window_values
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import FEEDBACK, INTERVALS, SCORES
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -28,7 +28,7 @@ from adspark.pipeline.discretize import vocabulary
 from adspark.pipeline.specs import StoredSpec
 from adspark.pipeline.validate import read_source, rejects_frame, validate_events
 from adspark.runs import RunRecord
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import REJECTS, SCALER_STATS, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover

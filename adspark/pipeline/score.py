@@ -44,7 +44,7 @@ from adspark.pipeline.window import (
 )
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import ARROW_BATCH_ROWS, is_connect, session_conf
-from adspark.tables import TableStore, sql_string
+from adspark.storage import TableStore, sql_string
 from schemas import ALERT_STATE, FEATURES, SCORES, WINDOWS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from adspark.config import WindowJobConfig
 from adspark.errors import ConfigError
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import WINDOW_SPECS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -34,7 +34,7 @@ from adspark.models.tracking import log_to_mlflow
 from adspark.pipeline.specs import StoredSpec, entity_first_buckets, spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import is_connect
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import WINDOWS
 
 log = logging.getLogger(__name__)

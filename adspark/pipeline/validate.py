@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 from adspark.config import SourceConfig
 from adspark.errors import SchemaMismatchError
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame

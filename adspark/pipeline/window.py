@@ -37,7 +37,7 @@ from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.rows import run_rows
 from adspark.pipeline.specs import StoredSpec
 from adspark.runs import RunRecord, recorded_run
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 from schemas import FEATURES, SCALER_STATS, WINDOWS
 
 log = logging.getLogger(__name__)

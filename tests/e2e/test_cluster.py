@@ -29,7 +29,7 @@ from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.nightly import run_nightly
 from adspark.pipeline.train import run_train
 from adspark.pipeline.window import run_window
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SPARK_CLASS = Path(sys.executable).parent / "spark-class"

@@ -42,7 +42,7 @@ from adspark.config import NightlyJobConfig, StorageConfig, TrainJobConfig, buil
 from adspark.models.lookup import load_detector
 from adspark.pipeline.nightly import run_nightly
 from adspark.pipeline.train import run_train
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 
 D5, D6, D7, D8, D9, D10 = (dt.date(2026, 1, d) for d in (5, 6, 7, 8, 9, 10))
 pytestmark = pytest.mark.slow

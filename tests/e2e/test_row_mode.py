@@ -56,7 +56,7 @@ def test_a_night_with_many_anomalies_gets_its_own_threshold(spark, tmp_path, cap
 
     from adspark.cli import main
     from adspark.config import StorageConfig
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     rng = np.random.default_rng(0)
     events = pd.concat([_events(rng, D5, 800, 0), _events(rng, D6, 800, 0), _events(rng, D7, 1000, 300)],

@@ -93,7 +93,7 @@ def _config(tmp_path) -> DiscretizeJobConfig:
 @pytest.fixture(scope="module")
 def corpus_run(spark, tmp_path_factory):
     """Discretize night D of the corpus once; the rejects and features it wrote."""
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     tmp = tmp_path_factory.mktemp("bad-input")
     cfg = _config(tmp)

@@ -97,7 +97,7 @@ def test_files_in_any_format_with_raw_names_give_the_same_features(store, base_c
     other["source"].update({"path": str(path), "rename": {v: k for k, v in raw.items()},
                             "format": {"type": fmt, **({"delimiter": ";"} if fmt == "csv" else {})}})
     from adspark.config import StorageConfig
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     store2 = TableStore(store.spark, StorageConfig(warehouse=str(tmp_path / "wh2"), schema="adspark_files"))
     run = run_discretize(store2, build_job_config(DiscretizeJobConfig, other), D5, D7)
@@ -137,7 +137,7 @@ def test_one_csv_per_series_takes_the_entity_from_the_file_name(store, base_conf
     other = copy.deepcopy(base_config)
     other["source"].update({"path": str(folder), "format": {"type": "csv"}, "file_name_column": "user_id"})
     from adspark.config import StorageConfig
-    from adspark.tables import TableStore
+    from adspark.storage import TableStore
 
     store2 = TableStore(store.spark, StorageConfig(warehouse=str(tmp_path / "wh3"), schema="adspark_per_file"))
     run = run_discretize(store2, build_job_config(DiscretizeJobConfig, other), D5, D7)

@@ -1,7 +1,7 @@
 """TableStore registration: the catalog name follows the warehouse in use."""
 
 from adspark.config import StorageConfig
-from adspark.tables import TableStore
+from adspark.storage import TableStore
 
 
 def test_a_second_warehouse_with_the_same_schema_moves_the_name_not_the_data(spark, tmp_path):

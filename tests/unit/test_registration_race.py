@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adspark.tables import is_already_exists
+from adspark.storage import is_already_exists
 
 
 class _Analysis(Exception):

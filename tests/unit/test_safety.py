@@ -10,7 +10,7 @@ import pytest
 from adspark.config import StorageConfig
 from adspark.errors import AdsparkError, ConfigError, IdentifierError
 from adspark.models.registry import artifact_folder
-from adspark.tables import TableStore, date_range_predicate
+from adspark.storage import TableStore, date_range_predicate
 
 
 def _store(warehouse: str) -> TableStore:
