@@ -41,11 +41,11 @@ import pandas as pd
 from adspark.config import AlertsConfig, load_yaml
 from adspark.core.alerts import alert_nights
 from adspark.core.buckets import parse_duration
-from adspark.core.evaluation import match_intervals
+from adspark.core.evaluate import match_intervals
 from adspark.core.features import slot_name
-from adspark.core.generator import GeneratorSpec, generate_entity_day, plan_anomalies
+from adspark.core.generate import GeneratorSpec, generate_entity_day, plan_anomalies
 from adspark.core.intervals import merge_intervals
-from adspark.core.windows import WindowSpec, window_rows
+from adspark.core.window import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def demo_features(project: dict) -> tuple[str, ...]:
     src = project["source"]
     names = ["event_count"] + [f"{m['name']}_sum" for m in src["measures"]]
     for c in src["categoricals"]:
-        from adspark.core.generator import CATEGORIES, CHANNELS, RARE_CATEGORY
+        from adspark.core.generate import CATEGORIES, CHANNELS, RARE_CATEGORY
 
         values = c.get("values") or list(CATEGORIES + (RARE_CATEGORY,))[: c.get("top_k", 9)]
         if c["name"] == "channel" and not c.get("values"):
@@ -177,7 +177,7 @@ def run_demo(project: dict, variants: dict[str, AlertsConfig], processes: int, e
     gap = pd.Timedelta(seconds=parse_duration(cfg_intervals.get("gap", "1h")))
     min_duration = pd.Timedelta(seconds=parse_duration(cfg_intervals.get("min_duration", "0s")))
     params = {n: core_alert_params(c, features, size, stride, 3600) for n, c in variants.items()}
-    from adspark.core.generator import entity_name
+    from adspark.core.generate import entity_name
 
     tasks = [(spec, e, plan[plan["entity"] == entity_name(e)], features, size, stride, params)
              for e in range(spec.entities)]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from adspark.core.evaluation import best_f1, pr_auc, prf_at, roc_auc
+from adspark.core.evaluate import best_f1, pr_auc, prf_at, roc_auc
 from benchmarks.quality_data import LOADERS, Dataset
 
 HERE = Path(__file__).resolve().parent

@@ -32,7 +32,7 @@ import pandas as pd
 
 from adspark.config import AlertsConfig
 from adspark.core.calibration import alert_onsets
-from adspark.core.evaluation import (
+from adspark.core.evaluate import (
     NAB_PROFILES,
     nab_normalized,
     nab_point_weights,

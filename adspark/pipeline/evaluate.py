@@ -2,7 +2,7 @@
 
 Reads the scores of ``[start, end]`` (one model or all that scored the range), the labels
 (``evaluate.labels_table``: ``entity``, ``start``, ``end``; a point label has start = end) and the
-detected intervals, and computes with :mod:`adspark.core.evaluation`:
+detected intervals, and computes with :mod:`adspark.core.evaluate`:
 
 - windows: a window is positive when it overlaps a label of its entity; ROC AUC and PR AUC of the
   scores; precision / recall / F1 of ``is_anomaly`` (the fitted thresholds) and at the best single
@@ -31,7 +31,7 @@ import pandas as pd
 
 from adspark.config import EvaluateJobConfig
 from adspark.core.buckets import epoch_seconds
-from adspark.core.evaluation import (
+from adspark.core.evaluate import (
     best_f1,
     match_intervals,
     nab_scores,

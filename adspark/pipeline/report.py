@@ -16,7 +16,7 @@ import pandas as pd
 
 from adspark.config import ConfigError, ScoreJobConfig
 from adspark.core.drift import QUANTILE_LEVELS
-from adspark.core.evaluation import curve_points, overlap_labels, pr_auc, roc_auc
+from adspark.core.evaluate import curve_points, overlap_labels, pr_auc, roc_auc
 from adspark.core.report import IntervalPanel, ReportData, render_report
 from adspark.errors import EmptyInputError, check_range
 from adspark.models.registry import RegisteredModel, find_model

@@ -3,7 +3,7 @@
 Bucket mode reads the nights ``[start, end]`` of ``features`` plus the lookback the first window
 needs, scales each entity with statistics fitted once on the configured training range (stored in
 ``scaler_stats`` under the window spec id), and cuts globally aligned windows with
-:func:`adspark.core.windows.window_rows` (``applyInArrow`` over hash groups of entities).
+:func:`adspark.core.window.window_rows` (``applyInArrow`` over hash groups of entities).
 
 Row mode turns each validated event into a window of length 1: numeric columns scaled with
 statistics of the training range, categoricals one-hot with a vocabulary fitted on it.
@@ -31,7 +31,7 @@ from adspark.core.scaling import (
     floored_rows,
     stats_vectors,
 )
-from adspark.core.windows import WindowRows, WindowSpec, entity_windows
+from adspark.core.window import WindowRows, WindowSpec, entity_windows
 from adspark.errors import EmptyInputError, SchemaMismatchError, check_range
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.rows import run_rows

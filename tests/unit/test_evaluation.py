@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adspark.core.evaluation import (
+from adspark.core.evaluate import (
     NAB_PROFILES,
     best_f1,
     match_intervals,
@@ -161,7 +161,7 @@ def test_evaluate_frames_end_to_end_on_plain_frames():
 
 
 def test_each_bucket_is_judged_once_by_the_window_ending_at_it():
-    from adspark.core.evaluation import point_counts, point_metrics, window_points
+    from adspark.core.evaluate import point_counts, point_metrics, window_points
 
     t = lambda h: np.datetime64("2026-01-05T00:00") + np.timedelta64(h, "h")  # noqa: E731
     # entity a: windows of 4 hourly buckets every 2 (0-4, 2-6, 4-8); entity b: one window 0-4

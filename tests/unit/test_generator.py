@@ -3,7 +3,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from adspark.core.generator import (
+from adspark.core.generate import (
     ANOMALY_KINDS,
     EVENT_COLUMNS,
     GeneratorSpec,

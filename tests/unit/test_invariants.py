@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adspark.core.intervals import merge_intervals
-from adspark.core.windows import WindowSpec, entity_windows
+from adspark.core.window import WindowSpec, entity_windows
 
 H = pd.Timedelta(hours=1)
 T0 = pd.Timestamp("2026-01-05 00:00")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from adspark.core.alerts import AlertParams, alert_nights
 from adspark.core.calibration import CalibrationParams
-from adspark.core.generator import _daily_shape
+from adspark.core.generate import _daily_shape
 from adspark.core.profile import (
     chi2_deviate,
     expected_counts,

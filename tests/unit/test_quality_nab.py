@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from adspark.core.evaluation import NAB_PROFILES, nab_point_weights, nab_probation, runs_of
+from adspark.core.evaluate import NAB_PROFILES, nab_point_weights, nab_probation, runs_of
 from benchmarks.quality_nab import (
     STEP,
     T0,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adspark.core.evaluation import curve_points, pr_auc, roc_auc
+from adspark.core.evaluate import curve_points, pr_auc, roc_auc
 from adspark.core.report import IntervalPanel, ReportData, panel_figures, render_report, run_figures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

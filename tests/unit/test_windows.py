@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adspark.core.windows import WindowSpec, sliding_windows, window_rows
+from adspark.core.window import WindowSpec, sliding_windows, window_rows
 
 
 def test_windows_are_globally_aligned_and_contiguous():
