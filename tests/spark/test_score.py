@@ -38,11 +38,59 @@ def _with_model_config(base_config: dict) -> dict:
     return base_config
 
 
-@pytest.fixture()
-def trained(store, base_config, tiny_windowed):
+def _template(spark, tiny_windowed_template, tmp_path_factory, config: dict, end: dt.date) -> tuple:
+    """A copy of the tiny windowed warehouse with one model trained on D5..``end``."""
+    import shutil
+
+    from adspark.config import StorageConfig
+    from adspark.storage import TableStore
+
+    root = tmp_path_factory.mktemp("trained-template") / "wh"
+    shutil.copytree(tiny_windowed_template, root)
+    template = TableStore(spark, StorageConfig(warehouse=str(root), schema="adspark_test"))
+    _, model = run_train(template, build_job_config(TrainJobConfig, config), D5, end)
+    return root, model.model_id
+
+
+def _copy_of(template: tuple, store, tmp_path):
+    """This test's warehouse as a copy of a trained template, and its model (a moved warehouse
+    keeps its models: artifacts are found under the warehouse, never by a recorded path)."""
+    import shutil
+
+    from adspark.models.registry import find_model
+
+    root, model_id = template
+    shutil.copytree(root, tmp_path / "wh")
+    return find_model(store, model_id=model_id)
+
+
+def _half_config(base_config: dict) -> dict:
+    """The model config validated on D6 (D6 and D7 are out of sample: the model calibrates there)."""
     config = _with_model_config(base_config)
-    _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D7)
-    return config, model
+    config["train"]["validation_fraction"] = 0.5
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained_template(spark, tiny_windowed_template, tmp_path_factory, base_config_factory):
+    return _template(spark, tiny_windowed_template, tmp_path_factory, _with_model_config(base_config_factory()), D7)
+
+
+@pytest.fixture(scope="module")
+def half_template(spark, tiny_windowed_template, tmp_path_factory, base_config_factory):
+    return _template(spark, tiny_windowed_template, tmp_path_factory, _half_config(base_config_factory()), D6)
+
+
+@pytest.fixture()
+def trained(store, base_config, trained_template, tmp_path):
+    """(config, model): a model trained on D5..D7, in a copy of the module's template warehouse."""
+    return _with_model_config(base_config), _copy_of(trained_template, store, tmp_path)
+
+
+@pytest.fixture()
+def half_trained(store, base_config, half_template, tmp_path):
+    """(config, model): a model trained on D5..D6 with D6 validating, in a copy of a template."""
+    return _half_config(base_config), _copy_of(half_template, store, tmp_path)
 
 
 def _table(store, name, drop=()):
@@ -345,12 +393,10 @@ def test_feedback_flows_into_precision_training_and_recalibration(store, trained
     )
 
 
-def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, base_config, tiny_windowed):
+def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, half_trained):
     import shutil
 
-    config = _with_model_config(base_config)
-    config["train"]["validation_fraction"] = 0.5  # D6 and D7 are out of sample: the model calibrates there
-    run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    config, _ = half_trained
     # tiny data (5 windows per entity): the model's calibrated errors alone, verdicts from the 2nd window
     config["alerts"] = {"level": 0.999, "detectors": ["model"],  # normal law: Student's is wide on 1 window
                         "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
@@ -385,14 +431,13 @@ def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store
     assert (intervals["threshold_method"] == "alerts (level 0.999)").all()
 
 
-def test_the_spark_alert_pass_equals_the_pure_core(store, base_config, tiny_windowed):
+def test_the_spark_alert_pass_equals_the_pure_core(store, trained):
     from adspark.config import AlertsConfig
     from adspark.core.alerts import ALERT_COLUMNS, alert_nights
     from adspark.pipeline.alerts import alert_params
     from adspark.pipeline.score import window_shape
 
-    config = _with_model_config(base_config)
-    _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D7)
+    config, model = trained
     alerts = {"level": 0.5, "detectors": ["level", "diff", "seasonal", "extreme"], "warmup": "6h",
               "min_visits": 1, "calibration": {"min_history": 1, "short_buckets": 1}}
     run_score(store, build_job_config(ScoreJobConfig, {**config, "alerts": alerts}), D6, D7)
@@ -415,14 +460,12 @@ def test_the_spark_alert_pass_equals_the_pure_core(store, base_config, tiny_wind
             assert a.tolist() == b.tolist(), column
 
 
-def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, base_config, tiny_windowed):
+def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, half_trained):
     """With the adaptive alerts on, the judged intervals move the alert level (on the -log10 p
     scale, shrunk towards the configured level); the next scoring uses it."""
     from adspark.pipeline.feedback import add_feedback, ensure_feedback_table, recalibrate
 
-    config = _with_model_config(base_config)
-    config["train"]["validation_fraction"] = 0.5
-    _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    config, model = half_trained
     config["alerts"] = {"level": 0.5, "detectors": ["model"],
                         "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
     run_score(store, build_job_config(ScoreJobConfig, config), D5, D7)
@@ -450,14 +493,12 @@ def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, ba
     assert (scores["is_anomaly"] == (scores["p_value"] < new.metrics["alert_level"])).all()
 
 
-def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(store, base_config, tiny_windowed):
+def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(store, half_trained):
     """alerts.state_nights: 1 keeps every state of the last night scored and, of older nights, each
     entity's latest; a rerun of the kept night is unchanged."""
     from adspark.pipeline.alerts import alert_key
 
-    config = _with_model_config(base_config)
-    config["train"]["validation_fraction"] = 0.5
-    run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    config, _ = half_trained
     config["alerts"] = {"level": 0.5, "detectors": ["model"],
                         "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
     keep_all = build_job_config(ScoreJobConfig, config)
@@ -492,7 +533,7 @@ def test_a_night_waits_for_an_earlier_night_in_progress_then_says_which(store, b
 
 
 def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_rows(
-    store, base_config, tiny_windowed, spark
+    store, half_trained, spark
 ):
     """Scores and alert states are kept per model: scoring a challenger on the champion's nights
     adds its rows beside them, a rerun of either changes nothing of the other, evaluate compares
@@ -504,9 +545,7 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     from adspark.pipeline.report import build_report
     from schemas import LABELS
 
-    config = _with_model_config(base_config)
-    config["train"]["validation_fraction"] = 0.5
-    _, champion = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    config, champion = half_trained
     other = {**config, "train": {**config["train"], "detector": {**config["train"]["detector"], "hidden": [4]}}}
     _, challenger = run_train(store, build_job_config(TrainJobConfig, other), D5, D6)
     assert challenger.model_id != champion.model_id
