@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,7 @@ def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
     assert nights == 2 and windows > 0
     assert int(blocks[2][-1]) == windows
     _other_readers_agree(spark, tmp_path / "wh" / "adspark")
+    _scoring_over_spark_connect_matches(tmp_path, conf)
 
 
 def _other_readers_agree(spark, root: Path) -> None:
@@ -179,6 +181,7 @@ def test_the_config_is_found_from_the_environment_or_the_project(tmp_path, monke
     assert Path(find_conf(None)) == ROOT / "conf" / "demo.yaml"
 
 
+@pytest.mark.slow  # the tutorial test (slow too) runs `adspark run` as well; make test keeps one CLI path
 def test_run_chains_every_step_in_one_session(spark, tmp_path, monkeypatch, capsys):
     """adspark run: discretize -> window -> train -> score -> evaluate, one line per stage."""
     from adspark.cli import main
@@ -195,16 +198,17 @@ def test_run_chains_every_step_in_one_session(spark, tmp_path, monkeypatch, caps
     assert "evaluate 2026-01-08..2026-01-09" in out.out and "points:" in out.out
     bad = main(["run", "--conf", conf, "--from", "2026-01-05", "--to", "2026-01-07", "--train-to", "2026-01-07"])
     assert bad == 1 and "--train-to 2026-01-07 must be" in capsys.readouterr().err
-    _scoring_over_spark_connect_matches(tmp_path, conf)
 
 
 def _scoring_over_spark_connect_matches(tmp_path: Path, conf: str) -> None:
-    """The same two nights scored again over a local Spark Connect server (another process, a copy
-    of the warehouse): scores, intervals and alert states equal the classic session's."""
+    """The two nights the nightly job scored, scored again over a local Spark Connect server (another
+    process, a copy of the warehouse): scores, intervals and alert states equal the classic session's."""
     import shutil
 
     shutil.copytree(tmp_path / "wh", tmp_path / "wh-connect", ignore=shutil.ignore_patterns("_catalog"))
-    model_id = _read(tmp_path / "wh" / "adspark" / "models", "select model_id from t")["model_id"].iloc[0]
+    models = _read(tmp_path / "wh" / "adspark" / "scores", "select distinct model_id from t")["model_id"]
+    assert len(models) == 1, models
+    model_id = models.iloc[0]
     out = _adspark("score", "--conf", conf, "--set", "spark.connect=local",
                    "--set", f"storage.warehouse={tmp_path / 'wh-connect'}", "--model-id", model_id,
                    "--from", "2026-01-08", "--to", "2026-01-09", cwd=tmp_path)
