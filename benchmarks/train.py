@@ -15,7 +15,11 @@ waiting on the feed and computing the step (forward, backward, allreduce, update
 Two scaling figures, as Horovod reports them: strong scaling (2 processes vs 1 on the same data,
 each process with its share of the cores) and weak scaling (``--weak``: ``horovod_1t1`` and
 ``horovod_2t1``, 1 TensorFlow intra-op thread per process, N processes given N times the windows,
-so each process has the same work): efficiency = samples/s of N / (N x samples/s of 1).
+so each process has the same work): efficiency = samples/s of N / (N x samples/s of 1); and
+the same pinned to one core per process (``horovod_1p1`` / ``horovod_2p1``), so that the single
+process cannot borrow the idle core for its feed and Horovod threads; and the ceiling of these
+cores: the same loop in 1 or 2 unconnected processes pinned one per core (``independent_*p1``: no
+allreduce, no Spark, no petastorm).
 
 Usage: ``python benchmarks/train.py [--windows 200000] [--epochs 3] [--batch 256] [--weak]``
 """
@@ -75,8 +79,35 @@ def run_loop_local(x: np.ndarray, epochs: int, batch: int) -> dict:
     return _loop_row("loop_local", results, 0.0)
 
 
+def _independent(job: tuple[int, int, int, int, int]) -> object:
+    """One training process pinned to ``core``, 1 thread, on its own windows (no peers)."""
+    core, n, epochs, batch, seed = job
+    os.sched_setaffinity(0, {core})
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from adspark.train.backend import LocalBackend
+    from adspark.train.feed import ArrayFeed
+    from adspark.train.loop import LoopParams, train_reconstruction
+
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=1)
+    return LocalBackend().run(train_reconstruction, (ArrayFeed(_windows(n, seed)), params, None))[0]
+
+
+def run_independent(n: int, epochs: int, batch: int, procs: int) -> dict:
+    """The ceiling of weak scaling on these cores: ``procs`` unconnected processes, each pinned
+    to its own core with 1 thread, training at once (no allreduce, no Spark, no petastorm)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    cores = sorted(os.sched_getaffinity(0))
+    with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
+        results = list(pool.map(_independent, [(cores[i % len(cores)], n, epochs, batch, i) for i in range(procs)]))
+    row = _loop_row(f"independent_{procs}p1", results, 0.0)
+    row["procs"] = procs
+    return row
+
+
 def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str, threads: int | None = None,
-                name: str | None = None) -> dict:
+                name: str | None = None, pin: bool = False) -> dict:
     from adspark.config import SparkConfig
     from adspark.session import get_spark
     from adspark.train.backend import HorovodSparkBackend
@@ -88,7 +119,8 @@ def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str, 
     df = spark.createDataFrame([(row.tolist(),) for row in x], "values array<float>")
     feed = PetastormFeed(df, "values", WIDTH, procs, cache)
     setup_s = time.perf_counter() - t0
-    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=threads)
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=threads,
+                        pin_cores=pin)
     try:
         t1 = time.perf_counter()
         results = HorovodSparkBackend(num_proc=procs).run(train_reconstruction, (feed, params, None))
@@ -110,7 +142,8 @@ def main() -> None:
                         help="weak scaling: horovod_1t1 and horovod_2t1 (1 thread per process, N x the windows)")
     args = parser.parse_args()
     if args.weak:
-        args.methods = ["horovod_1t1", "horovod_2t1"]
+        args.methods = ["horovod_1t1", "horovod_2t1", "horovod_1p1", "horovod_2p1", "independent_1p1",
+                        "independent_2p1"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     x = _windows(args.windows)
     cache = f"file://{tempfile.mkdtemp(prefix='adspark-bench-petastorm-')}"
@@ -122,6 +155,11 @@ def main() -> None:
         "horovod_1t1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1t1"),
         "horovod_2t1": lambda: run_horovod(np.concatenate([x, _windows(len(x), seed=1)]), args.epochs, args.batch, 2,
                                            cache, 1, "horovod_2t1"),
+        "independent_1p1": lambda: run_independent(len(x), args.epochs, args.batch, 1),
+        "independent_2p1": lambda: run_independent(len(x), args.epochs, args.batch, 2),
+        "horovod_1p1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1p1", pin=True),
+        "horovod_2p1": lambda: run_horovod(np.concatenate([x, _windows(len(x), seed=1)]), args.epochs, args.batch, 2,
+                                           cache, 1, "horovod_2p1", pin=True),
     }
     rows = [runners[m]() for m in args.methods]
     base = {r["method"]: r["samples_per_s"] for r in rows}
@@ -145,12 +183,16 @@ def main() -> None:
     if "horovod_2" in base:
         print(f"strong scaling, horovod 2 vs 1 processes on the same windows: "
               f"{base['horovod_2'] / base['horovod_1']:.2f}x")
-    if "horovod_2t1" in base and "horovod_1t1" in base:
-        weak = {r["method"]: r for r in rows}
-        one, two = weak["horovod_1t1"], weak["horovod_2t1"]
-        print(f"weak scaling efficiency, 2 processes x 1 thread: {two['samples_per_s'] / (2 * one['samples_per_s']):.2f} "
-              f"(target >= 0.9); per process: feed {one['feed_s']:.1f} -> {two['feed_s']:.1f} s, step "
-              f"{one['compute_s']:.1f} -> {two['compute_s']:.1f} s (step = forward, backward, allreduce, update)")
+    weak = {r["method"]: r for r in rows}
+    for a, b, what in (("horovod_1t1", "horovod_2t1", "1 thread each"),
+                       ("horovod_1p1", "horovod_2p1", "1 thread each, pinned to one core each"),
+                       ("independent_1p1", "independent_2p1", "unconnected, pinned (the cores' own ceiling)")):
+        if a in weak and b in weak:
+            one, two = weak[a], weak[b]
+            print(f"weak scaling efficiency, 2 processes vs 1, {what}: "
+                  f"{two['samples_per_s'] / (2 * one['samples_per_s']):.2f} (target >= 0.9); per process: feed "
+                  f"{one['feed_s']:.1f} -> {two['feed_s']:.1f} s, step {one['compute_s']:.1f} -> {two['compute_s']:.1f} s "
+                  "(step = forward, backward, allreduce, update)")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ class LoopParams:
         seed: Seed of initial weights (rank 0's are broadcast).
         threads: TensorFlow intra-op threads per process (``None``: the host's cores shared
             among the processes on it; 1 process keeps TensorFlow's default).
+        pin_cores: Pin each process (and the threads it starts from then on: TensorFlow's pools,
+            the feed's readers) to one core of those it may use, by local rank, as ``horovodrun
+            --binding-args`` / ``mpirun --bind-to core`` do: every process then gets exactly one
+            core, which is what weak scaling compares.
     """
 
     epochs: int = 5
@@ -44,6 +48,7 @@ class LoopParams:
     l2: float = 0.0
     patience: int = 3
     threads: int | None = None
+    pin_cores: bool = False
 
 
 @dataclass
@@ -103,6 +108,9 @@ def train_reconstruction(
 
     from adspark.detectors.networks import dense_autoencoder
 
+    if params.pin_cores and hasattr(os, "sched_setaffinity"):  # before TensorFlow starts its thread pools
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[ctx.local_rank % len(cores)]})
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         tf.config.set_visible_devices(gpus[ctx.local_rank % len(gpus)], "GPU")
