@@ -426,6 +426,27 @@ def apply_days_back(args: argparse.Namespace) -> None:
         args.end = args.end - back if args.end else None
 
 
+def error_line(exc: BaseException) -> str | None:
+    """The one line a user sees for an error their input can cause, or None for the others.
+
+    adspark's own errors say what they mean; a ``ValueError``/``KeyError`` from the core or a
+    library (a value a function cannot take) and Spark's analysis errors (a missing table or
+    column of the user's source) become one line with their class named. Everything else is a bug
+    or the environment, and keeps its traceback.
+    """
+    if isinstance(exc, AdsparkError):
+        return str(exc)
+    try:
+        from pyspark.errors import AnalysisException
+    except ImportError:  # pragma: no cover - pyspark is a dependency
+        AnalysisException = ()  # type: ignore[assignment]  # noqa: N806
+    if isinstance(exc, (ValueError, KeyError, AnalysisException)):
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        return f"{type(exc).__name__}: {first} (-v shows the traceback)"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``adspark`` console script and of ``jobs/*.py``.
 
@@ -448,8 +469,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.conf = find_conf(args.conf)
         data = apply_overrides(load_yaml(args.conf), args.overrides)
         print(COMMANDS[args.command](args, data))
-    except AdsparkError as exc:
-        print(f"adspark {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        line = error_line(exc)
+        if line is None:
+            raise
+        if args.verbose and not isinstance(exc, AdsparkError):
+            logging.getLogger("adspark").exception("adspark %s failed", args.command)
+        print(f"adspark {args.command}: error: {line}", file=sys.stderr)
         return 1
     return 0
 

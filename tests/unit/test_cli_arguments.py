@@ -26,3 +26,19 @@ def test_a_bad_set_override_is_one_line(tmp_path, capsys):
     conf.write_text("window: {stride: 1}\n")
     assert main(["tables", "--conf", str(conf), "--set", "window.stride.x=1"]) == 1
     assert capsys.readouterr().err.strip() == "adspark tables: error: --set window.stride.x: window.stride holds 1, not a section"
+
+
+def test_errors_a_user_can_cause_are_one_line_and_the_rest_keep_their_traceback():
+    from pyspark.errors import AnalysisException
+
+    from adspark.cli import error_line
+    from adspark.errors import ConfigError
+
+    assert error_line(ConfigError("train.detector.hidden: unknown key")) == "train.detector.hidden: unknown key"
+    assert error_line(ValueError("expected windows of shape (n, W, F), got (3,)\nmore")) == (
+        "ValueError: expected windows of shape (n, W, F), got (3,) (-v shows the traceback)")
+    assert error_line(KeyError("table 'x' declares no field ['y']")) == (
+        "KeyError: table 'x' declares no field ['y'] (-v shows the traceback)")
+    missing = AnalysisException(message="[TABLE_OR_VIEW_NOT_FOUND] The table or view `events` cannot be found.")
+    assert error_line(missing).startswith("AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]")
+    assert error_line(RuntimeError("a bug")) is None and error_line(MemoryError()) is None
