@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from adspark.core.scaling import apply_scaling
 
@@ -52,7 +51,8 @@ class Windows:
 def sliding_windows(
     bucket_index: np.ndarray, values: np.ndarray, size: int, stride: int
 ) -> Windows:
-    """Cut contiguous, globally aligned windows from one entity's buckets.
+    """Cut contiguous, globally aligned windows from one entity's buckets (the jobs' own cutter,
+    :func:`entity_windows`, over one entity and every day).
 
     Args:
         bucket_index: Epoch bucket index of each row (bucket_start // bucket_seconds), shape (n,),
@@ -71,16 +71,9 @@ def sliding_windows(
     vals = np.asarray(values)
     if vals.ndim != 2 or vals.shape[0] != idx.shape[0]:
         raise ValueError(f"values shape {vals.shape} does not match {idx.shape[0]} buckets")
-    n_features = vals.shape[1]
-    if idx.size and np.any(np.diff(idx) <= 0):
-        raise ValueError("bucket_index must be strictly increasing (sort and de-duplicate first)")
-    if idx.size < size:
-        return Windows(np.empty(0, np.int64), np.empty((0, size, n_features), vals.dtype))
-    starts = idx[: idx.size - size + 1]
-    ends = idx[size - 1 :]
-    keep = ((ends - starts) == size - 1) & (np.mod(ends, stride) == stride - 1)
-    view = sliding_window_view(vals, (size, n_features))[:, 0]
-    return Windows(ends[keep], np.ascontiguousarray(view[keep]))
+    spec = WindowSpec(size, stride, 1, tuple(str(j) for j in range(vals.shape[1])))
+    _, ends, windows, _ = _cut(np.zeros(idx.size, np.int64), idx, vals, None, spec, dt.date.min, dt.date.max)
+    return Windows(ends, windows)
 
 
 @dataclass(frozen=True)
