@@ -29,6 +29,7 @@ from adspark.core.scaling import (
     fit_stats,
     floor_note,
     floored_rows,
+    global_stats,
     stats_vectors,
 )
 from adspark.core.window import WindowRows, WindowSpec, entity_windows
@@ -116,18 +117,13 @@ def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSp
     )
     store.append(per_entity, SCALER_STATS.name)
     fitted = store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
-    cols = ["center", "scale", "median", "iqr", "min", "max"]
-    global_rows = fitted.groupBy("feature").agg(
-        *[F.percentile_approx(c, 0.5, 10000).cast("double").alias(c) for c in cols],
-        F.sum("n").cast("bigint").alias("n"),
-    )
-    store.append(
-        global_rows.select(
-            F.lit(spec.spec_id).alias("spec_id"), F.lit(GLOBAL_ENTITY).alias("entity"), "feature",
-            *cols, "n",
-        ),
-        SCALER_STATS.name,
-    )
+
+    def fallback(pdf: pd.DataFrame) -> pd.DataFrame:  # one feature's per-entity rows -> its global row
+        out = global_stats(pdf[STATS_COLUMNS])
+        out.insert(0, "spec_id", spec.spec_id)
+        return out
+
+    store.append(fitted.groupBy("feature").applyInPandas(fallback, stat_schema), SCALER_STATS.name)
     return store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
 
 
