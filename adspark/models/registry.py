@@ -72,6 +72,11 @@ class RegisteredModel:
     artifact: str = ""
 
 
+def new_model_id() -> str:
+    """A fresh registry id: ``m-<UTC time>-<6 hex>`` (sorts by creation; matches :data:`_MODEL_ID`)."""
+    return f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
 def _artifact_root(store: TableStore) -> Path:
     root = store.root
     if "://" in root or root.startswith("dbfs:/"):

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from adspark.core.thresholds import Threshold, fit_supervised
 from adspark.errors import AdsparkError, EmptyInputError
-from adspark.models.registry import RegisteredModel, artifact_files, save_model
+from adspark.models.registry import RegisteredModel, artifact_files, new_model_id, save_model
 from adspark.storage import TableStore
 from schemas import FEEDBACK, INTERVALS, SCORES
 
@@ -149,10 +148,6 @@ def labeled_scores(store: TableStore, model: RegisteredModel) -> tuple[np.ndarra
     return labeled["score"].to_numpy(np.float64), labeled["y"].to_numpy(np.int8), n_judged
 
 
-def _new_id() -> str:
-    return f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
 def scored_by_alerts(store: TableStore, model: RegisteredModel) -> bool:
     """Whether the adaptive alerts decided this model's scores (they carry a ``p_value``)."""
     from pyspark.sql import functions as F
@@ -190,7 +185,7 @@ def recalibrate(
     if alert_level is not None and scored_by_alerts(store, model):
         configured = -np.log10(alert_level)
         value = (n * supervised + strength * configured) / (n + strength)
-        new = replace(model, model_id=_new_id(), metrics={
+        new = replace(model, model_id=new_model_id(), metrics={
             **model.metrics, "recalibrated_from": model.model_id, "alert_level": float(10.0 ** -value),
             "alert_level_recalibration": {
                 "configured": alert_level, "supervised": float(10.0 ** -supervised), "judged_intervals": n,
@@ -203,7 +198,7 @@ def recalibrate(
     ratio = value / model.threshold.value if model.threshold.value else 1.0
     new = replace(
         model,
-        model_id=_new_id(),
+        model_id=new_model_id(),
         threshold=Threshold("recalibrated", value, {
             "unsupervised": original, "supervised": supervised, "judged_intervals": n,
             "labeled_windows": int(labels.sum()), "strength": strength, "beta": beta,

@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import math
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +28,7 @@ from adspark.detectors.autoencoders import DenseAutoencoder
 from adspark.detectors.factory import build_detector
 from adspark.errors import ConfigError, EmptyInputError, check_range
 from adspark.models.lookup import config_key
-from adspark.models.registry import Fitted, RegisteredModel, save_model
+from adspark.models.registry import Fitted, RegisteredModel, new_model_id, save_model
 from adspark.models.tracking import log_to_mlflow
 from adspark.pipeline.specs import StoredSpec, entity_first_buckets, spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
@@ -329,7 +328,7 @@ def run_train(
         metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3), **split.metrics}
         threshold = fitted.threshold
         model = RegisteredModel(
-            model_id=f"m-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+            model_id=new_model_id(),
             config_key=config_key(cfg, spec_id),
             detector=cfg.train.detector.type,
             params=cfg.train.detector.model_dump(mode="json"),
