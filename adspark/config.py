@@ -928,14 +928,19 @@ class WindowJobConfig(Strict):
 
     @model_validator(mode="after")
     def _head_holds_a_window(self) -> "WindowJobConfig":
-        head = self.window.scaling.entity_head_seconds
-        span = self.window.size * self.discretize.bucket_seconds
-        if self.window.mode == "buckets" and head is not None and head < span:
-            raise ValueError(
-                f"window.scaling.entity_head {self.window.scaling.entity_head} holds no window of "
-                f"{self.window.size} x {self.discretize.bucket} buckets: expected at least {span} s"
-            )
+        _check_head(self.window, self.discretize)
         return self
+
+
+def _check_head(window: WindowConfig, discretize: DiscretizeConfig) -> None:
+    """An entity head must hold at least one window of buckets."""
+    head = window.scaling.entity_head_seconds
+    span = window.size * discretize.bucket_seconds
+    if window.mode == "buckets" and head is not None and head < span:
+        raise ValueError(
+            f"window.scaling.entity_head {window.scaling.entity_head} holds no window of "
+            f"{window.size} x {discretize.bucket} buckets: expected at least {span} s"
+        )
 
 
 class TrainJobConfig(Strict):
@@ -986,9 +991,16 @@ class NightlyJobConfig(Strict):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     nightly: NightlyConfig = Field(default_factory=NightlyConfig)
 
+    @model_validator(mode="after")
+    def _stages_agree(self) -> "NightlyJobConfig":
+        """The cross-section checks of the stage configs, once (:meth:`part` does not validate)."""
+        _check_head(self.window, self.discretize)
+        return self
+
     def part(self, model: type["JobModel"]) -> "JobModel":
-        """The config of one stage's job, from the same sections."""
-        return model.model_validate({k: getattr(self, k) for k in model.model_fields})
+        """The config of one stage's job, from the same (already validated) sections: built, not
+        validated again."""
+        return model.model_construct(**{k: getattr(self, k) for k in model.model_fields})
 
 
 JobModel = TypeVar("JobModel", bound=Strict)

@@ -174,3 +174,16 @@ def test_per_type_configs_keep_the_model_config_keys_of_the_flat_config():
     # a model's params as the flat config stored them: the other types' keys are dropped
     assert detector_config({"type": "pca", "hidden": [64], "epochs": 20, "n_components": 0.9}) == PCAConfig(
         n_components=0.9)
+
+
+def test_nightly_hands_each_stage_its_sections_validated_once(base_config):
+    from adspark.config import NightlyJobConfig, ScoreJobConfig
+
+    base = {**base_config, "train": {"detector": {"type": "pca"}}}
+    nightly = build_job_config(NightlyJobConfig, base)
+    for job in (DiscretizeJobConfig, WindowJobConfig, TrainJobConfig, ScoreJobConfig):
+        part = nightly.part(job)
+        assert type(part) is job and part == build_job_config(job, base)
+    head = {**base, "window": {**base["window"], "scaling": {**base["window"]["scaling"], "entity_head": "1h"}}}
+    with pytest.raises(ConfigError, match="holds no window of 4 x 6h buckets"):
+        build_job_config(NightlyJobConfig, head)  # the window stage's cross-section check, at the nightly's build
