@@ -15,7 +15,7 @@ lint: setup
 	$(PY) -m mypy
 
 test: lint
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m "not slow" tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -n 2 --dist loadfile -m "not slow" tests
 
 test-slow: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slow tests

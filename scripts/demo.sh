@@ -20,8 +20,8 @@ t0=$SECONDS
 # the embedded default's tables are generated: start from an empty warehouse, so that a second
 # `make demo` reports the same figures (models and intervals of an earlier demo would mix in)
 if [ "$CONF" = "conf/demo.yaml" ] && [ -d warehouse/adspark ]; then
-  echo "demo: starting from an empty warehouse (removing the earlier demo's warehouse/adspark)"
-  rm -rf warehouse/adspark
+  echo "demo: starting from an empty warehouse (removing the earlier demo's tables and MLflow store)"
+  rm -rf warehouse/adspark warehouse/mlflow.db warehouse/mlartifacts
 fi
 step "generate ($CONF)";                       $ADSPARK generate --conf "$CONF"
 step "discretize $FROM..$TRAIN_TO (history)";  $ADSPARK discretize --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
