@@ -10,6 +10,8 @@ the nightly job now uses), so ``models:/adspark@champion`` loads the model in fo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -144,6 +146,8 @@ def log_to_mlflow(
         return None
     import mlflow
 
+    if not log.isEnabledFor(logging.INFO):  # quiet unless -v: MLflow logs its store's set-up at INFO
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     import adspark
     import schemas
     from adspark.models import pyfunc_entry
@@ -160,8 +164,9 @@ def log_to_mlflow(
         with mlflow.start_run(run_name=model.model_id, tags=tags) as run:
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
-            with warnings.catch_warnings():  # no input example: it would run the model at logging
-                warnings.filterwarnings("ignore", message=".*input example was not provided")
+            said = io.StringIO()  # MLflow prints its registration lines to stderr: logged at INFO instead
+            with warnings.catch_warnings(), contextlib.redirect_stderr(said):
+                warnings.filterwarnings("ignore", message=".*input example was not provided")  # it would run the model
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=pyfunc_entry.__file__,
                     artifacts={"networks": model.artifact, "document": str(document)},
@@ -169,6 +174,8 @@ def log_to_mlflow(
                     signature=signature(), pip_requirements=serving_requirements(),
                     registered_model_name=cfg.registered_model,
                 )
+    for line in said.getvalue().splitlines():
+        log.info("mlflow: %s", line)
     version = str(info.registered_model_version) if cfg.registered_model else None
     if version and cfg.alias:
         mlflow.MlflowClient().set_registered_model_alias(cfg.registered_model, cfg.alias, version)
