@@ -30,6 +30,8 @@ class RunRecord:
         rows_rejected: Rows sent to rejects.
         rows_written: Output rows written.
         message: A one-line summary.
+        summary: The message without its ``job range:`` head (what a job composing this one,
+            such as ``nightly``, quotes in its own message).
     """
 
     run_id: str
@@ -39,6 +41,7 @@ class RunRecord:
     rows_rejected: int | None = None
     rows_written: int | None = None
     message: str = ""
+    summary: str = ""
 
     def reconcile(self) -> None:
         """Check ``read == accepted + rejected``.

@@ -11,6 +11,7 @@ import datetime as dt
 import posixpath
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
@@ -143,10 +144,15 @@ class TableStore:
     Args:
         spark: The session.
         storage: Where the tables live.
+
+    Attributes:
+        reads: How many times each table was read through :meth:`read` by this store (each read
+            is a scan when its DataFrame runs; the nightly job's reads are counted in a test).
     """
 
     def __init__(self, spark: "SparkSession", storage: StorageConfig) -> None:
         self.spark = spark
+        self.reads: Counter[str] = Counter()
         self.storage = storage
         wh = storage.warehouse
         base = wh if wh.startswith(URI_SCHEMES) else str(Path(wh).resolve())
@@ -218,6 +224,7 @@ class TableStore:
                 f"table {self.qualified(table)} does not exist at {self.path(table)!r} "
                 "(has the job that writes it run yet?)"
             )
+        self.reads[table] += 1
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)

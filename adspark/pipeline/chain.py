@@ -101,11 +101,8 @@ def run_chain(
         t0 = time.perf_counter()
         run, model = run_train(store, cfgs.train, start, train_to)
         timed("train", run.message, t0)
-        score_cfg = cfgs.score.model_copy(
-            update={"score": cfgs.score.score.model_copy(update={"model_id": model.model_id})}
-        )
         t0 = time.perf_counter()
-        timed("score", run_score(store, score_cfg, first, end).message, t0)
+        timed("score", run_score(store, cfgs.score, first, end, model=model).message, t0)
         if evaluate:
             eval_cfg = cfgs.evaluate.model_copy(
                 update={"evaluate": cfgs.evaluate.evaluate.model_copy(update={"model_id": model.model_id})}

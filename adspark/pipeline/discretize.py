@@ -332,11 +332,12 @@ def _reconcile(
     run.rows_rejected = sum(by_reason.values())
     run.rows_written = int(written.rows or 0)
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items())) or "none"
-    run.message = (
-        f"discretize {start}..{end}: read {run.rows_read} = accepted {run.rows_accepted} "
+    run.summary = (
+        f"read {run.rows_read} = accepted {run.rows_accepted} "
         f"+ rejected {run.rows_rejected} ({reasons}); wrote {run.rows_written} feature rows"
         + (f"; {shared} accepted readings share their entity and timestamp with a different reading "
            "(aggregated in their bucket; source.same_timestamp: reject rejects them)" if shared else "")
     )
+    run.message = f"discretize {start}..{end}: {run.summary}"
     if run.rows_read != run.rows_accepted + run.rows_rejected:
         raise DataContractError(run.message + " -- counts do not reconcile")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
@@ -62,10 +63,28 @@ def _span_start(store: TableStore, model: RegisteredModel, start: dt.date, lookb
         first = oldest
 
 
+@dataclass(frozen=True)
+class IntervalsSummary:
+    """The model's intervals after an update.
+
+    Attributes:
+        since: First night of the span the update recomputed.
+        total: Intervals of the model ending after the start of that night.
+        open: Of those, the ones still open (their last window is the newest scored).
+    """
+
+    since: dt.date
+    total: int
+    open: int
+
+    def __str__(self) -> str:
+        return f"{self.total} since {self.since} ({self.open} open)"
+
+
 def update_intervals(
     store: TableStore, cfg: IntervalConfig, model: RegisteredModel, start: dt.date, end: dt.date,
     run_id: str, method: str | None = None, span_from: dt.date | None = None,
-) -> str:
+) -> IntervalsSummary:
     """Recompute and MERGE the intervals touched by the scores of ``[start, end]``.
 
     Concurrent nights: the scores are read at a pinned version; when another run committed scores
@@ -84,7 +103,7 @@ def update_intervals(
             post-MERGE check, an earlier one recomputes more nights.
 
     Returns:
-        A one-line summary (intervals in the span, open ones).
+        The intervals in the span and how many are open.
     """
     from pyspark.sql import functions as F
 
@@ -107,7 +126,7 @@ def update_intervals(
         .groupBy("status").count().collect()
     )
     by_status = {r.status: int(r["count"]) for r in counts}
-    return f"{sum(by_status.values())} since {first} ({by_status.get('open', 0)} open)"
+    return IntervalsSummary(first, sum(by_status.values()), by_status.get("open", 0))
 
 
 def _merge_once(

@@ -42,18 +42,18 @@ from adspark.config import (
     TrainJobConfig,
     WindowJobConfig,
 )
-from adspark.core.drift import QUANTILE_LEVELS, ks_statistic, psi
-from adspark.errors import EmptyInputError, ModelNotFoundError
+from adspark.core.drift import ks_statistic, psi
+from adspark.errors import EmptyInputError, ModelNotFoundError, SchemaMismatchError
 from adspark.models.lookup import model_in_force
 from adspark.models.registry import RegisteredModel, find_model
 from adspark.pipeline import leases
 from adspark.pipeline.discretize import run_discretize
 from adspark.pipeline.feedback import feedback_summary
-from adspark.pipeline.score import run_score
+from adspark.pipeline.score import ScoreResult, run_score
 from adspark.pipeline.train import run_train
 from adspark.pipeline.window import configured_spec, run_window
 from adspark.storage import TableStore
-from schemas import FEATURES, NIGHTLY, SCORES, WINDOWS
+from schemas import FEATURES, NIGHTLY, WINDOWS
 
 log = logging.getLogger(__name__)
 
@@ -157,16 +157,14 @@ def _check_previous_night(store: TableStore, day: dt.date) -> None:
         )
 
 
-def _drift(store: TableStore, model: RegisteredModel, day: dt.date) -> tuple[float | None, float | None, int]:
-    from pyspark.sql import functions as F
-
-    night = store.read(SCORES.name).where((F.col("date") == F.lit(day)) & (F.col("model_id") == model.model_id))
-    n = night.count()
+def _drift(model: RegisteredModel, scored: ScoreResult) -> tuple[float | None, float | None]:
+    """PSI and KS of the night's model scores against the model's validation scores (None
+    without scores or without a reference)."""
     reference = model.metrics.get("val_score_quantiles") or []
-    if n == 0 or not reference:
-        return None, None, n
-    current = night.approxQuantile("model_score", QUANTILE_LEVELS.tolist(), 0.001)
-    return psi(reference, current), ks_statistic(reference, current), n
+    if not scored.windows or not reference or not scored.score_quantiles:
+        return None, None
+    current = list(scored.score_quantiles)
+    return psi(reference, current), ks_statistic(reference, current)
 
 
 def _retrain_reason(
@@ -186,8 +184,6 @@ def _retrain_reason(
 
 def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> NightlyResult:
     """Process night ``day``; the result is appended to the ``nightly`` table, failed or not."""
-    from pyspark.sql import functions as F
-
     result = NightlyResult(run_id=f"nightly-{day}-{uuid.uuid4().hex[:8]}", date=day)
     stage = functools.partial(_timed, result.stage_seconds)
     t0 = time.perf_counter()
@@ -228,23 +224,15 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
             with stage("train"):
                 model = _train(store, cfg, first, day - dt.timedelta(days=1))
             result.retrained, result.retrain_reason, result.new_model_id = True, "no_model", model.model_id
+        if not _from_features(cfg) and model.spec_id not in specs:  # the night's windows are of another spec
+            raise SchemaMismatchError(WINDOWS.name, "spec_id", f"{model.spec_id} (model {model.model_id})",
+                                      ", ".join(specs))
         result.model_id = model.model_id
-        score_cfg = cfg.part(ScoreJobConfig).model_copy(
-            update={"score": cfg.score.model_copy(update={"model_id": model.model_id})}
-        )
         with stage("score"):
-            s = run_score(store, score_cfg, day, day)
-        result.windows = s.rows_written
-        result.anomalies = (
-            store.read(SCORES.name)
-            .where((F.col("date") == F.lit(day)) & (F.col("model_id") == model.model_id) & F.col("is_anomaly"))
-            .count()
-        )
-        result.intervals_open = (
-            store.read("intervals").where((F.col("model_id") == model.model_id) & (F.col("status") == "open")).count()
-        )
-        result.psi, result.ks, n = _drift(store, model, day)
-        reason = None if result.retrained else _retrain_reason(cfg, model, day, result.psi, result.ks, n)
+            s = run_score(store, cfg.part(ScoreJobConfig), day, day, model=model)
+        result.windows, result.anomalies, result.intervals_open = s.windows, s.anomalies, s.intervals.open
+        result.psi, result.ks = _drift(model, s)
+        reason = None if result.retrained else _retrain_reason(cfg, model, day, result.psi, result.ks, s.windows)
         done = _retrained_through(store, model, day) if reason else None
         if done is not None:  # a rerun of this night: its retrain already happened
             result.retrained, result.retrain_reason, result.new_model_id = True, f"{reason} (earlier run)", done.model_id
@@ -260,7 +248,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
             if result.retrained else ""
         )
         result.message = (
-            f"nightly {day}: {d.message.split(': ', 1)[1]}; {result.windows} windows; {s.message.split(': ', 1)[1]}"
+            f"nightly {day}: {d.summary}; {result.windows} windows; {s.run.summary}"
             f"{drift}{retrain}; {feedback_summary(store)}"
         )
         return result

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adspark.config import ScoreJobConfig
+from adspark.core.drift import QUANTILE_LEVELS
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
 from adspark.models.registry import RegisteredModel, artifact_files
 from adspark.pipeline.alerts import (
@@ -30,7 +32,7 @@ from adspark.pipeline.alerts import (
     without_alerts,
 )
 from adspark.pipeline.grouping import entity_groups
-from adspark.pipeline.intervals import update_intervals
+from adspark.pipeline.intervals import IntervalsSummary, update_intervals
 from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_feature_scorer, make_scorer, output_struct
 from adspark.pipeline.specs import StoredSpec
@@ -51,6 +53,36 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What scoring a range did.
+
+    Attributes:
+        run: The ``runs`` record (``message``, counts).
+        model: The model that scored.
+        windows: Windows scored (= scores written).
+        anomalies: Of those, anomalous.
+        alerts: Alerts raised (onsets of anomalous runs).
+        intervals: The model's intervals after the update.
+        score_quantiles: The model's raw scores of the range at
+            :data:`adspark.core.drift.QUANTILE_LEVELS` (empty without windows); what drift is
+            measured on.
+    """
+
+    run: RunRecord
+    model: RegisteredModel
+    windows: int
+    anomalies: int
+    alerts: int
+    intervals: IntervalsSummary
+    score_quantiles: tuple[float, ...]
+
+    @property
+    def message(self) -> str:
+        """The run's one-line summary."""
+        return self.run.message
 
 
 def _range_specs(store: TableStore, start: dt.date, end: dt.date) -> list[str]:
@@ -170,8 +202,8 @@ def scored_windows(
 
 
 def _write_scores(
-    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
-    run_id: str,
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
+    end: dt.date, run_id: str,
 ) -> tuple[str, str]:
     """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``), with
     Arrow batches of ``score.arrow_batch_rows`` rows (the session's setting is restored after).
@@ -181,15 +213,14 @@ def _write_scores(
         its own threshold, else the model's; a phrase for the run message about night thresholds).
     """
     with session_conf(store.spark, ARROW_BATCH_ROWS, str(cfg.score.arrow_batch_rows)):
-        return _score_and_write(store, cfg, model, start, end, run_id)
+        return _score_and_write(store, cfg, model, spec, start, end, run_id)
 
 
 def _score_and_write(
-    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, start: dt.date, end: dt.date,
-    run_id: str,
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
+    end: dt.date, run_id: str,
 ) -> tuple[str, str]:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
-    spec = StoredSpec.load(store, model.spec_id)
     shape = shape_of(spec)
     if not (cfg.alerts.enabled and spec.mode == "buckets"):
         scored = scored_windows(store, cfg, model, spec, start, end).persist()
@@ -217,13 +248,20 @@ def _score_and_write(
     return f"alerts (level {level:g})", ""
 
 
-def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date) -> RunRecord:
-    """Score the windows of ``[start, end]``, replace those nights in ``scores``, update intervals."""
+def run_score(
+    store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date, model: RegisteredModel | None = None,
+) -> ScoreResult:
+    """Score the windows of ``[start, end]``, replace those nights in ``scores``, update intervals.
+
+    Args:
+        model: The model to score with, already resolved by the caller (``nightly`` resolves the
+            model in force once per night); None: :func:`resolve_model`.
+    """
     from pyspark.sql import functions as F
 
     check_range(start, end)
     with recorded_run(store, "score", cfg, start, end) as run:
-        model = resolve_model(store, cfg, start, end)
+        model = model or resolve_model(store, cfg, start, end)
         spec = StoredSpec.load(store, model.spec_id)
         if from_features(cfg, spec):
             run.rows_read = expected_windows(night_features(store, spec, start, end), spec, start, end)
@@ -236,12 +274,13 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
             run.rows_read = store.read(WINDOWS.name).where(
                 F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
             ).count()
-        method, nights = _write_scores(store, cfg, model, start, end, run.run_id)
+        method, nights = _write_scores(store, cfg, model, spec, start, end, run.run_id)
         counts = (
             store.read(SCORES.name)
             .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("model_id") == model.model_id))
             .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"),
-                 F.sum(F.col("alert").cast("long")).alias("alerts"))
+                 F.sum(F.col("alert").cast("long")).alias("alerts"),
+                 F.percentile_approx("model_score", QUANTILE_LEVELS.tolist(), 1000).alias("quantiles"))
             .first()
         )
         run.rows_written = int(counts.n)
@@ -257,9 +296,11 @@ def run_score(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.da
             + nights
             if not method.startswith("alerts") else method
         )
-        run.message = (
-            f"score {start}..{end}: model {model.model_id} ({model.detector}, {decided}): "
-            f"{run.rows_written} windows scored, {int(counts.anomalies or 0)} anomalous, "
-            f"{int(counts.alerts or 0)} alerts; intervals: {summary}"
+        anomalies, alerts = int(counts.anomalies or 0), int(counts.alerts or 0)
+        run.summary = (
+            f"model {model.model_id} ({model.detector}, {decided}): "
+            f"{run.rows_written} windows scored, {anomalies} anomalous, {alerts} alerts; intervals: {summary}"
         )
-    return run
+        run.message = f"score {start}..{end}: {run.summary}"
+    return ScoreResult(run, model, run.rows_written, anomalies, alerts, summary,
+                       tuple(float(q) for q in counts.quantiles or ()))
