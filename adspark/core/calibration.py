@@ -131,10 +131,10 @@ def _tail(x: np.ndarray, mean: np.ndarray, std: np.ndarray, law: str, n: np.ndar
     ``normal`` or ``laplace``."""
     z = (x - mean) / std
     if law in ("student", "empirical"):
-        from scipy.stats import t as student
+        from scipy.special import stdtr  # what scipy.stats.t.sf computes, without its argument checks
 
         dof = np.maximum(n - 1.0, 1.0)
-        return student.sf(z / np.sqrt(1.0 + 1.0 / np.maximum(n, 1.0)), dof)
+        return stdtr(dof, -z / np.sqrt(1.0 + 1.0 / np.maximum(n, 1.0)))
     if law == "normal":
         return normal_sf(z)
     if law == "laplace":  # scale b = std / sqrt(2); an exponential tail, heavier than the normal's

@@ -121,7 +121,7 @@ def sigma_of(loc: np.ndarray, mad: np.ndarray, counts: np.ndarray, floor: np.nda
 def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, min_n: int) -> np.ndarray:
     """``(x - loc) / sigma`` (clipped at +-:data:`MAX_Z`) where a baseline has seen ``min_n``
     values, else NaN (no verdict: a missing value, or a baseline still warming up)."""
-    z = np.clip((x - loc) / sigma, -MAX_Z, MAX_Z)
+    z = np.minimum(np.maximum((x - loc) / sigma, -MAX_Z), MAX_Z)  # np.clip, without its wrapper's cost
     return np.where((n >= min_n) & np.isfinite(z), z, np.nan)
 
 
@@ -158,7 +158,7 @@ def robust_step(
     sigma = np.maximum(_MAD_TO_SIGMA * mad, scale_floor(loc, counts))
     # no winsorizing before a scale exists (the first UNCLIPPED values are plain running means)
     bound = np.where(n < UNCLIPPED, np.inf, clip * sigma / weight)
-    dev = np.where(first, 0.0, np.clip(x - loc, -bound, bound))
+    dev = np.where(first, 0.0, np.minimum(np.maximum(x - loc, -bound), bound))
     new_loc = np.where(first, x, loc + alpha * dev)
     new_mad = np.where(first, 0.0, mad + alpha * (np.abs(dev) * weight - mad))
     return (np.where(ok, new_loc, loc), np.where(ok, new_mad, mad), np.where(ok, n + 1.0, n))
@@ -363,19 +363,21 @@ def _learn(
     """
     f = x_all.shape[1]
     per_day = s_loc.shape[0] // 2
+    columns = np.arange(f)
+    weekday = np.zeros(f, dtype=bool)
     for t in range(x_all.shape[0]):
         x = x_all[t]
         slot = int(slots[t])
         # a weekend slot seen too rarely borrows the weekday slot of the same hour (and back)
         twin = slot - per_day if slot >= per_day else slot + per_day
         use = np.where(s_n[slot] >= p.min_visits, slot, twin)
-        loc_k = s_loc[use, np.arange(f)]
-        mad_k = s_mad[use, np.arange(f)]
-        n_k = s_n[use, np.arange(f)]
+        loc_k = s_loc[use, columns]
+        mad_k = s_mad[use, columns]
+        n_k = s_n[use, columns]
         # activity (counts and sums) keeps one level per day type: a Monday is compared with
         # Friday, not with a quiet weekend; other features keep one level for all days
         weekend = slot >= per_day
-        own = activity & (s["weekend_n"] >= p.min_buckets) if weekend else np.zeros(f, dtype=bool)
+        own = activity & (s["weekend_n"] >= p.min_buckets) if weekend else weekday
         lvl_loc = np.where(own, s["weekend_loc"], s["level_loc"])
         lvl_mad = np.where(own, s["weekend_mad"], s["level_mad"])
         lvl_n = np.where(own, s["weekend_n"], s["level_n"])
@@ -394,7 +396,7 @@ def _learn(
         width = np.maximum(span, scale_floor(s["max"], counts))
         over = np.maximum(x - s["max"] - p.extreme_tolerance * span, s["min"] - p.extreme_tolerance * span - x)
         z["extreme"][t] = np.where((s["seen"][0] >= p.min_buckets) & np.isfinite(over),
-                                   np.clip(np.clip(over, 0.0, None) / width, 0.0, MAX_Z), np.nan)
+                                   np.minimum(np.maximum(over, 0.0) / width, MAX_Z), np.nan)
         seasonal_ok = n_k >= p.min_visits
         for name, (loc_t, sigma_t, n_t) in (("level", (lvl_loc, level_sigma, lvl_n)),
                                             ("seasonal", (loc_k, seasonal_sigma, n_k))):
