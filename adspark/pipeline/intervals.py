@@ -44,22 +44,34 @@ def interval_merger(
     return merge
 
 
-def _span_start(store: TableStore, model: RegisteredModel, start: dt.date, lookback_days: int) -> dt.date:
-    """Earliest night to re-read: the lookback, extended to the start of every interval of the
-    model that reaches into it (so an interval is always recomputed whole, never truncated)."""
+def _ending_after(store: TableStore, model: RegisteredModel, night: dt.date) -> list[tuple[dt.date, str]]:
+    """(start night, status) of the model's intervals that end after the start of ``night``
+    (a few rows: the intervals of the last nights and any reaching into them)."""
     from pyspark.sql import functions as F
 
+    edge = dt.datetime.combine(night, dt.time())
+    rows = (
+        store.read(INTERVALS.name)
+        .where((F.col("model_id") == model.model_id) & (F.col("end") > F.lit(edge)))
+        .select(F.to_date("start").alias("d"), "status").collect()
+    )
+    return [(r.d, r.status) for r in rows]
+
+
+def _span(
+    store: TableStore, model: RegisteredModel, start: dt.date, lookback_days: int
+) -> tuple[dt.date, list[tuple[dt.date, str]]]:
+    """Earliest night to re-read: the lookback, extended to the start of every interval of the
+    model that reaches into it (so an interval is always recomputed whole, never truncated); with
+    the intervals ending after it (:func:`_ending_after`)."""
     first = start - dt.timedelta(days=lookback_days)
     if not store.exists(INTERVALS.name):
-        return first
-    mine = store.read(INTERVALS.name).where(F.col("model_id") == model.model_id)
+        return first, []
     while True:
-        edge = dt.datetime.combine(first, dt.time())
-        oldest = (
-            mine.where(F.col("end") > F.lit(edge)).agg(F.min(F.to_date("start")).alias("d")).first().d
-        )
+        rows = _ending_after(store, model, first)
+        oldest = min((d for d, _ in rows), default=None)
         if oldest is None or oldest >= first:
-            return first
+            return first, rows
         first = oldest
 
 
@@ -105,13 +117,11 @@ def update_intervals(
     Returns:
         The intervals in the span and how many are open.
     """
-    from pyspark.sql import functions as F
-
-    first = span_from or _span_start(store, model, start, cfg.lookback_days)
+    first = span_from or _span(store, model, start, cfg.lookback_days)[0]
     for _ in range(_MAX_PASSES):
         version = store.version(SCORES.name)
         _merge_once(store, cfg, model, first, run_id, version, method or model.threshold.method)
-        now_first = _span_start(store, model, start, cfg.lookback_days)
+        now_first, rows = _span(store, model, start, cfg.lookback_days)
         if store.version(SCORES.name) == version and now_first >= first:
             break
         # a concurrent night wrote scores, or merged an interval reaching into the span, meanwhile
@@ -119,14 +129,10 @@ def update_intervals(
                  "update; recomputing", version, store.version(SCORES.name), first, now_first)
         first = min(first, now_first)
     store.register(INTERVALS.name)
-    span_start = dt.datetime.combine(first, dt.time())
-    counts = (
-        store.read(INTERVALS.name)
-        .where((F.col("model_id") == model.model_id) & (F.col("end") > F.lit(span_start)))
-        .groupBy("status").count().collect()
-    )
-    by_status = {r.status: int(r["count"]) for r in counts}
-    return IntervalsSummary(first, sum(by_status.values()), by_status.get("open", 0))
+    if now_first != first:  # the span used started earlier than the intervals need now
+        rows = _ending_after(store, model, first)
+    statuses = [status for _, status in rows]
+    return IntervalsSummary(first, len(statuses), statuses.count("open"))
 
 
 def _merge_once(

@@ -290,11 +290,11 @@ def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base
     store.reads.clear()
     rerun = run_nightly(store, cfg, D7)
     # an ordinary night reads each table at most twice (scores: the score job's counts and the
-    # interval merge; nightly takes its counts and drift from the score stage's result), except
-    # the three still read more often (issue 14): features (previous-night check, discretize
-    # context and reconciliation, spec, scorer's count and pass), alert_state and intervals
-    # (span before and after the MERGE, the summary)
-    still_more = {"features": 6, "alert_state": 3, "intervals": 3}
+    # interval merge; intervals: the span before the MERGE, the span and summary after it;
+    # nightly takes its counts and drift from the score stage's result), except the two still read
+    # more often (issue 14): features (previous-night check, discretize context and
+    # reconciliation, spec, scorer's count and pass) and alert_state
+    still_more = {"features": 6, "alert_state": 3}
     over = {t: n for t, n in store.reads.items() if n > still_more.get(t, 2)}
     assert not over, f"tables read more often than expected in one night: {over}"
     assert store.reads["scores"] == 2 and store.reads["window_specs"] <= 2
