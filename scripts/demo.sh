@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the whole path on the embedded default (local Spark + local Delta tables under
-# ./warehouse): generate events -> discretize + window three weeks of history -> train ->
-# nightly for each remaining night (validate, discretize, window, score, intervals, retrain when
-# due) -> top anomaly intervals and how many of the generator's labeled anomalies were caught.
+# ./warehouse): generate events -> discretize three weeks of history -> nightly for each
+# remaining night (the first night finds no model and trains one on the history first, windowing
+# it; then every night: validate, discretize, score, intervals, retrain when due) -> top anomaly
+# intervals and how many of the generator's labeled anomalies were caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONF=${1:-conf/demo.yaml}
@@ -25,9 +26,7 @@ if [ "$CONF" = "conf/demo.yaml" ] && [ -d warehouse/adspark ]; then
 fi
 step "generate ($CONF)";                       $ADSPARK generate --conf "$CONF"
 step "discretize $FROM..$TRAIN_TO (history)";  $ADSPARK discretize --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
-step "window $FROM..$TRAIN_TO";                $ADSPARK window --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
-step "train $FROM..$TRAIN_TO";                 $ADSPARK train --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
-step "nightly $FIRST_NIGHT..$TO (one night at a time)"
+step "nightly $FIRST_NIGHT..$TO (one night at a time; the first trains the model on the nightly.train_days nights before it)"
 $ADSPARK nightly --conf "$CONF" --date "$FIRST_NIGHT" --to "$TO"
 step "results"
 $ADSPARK sql --conf "$CONF" --limit 10 \

@@ -8,6 +8,7 @@ threshold on validation scores (globally or per entity) and registers the model.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -318,12 +319,17 @@ def run_train(
         fraction = cfg.train.validation_fraction
         split = (_split_nights(windows, fraction) if head is None
                  else _split_heads(store, windows, spec_id, head, fraction))
-        if cfg.train.model_scope == "entity":
-            from adspark.pipeline.train_entities import fit_entity_models
+        # read, labeled and split once: counting, collecting validation and feeding read it again
+        split = dataclasses.replace(split, windows=split.windows.persist())
+        try:
+            if cfg.train.model_scope == "entity":
+                from adspark.pipeline.train_entities import fit_entity_models
 
-            fitted = fit_entity_models(split.windows, split.note, n_steps, n_features, cfg.train)
-        else:
-            fitted = _fit_global(cfg, backend, split.windows, split.note, n_steps, n_features)
+                fitted = fit_entity_models(split.windows, split.note, n_steps, n_features, cfg.train)
+            else:
+                fitted = _fit_global(cfg, backend, split.windows, split.note, n_steps, n_features)
+        finally:
+            split.windows.unpersist()
         # the windows fitted on are in-sample: the alerts' calibration of the model skips them
         metrics = {**fitted.metrics, "wall_s": round(time.perf_counter() - t0, 3), **split.metrics}
         threshold = fitted.threshold
