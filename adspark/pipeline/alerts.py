@@ -10,7 +10,7 @@ same state, and running nights one by one equals running the range at once.
 States are kept per model (:func:`state_key`), so scoring a challenger never moves the
 champion's state. A model with no state of its own before the range continues the newest state
 of the same window spec and alerts config under another model (a retrained model picks up its
-predecessor's baselines; see :func:`state_source`). When there is none either (a new alerts config
+predecessor's baselines; see :func:`state_origin`). When there is none either (a new alerts config
 or window spec, or a first run), the nights from the window spec's first fitted night are replayed
 first (scored with the same model; only their state is kept), so baselines and calibration are
 warm when the range starts.
@@ -81,25 +81,33 @@ def state_key(cfg: AlertsConfig, spec_id: str, model_id: str) -> str:
     return f"{alert_key(cfg, spec_id)}:{model_id}"
 
 
-def state_source(store: TableStore, key: str, start: dt.date) -> str | None:
-    """The key whose states a run of ``key`` from night ``start`` continues.
+def state_origin(store: TableStore, key: str, shape: WindowShape, start: dt.date) -> tuple[str | None, dt.date]:
+    """Where a run of ``key`` from night ``start`` starts: the key whose states it continues, and
+    the first night to run through the alerts (one aggregate over ``alert_state``).
 
-    The model's own key when it has a state from before ``start``; else the key of the newest
-    state from before ``start`` with the same window spec and alerts config (another model's, or
-    one written before keys named a model; on a tie the latest-trained model, as model ids sort
-    by training time); else ``None`` (nothing to continue: replay from the spec's first night).
+    The source is the model's own key when it has a state from before ``start``; else the key of
+    the newest state from before ``start`` with the same window spec and alerts config (another
+    model's, or one written before keys named a model; on a tie the latest-trained model, as model
+    ids sort by training time); else ``None`` (nothing to continue). The first night is the night
+    after the source's last state before ``start`` (``start`` itself when that is the night
+    before), or with no source the window spec's first night (replayed to warm the state).
     """
     from pyspark.sql import functions as F
 
+    replay_all = min(shape.fit_from, start)
     if not store.exists(ALERT_STATE.name):
-        return None
+        return None, replay_all
     base = key.split(":", 1)[0]
-    before = store.read(ALERT_STATE.name).where(F.col("date") < F.lit(start))
-    if before.where(F.col("alert_key") == key).limit(1).count():
-        return key
-    lineage = before.where((F.col("alert_key") == base) | F.col("alert_key").startswith(base + ":"))
-    newest = lineage.select("alert_key", "date").orderBy(F.desc("date"), F.desc("alert_key")).first()
-    return None if newest is None else str(newest.alert_key)
+    last = {
+        r.alert_key: r.last
+        for r in store.read(ALERT_STATE.name)
+        .where((F.col("date") < F.lit(start)) & ((F.col("alert_key") == base) | F.col("alert_key").startswith(base + ":")))
+        .groupBy("alert_key").agg(F.max("date").alias("last")).collect()
+    }
+    if not last:
+        return None, replay_all
+    source = key if key in last else max(last, key=lambda k: (last[k], k))
+    return source, last[source] + dt.timedelta(days=1)
 
 
 def core_alert_params(
@@ -239,24 +247,6 @@ def make_alerter(
     return alert
 
 
-def replay_from(store: TableStore, source: str | None, shape: WindowShape, start: dt.date) -> dt.date:
-    """First night to run through the alerts: ``start`` when the state of the night before
-    exists under ``source`` (from :func:`state_source`), else the night after its last state
-    (or the window spec's first night when there is no source)."""
-    from pyspark.sql import functions as F
-
-    if source is None:
-        return min(shape.fit_from, start)
-    last = (
-        store.read(ALERT_STATE.name)
-        .where((F.col("alert_key") == source) & (F.col("date") < F.lit(start)))
-        .agg(F.max("date").alias("d")).first().d
-    )
-    if last is None:
-        return min(shape.fit_from, start)
-    return last + dt.timedelta(days=1)
-
-
 def states_before(store: TableStore, source: str | None, key: str, day: dt.date) -> DataFrame:
     """Each entity's latest state rows under ``source`` from before ``day``, relabelled ``key``
     (empty frame when there is no source)."""
@@ -300,11 +290,11 @@ def alert_frames(
     store: TableStore, cfg: AlertsConfig, model: RegisteredModel, shape: WindowShape,
     scored: DataFrame, source: str | None, first: dt.date, start: dt.date, end: dt.date, run_id: str,
 ) -> tuple[DataFrame, DataFrame]:
-    """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`replay_from`).
+    """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`state_origin`).
 
     Args:
         scored: The scorer's output (:data:`SCORER_FIELDS` and ``raw_values``) for ``[first, end]``.
-        source: The key of the states to start from (:func:`state_source`); the new states are
+        source: The key of the states to start from (:func:`state_origin`); the new states are
             written under the model's own :func:`state_key`.
 
     Returns:

@@ -26,9 +26,8 @@ from adspark.pipeline.alerts import (
     WindowShape,
     alert_frames,
     prune_states,
-    replay_from,
     state_key,
-    state_source,
+    state_origin,
     without_alerts,
 )
 from adspark.pipeline.grouping import entity_groups
@@ -233,8 +232,7 @@ def _score_and_write(
         method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
         return method, describe(verdicts)
     key = state_key(cfg.alerts, shape.spec_id, model.model_id)
-    source = state_source(store, key, start)
-    first = replay_from(store, source, shape, start)
+    source, first = state_origin(store, key, shape, start)
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
     scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature)
     scores, states = alert_frames(store, cfg.alerts, model, shape, scored, source, first, start, end, run_id)

@@ -291,10 +291,10 @@ def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base
     rerun = run_nightly(store, cfg, D7)
     # an ordinary night reads each table at most twice (scores: the score job's counts and the
     # interval merge; intervals: the span before the MERGE, the span and summary after it;
-    # nightly takes its counts and drift from the score stage's result), except the two still read
-    # more often (issue 14): features (previous-night check, discretize context and
-    # reconciliation, spec, scorer's count and pass) and alert_state
-    still_more = {"features": 6, "alert_state": 3}
+    # alert_state: where to start and the states to start from; nightly takes its counts and
+    # drift from the score stage's result), except features, still read more often (issue 14:
+    # previous-night check, discretize context and reconciliation, spec, scorer's count and pass)
+    still_more = {"features": 6}
     over = {t: n for t, n in store.reads.items() if n > still_more.get(t, 2)}
     assert not over, f"tables read more often than expected in one night: {over}"
     assert store.reads["scores"] == 2 and store.reads["window_specs"] <= 2
@@ -552,9 +552,11 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     them (one row each), and the report asks which one to show."""
     from adspark.config import EvaluateJobConfig
     from adspark.errors import ConfigError
-    from adspark.pipeline.alerts import state_key, state_source
+    from adspark.pipeline.alerts import state_key, state_origin
     from adspark.pipeline.evaluate import run_evaluate
     from adspark.pipeline.report import build_report
+    from adspark.pipeline.score import shape_of
+    from adspark.pipeline.specs import StoredSpec
     from schemas import LABELS
 
     config, champion = half_trained
@@ -580,10 +582,12 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     champion_scores, champion_state = rows_of("scores", champion), rows_of("alert_state", champion)
     cfg = build_job_config(ScoreJobConfig, config)
     own, theirs = (state_key(cfg.alerts, champion.spec_id, m.model_id) for m in (challenger, champion))
-    assert state_source(store, own, D7) == theirs  # a model without states continues the newest one
+    shape = shape_of(StoredSpec.load(store, champion.spec_id))
+    # a model without states continues the newest one, from the night after its last state
+    assert state_origin(store, own, shape, D7) == (theirs, D7)
     run = score_with(challenger, D5, D7)
     assert run.windows == len(champion_scores)  # its own windows only, not the champion's too
-    assert state_source(store, own, D7) == own
+    assert state_origin(store, own, shape, D7) == (own, D7)
     challenger_scores = rows_of("scores", challenger)
     for _ in range(2):  # each rerun leaves the other model's rows as they were
         pd.testing.assert_frame_equal(rows_of("scores", champion), champion_scores)
