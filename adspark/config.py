@@ -756,7 +756,7 @@ class CalibrationConfig(Strict):
     )
 
 
-Detector = Literal["model", "level", "diff", "seasonal", "extreme", "profile"]
+Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "profile"]
 
 
 class AlertsConfig(Strict):
@@ -772,7 +772,7 @@ class AlertsConfig(Strict):
     enabled: bool = True
     level: float = Field(default=1e-5, gt=0, lt=1, description="alert when the fused probability is below this")
     detectors: list[Detector] = Field(
-        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "profile"], min_length=1
+        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "profile"], min_length=1
     )
     fusion: Literal["bonferroni", "fisher"] = "bonferroni"
     timezone: str = Field(default="UTC", description="zone of the seasonal slots (hour of day, weekend)")

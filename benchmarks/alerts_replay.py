@@ -1,7 +1,7 @@
 """Adaptive alerts replayed through the pure core: the demo's events and NAB's 31 series, variants side by side.
 
 The nightly job's alert pass (:func:`adspark.core.alerts.alert_nights`) is pure pandas/numpy, so
-its model-free detectors (``level``, ``diff``, ``seasonal``, ``extreme``) can be replayed without
+its model-free detectors (``level``, ``diff``, ``seasonal``, ``extreme``, ``stuck``, ``profile``) can be replayed without
 Spark in minutes, on exactly the windows the job builds:
 
 - ``demo``: the events of ``conf/demo.yaml``'s generator (bad rows left out, as validation
@@ -49,13 +49,14 @@ from adspark.core.window import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FREE = ["level", "diff", "seasonal", "extreme", "profile"]
+MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "profile"]
 
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme"]},
-    "without diff": {"detectors": ["level", "seasonal", "extreme", "profile"]},
+    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "profile"]},
+    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck"]},
+    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "profile"]},
     "counts anscombe": {"counts": "anscombe"},
     "means left to the model": {"means": "model"},
     "measure evidence peak": {"measure_evidence": "peak"},

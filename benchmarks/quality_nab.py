@@ -243,12 +243,14 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
-    "model-free (level, diff, seasonal, extreme, profile)": {"detectors": ["level", "diff", "seasonal", "extreme", "profile"]},
+    "model-free (level, diff, seasonal, extreme, stuck, profile)": {
+        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "profile"]},
     "model alone": {"detectors": ["model"]},
     "level alone": {"detectors": ["level"]},
     "diff alone": {"detectors": ["diff"]},
     "seasonal alone": {"detectors": ["seasonal"]},
     "extreme alone": {"detectors": ["extreme"]},
+    "stuck alone": {"detectors": ["stuck"]},
     "level + extreme": {"detectors": ["level", "extreme"]},
     "every detector, bonferroni, cold start at T0 (no replay of the probationary nights)": {},
 }

@@ -220,6 +220,7 @@ def _rows_of(owner: np.ndarray, n: int) -> list[np.ndarray]:
 
 def _window_evidence(
     z: np.ndarray, owner: np.ndarray, n: int, sustained: np.ndarray | None = None, clip: float = 3.0,
+    combine: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per window and feature, how far the window's new buckets are from the baseline.
 
@@ -229,7 +230,8 @@ def _window_evidence(
     evidence of the z clipped at ``+-clip`` counts: one extreme bucket says little (a sum of
     heavy-tailed amounts jumps with one large event), a shift over the window's buckets does.
 
-    Buckets without a verdict (NaN z) are left out; a window with none has no evidence.
+    Buckets without a verdict (NaN z) are left out; a window with none has no evidence. With
+    ``combine`` False only the peak counts (for deviates that are not independent across buckets).
 
     Returns:
         (evidence, shape (n, F), NaN for a window without new buckets with a verdict; bucket row
@@ -247,7 +249,7 @@ def _window_evidence(
         size = np.abs(np.where(seen, zi, 0.0))
         peak = size.max(axis=0)
         combined = np.abs(np.where(seen, zi, 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
-        evidence = np.maximum(peak, combined)
+        evidence = np.maximum(peak, combined) if combine else peak
         if sustained is not None and sustained.any():
             held = np.abs(np.where(seen, np.clip(zi, -clip, clip), 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
             evidence = np.where(sustained, held, evidence)
@@ -357,15 +359,21 @@ def alert_step(
             raw, rows = _model_raw(df, params, float(s["first_seen"][0])), None
         elif d == "profile":
             raw, rows = _profile_raw(s, out, values, times, owner, starts, params)
+        elif d == "stuck":  # the longest run in the window (its deviates grow along a run: no sum)
+            raw, rows = _window_evidence(out.z[d], owner, n, combine=False)
+            raw = np.where(used[None, :], raw, np.nan)
         else:
             sustained = (params.sum_features | params.mean_features) if params.measure_evidence == "sustained" else None
             raw, rows = _window_evidence(out.z[d], owner, n, sustained, params.baselines.clip)
             judged = used & ~params.mean_features if d in ("diff", "extreme") else used
             raw = np.where(judged[None, :], raw, np.nan)  # features the baselines leave to the model
         verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
-        cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
-        p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
-        s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
+        if d == "stuck":  # already the tail of the run under the entity's own repeat rate
+            p = normal_sf(np.nan_to_num(raw, nan=-np.inf))
+        else:
+            cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
+            p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
+            s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
         if rows is None:  # the model: one probability, or the smallest of its features' x F
             if p.ndim == 2 and params.model_feature_tail is not None:
                 u, xi, sigma = (np.asarray(v, np.float64)[None, :] for v in params.model_feature_tail)
@@ -378,7 +386,8 @@ def alert_step(
             continue
         # evidence must also be unlikely under the baseline's own normal law (|z| large): a sparse
         # feature whose usual z is 0 is not alarming at z = 1, however rare that is for it
-        p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
+        if d != "stuck":
+            p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
         tests = 1 if d == "profile" else int(used.sum())  # the profile judges one series
         probs[:, j] = np.minimum(1.0, tests * p[np.arange(n), best])

@@ -19,6 +19,13 @@ nothing downstream learns from a warm-up):
   seen often enough borrows the weekday slot of the same hour.
 - ``extreme``: how far a value lies outside the entity's running min/max, in units of that range
   (0 inside the range widened by a tolerance).
+- ``stuck``: a measure repeating its exact previous value (a stuck sensor, a frozen feed): the
+  normal deviate of the run's length under the entity's own rate of exact repeats (a run of L
+  equal values has probability ``q ** (L - 1)`` when a value repeats the previous one with
+  probability ``q``, learned with the level's half-life) when the run is longer than any the
+  entity showed before; no verdict otherwise, so a window without such a run does not count as
+  one more test in the fusion. Judges
+  neither counts nor sums (a run of zeros there is a quiet stretch, the level's business).
 
 Counts (``event_count``, category slots ``col__value``, ``*_distinct``) are learned on the
 Anscombe scale ``2 sqrt(x + 3/8)``, where Poisson noise has unit variance, and their scale never
@@ -210,7 +217,7 @@ class BaselineParams:
     day_type_levels: bool = True
 
 
-BASELINES = ("level", "diff", "seasonal", "extreme")
+BASELINES = ("level", "diff", "seasonal", "extreme", "stuck")
 
 
 def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
@@ -223,6 +230,9 @@ def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
         "diff_loc": zeros(f), "diff_mad": zeros(f), "diff_n": zeros(f), "prev": zeros(f),
         "season_loc": zeros(n_slots * f), "season_mad": zeros(n_slots * f), "season_n": zeros(n_slots * f),
         "min": np.full(f, np.inf), "max": np.full(f, -np.inf), "seen": zeros(1),
+        # stuck: length of the current run of equal values (0: no value yet) and of the longest
+        # so far, exponentially weighted counts of repeats and of transitions (value after a value)
+        "run": zeros(f), "longest": zeros(f), "repeats": zeros(f), "transitions": zeros(f),
     }
 
 
@@ -290,6 +300,8 @@ def run_baselines(
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
         none = np.zeros(f, dtype=bool)
         activity = (counts | (none if sums is None else sums)) if p.day_type_levels else none
+        stuckable = ~(counts | (none if sums is None else sums))
+        _stuck(x_all, stuckable, s, p, z["stuck"])
         _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, exp_n, p,
                trace)
     s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
@@ -346,6 +358,40 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
     lower = nbinom.cdf(k, r, prob) - half  # P(X < k) + P(X = k) / 2
     z = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)), ndtri(np.clip(lower, 1e-300, 1.0)))
     return np.where(np.isfinite(np.asarray(x, np.float64)), np.clip(z, -MAX_Z, MAX_Z), np.nan)
+
+
+def _stuck(x_all: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray], p: BaselineParams,
+           z: np.ndarray) -> None:
+    """The ``stuck`` baseline over the n buckets (time loop): fills ``z`` (n, F) and updates the
+    run and repeat state of ``s`` in place (``judged``, shape (F,): the features it judges; NaN
+    for the others). Reads ``s["seen"]`` as it was before these buckets (the warm-up)."""
+    from scipy.special import ndtri
+
+    keep = 2.0 ** (-1.0 / max(p.level_halflife, 1e-9))
+    seen = float(s["seen"][0])
+    run, longest, prev = s["run"], s["longest"], s["prev"].copy()
+    repeats, transitions = s["repeats"], s["transitions"]
+    for t in range(x_all.shape[0]):
+        x = x_all[t]
+        ok = np.isfinite(x)
+        after = ok & (run > 0)  # a value following an earlier one
+        same = after & (x == prev)
+        q = (repeats + 0.5) / (transitions + 1.0)  # rate of repeats, Jeffreys' prior
+        length = np.where(same, run + 1.0, 1.0)
+        tail = np.maximum(q ** (length - 1.0), 1e-300)  # P(a run this long), geometric
+        with np.errstate(divide="ignore"):
+            deviate = np.where(same, np.minimum(np.maximum(-ndtri(tail), 0.0), MAX_Z), np.nan)
+        # only a run longer than any seen before is news (a series whose values stall now and then
+        # has shown how long its stalls last)
+        z[t] = np.where(judged & after & (seen >= p.min_buckets) & (length > longest), deviate, np.nan)
+        learn = after & ~(same & (length > longest))  # a record run is judged, not learned from
+        repeats = np.where(learn, repeats * keep + same, repeats)
+        transitions = np.where(learn, transitions * keep + 1.0, transitions)
+        run = np.where(ok, length, run)
+        longest = np.maximum(longest, run)
+        prev = np.where(ok, x, prev)
+        seen += 1.0
+    s["run"], s["longest"], s["repeats"], s["transitions"] = run, longest, repeats, transitions
 
 
 def _learn(

@@ -511,3 +511,65 @@ def test_a_clipped_history_keeps_a_sustained_anomaly_improbable_while_it_lasts()
     assert (p_clip[360:] > 1e-3).all()  # and the normal scores after it are ordinary again
     np.testing.assert_allclose(p_plain[:300], p_clip[:300], rtol=0.02)  # ordinary scores: barely touched
     assert np.isfinite(after["stats"]).all()
+
+
+def _measure(n: int, seed: int, decimals: int | None = None) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """An hourly measure around 50 (rounded to ``decimals`` when given), shape (n, 1)."""
+    t = pd.date_range("2026-01-05", periods=n, freq="1h")
+    x = 50.0 + np.random.default_rng(seed).normal(0.0, 5.0, n)
+    return t, (np.round(x, decimals) if decimals is not None else x)[:, None]
+
+
+def test_stuck_flags_a_measure_that_stalls_longer_than_ever_not_its_usual_stalls() -> None:
+    params = BaselineParams(level_halflife=24)
+    t, x = _measure(24 * 8, 0)
+    x[150:160, 0] = x[149, 0]  # the sensor freezes for 10 hours
+    out, state = run_baselines(x, seasonal_slots(t, 3600, "UTC"), np.array([False]), new_baseline_state(1, 48), params)
+    z = out.z["stuck"][:, 0]
+    assert np.isnan(z[:150]).all()  # no value ever repeated before: no verdict
+    assert z[150] > 1.5 and z[152] > 4 and np.all(np.diff(z[150:160]) > 0)  # ever less likely
+    assert np.isnan(z[160:]).all() and state["longest"][0] == 11.0
+    # a coarse sensor repeats itself now and then: stalls as long as it has shown are no news,
+    # a longer one is, less loudly than for a series that never repeats
+    t, y = _measure(24 * 8, 1, decimals=0)
+    longest = int(run_baselines(y[:150], seasonal_slots(t[:150], 3600, "UTC"), np.array([False]),
+                                new_baseline_state(1, 48), params)[1]["longest"][0])
+    assert longest >= 2
+    y[150:150 + longest, 0] = y[149, 0]
+    out, _ = run_baselines(y, seasonal_slots(t, 3600, "UTC"), np.array([False]), new_baseline_state(1, 48), params)
+    assert np.isnan(out.z["stuck"][150:149 + longest, 0]).all()
+    y[150:160, 0] = y[149, 0]
+    out, _ = run_baselines(y, seasonal_slots(t, 3600, "UTC"), np.array([False]), new_baseline_state(1, 48), params)
+    coarse = out.z["stuck"][159, 0]
+    assert 0 < coarse < z[159]
+
+
+def test_stuck_leaves_counts_and_sums_to_the_level() -> None:
+    t, x = _daily_counts(6, np.random.default_rng(2))
+    x[100:120, 0] = 0.0  # a long quiet stretch
+    both = np.hstack([x, x * 3.5])
+    out, _ = run_baselines(both, seasonal_slots(t, 3600, "UTC"), np.array([True, False]),
+                           new_baseline_state(2, 48), BaselineParams(level_halflife=24),
+                           sums=np.array([False, True]))
+    assert np.isnan(out.z["stuck"]).all()
+
+
+def test_a_frozen_measure_alerts_through_the_stuck_detector() -> None:
+    t, x = _measure(24 * 10, 3)
+    x[24 * 8 : 24 * 8 + 8, 0] = x[24 * 8 - 1, 0]
+    frame = pd.DataFrame({
+        "window_start": t, "date": [v.date() for v in t], "raw_values": list(x),
+        "model_score": np.nan, "top_features": [[]] * len(t),
+    })
+    params = AlertParams(features=("value_mean",), n_steps=1, stride=1, bucket_seconds=3600,
+                         detectors=("level", "diff", "seasonal", "extreme", "stuck"),
+                         baselines=BaselineParams(level_halflife=24, min_buckets=24))
+    frozen = (frame["window_start"] >= t[24 * 8]) & (frame["window_start"] < t[24 * 8 + 8])
+    scored, _ = alert_nights(frame, None, params)
+    hits = scored[scored["alert"] & frozen.to_numpy()]
+    assert len(hits) == 1 and hits.iloc[0]["driver"] == "stuck" and hits.iloc[0]["driver_feature"] == "value_mean"
+    assert pd.Timestamp(hits.iloc[0]["window_start"]) <= t[24 * 8 + 4]  # by the 5th equal value
+    assert (scored["driver"] == "stuck").sum() == frozen.sum()  # it judges the 8 repeats, nothing else
+    # without it the frozen value, a usual one, raises nothing
+    quiet, _ = alert_nights(frame, None, dataclasses.replace(params, detectors=("level", "diff", "seasonal", "extreme")))
+    assert not quiet["alert"][frozen.to_numpy()].any()
