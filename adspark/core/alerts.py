@@ -60,6 +60,9 @@ from adspark.core.streaming import (
 )
 
 DETECTORS = ("model",) + BASELINES + ("profile",)
+# detectors whose evidence is already a tail probability under the entity's own law: not
+# recalibrated (no calibration state), not floored by the normal law of a z
+SELF_CALIBRATED = frozenset({"stuck"})
 ALERT_COLUMNS = (
     "p_value", "score", "threshold", "is_anomaly", "alert", "driver", "driver_feature", "actual",
     "expected_low", "expected_high",
@@ -170,6 +173,8 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
     state = new_baseline_state(len(params.features), 2 * slots_per_day(params.bucket_seconds))
     f = len(params.features)
     for d in params.detectors:
+        if d in SELF_CALIBRATED:
+            continue
         width = f if d != "model" or params.model_feature_reference is not None else 1
         for k, v in new_calibration_state(params.calibration.short, width, params.calibration.tail).items():
             state[f"cal_{d}_{k}"] = v
@@ -368,7 +373,7 @@ def alert_step(
             judged = used & ~params.mean_features if d in ("diff", "extreme") else used
             raw = np.where(judged[None, :], raw, np.nan)  # features the baselines leave to the model
         verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
-        if d == "stuck":  # already the tail of the run under the entity's own repeat rate
+        if d in SELF_CALIBRATED:  # stuck: already the run's tail under the entity's own repeat rate
             p = normal_sf(np.nan_to_num(raw, nan=-np.inf))
         else:
             cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
@@ -386,7 +391,7 @@ def alert_step(
             continue
         # evidence must also be unlikely under the baseline's own normal law (|z| large): a sparse
         # feature whose usual z is 0 is not alarming at z = 1, however rare that is for it
-        if d != "stuck":
+        if d not in SELF_CALIBRATED:
             p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
         tests = 1 if d == "profile" else int(used.sum())  # the profile judges one series

@@ -573,3 +573,11 @@ def test_a_frozen_measure_alerts_through_the_stuck_detector() -> None:
     # without it the frozen value, a usual one, raises nothing
     quiet, _ = alert_nights(frame, None, dataclasses.replace(params, detectors=("level", "diff", "seasonal", "extreme")))
     assert not quiet["alert"][frozen.to_numpy()].any()
+
+
+def test_the_stuck_detector_keeps_no_calibration_state() -> None:
+    params = AlertParams(features=("value_mean",), n_steps=1, stride=1, bucket_seconds=3600,
+                         detectors=("level", "stuck"))
+    state = new_state(params)
+    assert "cal_level_stats" in state and not any(k.startswith("cal_stuck") for k in state)
+    assert {"run", "longest", "repeats", "transitions"} <= set(state)
