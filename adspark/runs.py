@@ -71,13 +71,20 @@ def recorded_run(
     cfg: BaseModel,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
+    within: str | None = None,
 ) -> Iterator[RunRecord]:
     """Record a job run in the ``runs`` table, as ``succeeded`` or ``failed``.
 
+    Args:
+        within: The run id of a job this one runs as a stage of (``nightly``): the stage takes
+            that id (what it writes is stamped with it) and writes no ``runs`` row of its own,
+            since the composing job records the stage's counts and outcome in its own table
+            (one Delta commit per night fewer for each stage). The counts still reconcile.
+
     Yields:
-        The :class:`RunRecord` the job fills in. Exceptions propagate after being recorded.
+        The :class:`RunRecord` the job fills in. Exceptions propagate (after being recorded).
     """
-    record = RunRecord(run_id=new_run_id(job), job=job)
+    record = RunRecord(run_id=within or new_run_id(job), job=job)
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     t0 = time.perf_counter()
     status, message = "succeeded", ""
@@ -89,23 +96,32 @@ def recorded_run(
         status, message = "failed", f"{type(exc).__name__}: {exc}"[:2000]
         raise
     finally:
-        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        row = (
-            record.run_id,
-            job,
-            config_hash(cfg),
-            date_from,
-            date_to,
-            started,
-            finished,
-            round(time.perf_counter() - t0, 3),
-            status,
-            record.rows_read,
-            record.rows_accepted,
-            record.rows_rejected,
-            record.rows_written,
-            message,
-            __version__,
-        )
-        frame = store.spark.createDataFrame([row], RUNS.struct_type())
-        store.append(frame, RUNS.name)
+        if within is None:
+            _write_row(store, record, job, cfg, date_from, date_to, started, t0, status, message)
+
+
+def _write_row(
+    store: TableStore, record: RunRecord, job: str, cfg: BaseModel, date_from: dt.date | None,
+    date_to: dt.date | None, started: dt.datetime, t0: float, status: str, message: str,
+) -> None:
+    """Append the run's row to ``runs``."""
+    finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    row = (
+        record.run_id,
+        job,
+        config_hash(cfg),
+        date_from,
+        date_to,
+        started,
+        finished,
+        round(time.perf_counter() - t0, 3),
+        status,
+        record.rows_read,
+        record.rows_accepted,
+        record.rows_rejected,
+        record.rows_written,
+        message,
+        __version__,
+    )
+    frame = store.spark.createDataFrame([row], RUNS.struct_type())
+    store.append(frame, RUNS.name)

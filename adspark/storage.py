@@ -22,6 +22,7 @@ from adspark.session import is_connect
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 
 T = TypeVar("T")
@@ -148,11 +149,14 @@ class TableStore:
     Attributes:
         reads: How many times each table was read through :meth:`read` by this store (each read
             is a scan when its DataFrame runs; the nightly job's reads are counted in a test).
+        commits: How many Delta commits each table got through this store's writes (one per
+            append, replace, overwrite or MERGE; counted per night in a test).
     """
 
     def __init__(self, spark: "SparkSession", storage: StorageConfig) -> None:
         self.spark = spark
         self.reads: Counter[str] = Counter()
+        self.commits: Counter[str] = Counter()
         self.storage = storage
         wh = storage.warehouse
         base = wh if wh.startswith(URI_SCHEMES) else str(Path(wh).resolve())
@@ -229,6 +233,19 @@ class TableStore:
         if version is not None:
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(table))
+
+    def schema(self, table: str) -> "StructType":
+        """A table's columns, from its Delta log (no data scanned; not counted in :attr:`reads`).
+
+        Raises:
+            TableNotFoundError: When it has never been written.
+        """
+        if not self.exists(table):
+            raise TableNotFoundError(
+                f"table {self.qualified(table)} does not exist at {self.path(table)!r} "
+                "(has the job that writes it run yet?)"
+            )
+        return self.spark.read.format("delta").load(self.path(table)).schema
 
     def version(self, table: str) -> int:
         """The latest committed version of a table."""
@@ -357,6 +374,7 @@ class TableStore:
             writer = writer.partitionBy(*partition_by)
         with kill_point(table, self.path(table)):
             with_delta_retry(lambda: writer.save(self.path(table)))
+        self.commits[table] += 1
         self.register(table)
 
     def append(self, df: "DataFrame", table: str, partition_by: tuple[str, ...] = ()) -> None:
@@ -367,6 +385,7 @@ class TableStore:
             writer = writer.partitionBy(*partition_by)
         with kill_point(table, self.path(table)):
             with_delta_retry(lambda: writer.save(self.path(table)))
+        self.commits[table] += 1
         self.register(table)
 
     def overwrite(self, df: "DataFrame", table: str) -> None:
@@ -374,6 +393,7 @@ class TableStore:
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         with kill_point(table, self.path(table)):
             with_delta_retry(lambda: writer.save(self.path(table)))
+        self.commits[table] += 1
         self.register(table)
 
     def upsert(self, df: "DataFrame", table: str, on: tuple[str, ...]) -> None:
@@ -402,5 +422,6 @@ class TableStore:
         try:
             with kill_point(table, self.path(table)):
                 with_delta_retry(lambda: self.spark.sql(statement).collect())
+            self.commits[table] += 1
         finally:
             self.spark.catalog.dropTempView(view)

@@ -250,17 +250,23 @@ def _context_rows(
     )
 
 
-def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, end: dt.date) -> RunRecord:
+def run_discretize(
+    store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, end: dt.date, within: str | None = None,
+) -> RunRecord:
     """Discretize nights ``[start, end]`` into the ``features`` table (idempotent per night).
+
+    Args:
+        within: The run id of the job this runs as a stage of (:func:`adspark.runs.recorded_run`).
 
     Returns:
         The run record (counts reconcile: read = accepted + rejected).
     """
 
     check_range(start, end)
-    with recorded_run(store, "discretize", cfg, start, end) as run:
+    with recorded_run(store, "discretize", cfg, start, end, within=within) as run:
         raw = read_source(store, cfg.source)
         validated = validate_events(raw, cfg.source, start, end).persisted()
+        features = None
         try:
             vocabs = {
                 c.name: vocabulary(store, cfg.source, c, validated.accepted)
@@ -280,52 +286,63 @@ def run_discretize(store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, 
                 raise ConfigError(f"discretize: {exc}") from None
             bucket_s = cfg.discretize.bucket_seconds
 
-            store.replace_dates(
-                rejects_frame(validated, run.run_id, "discretize"),
-                REJECTS.name,
-                "date",
-                start,
-                end,
-                partition_by=REJECTS.partition_by,
-                extra_predicate="job = 'discretize'",
-            )
+            by_reason = _write_rejects(store, validated, run.run_id, start, end)
             activity = _activity(raw, cfg.source, start, end, cfg.discretize.activity_lookback_days)
             features = build_features(
                 validated, activity, _context_rows(store, start, spec, bucket_s), spec, bucket_s,
                 exprs, groups=entity_groups(store.spark, start, end),
                 max_gap_buckets=cfg.discretize.max_gap_buckets,
-            )
+            ).persist()
             store.replace_dates(
                 features, FEATURES.name, "date", start, end, partition_by=FEATURES.partition_by
             )
-            _reconcile(store, run, validated, start, end)
+            _reconcile(run, validated, features, by_reason, start, end)
         finally:
             validated.release()
+            if features is not None:
+                features.unpersist()
         log.info(run.message)
     return run
 
 
-def _reconcile(
-    store: TableStore, run: RunRecord, validated: Validated, start: dt.date, end: dt.date
-) -> None:
-    """Fill the run's counts from what was written, and check them against what was read."""
+def _write_rejects(
+    store: TableStore, validated: Validated, run_id: str, start: dt.date, end: dt.date
+) -> dict[str, int]:
+    """Replace the range's ``discretize`` rejects with this run's, and return them counted by
+    reason. A range without rejected rows, that had none before either, is not written (no
+    empty Delta commit on a clean night); with rejects, their count in the table must equal the
+    count of rejected rows read (nothing lost)."""
     from pyspark.sql import functions as F
 
-    in_range = F.col("date").between(F.lit(start), F.lit(end))
-    written = (
-        store.read(FEATURES.name)
-        .where(in_range)
-        .agg(F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events"))
-        .first()
+    by_reason = {r["_reason"]: int(r["count"]) for r in validated.rejected.groupBy("_reason").count().collect()}
+    in_range = F.col("date").between(F.lit(start), F.lit(end)) & (F.col("job") == "discretize")
+    if not by_reason and (
+        not store.exists(REJECTS.name) or not store.read(REJECTS.name).where(in_range).limit(1).count()
+    ):
+        return by_reason
+    store.replace_dates(
+        rejects_frame(validated, run_id, "discretize"), REJECTS.name, "date", start, end,
+        partition_by=REJECTS.partition_by, extra_predicate="job = 'discretize'",
     )
-    rejected = (
-        store.read(REJECTS.name)
-        .where(in_range & (F.col("run_id") == run.run_id))
-        .groupBy("reason")
-        .count()
-        .collect()
-    )
-    by_reason = {r.reason: int(r["count"]) for r in rejected}
+    if by_reason:
+        stored = store.read(REJECTS.name).where(in_range & (F.col("run_id") == run_id)).count()
+        if stored != sum(by_reason.values()):
+            raise DataContractError(
+                f"discretize {start}..{end}: {sum(by_reason.values())} rows rejected but {stored} "
+                f"in {REJECTS.name} for run {run_id}"
+            )
+    return by_reason
+
+
+def _reconcile(
+    run: RunRecord, validated: Validated, features: "DataFrame", by_reason: dict[str, int], start: dt.date,
+    end: dt.date,
+) -> None:
+    """Fill the run's counts from the feature rows written (``features``, as written) and the
+    rejects, and check them against what was read."""
+    from pyspark.sql import functions as F
+
+    written = features.agg(F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events")).first()
     run.rows_read = validated.rows.count()
     shared = validated.accepted.where(F.col("_shared")).count()
     run.rows_accepted = int(written.events or 0)

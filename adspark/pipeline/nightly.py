@@ -17,6 +17,12 @@ next nights (the latest model for the config). A night without events is recorde
 with a message, not scored; a night whose previous night was never processed stops with a message
 naming it (its windows would miss their lookback).
 
+The stages run inside the night's run (:func:`adspark.runs.recorded_run` ``within``): they are
+stamped with the night's run id and write no ``runs`` rows; the night's ``nightly`` row holds
+their counts and outcome. An ordinary night commits once to each table it changes: ``features``
+(``rejects`` only on a night with rejected rows or earlier ones to replace), ``alert_state``,
+``scores``, ``intervals`` and ``nightly``.
+
 Nights run at once are put in order: the run holds a lease on its night and first waits for the
 runs of earlier nights still in progress (:mod:`adspark.pipeline.leases`,
 ``nightly.wait_for_earlier_nights``), so it reads their features, windows, alert state and
@@ -198,7 +204,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
                 )
         _check_previous_night(store, day)
         with stage("discretize"):
-            d = run_discretize(store, cfg.part(DiscretizeJobConfig), day, day)
+            d = run_discretize(store, cfg.part(DiscretizeJobConfig), day, day, within=result.run_id)
         result.events_read, result.events_rejected = d.rows_read, d.rows_rejected
         if not d.rows_read:
             result.status = "empty"
@@ -211,7 +217,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
             if _from_features(cfg):  # the scorer cuts the night's windows: only the spec and its scaling
                 specs = [configured_spec(store, cfg.part(WindowJobConfig))[0].spec_id]
             else:
-                result.windows = run_window(store, cfg.part(WindowJobConfig), day, day).rows_written
+                result.windows = run_window(store, cfg.part(WindowJobConfig), day, day, within=result.run_id).rows_written
                 specs = _night_specs(store, day)
         try:
             model = model_in_force(store, cfg.part(TrainJobConfig), cfg.score.model_id, specs, trained_before=day)
@@ -229,7 +235,7 @@ def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> Night
                                       ", ".join(specs))
         result.model_id = model.model_id
         with stage("score"):
-            s = run_score(store, cfg.part(ScoreJobConfig), day, day, model=model)
+            s = run_score(store, cfg.part(ScoreJobConfig), day, day, model=model, within=result.run_id)
         result.windows, result.anomalies, result.intervals_open = s.windows, s.anomalies, s.intervals.open
         result.psi, result.ks = _drift(model, s)
         reason = None if result.retrained else _retrain_reason(cfg, model, day, result.psi, result.ks, s.windows)

@@ -166,13 +166,16 @@ def from_features(cfg: ScoreJobConfig, spec: StoredSpec) -> bool:
 def scored_windows(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec,
     start: dt.date, end: dt.date, passthrough: tuple[str, ...] = (), feature_errors: bool = False,
+    features: "DataFrame | None" = None,
 ) -> DataFrame:
     """The model's scores of the windows of ``[start, end]`` (lazy): the scorer's output fields
     (see :func:`adspark.pipeline.scorer.make_scorer`).
 
     From features (:func:`from_features`): one grouped pass over the nights' features plus the
-    lookback, cut into windows by the window job's own function inside the Python worker and
-    scored there. Else the ``windows`` table through ``mapInArrow``.
+    lookback (``features`` when the caller read them already, covering at least
+    :func:`adspark.pipeline.window.night_features` of the range), cut into windows by the window
+    job's own function inside the Python worker and scored there. Else the ``windows`` table
+    through ``mapInArrow``.
     """
     from pyspark.sql import functions as F
 
@@ -189,8 +192,8 @@ def scored_windows(
         stats = stored_stats(store, spec)
         cut = make_cutter(spec, global_stats_of(stats), start, end, raw="raw_values" in passthrough)
         run = make_feature_scorer(cut, scorer, cfg.score.arrow_batch_rows, passthrough, feature_errors)
-        grouped = grouped_features(night_features(store, spec, start, end), stats, spec,
-                                   entity_groups(spark, start, end))
+        rows = features if features is not None else night_features(store, spec, start, end)
+        grouped = grouped_features(rows, stats, spec, entity_groups(spark, start, end))
         return grouped.applyInArrow(run, out)
     windows = (
         store.read(WINDOWS.name)
@@ -200,29 +203,59 @@ def scored_windows(
     return windows.mapInArrow(scorer, out)
 
 
+@dataclass(frozen=True)
+class _AlertOrigin:
+    """Where the alert pass of a run starts (:func:`adspark.pipeline.alerts.state_origin`).
+
+    Attributes:
+        key: The model's state key.
+        source: The key of the states it continues (None: none).
+        first: The first night run through the alerts (the scored range's start or earlier).
+    """
+
+    key: str
+    source: str | None
+    first: dt.date
+
+
+def _alert_origin(
+    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
+) -> _AlertOrigin | None:
+    """The alert pass's origin, or None when the model's threshold decides (no alerts)."""
+    if not (cfg.alerts.enabled and spec.mode == "buckets"):
+        return None
+    key = state_key(cfg.alerts, spec.spec_id, model.model_id)
+    source, first = state_origin(store, key, shape_of(spec), start)
+    return _AlertOrigin(key, source, first)
+
+
 def _write_scores(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
-    end: dt.date, run_id: str,
+    end: dt.date, run_id: str, origin: _AlertOrigin | None, features: "DataFrame | None",
 ) -> tuple[str, str]:
     """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``), with
     Arrow batches of ``score.arrow_batch_rows`` rows (the session's setting is restored after).
+
+    Args:
+        origin: Where the alert pass starts (None: no alerts).
+        features: The features the windows are cut from (None: read by the scorer).
 
     Returns:
         (the threshold method the intervals record: ``alerts``, ``night mixture`` when a night got
         its own threshold, else the model's; a phrase for the run message about night thresholds).
     """
     with session_conf(store.spark, ARROW_BATCH_ROWS, str(cfg.score.arrow_batch_rows)):
-        return _score_and_write(store, cfg, model, spec, start, end, run_id)
+        return _score_and_write(store, cfg, model, spec, start, end, run_id, origin, features)
 
 
 def _score_and_write(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
-    end: dt.date, run_id: str,
+    end: dt.date, run_id: str, origin: _AlertOrigin | None, features: "DataFrame | None",
 ) -> tuple[str, str]:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
     shape = shape_of(spec)
-    if not (cfg.alerts.enabled and spec.mode == "buckets"):
-        scored = scored_windows(store, cfg, model, spec, start, end).persist()
+    if origin is None:
+        scored = scored_windows(store, cfg, model, spec, start, end, features=features).persist()
         try:
             verdicts = night_thresholds(scored, model, cfg.score.night_threshold)
             store.replace_dates(without_alerts(with_night_thresholds(scored, verdicts), model, run_id), SCORES.name,
@@ -231,10 +264,9 @@ def _score_and_write(
             scored.unpersist()
         method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
         return method, describe(verdicts)
-    key = state_key(cfg.alerts, shape.spec_id, model.model_id)
-    source, first = state_origin(store, key, shape, start)
+    key, source, first = origin.key, origin.source, origin.first
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
-    scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature)
+    scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature, features)
     scores, states = alert_frames(store, cfg.alerts, model, shape, scored, source, first, start, end, run_id)
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = {sql_string(key)}")
@@ -248,31 +280,42 @@ def _score_and_write(
 
 def run_score(
     store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date, model: RegisteredModel | None = None,
+    within: str | None = None,
 ) -> ScoreResult:
     """Score the windows of ``[start, end]``, replace those nights in ``scores``, update intervals.
 
     Args:
         model: The model to score with, already resolved by the caller (``nightly`` resolves the
             model in force once per night); None: :func:`resolve_model`.
+        within: The run id of the job this runs as a stage of (:func:`adspark.runs.recorded_run`).
     """
     from pyspark.sql import functions as F
 
     check_range(start, end)
-    with recorded_run(store, "score", cfg, start, end) as run:
+    with recorded_run(store, "score", cfg, start, end, within=within) as run:
         model = model or resolve_model(store, cfg, start, end)
         spec = StoredSpec.load(store, model.spec_id)
-        if from_features(cfg, spec):
-            run.rows_read = expected_windows(night_features(store, spec, start, end), spec, start, end)
-            if not run.rows_read:
-                raise EmptyInputError(
-                    f"no windows to cut from {FEATURES.name} between {start} and {end} (window spec "
-                    f"{spec.spec_id}): run `adspark discretize` for these nights first"
-                )
-        else:
-            run.rows_read = store.read(WINDOWS.name).where(
-                F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
-            ).count()
-        method, nights = _write_scores(store, cfg, model, spec, start, end, run.run_id)
+        origin = _alert_origin(store, cfg, model, spec, start)
+        # from features: the features of every night scored (the alerts' replay included) and
+        # their lookback, read once and kept for the count and the scoring pass
+        features = night_features(store, spec, origin.first if origin else start, end).persist() \
+            if from_features(cfg, spec) else None
+        try:
+            if features is not None:
+                run.rows_read = expected_windows(features, spec, start, end)
+                if not run.rows_read:
+                    raise EmptyInputError(
+                        f"no windows to cut from {FEATURES.name} between {start} and {end} (window spec "
+                        f"{spec.spec_id}): run `adspark discretize` for these nights first"
+                    )
+            else:
+                run.rows_read = store.read(WINDOWS.name).where(
+                    F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
+                ).count()
+            method, nights = _write_scores(store, cfg, model, spec, start, end, run.run_id, origin, features)
+        finally:
+            if features is not None:
+                features.unpersist()
         counts = (
             store.read(SCORES.name)
             .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("model_id") == model.model_id))

@@ -47,9 +47,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame
     from pyspark.sql.pandas.group_ops import PandasCogroupedOps
+    from pyspark.sql.types import StructType
 
 
-def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
+def select_features(features: "StructType", cfg: WindowJobConfig) -> list[str]:
     """The feature columns that go into the windows, in table order.
 
     Raises:
@@ -58,7 +59,7 @@ def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
     keys = set(FEATURES.names)
     numeric = [
         f.name
-        for f in features.schema.fields
+        for f in features.fields
         if f.name not in keys and f.dataType.simpleString() in ("double", "int", "bigint", "float")
     ]
     if cfg.window.features is None:
@@ -72,8 +73,9 @@ def select_features(features: "DataFrame", cfg: WindowJobConfig) -> list[str]:
     return list(cfg.window.features)
 
 
-def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSpec) -> "DataFrame":
-    """Scaler statistics of the spec, fitted on its training range when not stored yet.
+def ensure_bucket_stats(store: TableStore, spec: StoredSpec) -> "DataFrame":
+    """Scaler statistics of the spec, fitted on its training range (read from ``features``) when
+    not stored yet.
 
     Returns:
         The ``scaler_stats`` rows of this spec (per entity plus ``__global__``).
@@ -88,7 +90,7 @@ def ensure_bucket_stats(store: TableStore, features: "DataFrame", spec: StoredSp
         if stored.limit(1).count():
             return stored
     names = list(spec.features)
-    train = features.where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)))
+    train = store.read(FEATURES.name).where(F.col("date").between(F.lit(spec.fit_from), F.lit(spec.fit_to)))
     if not train.limit(1).count():
         raise EmptyInputError(
             f"no features between fit_from {spec.fit_from} and fit_to {spec.fit_to}: "
@@ -338,10 +340,9 @@ def windows_table(
 def configured_spec(store: TableStore, cfg: WindowJobConfig) -> tuple[StoredSpec, "DataFrame"]:
     """The bucket-mode window spec of the config, recorded in ``window_specs``, and its scaler
     statistics (fitted on the training range when not stored yet)."""
-    all_features = store.read(FEATURES.name)
-    spec = StoredSpec.create("buckets", select_features(all_features, cfg), cfg)
+    spec = StoredSpec.create("buckets", select_features(store.schema(FEATURES.name), cfg), cfg)
     spec.save(store)
-    return spec, ensure_bucket_stats(store, all_features, spec)
+    return spec, ensure_bucket_stats(store, spec)
 
 
 def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
@@ -373,10 +374,16 @@ def floored_scales(stats: "DataFrame", examples: int = 5) -> str:
     return note
 
 
-def run_window(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date) -> RunRecord:
-    """Write the ``windows`` of nights ``[start, end]`` (idempotent per night)."""
+def run_window(
+    store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, within: str | None = None,
+) -> RunRecord:
+    """Write the ``windows`` of nights ``[start, end]`` (idempotent per night).
+
+    Args:
+        within: The run id of the job this runs as a stage of (:func:`adspark.runs.recorded_run`).
+    """
     check_range(start, end)
-    with recorded_run(store, "window", cfg, start, end) as run:
+    with recorded_run(store, "window", cfg, start, end, within=within) as run:
         if cfg.window.mode == "rows":
             run_rows(store, cfg, start, end, run)
         else:

@@ -63,6 +63,15 @@ def test_bad_rows_go_to_rejects_and_counts_hold(spark, store, base_config, tiny_
     assert reasons == ["negative_value", "non_finite", "null_entity"]
     run_discretize(store, cfg, D5, D5)
     assert store.read("rejects").count() == 3  # a rerun replaces, never doubles
+    # the source fixed: a rerun clears the night's rejects; then a clean night commits nothing there
+    spark.sql(f"DELETE FROM delta.`{store.path('events')}` WHERE event_id IN ('b1', 'b2', 'b3')")
+    store.commits.clear()
+    run = run_discretize(store, cfg, D5, D5)
+    assert (run.rows_read, run.rows_rejected) == (4, 0) and store.read("rejects").count() == 0
+    assert store.commits["rejects"] == 1
+    store.commits.clear()
+    run_discretize(store, cfg, D5, D5)
+    assert "rejects" not in store.commits and store.commits["features"] == 1
 
 
 def test_missing_column_stops_before_any_write(store, base_config, tiny_events):
