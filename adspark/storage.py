@@ -235,7 +235,7 @@ class TableStore:
         return reader.load(self.path(table))
 
     def schema(self, table: str) -> "StructType":
-        """A table's columns, from its Delta log (no data scanned; not counted in :attr:`reads`).
+        """A table's columns, from its Delta log (no data scanned; not counted in ``reads``).
 
         Raises:
             TableNotFoundError: When it has never been written.

@@ -245,21 +245,31 @@ def _window_evidence(
     f = z.shape[1]
     best = np.full((n, f), np.nan)
     where = np.full((n, f), -1, dtype=np.int64)
-    for i, rows in enumerate(_rows_of(owner, n)):
-        if rows.size == 0:
-            continue
-        zi = z[rows]
-        seen = np.isfinite(zi)
-        m = seen.sum(axis=0)
-        size = np.abs(np.where(seen, zi, 0.0))
-        peak = size.max(axis=0)
-        combined = np.abs(np.where(seen, zi, 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
-        evidence = np.maximum(peak, combined) if combine else peak
-        if sustained is not None and sustained.any():
-            held = np.abs(np.where(seen, np.clip(zi, -clip, clip), 0.0).sum(axis=0)) / np.sqrt(np.maximum(m, 1))
-            evidence = np.where(sustained, held, evidence)
-        best[i] = np.where(m > 0, evidence, np.nan)
-        where[i] = np.where(m > 0, rows[size.argmax(axis=0)], -1)
+    bounds = np.searchsorted(owner, np.arange(n + 1))
+    filled = bounds[1:] > bounds[:-1]
+    if not filled.any():
+        return best, where
+    # every window's new buckets are one contiguous run of rows: segment reductions, no loop
+    first = bounds[:-1][filled]
+    lengths = (bounds[1:] - bounds[:-1])[filled]
+    seen = np.isfinite(z)
+    zero_filled = np.where(seen, z, 0.0)
+    size = np.abs(zero_filled)
+    m = np.add.reduceat(seen.astype(np.int64), first, axis=0)
+    peak = np.maximum.reduceat(size, first, axis=0)
+    root = np.sqrt(np.maximum(m, 1))
+    combined = np.abs(np.add.reduceat(zero_filled, first, axis=0)) / root
+    evidence = np.maximum(peak, combined) if combine else peak
+    if sustained is not None and sustained.any():
+        clipped = np.where(seen, np.minimum(np.maximum(z, -clip), clip), 0.0)
+        held = np.abs(np.add.reduceat(clipped, first, axis=0)) / root
+        evidence = np.where(sustained, held, evidence)
+    # the first row of each window reaching its peak (argmax's choice)
+    rows = np.arange(len(z))[:, None]
+    at_peak = np.where(size == np.repeat(peak, lengths, axis=0), rows, len(z))
+    peak_row = np.minimum.reduceat(at_peak, first, axis=0)
+    best[filled] = np.where(m > 0, evidence, np.nan)
+    where[filled] = np.where(m > 0, peak_row, -1)
     return best, where
 
 
@@ -406,12 +416,13 @@ def alert_step(
     driver_names = [params.detectors[j] for j in driver]
     feat, actual, low, high = _explanations(df, driver, driving, model_feature, out, values, owner, counts,
                                             params)
-    result = df.assign(
-        p_value=fused, score=-np.log10(fused), threshold=-np.log10(params.level),
-        is_anomaly=anomalous, alert=alerts, driver=driver_names, driver_feature=feat,
-        actual=actual, expected_low=low, expected_high=high,
-    )
-    return result, s
+    added = pd.DataFrame({
+        "p_value": fused, "score": -np.log10(fused), "threshold": np.full(n, -np.log10(params.level)),
+        "is_anomaly": anomalous, "alert": alerts, "driver": driver_names, "driver_feature": feat,
+        "actual": actual, "expected_low": low, "expected_high": high,
+    }, index=df.index)
+    # one concat (assigning ten columns one by one rebuilds the frame's blocks ten times)
+    return pd.concat([df.drop(columns=[c for c in ALERT_COLUMNS if c in df]), added], axis=1), s
 
 
 def _explanations(

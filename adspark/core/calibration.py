@@ -175,12 +175,17 @@ def calibrate(
     n_eff = 2.0 / decay - 1.0  # effective sample size of the exponentially weighted estimates
     out = np.ones((n, k))
     rows_back = np.arange(keep, 0, -1)[:, None]  # row r of recent is rows_back[r] scores ago
+    finite = np.isfinite(x)
+    shifted = np.empty_like(recent)
     for t in range(n):
         value = x[t]
-        ok = np.isfinite(value)
-        stack = np.vstack([recent, np.where(ok, value, 0.0)[None, :]]) if keep else np.where(ok, value, 0.0)[None, :]
-        real = np.vstack([rows_back <= count[None, :], np.ones((1, k), bool)]) if keep else np.ones((1, k), bool)
-        avg = np.where(real, stack, 0.0).sum(axis=0) / real.sum(axis=0)
+        ok = finite[t]
+        current = np.where(ok, value, 0.0)
+        if keep:  # the mean of the current score and the real ones of the last keep
+            real = rows_back <= count[None, :]
+            avg = (np.where(real, recent, 0.0).sum(axis=0) + current) / (real.sum(axis=0) + 1)
+        else:
+            avg = current / 1
         std = np.maximum(np.sqrt(var), params.min_std)
         ready = ok & (count >= params.min_history)
         p_t = _tail(avg, mean, std, params.tail, np.minimum(count, n_eff))
@@ -201,7 +206,8 @@ def calibrate(
             hist[b[ok], np.flatnonzero(ok)] += 1.0
         count = np.where(ok, count + 1.0, count)
         if keep:
-            recent = np.where(ok[None, :], stack[1:], recent)
+            shifted[:-1], shifted[-1] = recent[1:], current
+            recent = np.where(ok[None, :], shifted, recent)
     p = np.maximum(out, P_FLOOR).reshape(r.shape)
     return p, {"recent": recent.ravel(), "stats": np.concatenate([mean, var, count, hist.ravel()])}
 

@@ -125,7 +125,7 @@ def sigma_of(loc: np.ndarray, mad: np.ndarray, counts: np.ndarray, floor: np.nda
     return np.maximum(np.maximum(_MAD_TO_SIGMA * mad, scale_floor(loc, counts)), floor)
 
 
-def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, min_n: int) -> np.ndarray:
+def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, min_n: np.ndarray | int) -> np.ndarray:
     """``(x - loc) / sigma`` (clipped at +-:data:`MAX_Z`) where a baseline has seen ``min_n``
     values, else NaN (no verdict: a missing value, or a baseline still warming up)."""
     z = np.minimum(np.maximum((x - loc) / sigma, -MAX_Z), MAX_Z)  # np.clip, without its wrapper's cost
@@ -133,7 +133,7 @@ def robust_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, m
 
 
 def robust_step(
-    x: np.ndarray, loc: np.ndarray, mad: np.ndarray, n: np.ndarray, halflife: float, clip: float,
+    x: np.ndarray, loc: np.ndarray, mad: np.ndarray, n: np.ndarray, halflife: np.ndarray | float, clip: float,
     counts: np.ndarray, weight: np.ndarray | float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Learn one value per cell: winsorized exponentially weighted location and mean deviation.
@@ -149,7 +149,7 @@ def robust_step(
         loc: Locations, same shape.
         mad: Mean absolute deviations, same shape.
         n: Values seen per cell, same shape.
-        halflife: Half-life in updates.
+        halflife: Half-life in updates (broadcastable to ``x``: one per row of stacked learners).
         clip: Winsorizing bound in sigmas.
         counts: Whether each cell is a count (scale floor), broadcastable to ``x``.
         weight: Precision weight of each value, broadcastable to ``x``: the deviation is learned
@@ -343,8 +343,8 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
     Returns:
         z, the shape of ``x``: positive for more events than expected; NaN where ``x`` is NaN.
     """
+    from scipy.special import _ufuncs as nb  # what scipy.stats.nbinom calls, without its argument checks
     from scipy.special import ndtri
-    from scipy.stats import nbinom
 
     m = np.maximum(effective_visits(n, halflife), 1.0)
     mu = np.clip((np.asarray(loc, np.float64) / 2.0) ** 2 - 0.375, 0.0, None)
@@ -353,9 +353,9 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
     mean = mu + 0.5 / m
     prob = r / (r + mean)
     k = np.round(np.nan_to_num(np.asarray(x, np.float64), nan=0.0))
-    half = 0.5 * nbinom.pmf(k, r, prob)
-    upper = nbinom.sf(k, r, prob) + half  # P(X > k) + P(X = k) / 2
-    lower = nbinom.cdf(k, r, prob) - half  # P(X < k) + P(X = k) / 2
+    half = 0.5 * nb._nbinom_pmf(k, r, prob)
+    upper = nb._nbinom_sf(k, r, prob) + half  # P(X > k) + P(X = k) / 2
+    lower = nb._nbinom_cdf(k, r, prob) - half  # P(X < k) + P(X = k) / 2
     z = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)), ndtri(np.clip(lower, 1e-300, 1.0)))
     return np.where(np.isfinite(np.asarray(x, np.float64)), np.clip(z, -MAX_Z, MAX_Z), np.nan)
 
@@ -371,20 +371,23 @@ def _stuck(x_all: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray], p: B
     seen = float(s["seen"][0])
     run, longest, prev = s["run"], s["longest"], s["prev"].copy()
     repeats, transitions = s["repeats"], s["transitions"]
+    finite = np.isfinite(x_all)
+    z[:] = np.nan
     for t in range(x_all.shape[0]):
         x = x_all[t]
-        ok = np.isfinite(x)
+        ok = finite[t]
         after = ok & (run > 0)  # a value following an earlier one
         same = after & (x == prev)
-        q = (repeats + 0.5) / (transitions + 1.0)  # rate of repeats, Jeffreys' prior
         length = np.where(same, run + 1.0, 1.0)
-        tail = np.maximum(q ** (length - 1.0), 1e-300)  # P(a run this long), geometric
-        with np.errstate(divide="ignore"):
-            deviate = np.where(same, np.minimum(np.maximum(-ndtri(tail), 0.0), MAX_Z), np.nan)
         # only a run longer than any seen before is news (a series whose values stall now and then
-        # has shown how long its stalls last)
-        z[t] = np.where(judged & after & (seen >= p.min_buckets) & (length > longest), deviate, np.nan)
-        learn = after & ~(same & (length > longest))  # a record run is judged, not learned from
+        # has shown how long its stalls last); a record run is judged, not learned from
+        record = same & (length > longest)
+        news = record & judged
+        if seen >= p.min_buckets and news.any():
+            q = (repeats[news] + 0.5) / (transitions[news] + 1.0)  # rate of repeats, Jeffreys' prior
+            tail = np.maximum(q ** (length[news] - 1.0), 1e-300)  # P(a run this long), geometric
+            z[t, news] = np.minimum(np.maximum(-ndtri(tail), 0.0), MAX_Z)
+        learn = after & ~record
         repeats = np.where(learn, repeats * keep + same, repeats)
         transitions = np.where(learn, transitions * keep + 1.0, transitions)
         run = np.where(ok, length, run)
@@ -406,64 +409,88 @@ def _learn(
     ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s`` as (slots, F) views; ``weights``
     (n, F) the precision weight of each value (:func:`robust_step`); ``activity`` (F,) the
     features (counts, sums) whose level is kept per day type (weekday, weekend).
+
+    The level, weekend-level and diff learners are kept stacked as rows of one (3, F) state, and
+    the learners of a bucket update in one :func:`robust_step` call (each cell's arithmetic is
+    the same as learning them one by one: the loop's cost is numpy's per-call overhead).
     """
-    f = x_all.shape[1]
+    n, f = x_all.shape
     per_day = s_loc.shape[0] // 2
     columns = np.arange(f)
     weekday = np.zeros(f, dtype=bool)
-    for t in range(x_all.shape[0]):
+    keys = ("level", "weekend", "diff")
+    # rows 0-2: the level, weekend-level and diff learners; row 3: the bucket's seasonal slot
+    loc = np.stack([s[f"{k}_loc"] for k in keys] + [np.zeros(f)])
+    mad = np.stack([s[f"{k}_mad"] for k in keys] + [np.zeros(f)])
+    cnt = np.stack([s[f"{k}_n"] for k in keys] + [np.zeros(f)])
+    # per bucket, what each learner learns from: a weekend's activity teaches the weekend level only
+    weekend_t = slots >= per_day
+    weekend_activity = weekend_t[:, None] & activity[None, :]
+    learn_x = np.empty((n, 4, f))
+    learn_x[:, 0] = np.where(weekend_activity, np.nan, x_all)
+    learn_x[:, 1] = np.where(weekend_activity, x_all, np.nan)
+    learn_x[:, 3] = x_all
+    learn_w = np.ones((n, 4, f))
+    learn_w[:, 0], learn_w[:, 1], learn_w[:, 3] = weights, weights, weights
+    twins = np.where(weekend_t, slots - per_day, slots + per_day)
+    halflives = np.array([[p.level_halflife]] * 3 + [[p.seasonal_halflife]])
+    min_n = np.array([[p.min_visits], [p.min_buckets], [p.min_buckets]], dtype=np.float64)
+    not_counts = ~counts
+    prev, lo, hi = s["prev"].copy(), s["min"].copy(), s["max"].copy()
+    seen = float(s["seen"][0])
+    # scratch rows: (seasonal, diff) for their sigmas, (seasonal, level, diff) for their z
+    sd_loc, sd_mad = np.empty((2, f)), np.empty((2, f))
+    z_x, z_loc, z_sigma, z_n = (np.empty((3, f)) for _ in range(4))
+    for t in range(n):
         x = x_all[t]
         slot = int(slots[t])
         # a weekend slot seen too rarely borrows the weekday slot of the same hour (and back)
-        twin = slot - per_day if slot >= per_day else slot + per_day
-        use = np.where(s_n[slot] >= p.min_visits, slot, twin)
+        use = np.where(s_n[slot] >= p.min_visits, slot, int(twins[t]))
         loc_k = s_loc[use, columns]
         mad_k = s_mad[use, columns]
         n_k = s_n[use, columns]
         # activity (counts and sums) keeps one level per day type: a Monday is compared with
         # Friday, not with a quiet weekend; other features keep one level for all days
-        weekend = slot >= per_day
-        own = activity & (s["weekend_n"] >= p.min_buckets) if weekend else weekday
-        lvl_loc = np.where(own, s["weekend_loc"], s["level_loc"])
-        lvl_mad = np.where(own, s["weekend_mad"], s["level_mad"])
-        lvl_n = np.where(own, s["weekend_n"], s["level_n"])
+        own = activity & (cnt[1] >= p.min_buckets) if weekend_t[t] else weekday
+        lvl_loc = np.where(own, loc[1], loc[0])
+        lvl_mad = np.where(own, mad[1], mad[0])
+        lvl_n = np.where(own, cnt[1], cnt[0])
         level_sigma = sigma_of(lvl_loc, lvl_mad, counts)
         # a slot that was always quiet (zeros at night) may not turn any value into an anomaly
-        slot_floor = np.where(counts, 0.0, SEASONAL_SHARE_FLOOR * level_sigma)
-        seasonal_sigma = sigma_of(loc_k, mad_k, counts, slot_floor)
+        slot_floor = np.where(not_counts, SEASONAL_SHARE_FLOOR * level_sigma, 0.0)
         w = weights[t]
-        seasonal_sigma, level_sigma = seasonal_sigma / w, level_sigma / w
-        z["seasonal"][t] = robust_z(x, loc_k, seasonal_sigma, n_k, p.min_visits)
-        z["level"][t] = robust_z(x, lvl_loc, level_sigma, lvl_n, p.min_buckets)
-        d = np.where(s["level_n"] > 0, x - s["prev"], np.nan)  # no change before a first value
-        diff_sigma = sigma_of(s["diff_loc"], s["diff_mad"], counts, slot_floor)
-        z["diff"][t] = robust_z(d, s["diff_loc"], diff_sigma, s["diff_n"], p.min_buckets)
-        span = np.where(np.isfinite(s["max"] - s["min"]), s["max"] - s["min"], 0.0)
-        width = np.maximum(span, scale_floor(s["max"], counts))
-        over = np.maximum(x - s["max"] - p.extreme_tolerance * span, s["min"] - p.extreme_tolerance * span - x)
-        z["extreme"][t] = np.where((s["seen"][0] >= p.min_buckets) & np.isfinite(over),
+        # seasonal and diff sigmas share the slot's floor: one call for both
+        sd_loc[0], sd_loc[1], sd_mad[0], sd_mad[1] = loc_k, loc[2], mad_k, mad[2]
+        sd_sigma = sigma_of(sd_loc, sd_mad, counts, slot_floor)
+        seasonal_sigma, level_sigma = sd_sigma[0] / w, level_sigma / w
+        d = np.where(cnt[0] > 0, x - prev, np.nan)  # no change before a first value
+        z_x[0], z_x[1], z_x[2] = x, x, d
+        z_loc[0], z_loc[1], z_loc[2] = loc_k, lvl_loc, loc[2]
+        z_sigma[0], z_sigma[1], z_sigma[2] = seasonal_sigma, level_sigma, sd_sigma[1]
+        z_n[0], z_n[1], z_n[2] = n_k, lvl_n, cnt[2]
+        zs = robust_z(z_x, z_loc, z_sigma, z_n, min_n)
+        z["seasonal"][t], z["level"][t], z["diff"][t] = zs[0], zs[1], zs[2]
+        span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+        width = np.maximum(span, scale_floor(hi, counts))
+        over = np.maximum(x - hi - p.extreme_tolerance * span, lo - p.extreme_tolerance * span - x)
+        z["extreme"][t] = np.where((seen >= p.min_buckets) & np.isfinite(over),
                                    np.minimum(np.maximum(over, 0.0) / width, MAX_Z), np.nan)
         seasonal_ok = n_k >= p.min_visits
-        for name, (loc_t, sigma_t, n_t) in (("level", (lvl_loc, level_sigma, lvl_n)),
-                                            ("seasonal", (loc_k, seasonal_sigma, n_k))):
-            trace[name][0][t], trace[name][1][t], trace[name][2][t] = loc_t, sigma_t, n_t
+        trace["level"][0][t], trace["level"][1][t], trace["level"][2][t] = lvl_loc, level_sigma, lvl_n
+        trace["seasonal"][0][t], trace["seasonal"][1][t], trace["seasonal"][2][t] = loc_k, seasonal_sigma, n_k
         exp_loc[t] = np.where(seasonal_ok, loc_k, lvl_loc)
         exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)
         exp_n[t] = np.where(seasonal_ok, n_k, 0.0)
-        # learn from the bucket
-        x_weekday = np.where(weekend & activity, np.nan, x)  # a weekend's activity teaches the weekend level only
-        s["level_loc"], s["level_mad"], s["level_n"] = robust_step(
-            x_weekday, s["level_loc"], s["level_mad"], s["level_n"], p.level_halflife, p.clip, counts, w)
-        if weekend:
-            s["weekend_loc"], s["weekend_mad"], s["weekend_n"] = robust_step(
-                np.where(activity, x, np.nan), s["weekend_loc"], s["weekend_mad"], s["weekend_n"],
-                p.level_halflife, p.clip, counts, w)
-        s["diff_loc"], s["diff_mad"], s["diff_n"] = robust_step(
-            d, s["diff_loc"], s["diff_mad"], s["diff_n"], p.level_halflife, p.clip, counts)
-        s_loc[slot], s_mad[slot], s_n[slot] = robust_step(
-            x, s_loc[slot], s_mad[slot], s_n[slot], p.seasonal_halflife, p.clip, counts, w)
+        # learn from the bucket: level, weekend level, diff and the bucket's own seasonal slot at once
+        learn_x[t, 2] = d
+        loc[3], mad[3], cnt[3] = s_loc[slot], s_mad[slot], s_n[slot]
+        loc, mad, cnt = robust_step(learn_x[t], loc, mad, cnt, halflives, p.clip, counts, learn_w[t])
+        s_loc[slot], s_mad[slot], s_n[slot] = loc[3], mad[3], cnt[3]
         ok = np.isfinite(x)
-        s["prev"] = np.where(ok, x, s["prev"])
-        s["min"] = np.where(ok, np.minimum(s["min"], np.where(ok, x, np.inf)), s["min"])
-        s["max"] = np.where(ok, np.maximum(s["max"], np.where(ok, x, -np.inf)), s["max"])
-        s["seen"] = s["seen"] + 1.0
+        prev = np.where(ok, x, prev)
+        lo = np.where(ok, np.minimum(lo, np.where(ok, x, np.inf)), lo)
+        hi = np.where(ok, np.maximum(hi, np.where(ok, x, -np.inf)), hi)
+        seen += 1.0
+    for i, k in enumerate(keys):
+        s[f"{k}_loc"], s[f"{k}_mad"], s[f"{k}_n"] = loc[i].copy(), mad[i].copy(), cnt[i].copy()
+    s["prev"], s["min"], s["max"], s["seen"] = prev, lo, hi, np.array([seen])
