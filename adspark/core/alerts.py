@@ -25,6 +25,7 @@ D-1 and the windows of D.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -72,7 +73,7 @@ EXPECTED_SIGMAS = 3.0
 
 @dataclass(frozen=True)
 class AlertParams:
-    """Everything the alert step needs besides the data.
+    """Everything the alert step needs besides the data (its feature masks are computed once).
 
     Attributes:
         features: Feature names of the windows' F axis.
@@ -139,33 +140,40 @@ class AlertParams:
     means: str = "weighted"
     cooldown_seconds: float = 0.0
 
-    @property
+    @functools.cached_property
     def baseline_features(self) -> np.ndarray:
         """Which features the baselines judge, shape (F,): ``baseline_only`` when given, else
         every feature that is not a statistic of a bucket's events (``x_mean``, ``x_min``,
         ``x_max``: noisy with few events, left to the model), or all when there is no other."""
         if self.baseline_only is not None:
-            return np.array([f in self.baseline_only for f in self.features], dtype=bool)
+            return _read_only(np.array([f in self.baseline_only for f in self.features], dtype=bool))
         stats = undefined_when_empty(self.features)
         chosen = ~stats if (~stats).any() else np.ones(len(self.features), dtype=bool)
-        return chosen | self.mean_features
+        return _read_only(chosen | self.mean_features)
 
-    @property
+    @functools.cached_property
     def mean_features(self) -> np.ndarray:
         """Which features the baselines judge as event-weighted means, shape (F,): ``x_mean``
         when ``means`` is ``weighted`` and ``event_count`` is a feature."""
         weighted = self.means == "weighted" and "event_count" in self.features
-        return np.array([weighted and f.endswith("_mean") for f in self.features], dtype=bool)
+        return _read_only(np.array([weighted and f.endswith("_mean") for f in self.features], dtype=bool))
 
-    @property
+    @functools.cached_property
     def sum_features(self) -> np.ndarray:
         """Which features are sums of a measure (``x_sum``), shape (F,)."""
-        return np.array([is_sum(f) for f in self.features], dtype=bool)
+        return _read_only(np.array([is_sum(f) for f in self.features], dtype=bool))
 
-    @property
+    @functools.cached_property
     def counts(self) -> np.ndarray:
         """Whether each feature is a count, shape (F,)."""
-        return np.array([is_count(f) for f in self.features], dtype=bool)
+        return _read_only(np.array([is_count(f) for f in self.features], dtype=bool))
+
+
+def _read_only(mask: np.ndarray) -> np.ndarray:
+    """``mask``, made read-only (the feature masks above are computed once per parameters and
+    shared by every call)."""
+    mask.flags.writeable = False
+    return mask
 
 
 def new_state(params: AlertParams) -> dict[str, np.ndarray]:
@@ -422,7 +430,8 @@ def alert_step(
         "actual": actual, "expected_low": low, "expected_high": high,
     }, index=df.index)
     # one concat (assigning ten columns one by one rebuilds the frame's blocks ten times)
-    return pd.concat([df.drop(columns=[c for c in ALERT_COLUMNS if c in df]), added], axis=1), s
+    stale = [c for c in ALERT_COLUMNS if c in df]
+    return pd.concat([df.drop(columns=stale) if stale else df, added], axis=1), s
 
 
 def _explanations(
