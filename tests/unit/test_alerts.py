@@ -119,6 +119,22 @@ def test_sustained_evidence_ignores_one_extreme_bucket() -> None:
     assert best[1, 1] == pytest.approx(2.5 * 4 / 2.0)  # a shift over the window adds up
 
 
+def test_window_evidence_per_window_of_new_buckets() -> None:
+    nan = np.nan
+    # windows 0 and 3 own two buckets each, window 1 none (no new bucket), window 2 one without a verdict
+    z = np.array([[-4.0, 1.0], [1.0, 1.0], [nan, nan], [2.0, nan], [-2.0, 3.0]])
+    owner = np.array([0, 0, 2, 3, 3])
+    best, where = _window_evidence(z, owner, 4)
+    assert best[0, 0] == 4.0 and where[0, 0] == 0  # the peak |z|, negative or not
+    assert best[0, 1] == pytest.approx(2.0 / np.sqrt(2)) and where[0, 1] == 0  # a tie: the first row
+    assert np.isnan(best[1]).all() and (where[1] == -1).all()  # no new bucket: no evidence
+    assert np.isnan(best[2]).all() and (where[2] == -1).all()  # no verdict on its bucket
+    assert best[3, 0] == 2.0 and where[3, 0] == 3  # +2 and -2 cancel in the sum; the peak stays
+    assert best[3, 1] == 3.0 and where[3, 1] == 4  # the NaN row is left out
+    peak, _ = _window_evidence(z, owner, 4, combine=False)
+    assert peak[0, 1] == 1.0
+
+
 def test_seasonal_slots_hour_of_day_and_weekend() -> None:
     t = pd.DatetimeIndex(["2026-01-05 00:30", "2026-01-05 13:00", "2026-01-10 13:00"])  # Mon, Mon, Sat
     np.testing.assert_array_equal(seasonal_slots(t, 1800, "UTC"), [0, 13, 24 + 13])
