@@ -330,7 +330,8 @@ def _model_raw(df: pd.DataFrame, params: AlertParams, first_seen: float = -np.in
         score_ref = params.model_reference if params.model_reference else 1.0
         raw = df["model_score"].to_numpy(np.float64) / max(score_ref, 1e-12)
     if params.model_out_of_sample is not None and len(df):
-        before = pd.to_datetime(df["date"]).dt.date.to_numpy() < params.model_out_of_sample
+        oos = params.model_out_of_sample
+        before = np.array([pd.Timestamp(d).date() < oos for d in df["date"]], dtype=bool)
         raw = np.where(before.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
     if params.model_in_sample_seconds is not None and len(df):
         ends = epoch_seconds(df["window_start"]) + params.n_steps * params.bucket_seconds

@@ -176,9 +176,13 @@ def seasonal_slots(bucket_start: pd.DatetimeIndex, bucket_seconds: int, timezone
 
     ``per_day`` is ``min(buckets per day, 24)``: sub-hour buckets share their hour's slot.
     """
+    per_day = slots_per_day(bucket_seconds)
+    if timezone == "UTC" and bucket_start.tz is None:  # plain arithmetic on epoch seconds (1970-01-01: a Thursday)
+        seconds = bucket_start.to_numpy("datetime64[s]").astype(np.int64)
+        day, second = np.divmod(seconds, 86400)
+        return (second * per_day // 86400 + per_day * ((day + 3) % 7 >= 5)).astype(np.int64)
     local = bucket_start.tz_localize("UTC").tz_convert(timezone) if bucket_start.tz is None \
         else bucket_start.tz_convert(timezone)
-    per_day = slots_per_day(bucket_seconds)
     seconds = local.hour.to_numpy() * 3600 + local.minute.to_numpy() * 60 + local.second.to_numpy()
     slot = seconds * per_day // 86400
     return (slot + per_day * (local.dayofweek.to_numpy() >= 5)).astype(np.int64)

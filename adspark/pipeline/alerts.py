@@ -218,11 +218,11 @@ def make_alerter(
     def alert(windows: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
         parts = []
         by_entity = dict(tuple(states.groupby("entity"))) if len(states) else {}
-        for entity, mine in windows.groupby("entity", sort=True):
+        group = windows.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
+        group["date"] = pd.to_datetime(group["date"]).dt.date
+        for entity, night in group.groupby("entity", sort=True):
             before = by_entity.get(entity)
             state = state_from_rows(before) if before is not None else None
-            night = mine.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
-            night["date"] = pd.to_datetime(night["date"]).dt.date
             scored, after = alert_nights(night, state, params)
             keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
             if len(keep):

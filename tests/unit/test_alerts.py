@@ -141,6 +141,11 @@ def test_seasonal_slots_hour_of_day_and_weekend() -> None:
     np.testing.assert_array_equal(seasonal_slots(t, 86400, "UTC"), [0, 0, 1])
     # the zone moves the hour: 13:00 UTC is 14:00 in Paris in January
     assert seasonal_slots(t[1:2], 3600, "Europe/Paris")[0] == 14
+    # naive UTC times take an arithmetic path: the same slots as the calendar's
+    many = pd.date_range("1969-12-25", periods=2000, freq="317min")
+    for width in (300, 3600, 86400):
+        np.testing.assert_array_equal(seasonal_slots(many, width, "UTC"),
+                                      seasonal_slots(many.tz_localize("UTC"), width, "UTC"))
 
 
 def _daily_counts(days: int, rng: np.random.Generator) -> tuple[pd.DatetimeIndex, np.ndarray]:
@@ -391,7 +396,7 @@ def test_alert_nights_on_no_windows() -> None:
 def test_in_sample_model_scores_do_not_enter_the_calibration() -> None:
     frame, params = _windows(4, None)
     last_day = frame["date"].max()
-    masked = AlertParams(**{**params.__dict__, "detectors": ("model",), "model_out_of_sample": last_day})
+    masked = dataclasses.replace(params, detectors=("model",), model_out_of_sample=last_day)
     _, states = alert_nights(frame, None, masked)
     learned = states[-1][1]["cal_model_stats"][2]
     assert learned == (frame["date"] == last_day).sum()
@@ -410,8 +415,8 @@ def test_alerts_config_is_strict() -> None:
 
 def test_the_model_per_feature_names_the_feature_whose_error_jumped() -> None:
     frame, params = _windows(14, None)
-    two = AlertParams(**{**params.__dict__, "features": ("event_count", "other"), "detectors": ("model",),
-                         "model_feature_reference": (1.0, 1.0)})
+    two = dataclasses.replace(params, features=("event_count", "other"), detectors=("model",),
+                              model_feature_reference=(1.0, 1.0))
     rng = np.random.default_rng(5)
     errors = rng.gamma(4.0, 0.25, (len(frame), 2))
     errors[-5, 1] = 60.0  # one window: the second feature's error alone jumps
@@ -429,8 +434,8 @@ def test_the_model_per_feature_names_the_feature_whose_error_jumped() -> None:
 def test_a_state_of_another_layout_restarts_only_the_pieces_that_changed() -> None:
     frame, params = _windows(3, None)
     _, states = alert_nights(frame, None, params)  # the model calibrated as one series
-    per_feature = AlertParams(**{**params.__dict__, "model_feature_reference": (1.0,)})
-    widened = AlertParams(**{**params.__dict__, "features": ("event_count", "b")})
+    per_feature = dataclasses.replace(params, model_feature_reference=(1.0,))
+    widened = dataclasses.replace(params, features=("event_count", "b"))
     from adspark.core.alerts import conform_state
 
     kept = conform_state(states[-1][1], per_feature)
