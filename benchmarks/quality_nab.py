@@ -268,10 +268,10 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
     from adspark.core.alerts import alert_nights
     from adspark.models.registry import find_model
     from adspark.pipeline.alerts import alert_params
-    from adspark.pipeline.score import window_shape
+    from adspark.pipeline.specs import StoredSpec
 
     model = find_model(store, model_id=model_id)
-    _, shape = window_shape(store, model.spec_id)
+    spec = StoredSpec.load(store, model.spec_id)
     windows = (
         store.read("windows").where(F.col("spec_id") == model.spec_id)
         .select("entity", "window_id", "window_start", "window_end", "date", "raw_values")
@@ -280,12 +280,12 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
               "left")
         .toPandas()
     )
-    windows["feature_errors"] = [[v] * len(shape.features) for v in windows["model_score"]]
+    windows["feature_errors"] = [[v] * len(spec.features) for v in windows["model_score"]]
     windows["top_features"] = [v if isinstance(v, (list, np.ndarray)) else [] for v in windows["top_features"]]
     by_entity = dict(tuple(windows.groupby("entity")))
     out = {}
     for name, overrides in ALERT_VARIANTS.items():
-        params = alert_params(AlertsConfig(**overrides), shape, model)
+        params = alert_params(AlertsConfig(**overrides), spec, model)
         flags, severity = [], []
         for s in series:
             mine = by_entity.get(s.name)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +37,7 @@ from adspark.core.streaming import BaselineParams
 from adspark.errors import ConfigError
 from adspark.models.registry import RegisteredModel, feature_error_tail
 from adspark.pipeline.grouping import entity_groups, group_of
+from adspark.pipeline.specs import StoredSpec
 from adspark.storage import TableStore
 from schemas import ALERT_STATE, SCORES
 
@@ -54,19 +54,6 @@ STATE_FIELDS = ("alert_key", "entity", "date", "name", "values")
 ARRAY_FIELDS = ("top_features", "top_shares", "values")
 
 
-@dataclass(frozen=True)
-class WindowShape:
-    """What the alert step needs of a window spec."""
-
-    spec_id: str
-    features: tuple[str, ...]
-    n_steps: int
-    stride: int
-    bucket_seconds: int
-    fit_from: dt.date
-    entity_head_seconds: int | None = None
-
-
 def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
     """Hash of the window spec and the alerts config: a state is only reused under both (the
     retention ``state_nights`` does not change what a state holds, so it is not part of it)."""
@@ -81,7 +68,7 @@ def state_key(cfg: AlertsConfig, spec_id: str, model_id: str) -> str:
     return f"{alert_key(cfg, spec_id)}:{model_id}"
 
 
-def state_origin(store: TableStore, key: str, shape: WindowShape, start: dt.date) -> tuple[str | None, dt.date]:
+def state_origin(store: TableStore, key: str, spec: StoredSpec, start: dt.date) -> tuple[str | None, dt.date]:
     """Where a run of ``key`` from night ``start`` starts: the key whose states it continues, and
     the first night to run through the alerts (one aggregate over ``alert_state``).
 
@@ -94,7 +81,7 @@ def state_origin(store: TableStore, key: str, shape: WindowShape, start: dt.date
     """
     from pyspark.sql import functions as F
 
-    replay_all = min(shape.fit_from, start)
+    replay_all = min(spec.fit_from, start)
     if not store.exists(ALERT_STATE.name):
         return None, replay_all
     base = key.split(":", 1)[0]
@@ -141,21 +128,21 @@ def core_alert_params(
     )
 
 
-def alert_params(cfg: AlertsConfig, shape: WindowShape, model: RegisteredModel) -> AlertParams:
+def alert_params(cfg: AlertsConfig, spec: StoredSpec, model: RegisteredModel) -> AlertParams:
     """The core parameters from the config, the window spec and the model."""
     quantiles = model.metrics.get("val_score_quantiles") or []
     try:
-        base = core_alert_params(cfg, shape.features, shape.n_steps, shape.stride, shape.bucket_seconds,
-                                 shape.entity_head_seconds)
+        base = core_alert_params(cfg, spec.features, spec.n_steps, spec.stride, spec.bucket_seconds,
+                                 spec.entity_head_seconds)
     except ConfigError as err:
-        raise ConfigError(f"{err} (window spec {shape.spec_id})") from None
+        raise ConfigError(f"{err} (window spec {spec.spec_id})") from None
     level = model.metrics.get("alert_level")  # recalibrated from analysts' feedback (adspark recalibrate)
     return dataclasses.replace(
         base,
         level=float(level) if level else base.level,
         model_reference=float(quantiles[len(quantiles) // 2]) if quantiles else None,
-        model_feature_reference=_feature_reference(model, len(shape.features)),
-        model_feature_tail=feature_error_tail(model, len(shape.features)),
+        model_feature_reference=_feature_reference(model, len(spec.features)),
+        model_feature_tail=feature_error_tail(model, len(spec.features)),
         model_out_of_sample=_first_validation_night(model),
         model_in_sample_seconds=_in_sample_seconds(model),
     )
@@ -287,7 +274,7 @@ def prune_states(store: TableStore, key: str, end: dt.date, nights: int) -> int:
 
 
 def alert_frames(
-    store: TableStore, cfg: AlertsConfig, model: RegisteredModel, shape: WindowShape,
+    store: TableStore, cfg: AlertsConfig, model: RegisteredModel, spec: StoredSpec,
     scored: DataFrame, source: str | None, first: dt.date, start: dt.date, end: dt.date, run_id: str,
 ) -> tuple[DataFrame, DataFrame]:
     """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`state_origin`).
@@ -303,8 +290,8 @@ def alert_frames(
     """
     from pyspark.sql import functions as F
 
-    key = state_key(cfg, shape.spec_id, model.model_id)
-    params = alert_params(cfg, shape, model)
+    key = state_key(cfg, spec.spec_id, model.model_id)
+    params = alert_params(cfg, spec, model)
     groups = entity_groups(store.spark, first, end)
     group = group_of(groups)
     both = (

@@ -23,7 +23,6 @@ from adspark.core.drift import QUANTILE_LEVELS
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
 from adspark.models.registry import RegisteredModel, artifact_files
 from adspark.pipeline.alerts import (
-    WindowShape,
     alert_frames,
     prune_states,
     state_key,
@@ -136,22 +135,6 @@ def resolve_model(store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: d
     return model
 
 
-def shape_of(spec: StoredSpec) -> WindowShape:
-    """What the alert step needs of a window spec."""
-    return WindowShape(spec.spec_id, spec.features, spec.n_steps, spec.stride, spec.bucket_seconds,
-                       spec.fit_from, spec.entity_head_seconds)
-
-
-def window_shape(store: TableStore, spec_id: str) -> tuple[str, WindowShape]:
-    """The mode and shape of a window spec.
-
-    Raises:
-        ConfigError: The spec is not in ``window_specs``.
-    """
-    spec = StoredSpec.load(store, spec_id)
-    return spec.mode, shape_of(spec)
-
-
 def feature_names(store: TableStore, spec_id: str) -> list[str]:
     """The F axis of a window spec."""
     return list(StoredSpec.load(store, spec_id).features)
@@ -225,7 +208,7 @@ def _alert_origin(
     if not (cfg.alerts.enabled and spec.mode == "buckets"):
         return None
     key = state_key(cfg.alerts, spec.spec_id, model.model_id)
-    source, first = state_origin(store, key, shape_of(spec), start)
+    source, first = state_origin(store, key, spec, start)
     return _AlertOrigin(key, source, first)
 
 
@@ -253,7 +236,6 @@ def _score_and_write(
     end: dt.date, run_id: str, origin: _AlertOrigin | None, features: "DataFrame | None",
 ) -> tuple[str, str]:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
-    shape = shape_of(spec)
     if origin is None:
         scored = scored_windows(store, cfg, model, spec, start, end, features=features).persist()
         try:
@@ -265,9 +247,9 @@ def _score_and_write(
         method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
         return method, describe(verdicts)
     key, source, first = origin.key, origin.source, origin.first
-    per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(shape.features)
+    per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(spec.features)
     scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature, features)
-    scores, states = alert_frames(store, cfg.alerts, model, shape, scored, source, first, start, end, run_id)
+    scores, states = alert_frames(store, cfg.alerts, model, spec, scored, source, first, start, end, run_id)
     store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
                         extra_predicate=f"alert_key = {sql_string(key)}")
     if cfg.alerts.state_nights:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adspark.config import WindowJobConfig
+from adspark.core.window import WindowSpec
 from adspark.errors import ConfigError
 from adspark.storage import TableStore
 from schemas import WINDOW_SPECS
@@ -20,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class StoredSpec:
-    """A window spec as stored in ``window_specs``.
+    """A window spec as stored in ``window_specs``: what the stages that cut, score and alert on
+    windows take (the core's own :class:`adspark.core.window.WindowSpec` is :attr:`window`).
 
     ``scaling_method`` is the scaling method, with ``+center`` when windows are centered
     (``window.scaling.center_windows``).
@@ -41,6 +43,11 @@ class StoredSpec:
     def centered(self) -> bool:
         """Whether each window is centered on its own mean (``center_windows``)."""
         return self.scaling_method.endswith("+center")
+
+    @property
+    def window(self) -> WindowSpec:
+        """The shape the core cuts windows to (:class:`adspark.core.window.WindowSpec`)."""
+        return WindowSpec(self.n_steps, self.stride, self.bucket_seconds, self.features, self.centered)
 
     @property
     def lookback_days(self) -> int:

@@ -32,7 +32,7 @@ from adspark.core.scaling import (
     global_stats,
     stats_vectors,
 )
-from adspark.core.window import WindowRows, WindowSpec, entity_windows
+from adspark.core.window import WindowRows, entity_windows
 from adspark.errors import EmptyInputError, SchemaMismatchError, check_range
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.rows import run_rows
@@ -158,7 +158,7 @@ def make_cutter(
             the alerts does not, and the table then lacks that column).
     """
     names = list(spec.features)
-    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, tuple(names), spec.centered)
+    wspec = spec.window
     g_center, g_scale = stats_vectors(global_stats, names)
     arrow_schema = WINDOWS.arrow_schema(None if raw else [f.name for f in WINDOWS.fields if f.name != "raw_values"])
     spec_id = spec.spec_id
@@ -257,7 +257,7 @@ def window_values(store: TableStore, spec: StoredSpec, entity: str, window_id: s
     day = (pd.Timestamp(window_end) - pd.Timedelta(seconds=spec.bucket_seconds)).date()
     features = night_features(store, spec, day, day).where(F.col("entity") == entity)
     stats = stored_stats(store, spec).where(F.col("entity").isin(entity, GLOBAL_ENTITY)).toPandas()
-    wspec = WindowSpec(spec.n_steps, spec.stride, spec.bucket_seconds, spec.features, spec.centered)
+    wspec = spec.window
     rows = entity_windows(
         features.select("entity", "bucket_start", *spec.features).toPandas(),
         stats[stats["entity"] == entity], stats_vectors(stats[stats["entity"] == GLOBAL_ENTITY], spec.features),

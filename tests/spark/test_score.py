@@ -451,17 +451,17 @@ def test_the_spark_alert_pass_equals_the_pure_core(store, trained):
     from adspark.config import AlertsConfig
     from adspark.core.alerts import ALERT_COLUMNS, alert_nights
     from adspark.pipeline.alerts import alert_params
-    from adspark.pipeline.score import window_shape
+    from adspark.pipeline.specs import StoredSpec
 
     config, model = trained
     alerts = {"level": 0.5, "detectors": ["level", "diff", "seasonal", "extreme"], "warmup": "6h",
               "min_visits": 1, "calibration": {"min_history": 1, "short_buckets": 1}}
     run_score(store, build_job_config(ScoreJobConfig, {**config, "alerts": alerts}), D6, D7)
     job = _table(store, "scores", drop=["run_id"])
-    _, shape = window_shape(store, model.spec_id)
+    spec = StoredSpec.load(store, model.spec_id)
     windows = store.read("windows").select("entity", "window_id", "window_start", "window_end", "date",
                                            "raw_values").toPandas()
-    params = alert_params(AlertsConfig(**alerts), shape, model)
+    params = alert_params(AlertsConfig(**alerts), spec, model)
     parts = []
     for _, mine in windows.assign(model_score=np.nan, top_features=None).groupby("entity"):
         scored, _ = alert_nights(mine, None, params)  # from the spec's first night, as the job replays
@@ -559,7 +559,6 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     from adspark.pipeline.alerts import state_key, state_origin
     from adspark.pipeline.evaluate import run_evaluate
     from adspark.pipeline.report import build_report
-    from adspark.pipeline.score import shape_of
     from adspark.pipeline.specs import StoredSpec
     from schemas import LABELS
 
@@ -586,12 +585,12 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     champion_scores, champion_state = rows_of("scores", champion), rows_of("alert_state", champion)
     cfg = build_job_config(ScoreJobConfig, config)
     own, theirs = (state_key(cfg.alerts, champion.spec_id, m.model_id) for m in (challenger, champion))
-    shape = shape_of(StoredSpec.load(store, champion.spec_id))
+    spec = StoredSpec.load(store, champion.spec_id)
     # a model without states continues the newest one, from the night after its last state
-    assert state_origin(store, own, shape, D7) == (theirs, D7)
+    assert state_origin(store, own, spec, D7) == (theirs, D7)
     run = score_with(challenger, D5, D7)
     assert run.windows == len(champion_scores)  # its own windows only, not the champion's too
-    assert state_origin(store, own, shape, D7) == (own, D7)
+    assert state_origin(store, own, spec, D7) == (own, D7)
     challenger_scores = rows_of("scores", challenger)
     for _ in range(2):  # each rerun leaves the other model's rows as they were
         pd.testing.assert_frame_equal(rows_of("scores", champion), champion_scores)
