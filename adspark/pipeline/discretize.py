@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
@@ -286,7 +287,8 @@ def run_discretize(
                 raise ConfigError(f"discretize: {exc}") from None
             bucket_s = cfg.discretize.bucket_seconds
 
-            by_reason = _write_rejects(store, validated, run.run_id, start, end)
+            read = _tally(validated)
+            _write_rejects(store, validated, read, run.run_id, start, end)
             activity = _activity(raw, cfg.source, start, end, cfg.discretize.activity_lookback_days)
             features = build_features(
                 validated, activity, _context_rows(store, start, spec, bucket_s), spec, bucket_s,
@@ -296,7 +298,7 @@ def run_discretize(
             store.replace_dates(
                 features, FEATURES.name, "date", start, end, partition_by=FEATURES.partition_by
             )
-            _reconcile(run, validated, features, by_reason, start, end)
+            _reconcile(run, read, features, start, end)
         finally:
             validated.release()
             if features is not None:
@@ -305,55 +307,78 @@ def run_discretize(
     return run
 
 
-def _write_rejects(
-    store: TableStore, validated: Validated, run_id: str, start: dt.date, end: dt.date
-) -> dict[str, int]:
-    """Replace the range's ``discretize`` rejects with this run's, and return them counted by
-    reason. A range without rejected rows, that had none before either, is not written (no
-    empty Delta commit on a clean night); with rejects, their count in the table must equal the
-    count of rejected rows read (nothing lost)."""
+@dataclass(frozen=True)
+class _Tally:
+    """What validation read, counted in one aggregation over the validated rows.
+
+    Attributes:
+        rows: Rows read.
+        rejected: Rejected rows per reason.
+        shared: Accepted readings sharing their entity and timestamp with a different reading.
+    """
+
+    rows: int
+    rejected: dict[str, int]
+    shared: int
+
+
+def _tally(validated: Validated) -> _Tally:
+    """Count the validated rows by reason (null: accepted) in one pass."""
     from pyspark.sql import functions as F
 
-    by_reason = {r["_reason"]: int(r["count"]) for r in validated.rejected.groupBy("_reason").count().collect()}
+    groups = validated.rows.groupBy("_reason").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("_shared").cast("long")).alias("shared")
+    ).collect()
+    return _Tally(
+        rows=sum(int(r["n"]) for r in groups),
+        rejected={r["_reason"]: int(r["n"]) for r in groups if r["_reason"] is not None},
+        shared=sum(int(r["shared"] or 0) for r in groups if r["_reason"] is None),
+    )
+
+
+def _write_rejects(
+    store: TableStore, validated: Validated, read: _Tally, run_id: str, start: dt.date, end: dt.date
+) -> None:
+    """Replace the range's ``discretize`` rejects with this run's. A range without rejected
+    rows, that had none before either, is not written (no empty Delta commit on a clean night);
+    with rejects, their count in the table must equal the count of rejected rows read (nothing
+    lost)."""
+    from pyspark.sql import functions as F
+
     in_range = F.col("date").between(F.lit(start), F.lit(end)) & (F.col("job") == "discretize")
-    if not by_reason and (
+    if not read.rejected and (
         not store.exists(REJECTS.name) or not store.read(REJECTS.name).where(in_range).limit(1).count()
     ):
-        return by_reason
+        return
     store.replace_dates(
         rejects_frame(validated, run_id, "discretize"), REJECTS.name, "date", start, end,
         partition_by=REJECTS.partition_by, extra_predicate="job = 'discretize'",
     )
-    if by_reason:
+    if read.rejected:
         stored = store.read(REJECTS.name).where(in_range & (F.col("run_id") == run_id)).count()
-        if stored != sum(by_reason.values()):
+        if stored != sum(read.rejected.values()):
             raise DataContractError(
-                f"discretize {start}..{end}: {sum(by_reason.values())} rows rejected but {stored} "
+                f"discretize {start}..{end}: {sum(read.rejected.values())} rows rejected but {stored} "
                 f"in {REJECTS.name} for run {run_id}"
             )
-    return by_reason
 
 
-def _reconcile(
-    run: RunRecord, validated: Validated, features: "DataFrame", by_reason: dict[str, int], start: dt.date,
-    end: dt.date,
-) -> None:
-    """Fill the run's counts from the feature rows written (``features``, as written) and the
-    rejects, and check them against what was read."""
+def _reconcile(run: RunRecord, read: _Tally, features: "DataFrame", start: dt.date, end: dt.date) -> None:
+    """Fill the run's counts from what validation read and the feature rows written
+    (``features``, as written), and check that they reconcile."""
     from pyspark.sql import functions as F
 
     written = features.agg(F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events")).first()
-    run.rows_read = validated.rows.count()
-    shared = validated.accepted.where(F.col("_shared")).count()
+    run.rows_read = read.rows
     run.rows_accepted = int(written.events or 0)
-    run.rows_rejected = sum(by_reason.values())
+    run.rows_rejected = sum(read.rejected.values())
     run.rows_written = int(written.rows or 0)
-    reasons = ", ".join(f"{k}={v}" for k, v in sorted(by_reason.items())) or "none"
+    reasons = ", ".join(f"{k}={v}" for k, v in sorted(read.rejected.items())) or "none"
     run.summary = (
         f"read {run.rows_read} = accepted {run.rows_accepted} "
         f"+ rejected {run.rows_rejected} ({reasons}); wrote {run.rows_written} feature rows"
-        + (f"; {shared} accepted readings share their entity and timestamp with a different reading "
-           "(aggregated in their bucket; source.same_timestamp: reject rejects them)" if shared else "")
+        + (f"; {read.shared} accepted readings share their entity and timestamp with a different reading "
+           "(aggregated in their bucket; source.same_timestamp: reject rejects them)" if read.shared else "")
     )
     run.message = f"discretize {start}..{end}: {run.summary}"
     if run.rows_read != run.rows_accepted + run.rows_rejected:
