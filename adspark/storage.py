@@ -223,11 +223,7 @@ class TableStore:
         Raises:
             TableNotFoundError: When it has never been written.
         """
-        if not self.exists(table):
-            raise TableNotFoundError(
-                f"table {self.qualified(table)} does not exist at {self.path(table)!r} "
-                "(has the job that writes it run yet?)"
-            )
+        self._require(table)
         self.reads[table] += 1
         reader = self.spark.read.format("delta")
         if version is not None:
@@ -240,12 +236,16 @@ class TableStore:
         Raises:
             TableNotFoundError: When it has never been written.
         """
+        self._require(table)
+        return self.spark.read.format("delta").load(self.path(table)).schema
+
+    def _require(self, table: str) -> None:
+        """Raise :class:`adspark.errors.TableNotFoundError` when the table was never written."""
         if not self.exists(table):
             raise TableNotFoundError(
                 f"table {self.qualified(table)} does not exist at {self.path(table)!r} "
                 "(has the job that writes it run yet?)"
             )
-        return self.spark.read.format("delta").load(self.path(table)).schema
 
     def version(self, table: str) -> int:
         """The latest committed version of a table."""
