@@ -310,7 +310,10 @@ EVALUATIONS = TableSchema(
 
 RUNS = TableSchema(
     name="runs",
-    doc="One row per job run: what ran, on which range, with which counts and outcome.",
+    doc=(
+        "One row per job run: what ran, on which range, with which counts and outcome (the stages of a "
+        "`nightly` run write none: its `nightly` row holds their counts)."
+    ),
     fields=(
         Col("run_id", "string", False, "unique run id"),
         Col("job", "string", False, "generate, discretize, window, ..."),
