@@ -340,15 +340,14 @@ def _write_rejects(
     store: TableStore, validated: Validated, read: _Tally, run_id: str, start: dt.date, end: dt.date
 ) -> None:
     """Replace the range's ``discretize`` rejects with this run's. A range without rejected
-    rows, that had none before either, is not written (no empty Delta commit on a clean night);
-    with rejects, their count in the table must equal the count of rejected rows read (nothing
-    lost)."""
+    rows, that had none before either, is not written once the table exists (no empty Delta
+    commit on a clean night; the first run creates the table, empty, so that queries of it
+    work on a clean warehouse); with rejects, their count in the table must equal the count of
+    rejected rows read (nothing lost)."""
     from pyspark.sql import functions as F
 
     in_range = F.col("date").between(F.lit(start), F.lit(end)) & (F.col("job") == "discretize")
-    if not read.rejected and (
-        not store.exists(REJECTS.name) or not store.read(REJECTS.name).where(in_range).limit(1).count()
-    ):
+    if not read.rejected and store.exists(REJECTS.name) and not store.read(REJECTS.name).where(in_range).limit(1).count():
         return
     store.replace_dates(
         rejects_frame(validated, run_id, "discretize"), REJECTS.name, "date", start, end,

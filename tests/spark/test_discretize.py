@@ -19,6 +19,7 @@ def test_features_are_padded_and_reconciled(store, base_config, tiny_events):
     cfg = build_job_config(DiscretizeJobConfig, base_config)
     run = run_discretize(store, cfg, D5, D7)
     assert (run.rows_read, run.rows_accepted, run.rows_rejected) == (12, 12, 0)
+    assert store.read("rejects").count() == 0  # a clean warehouse still has the table, empty
     f = _features(store)
     # two users x three days x four 6h buckets, each bucket exactly once
     assert len(f) == 24 and not f.duplicated(["entity", "bucket_start"]).any()
