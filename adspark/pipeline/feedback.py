@@ -29,6 +29,7 @@ import numpy as np
 from adspark.core.thresholds import Threshold, fit_supervised
 from adspark.errors import AdsparkError, EmptyInputError
 from adspark.models.registry import RegisteredModel, artifact_files, new_model_id, save_model
+from adspark.pipeline.labels import overlaps
 from adspark.storage import TableStore
 from schemas import FEEDBACK, INTERVALS, SCORES
 
@@ -129,8 +130,8 @@ def labeled_scores(store: TableStore, model: RegisteredModel) -> tuple[np.ndarra
 
     def overlapping(intervals: "DataFrame") -> "DataFrame":
         iv = intervals.select(F.col("entity").alias("_e"), F.col("start").alias("_s"), F.col("end").alias("_t"))
-        cond = (
-            (F.col("entity") == F.col("_e")) & (F.col("window_start") < F.col("_t")) & (F.col("window_end") > F.col("_s"))
+        cond = (F.col("entity") == F.col("_e")) & overlaps(
+            F.col("window_start"), F.col("window_end"), F.col("_s"), F.col("_t")
         )
         return scores.join(F.broadcast(iv), cond)
 

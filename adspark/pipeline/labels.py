@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -23,7 +24,22 @@ from adspark.runs import recorded_run
 from adspark.storage import URI_SCHEMES, TableStore
 from schemas import LABELS, REJECTS
 
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column
+
 JOB = "labels"
+
+
+def overlaps(start: "Column", end: "Column", other_start: "Column", other_end: "Column") -> "Column":
+    """Whether ``[start, end)`` overlaps ``[other_start, other_end)``: the rule of
+    :func:`adspark.core.evaluate.overlap_labels` as a Spark condition (the one every job that
+    matches windows with labels or intervals uses). A zero-width span on either side (a point
+    label, a row-mode window) covers its instant: it is widened to one second.
+    """
+    from pyspark.sql import functions as F
+
+    second = F.expr("INTERVAL 1 SECOND")
+    return (start < F.greatest(other_end, other_start + second)) & (F.greatest(end, start + second) > other_start)
 
 
 @dataclass(frozen=True)

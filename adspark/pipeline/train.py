@@ -31,6 +31,7 @@ from adspark.errors import ConfigError, EmptyInputError, check_range
 from adspark.models.lookup import config_key
 from adspark.models.registry import Fitted, RegisteredModel, new_model_id, save_model
 from adspark.models.tracking import log_to_mlflow
+from adspark.pipeline.labels import overlaps
 from adspark.pipeline.specs import StoredSpec, entity_first_buckets, spec_head_seconds
 from adspark.runs import RunRecord, recorded_run
 from adspark.session import is_connect
@@ -82,10 +83,8 @@ def _training_windows(
             F.col("entity").alias("_l_entity"), F.col("start").alias("_l_start"),
             F.col("end").alias("_l_end"),
         )
-        overlap = (
-            (F.col("entity") == F.col("_l_entity"))
-            & (F.col("window_start") < F.col("_l_end"))
-            & (F.col("window_end") > F.col("_l_start"))
+        overlap = (F.col("entity") == F.col("_l_entity")) & overlaps(
+            F.col("window_start"), F.col("window_end"), F.col("_l_start"), F.col("_l_end")
         )
         labeled = windows.join(F.broadcast(lab), overlap, "left_semi").select(
             "window_id", F.lit(True).alias("labeled")
