@@ -185,7 +185,7 @@ def calibrate(
             real = rows_back <= count[None, :]
             avg = (np.where(real, recent, 0.0).sum(axis=0) + current) / (real.sum(axis=0) + 1)
         else:
-            avg = current / 1
+            avg = current
         std = np.maximum(np.sqrt(var), params.min_std)
         ready = ok & (count >= params.min_history)
         p_t = _tail(avg, mean, std, params.tail, np.minimum(count, n_eff))

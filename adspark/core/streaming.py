@@ -414,8 +414,9 @@ def _learn(
     (n, F) the precision weight of each value (:func:`robust_step`); ``activity`` (F,) the
     features (counts, sums) whose level is kept per day type (weekday, weekend).
 
-    The level, weekend-level and diff learners are kept stacked as rows of one (3, F) state, and
-    the learners of a bucket update in one :func:`robust_step` call (each cell's arithmetic is
+    The level, weekend-level and diff learners are kept stacked as rows 0-2 of one (4, F) state
+    (row 3: the bucket's seasonal slot, copied in and out), and the learners of a bucket update in
+    one :func:`robust_step` call (each cell's arithmetic is
     the same as learning them one by one: the loop's cost is numpy's per-call overhead).
     """
     n, f = x_all.shape

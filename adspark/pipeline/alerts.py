@@ -97,6 +97,32 @@ def state_origin(store: TableStore, key: str, spec: StoredSpec, start: dt.date) 
     return source, last[source] + dt.timedelta(days=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class AlertOrigin:
+    """Where the alert pass of a run starts (:func:`state_origin`).
+
+    Attributes:
+        key: The model's state key.
+        source: The key of the states it continues (None: none).
+        first: The first night run through the alerts (the scored range's start or earlier).
+    """
+
+    key: str
+    source: str | None
+    first: dt.date
+
+
+def alert_origin(
+    store: TableStore, cfg: AlertsConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
+) -> AlertOrigin | None:
+    """The alert pass's origin, or None when the model's threshold decides (no alerts)."""
+    if not (cfg.enabled and spec.mode == "buckets"):
+        return None
+    key = state_key(cfg, spec.spec_id, model.model_id)
+    source, first = state_origin(store, key, spec, start)
+    return AlertOrigin(key, source, first)
+
+
 def core_alert_params(
     cfg: AlertsConfig, features: tuple[str, ...], n_steps: int, stride: int, bucket_seconds: int,
     entity_head_seconds: int | None = None,

@@ -23,10 +23,10 @@ from adspark.core.drift import QUANTILE_LEVELS
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
 from adspark.models.registry import RegisteredModel, artifact_files
 from adspark.pipeline.alerts import (
+    AlertOrigin,
     alert_frames,
+    alert_origin,
     prune_states,
-    state_key,
-    state_origin,
     without_alerts,
 )
 from adspark.pipeline.grouping import entity_groups
@@ -186,35 +186,9 @@ def scored_windows(
     return windows.mapInArrow(scorer, out)
 
 
-@dataclass(frozen=True)
-class _AlertOrigin:
-    """Where the alert pass of a run starts (:func:`adspark.pipeline.alerts.state_origin`).
-
-    Attributes:
-        key: The model's state key.
-        source: The key of the states it continues (None: none).
-        first: The first night run through the alerts (the scored range's start or earlier).
-    """
-
-    key: str
-    source: str | None
-    first: dt.date
-
-
-def _alert_origin(
-    store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
-) -> _AlertOrigin | None:
-    """The alert pass's origin, or None when the model's threshold decides (no alerts)."""
-    if not (cfg.alerts.enabled and spec.mode == "buckets"):
-        return None
-    key = state_key(cfg.alerts, spec.spec_id, model.model_id)
-    source, first = state_origin(store, key, spec, start)
-    return _AlertOrigin(key, source, first)
-
-
 def _write_scores(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
-    end: dt.date, run_id: str, origin: _AlertOrigin | None, features: "DataFrame | None",
+    end: dt.date, run_id: str, origin: AlertOrigin | None, features: "DataFrame | None",
 ) -> tuple[str, str]:
     """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``), with
     Arrow batches of ``score.arrow_batch_rows`` rows (the session's setting is restored after).
@@ -233,7 +207,7 @@ def _write_scores(
 
 def _score_and_write(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
-    end: dt.date, run_id: str, origin: _AlertOrigin | None, features: "DataFrame | None",
+    end: dt.date, run_id: str, origin: AlertOrigin | None, features: "DataFrame | None",
 ) -> tuple[str, str]:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
     if origin is None:
@@ -277,7 +251,7 @@ def run_score(
     with recorded_run(store, "score", cfg, start, end, within=within) as run:
         model = model or resolve_model(store, cfg, start, end)
         spec = StoredSpec.load(store, model.spec_id)
-        origin = _alert_origin(store, cfg, model, spec, start)
+        origin = alert_origin(store, cfg.alerts, model, spec, start)
         # from features: the features of every night scored (the alerts' replay included) and
         # their lookback, read once and kept for the count and the scoring pass
         features = night_features(store, spec, origin.first if origin else start, end).persist() \

@@ -68,6 +68,24 @@ def test_sum_scales_round_trip() -> None:
     assert to_model_scale(v, counts, sums, "log")[1, 0] == pytest.approx(np.log(401.0))
 
 
+def test_count_z_equals_the_negative_binomial_of_scipy_stats() -> None:
+    # count_z calls the ufuncs behind scipy.stats.nbinom (no argument checks): same numbers
+    from scipy.special import ndtri
+    from scipy.stats import nbinom
+
+    rng = np.random.default_rng(3)
+    x, loc = np.round(rng.uniform(0, 40, 200)), rng.uniform(1.3, 12.0, 200)
+    sigma, n = rng.uniform(1.0, 2.5, 200), rng.uniform(1, 500, 200)
+    m = np.maximum(effective_visits(n, 24.0), 1.0)
+    mu = np.clip((loc / 2.0) ** 2 - 0.375, 0.0, None)
+    r = np.maximum(np.minimum(mu * m + 0.5, np.maximum(mu, 1e-9) / np.maximum(sigma**2 - 1.0, 1e-9)), 1e-3)
+    prob = r / (r + mu + 0.5 / m)
+    half = 0.5 * nbinom.pmf(x, r, prob)
+    upper, lower = nbinom.sf(x, r, prob) + half, nbinom.cdf(x, r, prob) - half
+    want = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)), ndtri(np.clip(lower, 1e-300, 1.0)))
+    np.testing.assert_allclose(count_z(x, loc, sigma, n, 24.0), np.clip(want, -1e3, 1e3), rtol=1e-12)
+
+
 def test_count_z_matches_the_poisson_tail_with_a_long_history() -> None:
     from scipy.stats import norm, poisson
 
