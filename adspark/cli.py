@@ -280,20 +280,20 @@ def _cmd_recalibrate(args: argparse.Namespace, data: dict) -> str:
 
 
 def _cmd_nightly(args: argparse.Namespace, data: dict) -> str:
-    from adspark.pipeline.nightly import run_nightly
+    from adspark.pipeline.nightly import NightlyResult, run_nights
 
     cfg = build_job_config(NightlyJobConfig, data, args.conf)
     last = args.end or args.date
     check_range(args.date, last, "--date")
     store = open_store(data, args.conf)
-    nights = [args.date + dt.timedelta(days=i) for i in range((last - args.date).days + 1)]
-    statuses = []
-    with progress(f"nightly {args.date}..{last}", len(nights)) as step:
-        for day in nights:
-            result = run_nightly(store, cfg, day)
+    with progress(f"nightly {args.date}..{last}", (last - args.date).days + 1) as step:
+
+        def night_done(result: NightlyResult) -> None:
             print(result.message, flush=True)
-            statuses.append(result.status)
-            step(f"{day} {result.status}")
+            step(f"{result.date} {result.status}")
+
+        results = run_nights(store, cfg, args.date, last, on_night=night_done)
+    statuses = [r.status for r in results]
     counts = {s: statuses.count(s) for s in sorted(set(statuses))}
     return f"nightly {args.date}..{last}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
 

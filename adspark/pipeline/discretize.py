@@ -251,6 +251,49 @@ def _context_rows(
     )
 
 
+@dataclass(frozen=True)
+class NightCounts:
+    """What discretizing one night read and wrote.
+
+    Attributes:
+        read: Source rows of the night read.
+        rejected: Of those, rejected, per reason.
+        feature_rows: Feature rows written for the night.
+    """
+
+    read: int
+    rejected: dict[str, int]
+    feature_rows: int
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def summary(self) -> str:
+        """The night's counts in one phrase (``read = accepted + rejected (reasons)``)."""
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
+        return (f"read {self.read} = accepted {self.read - self.rows_rejected} + rejected {self.rows_rejected} "
+                f"({reasons}); wrote {self.feature_rows} feature rows")
+
+
+@dataclass(frozen=True)
+class Discretized:
+    """What discretizing a range did.
+
+    Attributes:
+        run: The run record (counts of the range; they reconcile).
+        nights: Per night of the range, its counts (every night, zeros for a night without rows).
+    """
+
+    run: RunRecord
+    nights: dict[dt.date, NightCounts]
+
+    @property
+    def message(self) -> str:
+        return self.run.message
+
+
 def run_discretize(
     store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, end: dt.date, within: str | None = None,
 ) -> RunRecord:
@@ -262,7 +305,13 @@ def run_discretize(
     Returns:
         The run record (counts reconcile: read = accepted + rejected).
     """
+    return discretize(store, cfg, start, end, within).run
 
+
+def discretize(
+    store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, end: dt.date, within: str | None = None,
+) -> Discretized:
+    """:func:`run_discretize`, with the counts of every night of the range."""
     check_range(start, end)
     with recorded_run(store, "discretize", cfg, start, end, within=within) as run:
         raw = read_source(store, cfg.source)
@@ -287,7 +336,7 @@ def run_discretize(
                 raise ConfigError(f"discretize: {exc}") from None
             bucket_s = cfg.discretize.bucket_seconds
 
-            read = _tally(validated)
+            read = _tally(validated, start)
             _write_rejects(store, validated, read, run.run_id, start, end)
             activity = _activity(raw, cfg.source, start, end, cfg.discretize.activity_lookback_days)
             features = build_features(
@@ -298,13 +347,16 @@ def run_discretize(
             store.replace_dates(
                 features, FEATURES.name, "date", start, end, partition_by=FEATURES.partition_by
             )
-            _reconcile(run, read, features, start, end)
+            written = _reconcile(run, read, features, start, end)
         finally:
             validated.release()
             if features is not None:
                 features.unpersist()
         log.info(run.message)
-    return run
+    nights = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    return Discretized(run, {
+        d: NightCounts(read.nights.get(d, 0), read.night_rejects.get(d, {}), written.get(d, 0)) for d in nights
+    })
 
 
 @dataclass(frozen=True)
@@ -315,24 +367,41 @@ class _Tally:
         rows: Rows read.
         rejected: Rejected rows per reason.
         shared: Accepted readings sharing their entity and timestamp with a different reading.
+        nights: Rows read per night.
+        night_rejects: Rejected rows per night and reason.
     """
 
     rows: int
     rejected: dict[str, int]
     shared: int
+    nights: dict[dt.date, int]
+    night_rejects: dict[dt.date, dict[str, int]]
 
 
-def _tally(validated: Validated) -> _Tally:
-    """Count the validated rows by reason (null: accepted) in one pass."""
+def _tally(validated: Validated, start: dt.date) -> _Tally:
+    """Count the validated rows by night and reason (null: accepted) in one pass (a row without
+    a night, which validation rejects, counts on ``start``)."""
     from pyspark.sql import functions as F
 
-    groups = validated.rows.groupBy("_reason").agg(
+    groups = validated.rows.groupBy("_date", "_reason").agg(
         F.count(F.lit(1)).alias("n"), F.sum(F.col("_shared").cast("long")).alias("shared")
     ).collect()
+    rejected: dict[str, int] = {}
+    nights: dict[dt.date, int] = {}
+    night_rejects: dict[dt.date, dict[str, int]] = {}
+    for r in groups:
+        night, n = r["_date"] or start, int(r["n"])
+        nights[night] = nights.get(night, 0) + n
+        if r["_reason"] is not None:
+            rejected[r["_reason"]] = rejected.get(r["_reason"], 0) + n
+            per = night_rejects.setdefault(night, {})
+            per[r["_reason"]] = per.get(r["_reason"], 0) + n
     return _Tally(
-        rows=sum(int(r["n"]) for r in groups),
-        rejected={r["_reason"]: int(r["n"]) for r in groups if r["_reason"] is not None},
+        rows=sum(nights.values()),
+        rejected=rejected,
         shared=sum(int(r["shared"] or 0) for r in groups if r["_reason"] is None),
+        nights=nights,
+        night_rejects=night_rejects,
     )
 
 
@@ -362,16 +431,24 @@ def _write_rejects(
             )
 
 
-def _reconcile(run: RunRecord, read: _Tally, features: "DataFrame", start: dt.date, end: dt.date) -> None:
+def _reconcile(
+    run: RunRecord, read: _Tally, features: "DataFrame", start: dt.date, end: dt.date
+) -> dict[dt.date, int]:
     """Fill the run's counts from what validation read and the feature rows written
-    (``features``, as written), and check that they reconcile."""
+    (``features``, as written), and check that they reconcile.
+
+    Returns:
+        The feature rows written per night.
+    """
     from pyspark.sql import functions as F
 
-    written = features.agg(F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events")).first()
+    per_night = features.groupBy("date").agg(
+        F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events")
+    ).collect()
     run.rows_read = read.rows
-    run.rows_accepted = int(written.events or 0)
+    run.rows_accepted = sum(int(r.events or 0) for r in per_night)
     run.rows_rejected = sum(read.rejected.values())
-    run.rows_written = int(written.rows or 0)
+    run.rows_written = sum(int(r.rows) for r in per_night)
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(read.rejected.items())) or "none"
     run.summary = (
         f"read {run.rows_read} = accepted {run.rows_accepted} "
@@ -382,3 +459,4 @@ def _reconcile(run: RunRecord, read: _Tally, features: "DataFrame", start: dt.da
     run.message = f"discretize {start}..{end}: {run.summary}"
     if run.rows_read != run.rows_accepted + run.rows_rejected:
         raise DataContractError(run.message + " -- counts do not reconcile")
+    return {r.date: int(r.rows) for r in per_night}

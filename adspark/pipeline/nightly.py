@@ -38,8 +38,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from adspark.config import (
     DiscretizeJobConfig,
@@ -53,9 +53,9 @@ from adspark.errors import EmptyInputError, ModelNotFoundError, SchemaMismatchEr
 from adspark.models.lookup import model_in_force
 from adspark.models.registry import RegisteredModel, find_model
 from adspark.pipeline import leases
-from adspark.pipeline.discretize import run_discretize
+from adspark.pipeline.discretize import Discretized, NightCounts, discretize
 from adspark.pipeline.feedback import feedback_summary
-from adspark.pipeline.score import ScoreResult, run_score
+from adspark.pipeline.score import NightScores, ScoreResult, run_score
 from adspark.pipeline.train import run_train
 from adspark.pipeline.window import configured_spec, run_window
 from adspark.storage import TableStore
@@ -100,14 +100,15 @@ def _timed(into: dict[str, float], name: str) -> Iterator[None]:
         into[name] = round(time.perf_counter() - t0, 3)
 
 
-def _night_specs(store: TableStore, day: dt.date) -> list[str]:
-    """The window specs of the night's ``windows`` rows."""
+def _night_specs(store: TableStore, first: dt.date, last: dt.date) -> list[str]:
+    """The window specs of the nights' ``windows`` rows."""
     from pyspark.sql import functions as F
 
-    return [
+    return sorted(
         r.spec_id
-        for r in store.read(WINDOWS.name).where(F.col("date") == F.lit(day)).select("spec_id").distinct().collect()
-    ]
+        for r in store.read(WINDOWS.name).where(F.col("date").between(F.lit(first), F.lit(last)))
+        .select("spec_id").distinct().collect()
+    )
 
 
 def _from_features(cfg: NightlyJobConfig) -> bool:
@@ -163,13 +164,13 @@ def _check_previous_night(store: TableStore, day: dt.date) -> None:
         )
 
 
-def _drift(model: RegisteredModel, scored: ScoreResult) -> tuple[float | None, float | None]:
+def _drift(model: RegisteredModel, scored: NightScores | None) -> tuple[float | None, float | None]:
     """PSI and KS of the night's model scores against the model's validation scores (None
     without scores or without a reference)."""
     reference = model.metrics.get("val_score_quantiles") or []
-    if not scored.windows or not reference or not scored.score_quantiles:
+    if scored is None or not scored.windows or not reference or not scored.quantiles:
         return None, None
-    current = list(scored.score_quantiles)
+    current = list(scored.quantiles)
     return psi(reference, current), ks_statistic(reference, current)
 
 
@@ -188,84 +189,242 @@ def _retrain_reason(
     return None
 
 
+@dataclass
+class _Pass:
+    """Nights ``[first, end]`` (all with events), scored by one model in one scoring pass."""
+
+    first: dt.date
+    end: dt.date
+    model: RegisteredModel
+    trained_first: bool  # the model was trained for ``first`` (no model was in force)
+
+
+def _last_night(cfg: NightlyJobConfig, p: _Pass) -> Callable[[Mapping[dt.date, NightScores]], dt.date]:
+    """The rule ending a pass: the first night that retrains (by schedule or drift), else its end."""
+
+    def last(scores: Mapping[dt.date, NightScores]) -> dt.date:
+        night = p.first
+        while night < p.end:
+            if not (night == p.first and p.trained_first) and _night_reason(cfg, p.model, night, scores.get(night)):
+                return night
+            night += dt.timedelta(days=1)
+        return p.end
+
+    return last
+
+
+def _night_reason(cfg: NightlyJobConfig, model: RegisteredModel, night: dt.date, scores: NightScores | None) -> str | None:
+    psi_value, ks_value = _drift(model, scores)
+    return _retrain_reason(cfg, model, night, psi_value, ks_value, scores.windows if scores else 0)
+
+
 def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> NightlyResult:
-    """Process night ``day``; the result is appended to the ``nightly`` table, failed or not."""
-    result = NightlyResult(run_id=f"nightly-{day}-{uuid.uuid4().hex[:8]}", date=day)
-    stage = functools.partial(_timed, result.stage_seconds)
+    """Process night ``day`` (:func:`run_nights` of one night); its row is appended to the
+    ``nightly`` table, failed or not."""
+    return run_nights(store, cfg, day, day)[-1]
+
+
+def run_nights(
+    store: TableStore, cfg: NightlyJobConfig, first: dt.date, last: dt.date,
+    on_night: Callable[[NightlyResult], None] | None = None,
+) -> list[NightlyResult]:
+    """Process nights ``[first, last]`` as that many nightly runs one after the other would, in
+    fewer Spark passes: the range is discretized once, and the nights between two retrains are
+    scored in one pass (cut at the first night that retrains, by schedule or drift: the nights
+    after it are scored by the new model). Every table but ``nightly`` ends as after the runs
+    one by one; ``nightly`` gets one row per night (one commit), whose ``intervals_open`` is
+    counted on the last night of each pass (null on the others) and whose stage timings are the
+    pass's, on its last night.
+
+    Args:
+        on_night: Called with each night's result when it is final (progress, printing).
+
+    Returns:
+        The results of the nights processed, in order. A failure is raised after the rows of the
+        nights done and of those it stopped (``failed``) are written.
+    """
+    run_id = f"nightly-{first}-{uuid.uuid4().hex[:8]}" if first == last else \
+        f"nightly-{first}-{last}-{uuid.uuid4().hex[:8]}"
+    nights = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    done: list[NightlyResult] = []
+    timings: dict[str, float] = {}
+    stage = functools.partial(_timed, timings)
     t0 = time.perf_counter()
     folder = leases.lease_folder(store.root)
-    lease = leases.acquire(folder, day, result.run_id, leases.utc_now())
+    held = [leases.acquire(folder, night, run_id, leases.utc_now()) for night in nights]
+    pending = list(nights)  # the nights not final yet: failed if an error stops the run
+
+    def finish(result: NightlyResult, closes_pass: bool = True) -> None:
+        nonlocal t0
+        if closes_pass:  # the pass's timings (the range's discretize on the first) on its last night
+            result.stage_seconds = {**timings, "total": round(time.perf_counter() - t0, 3)}
+            timings.clear()
+            t0 = time.perf_counter()
+        pending.remove(result.date)
+        done.append(result)
+        if on_night is not None:
+            on_night(result)
+
     try:
         if cfg.nightly.seconds("wait_for_earlier_nights"):
             with stage("wait"):
                 leases.wait_for_earlier_nights(
-                    folder, lease, cfg.nightly.seconds("wait_for_earlier_nights"),
+                    folder, held[0], cfg.nightly.seconds("wait_for_earlier_nights"),
                     cfg.nightly.seconds("lease_stale_after"),
                 )
-        _check_previous_night(store, day)
+        _check_previous_night(store, first)
         with stage("discretize"):
-            d = run_discretize(store, cfg.part(DiscretizeJobConfig), day, day, within=result.run_id)
-        result.events_read, result.events_rejected = d.rows_read, d.rows_rejected
-        if not d.rows_read:
-            result.status = "empty"
-            result.message = (
-                f"nightly {day}: no events in source {cfg.source.table!r} for this night; nothing "
-                "windowed or scored (if the data is late, rerun nightly for this date once it lands)"
-            )
-            return result
-        with stage("window"):
-            if _from_features(cfg):  # the scorer cuts the night's windows: only the spec and its scaling
-                specs = [configured_spec(store, cfg.part(WindowJobConfig))[0].spec_id]
-            else:
-                result.windows = run_window(store, cfg.part(WindowJobConfig), day, day, within=result.run_id).rows_written
-                specs = _night_specs(store, day)
-        try:
-            model = model_in_force(store, cfg.part(TrainJobConfig), cfg.score.model_id, specs, trained_before=day)
-        except ModelNotFoundError:
-            if cfg.score.model_id:
-                raise
-            model = None
-        if model is None:
-            first = day - dt.timedelta(days=cfg.nightly.train_days)
-            with stage("train"):
-                model = _train(store, cfg, first, day - dt.timedelta(days=1))
-            result.retrained, result.retrain_reason, result.new_model_id = True, "no_model", model.model_id
-        if not _from_features(cfg) and model.spec_id not in specs:  # the night's windows are of another spec
-            raise SchemaMismatchError(WINDOWS.name, "spec_id", f"{model.spec_id} (model {model.model_id})",
-                                      ", ".join(specs))
-        result.model_id = model.model_id
-        with stage("score"):
-            s = run_score(store, cfg.part(ScoreJobConfig), day, day, model=model, within=result.run_id)
-        result.windows, result.anomalies, result.intervals_open = s.windows, s.anomalies, s.intervals.open
-        result.psi, result.ks = _drift(model, s)
-        reason = None if result.retrained else _retrain_reason(cfg, model, day, result.psi, result.ks, s.windows)
-        done = _retrained_through(store, model, day) if reason else None
-        if done is not None:  # a rerun of this night: its retrain already happened
-            result.retrained, result.retrain_reason, result.new_model_id = True, f"{reason} (earlier run)", done.model_id
-        elif reason:
-            first = day - dt.timedelta(days=cfg.nightly.train_days - 1)
-            with stage("train"):
-                new = _train(store, cfg, first, day)
-            result.retrained, result.retrain_reason, result.new_model_id = True, reason, new.model_id
-        result.status = "succeeded"
-        drift = "" if result.psi is None else f"; drift PSI {result.psi:.3f}, KS {result.ks:.3f}"
-        retrain = (
-            f"; retrained ({result.retrain_reason}): model {result.new_model_id} from now on"
-            if result.retrained else ""
-        )
-        result.message = (
-            f"nightly {day}: {d.summary}; {result.windows} windows; {s.run.summary}"
-            f"{drift}{retrain}; {feedback_summary(store)}"
-        )
-        return result
+            d = discretize(store, cfg.part(DiscretizeJobConfig), first, last, within=run_id)
+        feedback = None
+        night = first
+        while night <= last:
+            if not d.nights[night].read:
+                finish(_empty(run_id, night, d.nights[night], cfg))
+                night += dt.timedelta(days=1)
+                if night <= last:
+                    _check_previous_night(store, night)
+                continue
+            end = night
+            while end < last and d.nights[end + dt.timedelta(days=1)].read:
+                end += dt.timedelta(days=1)
+            feedback = feedback or feedback_summary(store)
+            for result, closes_pass in _segment(store, cfg, run_id, night, end, d, stage, feedback):
+                finish(result, closes_pass)
+            night = end + dt.timedelta(days=1)
+        return done
     except Exception as exc:
-        result.status = "failed"
-        result.message = f"nightly {day}: failed: {exc}"
+        for night in list(pending):
+            failed = NightlyResult(run_id=run_id, date=night, message=f"nightly {night}: failed: {exc}")
+            pending.remove(night)
+            done.append(failed)
+        if done:
+            done[-1].stage_seconds = {**timings, "total": round(time.perf_counter() - t0, 3)}
         raise
     finally:
-        result.stage_seconds["total"] = round(time.perf_counter() - t0, 3)
         try:
-            store.append(store.spark.createDataFrame([result.row()], NIGHTLY.struct_type()), NIGHTLY.name)
+            rows = [r.row() for r in sorted(done, key=lambda r: r.date)]
+            if rows:
+                store.append(store.spark.createDataFrame(rows, NIGHTLY.struct_type()), NIGHTLY.name)
         finally:
-            leases.release(folder, lease, succeeded=result.status in ("succeeded", "empty"))
-        log.info(result.message)
+            statuses = {r.date: r.status for r in done}
+            for lease in held:
+                leases.release(folder, lease, succeeded=statuses.get(lease.night) in ("succeeded", "empty"))
+        for r in done:
+            log.info(r.message)
+
+
+def _empty(run_id: str, night: dt.date, counts: NightCounts, cfg: NightlyJobConfig) -> NightlyResult:
+    return NightlyResult(
+        run_id=run_id, date=night, status="empty", events_read=counts.read, events_rejected=counts.rows_rejected,
+        message=(
+            f"nightly {night}: no events in source {cfg.source.table!r} for this night; nothing "
+            "windowed or scored (if the data is late, rerun nightly for this date once it lands)"
+        ),
+    )
+
+
+def _segment(
+    store: TableStore, cfg: NightlyJobConfig, run_id: str, first: dt.date, end: dt.date, d: Discretized,
+    stage: Callable[[str], contextlib.AbstractContextManager[None]], feedback: str,
+) -> Iterator[tuple[NightlyResult, bool]]:
+    """Nights ``[first, end]``, all with events: windows (unless scored from features), then
+    passes of one model each, each followed by its retrain when one is due.
+
+    Yields:
+        Each night's result, and whether it closes its pass.
+    """
+    with stage("window"):
+        if _from_features(cfg):  # the scorer cuts the nights' windows: only the spec and its scaling
+            specs = [configured_spec(store, cfg.part(WindowJobConfig))[0].spec_id]
+        else:
+            run_window(store, cfg.part(WindowJobConfig), first, end, within=run_id)
+            specs = _night_specs(store, first, end)
+    night = first
+    while night <= end:
+        p = _model_for(store, cfg, night, end, specs, stage)
+        with stage("score"):
+            s = run_score(store, cfg.part(ScoreJobConfig), night, p.end, model=p.model, within=run_id,
+                          last_night=_last_night(cfg, p))
+        reason = None if (s.end == night and p.trained_first) else _night_reason(cfg, p.model, s.end, s.nights.get(s.end))
+        retrained = _retrain(store, cfg, p.model, s.end, reason, stage)
+        for day in _days(night, s.end):
+            scores = s.nights.get(day)
+            psi_value, ks_value = _drift(p.model, scores)
+            result = NightlyResult(
+                run_id=run_id, date=day, status="succeeded", model_id=p.model.model_id,
+                events_read=d.nights[day].read, events_rejected=d.nights[day].rows_rejected,
+                windows=scores.windows if scores else 0, anomalies=scores.anomalies if scores else 0,
+                intervals_open=s.intervals.open if day == s.end else None, psi=psi_value, ks=ks_value,
+            )
+            if day == night and p.trained_first:
+                result.retrained, result.retrain_reason, result.new_model_id = True, "no_model", p.model.model_id
+            if day == s.end and retrained is not None:
+                result.retrained, result.retrain_reason, result.new_model_id = True, retrained[0], retrained[1]
+            result.message = _message(result, d.nights[day], scores, s, night, feedback)
+            yield result, day == s.end
+        night = s.end + dt.timedelta(days=1)
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _model_for(
+    store: TableStore, cfg: NightlyJobConfig, night: dt.date, end: dt.date, specs: list[str],
+    stage: Callable[[str], contextlib.AbstractContextManager[None]],
+) -> _Pass:
+    """The pass from ``night``: the model in force (trained first when there is none), and the
+    last night it may score (the night its schedule retrains it, or ``end``)."""
+    try:
+        model = model_in_force(store, cfg.part(TrainJobConfig), cfg.score.model_id, specs, trained_before=night)
+    except ModelNotFoundError:
+        if cfg.score.model_id:
+            raise
+        model = None
+    trained = model is None
+    if model is None:
+        with stage("train"):
+            model = _train(store, cfg, night - dt.timedelta(days=cfg.nightly.train_days), night - dt.timedelta(days=1))
+    if not _from_features(cfg) and model.spec_id not in specs:  # the nights' windows are of another spec
+        raise SchemaMismatchError(WINDOWS.name, "spec_id", f"{model.spec_id} (model {model.model_id})",
+                                  ", ".join(specs))
+    every = cfg.nightly.retrain_every_days
+    if every is not None:
+        end = min(end, max(night, model.train_to + dt.timedelta(days=every)))
+    return _Pass(night, end, model, trained)
+
+
+def _retrain(
+    store: TableStore, cfg: NightlyJobConfig, model: RegisteredModel, night: dt.date, reason: str | None,
+    stage: Callable[[str], contextlib.AbstractContextManager[None]],
+) -> tuple[str, str] | None:
+    """Retrain after ``night`` when ``reason``; (reason, new model id), or None."""
+    if not reason:
+        return None
+    done = _retrained_through(store, model, night)
+    if done is not None:  # a rerun of this night: its retrain already happened
+        return f"{reason} (earlier run)", done.model_id
+    with stage("train"):
+        new = _train(store, cfg, night - dt.timedelta(days=cfg.nightly.train_days - 1), night)
+    return reason, new.model_id
+
+
+def _message(
+    result: NightlyResult, counts: NightCounts, scores: NightScores | None, s: ScoreResult, first: dt.date,
+    feedback: str,
+) -> str:
+    n = scores or NightScores(0, 0, 0, ())
+    model = s.model
+    scored = (
+        f"model {model.model_id} ({model.detector}): {n.windows} windows scored, {n.anomalies} anomalous, "
+        f"{n.alerts} alerts"
+    )
+    if result.date == s.end:
+        scored += f"; intervals: {s.intervals}"
+    if s.end > first:
+        scored += f" (nights {first}..{s.end} scored in one pass)"
+    drift = "" if result.psi is None else f"; drift PSI {result.psi:.3f}, KS {result.ks:.3f}"
+    retrain = (
+        f"; retrained ({result.retrain_reason}): model {result.new_model_id} from now on" if result.retrained else ""
+    )
+    return f"nightly {result.date}: {counts.summary}; {scored}{drift}{retrain}; {feedback}"

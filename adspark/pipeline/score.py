@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from adspark.config import ScoreJobConfig
-from adspark.core.drift import QUANTILE_LEVELS
+from adspark.core.drift import score_quantiles
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
 from adspark.models.registry import RegisteredModel, artifact_files
 from adspark.pipeline.alerts import (
@@ -54,33 +57,101 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class NightScores:
+    """One night's scores, as written.
+
+    Attributes:
+        windows: Windows scored.
+        anomalies: Of those, anomalous.
+        alerts: Alerts raised (onsets of anomalous runs).
+        quantiles: The model's raw scores of the night at
+            :data:`adspark.core.drift.QUANTILE_LEVELS` (empty without finite scores); what drift
+            is measured on.
+    """
+
+    windows: int
+    anomalies: int
+    alerts: int
+    quantiles: tuple[float, ...]
+
+
+LastNight = Callable[[Mapping[dt.date, NightScores]], dt.date]
+"""Given every scored night's scores (before any is written), the last night to write: the
+nights after it are left unwritten (``nightly`` stops a range at a night that retrains)."""
+
+
+@dataclass(frozen=True)
 class ScoreResult:
     """What scoring a range did.
 
     Attributes:
         run: The ``runs`` record (``message``, counts).
         model: The model that scored.
-        windows: Windows scored (= scores written).
-        anomalies: Of those, anomalous.
-        alerts: Alerts raised (onsets of anomalous runs).
+        end: The last night written (the range's end unless a ``last_night`` rule stopped it).
+        nights: Per night written (nights without windows left out), its scores.
         intervals: The model's intervals after the update.
-        score_quantiles: The model's raw scores of the range at
-            :data:`adspark.core.drift.QUANTILE_LEVELS` (empty without windows); what drift is
-            measured on.
     """
 
     run: RunRecord
     model: RegisteredModel
-    windows: int
-    anomalies: int
-    alerts: int
+    end: dt.date
+    nights: dict[dt.date, NightScores]
     intervals: IntervalsSummary
-    score_quantiles: tuple[float, ...]
+
+    @property
+    def windows(self) -> int:
+        """Windows scored (= scores written)."""
+        return sum(n.windows for n in self.nights.values())
+
+    @property
+    def anomalies(self) -> int:
+        return sum(n.anomalies for n in self.nights.values())
+
+    @property
+    def alerts(self) -> int:
+        return sum(n.alerts for n in self.nights.values())
 
     @property
     def message(self) -> str:
         """The run's one-line summary."""
         return self.run.message
+
+
+EXACT_ROWS = 5_000_000
+"""Up to this many scores in a range, night quantiles are exact (collected, 12 bytes a row), so a
+night's drift is the same whether it is scored alone or in a range; beyond, Spark's
+``percentile_approx`` summarizes each night without collecting it."""
+
+
+def night_scores(rows: DataFrame) -> dict[dt.date, NightScores]:
+    """Per night of ``rows`` (in the shape of the ``scores`` table): counts and score quantiles."""
+    from pyspark.sql import functions as F
+
+    from adspark.core.drift import QUANTILE_LEVELS
+
+    counts = rows.groupBy("date").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"),
+        F.sum(F.col("alert").cast("long")).alias("alerts"),
+    ).collect()
+    finite = rows.select("date", "model_score").where(~F.isnan("model_score") & F.col("model_score").isNotNull())
+    if sum(int(r.n) for r in counts) <= EXACT_ROWS:
+        pdf = finite.toPandas()
+        quantiles = {d: tuple(score_quantiles(g["model_score"].to_numpy(np.float64))) for d, g in pdf.groupby("date")}
+    else:
+        quantiles = {
+            r.date: tuple(float(q) for q in r.q) for r in finite.groupBy("date").agg(
+                F.percentile_approx("model_score", QUANTILE_LEVELS.tolist(), 10_000).alias("q")).collect()
+        }
+    return {
+        r.date: NightScores(int(r.n), int(r.anomalies or 0), int(r.alerts or 0), quantiles.get(r.date, ()))
+        for r in counts
+    }
+
+
+def _through(rows: DataFrame, last: dt.date) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    return rows.where(F.col("date") <= F.lit(last))
 
 
 def _range_specs(store: TableStore, start: dt.date, end: dt.date) -> list[str]:
@@ -186,64 +257,97 @@ def scored_windows(
     return windows.mapInArrow(scorer, out)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What :func:`_write_scores` wrote.
+
+    Attributes:
+        method: The threshold method the intervals record: ``alerts``, ``night mixture`` when a
+            night got its own threshold, else the model's.
+        nights_phrase: A phrase for the run message about night thresholds.
+        end: The last night written.
+        nights: The scores of each night written.
+    """
+
+    method: str
+    nights_phrase: str
+    end: dt.date
+    nights: dict[dt.date, NightScores]
+
+
 def _write_scores(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
     end: dt.date, run_id: str, origin: AlertOrigin | None, features: "DataFrame | None",
-) -> tuple[str, str]:
-    """Score ``[start, end]`` and replace those nights in ``scores`` (and ``alert_state``), with
-    Arrow batches of ``score.arrow_batch_rows`` rows (the session's setting is restored after).
+    last_night: LastNight | None,
+) -> _Written:
+    """Score ``[start, end]`` and replace those nights (through ``last_night``'s choice) in
+    ``scores`` (and ``alert_state``), with Arrow batches of ``score.arrow_batch_rows`` rows (the
+    session's setting is restored after).
 
     Args:
         origin: Where the alert pass starts (None: no alerts).
         features: The features the windows are cut from (None: read by the scorer).
-
-    Returns:
-        (the threshold method the intervals record: ``alerts``, ``night mixture`` when a night got
-        its own threshold, else the model's; a phrase for the run message about night thresholds).
+        last_night: Chooses the last night to write from every night's scores (None: ``end``).
     """
     with session_conf(store.spark, ARROW_BATCH_ROWS, str(cfg.score.arrow_batch_rows)):
-        return _score_and_write(store, cfg, model, spec, start, end, run_id, origin, features)
+        return _score_and_write(store, cfg, model, spec, start, end, run_id, origin, features, last_night)
+
+
+def _cut(nights: dict[dt.date, NightScores], end: dt.date, last_night: LastNight | None) -> dt.date:
+    """The last night to write: ``last_night``'s choice, never after ``end``."""
+    return end if last_night is None or not nights else min(end, last_night(nights))
 
 
 def _score_and_write(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
     end: dt.date, run_id: str, origin: AlertOrigin | None, features: "DataFrame | None",
-) -> tuple[str, str]:
+    last_night: LastNight | None,
+) -> _Written:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
     if origin is None:
         scored = scored_windows(store, cfg, model, spec, start, end, features=features).persist()
         try:
             verdicts = night_thresholds(scored, model, cfg.score.night_threshold)
-            store.replace_dates(without_alerts(with_night_thresholds(scored, verdicts), model, run_id), SCORES.name,
-                                "date", start, end, partition_by=SCORES.partition_by, extra_predicate=mine)
+            rows = without_alerts(with_night_thresholds(scored, verdicts), model, run_id)
+            nights = night_scores(rows)
+            last = _cut(nights, end, last_night)
+            store.replace_dates(_through(rows, last), SCORES.name, "date", start, last,
+                                partition_by=SCORES.partition_by, extra_predicate=mine)
         finally:
             scored.unpersist()
+        verdicts = {d: v for d, v in verdicts.items() if d <= last}
         method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
-        return method, describe(verdicts)
+        return _Written(method, describe(verdicts), last, {d: n for d, n in nights.items() if d <= last})
     key, source, first = origin.key, origin.source, origin.first
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(spec.features)
     scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature, features)
     scores, states = alert_frames(store, cfg.alerts, model, spec, scored, source, first, start, end, run_id)
-    store.replace_dates(states, ALERT_STATE.name, "date", first, end, partition_by=ALERT_STATE.partition_by,
-                        extra_predicate=f"alert_key = {sql_string(key)}")
+    nights = night_scores(scores)  # the alert pass is checkpointed: what follows reads it, not the scorer
+    last = _cut(nights, end, last_night)
+    # the alert pass is causal: its rows through ``last`` are those of a pass that ended there
+    store.replace_dates(_through(states, last), ALERT_STATE.name, "date", first, last,
+                        partition_by=ALERT_STATE.partition_by, extra_predicate=f"alert_key = {sql_string(key)}")
     if cfg.alerts.state_nights:
-        prune_states(store, key, end, cfg.alerts.state_nights)
-    store.replace_dates(scores, SCORES.name, "date", start, end, partition_by=SCORES.partition_by,
+        prune_states(store, key, last, cfg.alerts.state_nights)
+    store.replace_dates(_through(scores, last), SCORES.name, "date", start, last, partition_by=SCORES.partition_by,
                         extra_predicate=mine)
     level = model.metrics.get("alert_level") or cfg.alerts.level  # recalibrated from feedback, else configured
-    return f"alerts (level {level:g})", ""
+    return _Written(f"alerts (level {level:g})", "", last, {d: n for d, n in nights.items() if d <= last})
 
 
 def run_score(
     store: TableStore, cfg: ScoreJobConfig, start: dt.date, end: dt.date, model: RegisteredModel | None = None,
-    within: str | None = None,
+    within: str | None = None, last_night: LastNight | None = None,
 ) -> ScoreResult:
     """Score the windows of ``[start, end]``, replace those nights in ``scores``, update intervals.
 
     Args:
         model: The model to score with, already resolved by the caller (``nightly`` resolves the
-            model in force once per night); None: :func:`resolve_model`.
+            model in force once per pass); None: :func:`resolve_model`.
         within: The run id of the job this runs as a stage of (:func:`adspark.runs.recorded_run`).
+        last_night: Chooses, from every night's scores, the last night to write (``nightly``
+            stops a range at a night that retrains: the nights after it are scored again by the
+            new model); None: ``end``. The nights are scored in one pass either way.
     """
     from pyspark.sql import functions as F
 
@@ -258,46 +362,44 @@ def run_score(
             if from_features(cfg, spec) else None
         try:
             if features is not None:
-                run.rows_read = expected_windows(features, spec, start, end)
-                if not run.rows_read:
+                expected = expected_windows(features, spec, start, end)
+                if not sum(expected.values()):
                     raise EmptyInputError(
                         f"no windows to cut from {FEATURES.name} between {start} and {end} (window spec "
                         f"{spec.spec_id}): run `adspark discretize` for these nights first"
                     )
             else:
-                run.rows_read = store.read(WINDOWS.name).where(
+                expected = {r["date"]: int(r["count"]) for r in store.read(WINDOWS.name).where(
                     F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
-                ).count()
-            method, nights = _write_scores(store, cfg, model, spec, start, end, run.run_id, origin, features)
+                ).groupBy("date").count().collect()}
+            written = _write_scores(store, cfg, model, spec, start, end, run.run_id, origin, features, last_night)
         finally:
             if features is not None:
                 features.unpersist()
-        counts = (
+        last = written.end
+        run.rows_read = sum(n for d, n in expected.items() if d <= last)
+        run.rows_written = (
             store.read(SCORES.name)
-            .where(F.col("date").between(F.lit(start), F.lit(end)) & (F.col("model_id") == model.model_id))
-            .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"),
-                 F.sum(F.col("alert").cast("long")).alias("alerts"),
-                 F.percentile_approx("model_score", QUANTILE_LEVELS.tolist(), 1000).alias("quantiles"))
-            .first()
+            .where(F.col("date").between(F.lit(start), F.lit(last)) & (F.col("model_id") == model.model_id))
+            .count()
         )
-        run.rows_written = int(counts.n)
-        if run.rows_written != run.rows_read:
+        if run.rows_written != run.rows_read or run.rows_written != sum(n.windows for n in written.nights.values()):
             raise DataContractError(
-                f"score {start}..{end}: {run.rows_read} windows read but {run.rows_written} scores written"
+                f"score {start}..{last}: {run.rows_read} windows read but {run.rows_written} scores written"
                 + (" (windows cut from features)" if from_features(cfg, spec) else "")
             )
-        summary = update_intervals(store, cfg.intervals, model, start, end, run.run_id, method)
+        summary = update_intervals(store, cfg.intervals, model, start, last, run.run_id, written.method)
         decided = (
             f"threshold {model.threshold.method} = {model.threshold.value:.6g}"
             + (f", {len(model.entity_thresholds)} per entity" if model.entity_thresholds else "")
-            + nights
-            if not method.startswith("alerts") else method
+            + written.nights_phrase
+            if not written.method.startswith("alerts") else written.method
         )
-        anomalies, alerts = int(counts.anomalies or 0), int(counts.alerts or 0)
+        result = ScoreResult(run, model, last, written.nights, summary)
         run.summary = (
             f"model {model.model_id} ({model.detector}, {decided}): "
-            f"{run.rows_written} windows scored, {anomalies} anomalous, {alerts} alerts; intervals: {summary}"
+            f"{result.windows} windows scored, {result.anomalies} anomalous, {result.alerts} alerts; "
+            f"intervals: {summary}"
         )
-        run.message = f"score {start}..{end}: {run.summary}"
-    return ScoreResult(run, model, run.rows_written, anomalies, alerts, summary,
-                       tuple(float(q) for q in counts.quantiles or ()))
+        run.message = f"score {start}..{last}: {run.summary}"
+    return result

@@ -218,11 +218,11 @@ def night_features(store: TableStore, spec: StoredSpec, start: dt.date, end: dt.
     return store.read(FEATURES.name).where(F.col("date").between(F.lit(first), F.lit(end)))
 
 
-def expected_windows(features: "DataFrame", spec: StoredSpec, start: dt.date, end: dt.date) -> int:
-    """How many windows the features hold for nights ``[start, end]``, counted in Spark apart
-    from the cutter (to reconcile what was scored): a window ends at each bucket ``i`` (on a
-    night of the range, ``i`` on the stride) whose ``W - 1``-th predecessor of the same entity is
-    bucket ``i - W + 1``."""
+def expected_windows(features: "DataFrame", spec: StoredSpec, start: dt.date, end: dt.date) -> dict[dt.date, int]:
+    """How many windows the features hold per night of ``[start, end]`` (nights without any
+    left out), counted in Spark apart from the cutter (to reconcile what was scored): a window
+    ends at each bucket ``i`` (on a night of the range, ``i`` on the stride) whose ``W - 1``-th
+    predecessor of the same entity is bucket ``i - W + 1``."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -232,10 +232,11 @@ def expected_windows(features: "DataFrame", spec: StoredSpec, start: dt.date, en
     if w > 1:
         back = F.lag("_i", w - 1).over(Window.partitionBy("entity").orderBy("_i"))
         rows = rows.withColumn("_first", back).where(F.col("_first") == F.col("_i") - F.lit(w - 1))
-    return rows.where(
+    counted = rows.where(
         F.col("date").between(F.lit(start), F.lit(end))
         & (F.pmod(F.col("_i"), F.lit(spec.stride)) == F.lit(spec.stride - 1))
-    ).count()
+    ).groupBy("date").count().collect()
+    return {r["date"]: int(r["count"]) for r in counted}
 
 
 def window_values(store: TableStore, spec: StoredSpec, entity: str, window_id: str, window_end: dt.datetime) -> np.ndarray:

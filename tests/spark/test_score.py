@@ -105,7 +105,8 @@ def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     batch_rows = store.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
     run = run_score(store, cfg, D5, D7)
     assert model.model_id in run.message and run.run.rows_written == run.run.rows_read == run.windows > 0
-    assert run.model.model_id == model.model_id and len(run.score_quantiles) == 101
+    assert run.model.model_id == model.model_id and run.end == D7
+    assert all(len(n.quantiles) == 101 for n in run.nights.values()) and sum(n.windows for n in run.nights.values()) == run.windows
     assert str(run.intervals) in run.message and 0 <= run.alerts <= run.anomalies <= run.windows
     # score.arrow_batch_rows (2 here) held for the scoring only; later stages get the session's
     assert store.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == batch_rows != "2"
@@ -273,11 +274,23 @@ def test_a_night_whose_span_went_stale_under_a_concurrent_night_repairs_it(spark
     assert _interval_rows(store).equals(serial)
 
 
+def _shift_night(store, day: dt.date, factor: float) -> None:
+    """Multiply the night's event amounts by ``factor`` in the source (the tiny nights are
+    copies of each other: a drift to detect)."""
+    from pyspark.sql import functions as F
+
+    rows = store.read("events").where(F.col("event_date") == F.lit(day)).withColumn(
+        "amount", F.col("amount") * F.lit(factor)).toPandas()
+    shifted = store.spark.createDataFrame(rows, store.read("events").schema)
+    store.replace_dates(shifted, "events", "event_date", day, day, partition_by=("event_date",))
+
+
 def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base_config, tiny_windowed):
     config = _with_model_config(base_config)
     config["nightly"] = {"retrain_every_days": None, "drift_psi": 0.01, "drift_min_windows": 1,
                          "train_days": 3}
     _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
+    _shift_night(store, D7, 10.0)
     cfg = build_job_config(NightlyJobConfig, config)
     result = run_nightly(store, cfg, D7)
     # the model in force for a night was trained before it (not the later one through D7)
