@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the whole path on the embedded default (local Spark + local Delta tables under
-# ./warehouse): generate events -> discretize three weeks of history -> nightly for each
-# remaining night (the first night finds no model and trains one on the history first, windowing
-# it; then every night: validate, discretize, score, intervals, retrain when due) -> top anomaly
+# ./warehouse): generate events -> discretize three weeks of history -> nightly over the
+# remaining nights (the first night finds no model and trains one on the history first, windowing
+# it; every night is validated, discretized, scored, merged into intervals, and retrains when due,
+# the nights between two retrains in one scoring pass) -> top anomaly
 # intervals and how many of the generator's labeled anomalies were caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ if [ "$CONF" = "conf/demo.yaml" ] && [ -d warehouse/adspark ]; then
 fi
 step "generate ($CONF)";                       $ADSPARK generate --conf "$CONF"
 step "discretize $FROM..$TRAIN_TO (history)";  $ADSPARK discretize --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
-step "nightly $FIRST_NIGHT..$TO (one night at a time; the first trains the model on the nightly.train_days nights before it)"
+step "nightly $FIRST_NIGHT..$TO (discretized once; the nights between two retrains scored in one pass; the first trains the model on the nightly.train_days nights before it)"
 $ADSPARK nightly --conf "$CONF" --date "$FIRST_NIGHT" --to "$TO"
 step "results"
 $ADSPARK sql --conf "$CONF" --limit 10 \

@@ -92,12 +92,12 @@ class NightlyResult:
 
 @contextlib.contextmanager
 def _timed(into: dict[str, float], name: str) -> Iterator[None]:
-    """Record the wall time of the block as ``into[name]`` (seconds)."""
+    """Add the wall time of the block to ``into[name]`` (seconds; a pass may train twice)."""
     t0 = time.perf_counter()
     try:
         yield
     finally:
-        into[name] = round(time.perf_counter() - t0, 3)
+        into[name] = round(into.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
 def _night_specs(store: TableStore, first: dt.date, last: dt.date) -> list[str]:
