@@ -126,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--model-id", help="the model to recalibrate (default: the latest for the train config)")
     n = add("nightly", "one night end to end: discretize, score from features, intervals, retrain when due", dates=False)
     n.add_argument("--date", type=_date, required=True, help="the night to process")
-    n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one")
+    n.add_argument("--to", dest="end", type=_date, help="process every night from --date to this one (in passes: the nights between two retrains scored at once)")
     n.add_argument("--days-back", dest="days_back", type=_days, default=0, metavar="N",
                    help="process the night N days before --date (and --to), e.g. a scheduler's run "
                         "date with 1 for the night before")

@@ -12,7 +12,7 @@ import datetime as dt
 from adspark.config import NightlyJobConfig, ScoreJobConfig, build_job_config
 from adspark.core.report import panel_figures, render_report, run_figures
 from adspark.notebook import open_notebook
-from adspark.pipeline.nightly import run_nightly
+from adspark.pipeline.nightly import run_nights
 from adspark.pipeline.report import build_report
 
 nb = open_notebook(globals())
@@ -24,10 +24,10 @@ last = start + dt.timedelta(days=int(conf["generate"]["days"]) - 1)
 # COMMAND ----------
 
 cfg = build_job_config(NightlyJobConfig, conf)
-day = first
-while day <= last:
-    print(run_nightly(nb.store, cfg, day).message)
-    day += dt.timedelta(days=1)
+# the nights in order, the nights between two retrains scored in one pass (the same tables as
+# one night after another)
+for result in run_nights(nb.store, cfg, first, last):
+    print(result.message)
 
 # COMMAND ----------
 
