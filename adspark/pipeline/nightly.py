@@ -17,6 +17,11 @@ next nights (the latest model for the config). A night without events is recorde
 with a message, not scored; a night whose previous night was never processed stops with a message
 naming it (its windows would miss their lookback).
 
+A range of nights (:func:`run_nights`) gives the tables of its nights run one by one in fewer
+Spark passes: it is discretized once, and the nights between two retrains are scored in one pass
+(:func:`adspark.pipeline.score.run_score` with a ``last_night`` rule that stops at the first
+night that retrains).
+
 The stages run inside the night's run (:func:`adspark.runs.recorded_run` ``within``): they are
 stamped with the night's run id and write no ``runs`` rows; the night's ``nightly`` row holds
 their counts and outcome. An ordinary night commits once to each table it changes: ``features``
