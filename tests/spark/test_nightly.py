@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import shutil
 from pathlib import Path
 
@@ -51,16 +50,6 @@ def _events(spark, store: TableStore) -> None:
     store.register("events")
 
 
-def _canon(v):
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return tuple(_canon(x) for x in v)
-    if isinstance(v, float) and math.isnan(v):
-        return "nan"
-    if v is pd.NaT or v is None:
-        return None
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def _snapshot(store: TableStore) -> dict[str, list[str]]:
     """Every table's rows, bookkeeping left out and model ids named by their training range."""
     models = store.read("models").toPandas()
@@ -73,7 +62,8 @@ def _snapshot(store: TableStore) -> dict[str, list[str]]:
             pdf["model_id"] = pdf["model_id"].map(name)
         if "alert_key" in pdf:
             pdf["alert_key"] = [k.split(":")[0] + ":" + name[k.split(":")[1]] for k in pdf["alert_key"]]
-        out[table] = sorted(repr(tuple(_canon(x) for x in r)) for r in pdf.itertuples(index=False))
+        out[table] = sorted(map(str, pdf.map(lambda v: v.tolist() if isinstance(v, np.ndarray) else v)
+                                .astype(str).itertuples(index=False, name=None)))
     return out
 
 
