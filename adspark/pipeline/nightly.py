@@ -256,7 +256,7 @@ def run_nights(
     stage = functools.partial(_timed, timings)
     t0 = time.perf_counter()
     folder = leases.lease_folder(store.root)
-    held = [leases.acquire(folder, night, run_id, leases.utc_now()) for night in nights]
+    held: list[leases.Lease] = []
     pending = list(nights)  # the nights not final yet: failed if an error stops the run
 
     def finish(result: NightlyResult, closes_pass: bool = True) -> None:
@@ -271,6 +271,8 @@ def run_nights(
             on_night(result)
 
     try:
+        for night in nights:
+            held.append(leases.acquire(folder, night, run_id, leases.utc_now()))
         if cfg.nightly.seconds("wait_for_earlier_nights"):
             with stage("wait"):
                 leases.wait_for_earlier_nights(
