@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import numpy as np
@@ -18,6 +19,11 @@ _UNITS = {
     "day": 86400,
 }
 _DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
+
+
+def night_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    """The nights ``first..last``, both included (empty when ``last`` is before ``first``)."""
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def parse_duration(text: str) -> int:

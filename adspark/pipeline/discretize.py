@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from adspark.config import CategoricalConfig, DiscretizeJobConfig, SourceConfig
+from adspark.core.buckets import night_range
 from adspark.core.features import CALENDAR_COLUMNS, FeatureSpec, pad_entities, slot_name
 from adspark.errors import ConfigError, DataContractError, check_range
 from adspark.pipeline.grouping import entity_groups, group_of
@@ -353,9 +354,9 @@ def discretize(
             if features is not None:
                 features.unpersist()
         log.info(run.message)
-    nights = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     return Discretized(run, {
-        d: NightCounts(read.nights.get(d, 0), read.night_rejects.get(d, {}), written.get(d, 0)) for d in nights
+        d: NightCounts(read.nights.get(d, 0), read.night_rejects.get(d, {}), written.get(d, 0))
+        for d in night_range(start, end)
     })
 
 

@@ -32,17 +32,21 @@ EXACT_ROWS = 5_000_000
 ACCURACY = 10_000
 
 
-def _night_quantiles(scored: DataFrame) -> dict[dt.date, tuple[np.ndarray, int]]:
-    """Per night: the finite scores' quantiles at :data:`LEVELS` and how many there are."""
+def night_quantiles(
+    frame: DataFrame, column: str, levels: np.ndarray
+) -> dict[dt.date, tuple[np.ndarray, int]]:
+    """Per night (``date``) of ``frame``: the finite values of ``column`` at ``levels`` and how
+    many there are (exact up to :data:`EXACT_ROWS` rows in all, so a night's quantiles are the
+    same whether it is summarized alone or in a range; Spark's ``percentile_approx`` beyond)."""
     from pyspark.sql import functions as F
 
-    finite = scored.select("date", "score").where(~F.isnan("score") & F.col("score").isNotNull())
+    finite = frame.select("date", column).where(~F.isnan(column) & F.col(column).isNotNull())
     counts = {r.date: int(r.n) for r in finite.groupBy("date").agg(F.count(F.lit(1)).alias("n")).collect()}
     if sum(counts.values()) <= EXACT_ROWS:
         pdf = finite.toPandas()
-        return {d: (np.quantile(g["score"].to_numpy(np.float64), LEVELS), counts[d])
+        return {d: (np.quantile(g[column].to_numpy(np.float64), levels), counts[d])
                 for d, g in pdf.groupby("date") if len(g)}
-    rows = finite.groupBy("date").agg(F.percentile_approx("score", LEVELS.tolist(), ACCURACY).alias("q")).collect()
+    rows = finite.groupBy("date").agg(F.percentile_approx(column, levels.tolist(), ACCURACY).alias("q")).collect()
     return {r.date: (np.asarray(r.q, np.float64), counts[r.date]) for r in rows}
 
 
@@ -56,7 +60,7 @@ def night_thresholds(
     if not cfg.enabled or not reference or not n_reference or model.entity_thresholds:
         return {}
     out = {}
-    for night, (q, n) in sorted(_night_quantiles(scored).items()):
+    for night, (q, n) in sorted(night_quantiles(scored, "score", LEVELS).items()):
         out[night] = night_threshold(q, n, np.asarray(reference, np.float64), n_reference, cfg.z, cfg.min_precision)
         log.info("night threshold %s: %s", night, out[night].params())
     return out

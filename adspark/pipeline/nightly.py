@@ -53,6 +53,7 @@ from adspark.config import (
     TrainJobConfig,
     WindowJobConfig,
 )
+from adspark.core.buckets import night_range
 from adspark.core.drift import ks_statistic, psi
 from adspark.errors import EmptyInputError, ModelNotFoundError, SchemaMismatchError
 from adspark.models.lookup import model_in_force
@@ -194,7 +195,7 @@ def _retrain_reason(
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Pass:
     """Nights ``[first, end]`` (all with events), scored by one model in one scoring pass."""
 
@@ -203,24 +204,22 @@ class _Pass:
     model: RegisteredModel
     trained_first: bool  # the model was trained for ``first`` (no model was in force)
 
+    def reason(self, cfg: NightlyJobConfig, night: dt.date, scores: NightScores | None) -> str | None:
+        """Why the model retrains after ``night`` (None: it does not; never on the night it was
+        trained for)."""
+        if night == self.first and self.trained_first:
+            return None
+        psi_value, ks_value = _drift(self.model, scores)
+        return _retrain_reason(cfg, self.model, night, psi_value, ks_value, scores.windows if scores else 0)
 
-def _last_night(cfg: NightlyJobConfig, p: _Pass) -> Callable[[Mapping[dt.date, NightScores]], dt.date]:
-    """The rule ending a pass: the first night that retrains (by schedule or drift), else its end."""
+    def last_night(self, cfg: NightlyJobConfig) -> Callable[[Mapping[dt.date, NightScores]], dt.date]:
+        """The rule ending the pass: the first night that retrains, else its end."""
 
-    def last(scores: Mapping[dt.date, NightScores]) -> dt.date:
-        night = p.first
-        while night < p.end:
-            if not (night == p.first and p.trained_first) and _night_reason(cfg, p.model, night, scores.get(night)):
-                return night
-            night += dt.timedelta(days=1)
-        return p.end
+        def last(scores: Mapping[dt.date, NightScores]) -> dt.date:
+            return next((n for n in night_range(self.first, self.end) if self.reason(cfg, n, scores.get(n))),
+                        self.end)
 
-    return last
-
-
-def _night_reason(cfg: NightlyJobConfig, model: RegisteredModel, night: dt.date, scores: NightScores | None) -> str | None:
-    psi_value, ks_value = _drift(model, scores)
-    return _retrain_reason(cfg, model, night, psi_value, ks_value, scores.windows if scores else 0)
+        return last
 
 
 def run_nightly(store: TableStore, cfg: NightlyJobConfig, day: dt.date) -> NightlyResult:
@@ -250,7 +249,7 @@ def run_nights(
     """
     run_id = f"nightly-{first}-{uuid.uuid4().hex[:8]}" if first == last else \
         f"nightly-{first}-{last}-{uuid.uuid4().hex[:8]}"
-    nights = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    nights = night_range(first, last)
     done: list[NightlyResult] = []
     timings: dict[str, float] = {}
     stage = functools.partial(_timed, timings)
@@ -351,10 +350,9 @@ def _segment(
         p = _model_for(store, cfg, night, end, specs, stage)
         with stage("score"):
             s = run_score(store, cfg.part(ScoreJobConfig), night, p.end, model=p.model, within=run_id,
-                          last_night=_last_night(cfg, p))
-        reason = None if (s.end == night and p.trained_first) else _night_reason(cfg, p.model, s.end, s.nights.get(s.end))
-        retrained = _retrain(store, cfg, p.model, s.end, reason, stage)
-        for day in _days(night, s.end):
+                          last_night=p.last_night(cfg))
+        retrained = _retrain(store, cfg, p.model, s.end, p.reason(cfg, s.end, s.nights.get(s.end)), stage)
+        for day in night_range(night, s.end):
             scores = s.nights.get(day)
             psi_value, ks_value = _drift(p.model, scores)
             result = NightlyResult(
@@ -370,10 +368,6 @@ def _segment(
             result.message = _message(result, d.nights[day], scores, s, night, feedback)
             yield result, day == s.end
         night = s.end + dt.timedelta(days=1)
-
-
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def _model_for(

@@ -19,10 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from adspark.config import ScoreJobConfig
-from adspark.core.drift import score_quantiles
+from adspark.core.drift import QUANTILE_LEVELS
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
 from adspark.models.registry import RegisteredModel, artifact_files
 from adspark.pipeline.alerts import (
@@ -34,7 +32,7 @@ from adspark.pipeline.alerts import (
 )
 from adspark.pipeline.grouping import entity_groups
 from adspark.pipeline.intervals import IntervalsSummary, update_intervals
-from adspark.pipeline.night_threshold import describe, night_thresholds, with_night_thresholds
+from adspark.pipeline.night_threshold import describe, night_quantiles, night_thresholds, with_night_thresholds
 from adspark.pipeline.scorer import make_feature_scorer, make_scorer, output_struct
 from adspark.pipeline.specs import StoredSpec
 from adspark.pipeline.window import (
@@ -117,33 +115,20 @@ class ScoreResult:
         return self.run.message
 
 
-EXACT_ROWS = 5_000_000
-"""Up to this many scores in a range, night quantiles are exact (collected, 12 bytes a row), so a
-night's drift is the same whether it is scored alone or in a range; beyond, Spark's
-``percentile_approx`` summarizes each night without collecting it."""
-
-
 def night_scores(rows: DataFrame) -> dict[dt.date, NightScores]:
-    """Per night of ``rows`` (in the shape of the ``scores`` table): counts and score quantiles."""
+    """Per night of ``rows`` (in the shape of the ``scores`` table): counts, and the model score's
+    quantiles at :data:`adspark.core.drift.QUANTILE_LEVELS` (as the model's validation scores are
+    summarized; exact up to :data:`adspark.pipeline.night_threshold.EXACT_ROWS` scores)."""
     from pyspark.sql import functions as F
-
-    from adspark.core.drift import QUANTILE_LEVELS
 
     counts = rows.groupBy("date").agg(
         F.count(F.lit(1)).alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("anomalies"),
         F.sum(F.col("alert").cast("long")).alias("alerts"),
     ).collect()
-    finite = rows.select("date", "model_score").where(~F.isnan("model_score") & F.col("model_score").isNotNull())
-    if sum(int(r.n) for r in counts) <= EXACT_ROWS:
-        pdf = finite.toPandas()
-        quantiles = {d: tuple(score_quantiles(g["model_score"].to_numpy(np.float64))) for d, g in pdf.groupby("date")}
-    else:
-        quantiles = {
-            r.date: tuple(float(q) for q in r.q) for r in finite.groupBy("date").agg(
-                F.percentile_approx("model_score", QUANTILE_LEVELS.tolist(), 10_000).alias("q")).collect()
-        }
+    quantiles = night_quantiles(rows, "model_score", QUANTILE_LEVELS)
     return {
-        r.date: NightScores(int(r.n), int(r.anomalies or 0), int(r.alerts or 0), quantiles.get(r.date, ()))
+        r.date: NightScores(int(r.n), int(r.anomalies or 0), int(r.alerts or 0),
+                            tuple(float(q) for q in quantiles[r.date][0]) if r.date in quantiles else ())
         for r in counts
     }
 

@@ -1,9 +1,11 @@
+import datetime as dt
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adspark.core.buckets import bucket_floor, parse_duration
+from adspark.core.buckets import bucket_floor, night_range, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -24,3 +26,10 @@ def test_bucket_floor_contains_the_instant(epochs, width):
     e = np.array(epochs)
     start = bucket_floor(e, width)
     assert np.all(start <= e) and np.all(e < start + width) and np.all(start % width == 0)
+
+
+def test_night_range_includes_both_ends_and_is_empty_when_reversed() -> None:
+    d = dt.date(2026, 2, 27)
+    assert night_range(d, d) == [d]
+    assert night_range(d, dt.date(2026, 3, 1)) == [d, dt.date(2026, 2, 28), dt.date(2026, 3, 1)]
+    assert night_range(d, d - dt.timedelta(days=1)) == []
