@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # make demo: the whole path on the embedded default (local Spark + local Delta tables under
-# ./warehouse): generate events -> discretize three weeks of history -> nightly over the
-# remaining nights (the first night finds no model and trains one on the history first, windowing
-# it; every night is validated, discretized, scored, merged into intervals, and retrains when due,
-# the nights between two retrains in one scoring pass) -> top anomaly
-# intervals and how many of the generator's labeled anomalies were caught.
+# ./warehouse): generate events -> nightly over the last two weeks (on the new warehouse it also
+# discretizes the three weeks of history before them; the first night finds no model and trains
+# one on that history first, windowing it; every night is validated, discretized, scored, merged
+# into intervals, and retrains when due, the nights between two retrains in one scoring pass) ->
+# top anomaly intervals and how many of the generator's labeled anomalies were caught.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONF=${1:-conf/demo.yaml}
 ADSPARK=".venv/bin/adspark"
-read -r FROM TRAIN_TO FIRST_NIGHT TO < <(.venv/bin/python - "$CONF" <<'PY'
+read -r _FROM _TRAIN_TO FIRST_NIGHT TO < <(.venv/bin/python - "$CONF" <<'PY'
 import datetime as dt, sys, yaml
 g = yaml.safe_load(open(sys.argv[1]))["generate"]
 start = dt.date.fromisoformat(str(g["start"]))
@@ -26,8 +26,7 @@ if [ "$CONF" = "conf/demo.yaml" ] && [ -d warehouse/adspark ]; then
   rm -rf warehouse/adspark warehouse/mlflow.db warehouse/mlartifacts
 fi
 step "generate ($CONF)";                       $ADSPARK generate --conf "$CONF"
-step "discretize $FROM..$TRAIN_TO (history)";  $ADSPARK discretize --conf "$CONF" --from "$FROM" --to "$TRAIN_TO"
-step "nightly $FIRST_NIGHT..$TO (discretized once; the nights between two retrains scored in one pass; the first trains the model on the nightly.train_days nights before it)"
+step "nightly $FIRST_NIGHT..$TO (a new warehouse: the nightly.train_days nights of history before it are discretized with the nights, in one pass; the first night trains the model on it; the nights between two retrains are scored in one pass)"
 $ADSPARK nightly --conf "$CONF" --date "$FIRST_NIGHT" --to "$TO"
 step "results"
 $ADSPARK sql --conf "$CONF" --limit 10 \

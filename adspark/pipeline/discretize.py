@@ -270,6 +270,15 @@ class NightCounts:
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
+    @staticmethod
+    def total(nights: Sequence["NightCounts"]) -> "NightCounts":
+        """The counts of several nights together."""
+        rejected: dict[str, int] = {}
+        for n in nights:
+            for reason, count in n.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + count
+        return NightCounts(sum(n.read for n in nights), rejected, sum(n.feature_rows for n in nights))
+
     @property
     def summary(self) -> str:
         """The night's counts in one phrase (``read = accepted + rejected (reasons)``)."""
@@ -311,18 +320,28 @@ def run_discretize(
 
 def discretize(
     store: TableStore, cfg: DiscretizeJobConfig, start: dt.date, end: dt.date, within: str | None = None,
+    fit_to: dt.date | None = None,
 ) -> Discretized:
-    """:func:`run_discretize`, with the counts of every night of the range."""
+    """:func:`run_discretize`, with the counts of every night of the range.
+
+    Args:
+        fit_to: A vocabulary not stored yet is fitted on the accepted rows of the nights up to this
+            one only (a first nightly run discretizing its history with its first nights: the
+            slots are those of the history alone, as a discretize of the history would fit them);
+            ``None``: on the whole range.
+    """
+    from pyspark.sql import functions as F
+
     check_range(start, end)
     with recorded_run(store, "discretize", cfg, start, end, within=within) as run:
         raw = read_source(store, cfg.source)
         validated = validate_events(raw, cfg.source, start, end).persisted()
         features = None
         try:
-            vocabs = {
-                c.name: vocabulary(store, cfg.source, c, validated.accepted)
-                for c in cfg.source.categoricals
-            }
+            fit_rows = validated.accepted
+            if fit_to is not None:
+                fit_rows = fit_rows.where(F.col("_date") <= F.lit(fit_to))
+            vocabs = {c.name: vocabulary(store, cfg.source, c, fit_rows) for c in cfg.source.categoricals}
             base, exprs = aggregate_expressions(cfg.source, vocabs)
             spec = FeatureSpec(
                 base.zero_fill,

@@ -17,6 +17,12 @@ next nights (the latest model for the config). A night without events is recorde
 with a message, not scored; a night whose previous night was never processed stops with a message
 naming it (its windows would miss their lookback).
 
+A first run on a new warehouse (``features`` holds no night before its first night) also
+discretizes the ``train_days`` nights before it, in the same pass: the first model trains on them
+and the first night's windows need their lookback. Their categorical slots are fitted on those
+nights alone, so the tables equal a ``discretize`` of the history followed by the nightly runs;
+they get no ``nightly`` row (the run's ``discretize`` record covers them).
+
 A range of nights (:func:`run_nights`) gives the tables of its nights run one by one in fewer
 Spark passes: it is discretized once, and the nights between two retrains are scored in one pass
 (:func:`adspark.pipeline.score.run_score` with a ``last_night`` rule that stops at the first
@@ -153,6 +159,17 @@ def _retrained_through(store: TableStore, model: RegisteredModel, day: dt.date) 
         return None
 
 
+def _history_start(store: TableStore, cfg: NightlyJobConfig, first: dt.date) -> dt.date:
+    """Where a run from ``first`` starts discretizing: ``nightly.train_days`` nights earlier on a
+    new warehouse (``features`` holds no night before ``first``: the first model trains on those
+    nights, and the first night's windows need their lookback), else ``first``."""
+    from pyspark.sql import functions as F
+
+    if store.exists(FEATURES.name) and store.read(FEATURES.name).where(F.col("date") < F.lit(first)).limit(1).count():
+        return first
+    return first - dt.timedelta(days=cfg.nightly.train_days)
+
+
 def _check_previous_night(store: TableStore, day: dt.date) -> None:
     """Stop when D-1 has never been discretized though earlier nights were (a gap)."""
     from pyspark.sql import functions as F
@@ -257,6 +274,7 @@ def run_nights(
     folder = leases.lease_folder(store.root)
     held: list[leases.Lease] = []
     pending = list(nights)  # the nights not final yet: failed if an error stops the run
+    history: list[dt.date] = []  # nights before the range a first run discretizes (leased, no nightly row)
 
     def finish(result: NightlyResult, closes_pass: bool = True) -> None:
         nonlocal t0
@@ -264,13 +282,18 @@ def run_nights(
             result.stage_seconds = {**timings, "total": round(time.perf_counter() - t0, 3)}
             timings.clear()
             t0 = time.perf_counter()
+        if history and result.date == first:
+            counts = NightCounts.total([d.nights[night] for night in history])
+            result.message += (f"; the {len(history)} nights before it ({history[0]}..{history[-1]}, a new warehouse) "
+                               f"discretized first: {counts.summary}")
         pending.remove(result.date)
         done.append(result)
         if on_night is not None:
             on_night(result)
 
     try:
-        for night in nights:
+        start = _history_start(store, cfg, first)
+        for night in night_range(start, last):
             held.append(leases.acquire(folder, night, run_id, leases.utc_now()))
         if cfg.nightly.seconds("wait_for_earlier_nights"):
             with stage("wait"):
@@ -280,7 +303,9 @@ def run_nights(
                 )
         _check_previous_night(store, first)
         with stage("discretize"):
-            d = discretize(store, cfg.part(DiscretizeJobConfig), first, last, within=run_id)
+            d = discretize(store, cfg.part(DiscretizeJobConfig), start, last, within=run_id,
+                           fit_to=first - dt.timedelta(days=1) if start < first else None)
+        history = night_range(start, first - dt.timedelta(days=1))
         feedback = None
         night = first
         while night <= last:
@@ -312,7 +337,7 @@ def run_nights(
             if rows:
                 store.append(store.spark.createDataFrame(rows, NIGHTLY.struct_type()), NIGHTLY.name)
         finally:
-            statuses = {r.date: r.status for r in done}
+            statuses = {r.date: r.status for r in done} | {night: "succeeded" for night in history}
             for lease in held:
                 leases.release(folder, lease, succeeded=statuses.get(lease.night) in ("succeeded", "empty"))
         for r in done:

@@ -6,7 +6,7 @@ import pytest
 
 from adspark.config import DiscretizeJobConfig, build_job_config
 from adspark.errors import ConfigError, SchemaMismatchError
-from adspark.pipeline.discretize import run_discretize
+from adspark.pipeline.discretize import discretize, run_discretize
 
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
 
@@ -35,6 +35,24 @@ def test_features_are_padded_and_reconciled(store, base_config, tiny_events):
     assert f[(f.entity == "u1") & (f.date == D6)].event_count_diff.iloc[0] == 1.0
     runs = store.read("runs").where("job = 'discretize'").collect()
     assert runs[0].status == "succeeded" and runs[0].rows_read == 12
+
+
+def test_a_vocabulary_fitted_up_to_a_night_ignores_the_later_nights(spark, store, base_config):
+    from schemas import EVENTS
+
+    # D5: "a" three times, "c" once; D6: "c" four times (over both nights "c" is the more frequent)
+    rows = [(f"e{day}-{hour}", dt.datetime(2026, 1, day, hour, 30), "u1", 1.0, 1.0, category, "web",
+             dt.date(2026, 1, day))
+            for day, categories in ((5, "aaac"), (6, "cccc")) for hour, category in enumerate(categories)]
+    spark.createDataFrame(rows, EVENTS.struct_type()).write.format("delta").partitionBy("event_date").save(
+        store.path("events"))
+    store.register("events")
+    base_config["source"]["categoricals"] = [{"name": "category", "top_k": 1}]
+    cfg = build_job_config(DiscretizeJobConfig, base_config)
+    counts = discretize(store, cfg, D5, D6, fit_to=D5).nights
+    assert [r.value for r in store.read("vocabularies").collect()] == ["a"]
+    assert (counts[D5].read, counts[D6].read) == (4, 4)
+    assert {"category__a", "category__other"} <= set(_features(store).columns)
 
 
 def test_rerun_replaces_exactly_its_nights(store, base_config, tiny_events):

@@ -68,11 +68,20 @@ def _snapshot(store: TableStore) -> dict[str, list[str]]:
 
 
 @pytest.fixture()
-def history(spark, tmp_path, base_config_factory) -> Path:
+def new_warehouse(spark, tmp_path) -> Path:
+    """A warehouse holding the events only."""
+    root = tmp_path / "new"
+    _events(spark, TableStore(spark, StorageConfig(warehouse=str(root), schema="adspark_test")))
+    return root
+
+
+@pytest.fixture()
+def history(spark, new_warehouse, tmp_path, base_config_factory) -> Path:
     """A warehouse with the events and D5..D6 discretized (what nights D7.. build on)."""
     root = tmp_path / "history"
+    shutil.copytree(new_warehouse, root)
     store = TableStore(spark, StorageConfig(warehouse=str(root), schema="adspark_test"))
-    _events(spark, store)
+    store.register("events")
     run_discretize(store, build_job_config(DiscretizeJobConfig, _config(root, base_config_factory())), D5, D5 + dt.timedelta(days=1))
     return root
 
@@ -86,18 +95,23 @@ def _copy(spark, history: Path, to: Path, base: dict) -> tuple[TableStore, Night
     return store, build_job_config(NightlyJobConfig, _config(to, base))
 
 
-def test_a_range_in_passes_equals_the_nights_one_by_one(spark, history, tmp_path, base_config_factory):
+def test_a_range_in_passes_equals_the_nights_one_by_one(
+    spark, history, new_warehouse, tmp_path, base_config_factory,
+):
     one, cfg_one = _copy(spark, history, tmp_path / "one", base_config_factory())
     for day in (D7 + dt.timedelta(days=i) for i in range(5)):
         run_nightly(one, cfg_one, day)
-    ranged, cfg_ranged = _copy(spark, history, tmp_path / "ranged", base_config_factory())
+    # the range runs on a new warehouse: it discretizes the train_days nights before D7 (D5..D6) too
+    ranged, cfg_ranged = _copy(spark, new_warehouse, tmp_path / "ranged", base_config_factory())
     seen: list[dt.date] = []
     results = run_nights(ranged, cfg_ranged, D7, D11, on_night=lambda r: seen.append(r.date))
     assert seen == [r.date for r in results] == [D7 + dt.timedelta(days=i) for i in range(5)]
 
     want, got = _snapshot(one), _snapshot(ranged)
     for table in want:
-        assert got[table] == want[table], f"table {table} differs from the nights run one by one"
+        assert got[table] == want[table], f"table {table} differs from a discretized history + nights one by one"
+    assert "the 2 nights before it (2026-01-05..2026-01-06, a new warehouse) discretized first: read 10 =" \
+        in results[0].message
     # the nightly rows: the same per night, but for intervals_open (counted at the end of a pass)
     keep = ["date", "status", "events_read", "events_rejected", "windows", "anomalies", "psi", "ks", "retrained",
             "retrain_reason"]
