@@ -5,15 +5,17 @@ range (with their unscaled values) are cogrouped with each entity's latest state
 range, by hash groups of entities, through one ``applyInPandas`` call per group. The output holds
 the rows of the ``scores`` table and, for every night of the range, the state after it (one row
 per entity and named array), so night D+1 starts where D ended, a rerun of D starts from the
-same state, and running nights one by one equals running the range at once.
+same state, and running nights one by one equals running the range at once. The nights run
+through the alerts before the range (a replay, below) leave no state: a later run of one of them
+finds no state before it and replays the same nights, to the same state.
 
 States are kept per model (:func:`state_key`), so scoring a challenger never moves the
 champion's state. A model with no state of its own before the range continues the newest state
 of the same window spec and alerts config under another model (a retrained model picks up its
 predecessor's baselines; see :func:`state_origin`). When there is none either (a new alerts config
 or window spec, or a first run), the nights from the window spec's first fitted night are replayed
-first (scored with the same model; only their state is kept), so baselines and calibration are
-warm when the range starts.
+first (scored with the same model; only the state they end in carries on, unwritten), so
+baselines and calibration are warm when the range starts.
 """
 
 from __future__ import annotations
@@ -240,10 +242,10 @@ def make_alerter(
             keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
             if len(keep):
                 parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])
-            rows = [
+            rows = [  # the states of the scored nights (not of those replayed before them)
                 {"kind": "state", "entity": entity, "alert_key": key, "state_date": day, "name": name,
                  "values": np.asarray(values, dtype=np.float64)}
-                for day, s in after for name, values in sorted(s.items())
+                for day, s in after if day >= start for name, values in sorted(s.items())
             ]
             if rows:
                 parts.append(pd.DataFrame(rows))

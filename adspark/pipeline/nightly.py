@@ -160,14 +160,23 @@ def _retrained_through(store: TableStore, model: RegisteredModel, day: dt.date) 
 
 
 def _history_start(store: TableStore, cfg: NightlyJobConfig, first: dt.date) -> dt.date:
-    """Where a run from ``first`` starts discretizing: ``nightly.train_days`` nights earlier on a
-    new warehouse (``features`` holds no night before ``first``: the first model trains on those
-    nights, and the first night's windows need their lookback), else ``first``."""
+    """Where a run from ``first`` starts discretizing (one aggregate over ``features``): ``first``,
+    or ``nightly.train_days`` nights earlier on a new warehouse (``features`` holds no night before
+    ``first``: the first model trains on those nights, and the first night's windows need their
+    lookback).
+
+    Raises:
+        EmptyInputError: Night ``first - 1`` was never discretized though earlier nights were (a
+            gap: the night's windows would miss their lookback).
+    """
     from pyspark.sql import functions as F
 
-    if store.exists(FEATURES.name) and store.read(FEATURES.name).where(F.col("date") < F.lit(first)).limit(1).count():
-        return first
-    return first - dt.timedelta(days=cfg.nightly.train_days)
+    last = None if not store.exists(FEATURES.name) else store.read(FEATURES.name).where(
+        F.col("date") < F.lit(first)).agg(F.max("date").alias("last")).first().last
+    if last is None:
+        return first - dt.timedelta(days=cfg.nightly.train_days)
+    _check_gap(first, last)
+    return first
 
 
 def _check_previous_night(store: TableStore, day: dt.date) -> None:
@@ -176,14 +185,17 @@ def _check_previous_night(store: TableStore, day: dt.date) -> None:
 
     if not store.exists(FEATURES.name):
         return
-    prev = day - dt.timedelta(days=1)
-    dates = store.read(FEATURES.name).where(F.col("date") < F.lit(day)).agg(
-        F.max("date").alias("last")
-    ).first()
-    if dates.last is not None and dates.last < prev:
+    last = store.read(FEATURES.name).where(F.col("date") < F.lit(day)).agg(F.max("date").alias("last")).first().last
+    if last is not None:
+        _check_gap(day, last)
+
+
+def _check_gap(day: dt.date, last: dt.date) -> None:
+    """Stop when ``last``, the latest night discretized before ``day``, is not the night before."""
+    if last < day - dt.timedelta(days=1):
         raise EmptyInputError(
-            f"nightly {day}: night {prev} was never processed (last processed night: {dates.last}); "
-            f"run `adspark nightly --date {dates.last + dt.timedelta(days=1)} --to {day}` to catch up"
+            f"nightly {day}: night {day - dt.timedelta(days=1)} was never processed (last processed night: {last}); "
+            f"run `adspark nightly --date {last + dt.timedelta(days=1)} --to {day}` to catch up"
         )
 
 
@@ -292,8 +304,7 @@ def run_nights(
             on_night(result)
 
     try:
-        start = _history_start(store, cfg, first)
-        for night in night_range(start, last):
+        for night in nights:
             held.append(leases.acquire(folder, night, run_id, leases.utc_now()))
         if cfg.nightly.seconds("wait_for_earlier_nights"):
             with stage("wait"):
@@ -301,7 +312,9 @@ def run_nights(
                     folder, held[0], cfg.nightly.seconds("wait_for_earlier_nights"),
                     cfg.nightly.seconds("lease_stale_after"),
                 )
-        _check_previous_night(store, first)
+        start = _history_start(store, cfg, first)  # the earlier nights final: checked, or a new warehouse
+        for night in night_range(start, first - dt.timedelta(days=1)):
+            held.append(leases.acquire(folder, night, run_id, leases.utc_now()))
         with stage("discretize"):
             d = discretize(store, cfg.part(DiscretizeJobConfig), start, last, within=run_id,
                            fit_to=first - dt.timedelta(days=1) if start < first else None)

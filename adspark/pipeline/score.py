@@ -310,7 +310,9 @@ def _score_and_write(
     nights = night_scores(scores)  # the alert pass is checkpointed: what follows reads it, not the scorer
     last = _cut(nights, end, last_night)
     # the alert pass is causal: its rows through ``last`` are those of a pass that ended there
-    store.replace_dates(_through(states, last), ALERT_STATE.name, "date", first, last,
+    # the states of the nights replayed before ``start`` are not kept (the alerter emits none): a
+    # later run of one of them finds no state before it and replays the same nights again
+    store.replace_dates(_through(states, last), ALERT_STATE.name, "date", start, last,
                         partition_by=ALERT_STATE.partition_by, extra_predicate=f"alert_key = {sql_string(key)}")
     if cfg.alerts.state_nights:
         prune_states(store, key, last, cfg.alerts.state_nights)
