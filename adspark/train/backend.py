@@ -8,6 +8,8 @@ result, rank order. :class:`LocalBackend` runs it once in this process (tests, t
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -29,6 +31,14 @@ class LocalBackend:
     def run(self, fn: Callable[..., T], args: tuple[Any, ...] = ()) -> list[T]:
         """Call ``fn(LocalCollective(), *args)``."""
         return [fn(LocalCollective(), *args)]
+
+
+def process_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the training processes: ``base`` with Python's ``FutureWarning``s off
+    (petastorm 0.13 calls pyarrow APIs deprecated since pyarrow 5, a screenful per process and
+    epoch; ``PYTHONWARNINGS`` already set in ``base`` is kept, this filter added after it)."""
+    warnings = ",".join(w for w in (base.get("PYTHONWARNINGS", ""), "ignore::FutureWarning") if w)
+    return {**base, "PYTHONWARNINGS": warnings}
 
 
 def _in_horovod(fn: Callable[..., T], *args: Any) -> T:
@@ -60,4 +70,5 @@ class HorovodSparkBackend:
             start_timeout=self.start_timeout_s,
             verbose=self.verbose,
             use_gloo=True,
+            env=process_env(os.environ),
         )

@@ -13,7 +13,9 @@ the DataFrame is repartitioned into one equal-sized file per process, so each sh
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
@@ -84,7 +86,11 @@ class PetastormFeed:
     def __init__(
         self, df: "DataFrame", column: str, n_columns: int, shards: int, cache_dir: str
     ) -> None:
-        from petastorm.spark import SparkDatasetConverter, make_spark_converter
+        with warnings.catch_warnings():  # petastorm 0.13 imports pyarrow APIs deprecated since pyarrow 5
+            warnings.simplefilter("ignore", FutureWarning)
+            from petastorm.spark import SparkDatasetConverter, make_spark_converter
+        # its notes that float64 becomes float32 (wanted) and that the files are small (they are: one per process)
+        logging.getLogger("petastorm.spark.spark_dataset_converter").setLevel(logging.ERROR)
 
         spark = df.sparkSession
         spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache_dir)
