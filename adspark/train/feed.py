@@ -72,6 +72,15 @@ class ArrayFeed:
         yield ds.batch(batch_size)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Petastorm 0.13 calls pyarrow APIs deprecated since pyarrow 5 (a ``FutureWarning`` each time
+    it resolves a file system): silence those around its calls."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 class PetastormFeed:
     """A Spark DataFrame with an ``array<float>`` column, converted once with petastorm.
 
@@ -86,8 +95,7 @@ class PetastormFeed:
     def __init__(
         self, df: "DataFrame", column: str, n_columns: int, shards: int, cache_dir: str
     ) -> None:
-        with warnings.catch_warnings():  # petastorm 0.13 imports pyarrow APIs deprecated since pyarrow 5
-            warnings.simplefilter("ignore", FutureWarning)
+        with _quiet():
             from petastorm.spark import SparkDatasetConverter, make_spark_converter
         # its notes that float64 becomes float32 (wanted) and that the files are small (they are: one per process)
         logging.getLogger("petastorm.spark.spark_dataset_converter").setLevel(logging.ERROR)
@@ -96,7 +104,8 @@ class PetastormFeed:
         spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache_dir)
         self.n_columns = n_columns
         self.column = column
-        self._converter = make_spark_converter(df.select(column).repartition(shards))
+        with _quiet():
+            self._converter = make_spark_converter(df.select(column).repartition(shards))
         self.n_rows = len(self._converter)
         self._shards = shards
 
@@ -110,7 +119,7 @@ class PetastormFeed:
         import tensorflow as tf
 
         n, column = self.n_columns, self.column
-        with self._converter.make_tf_dataset(
+        with _quiet(), self._converter.make_tf_dataset(
             batch_size=batch_size,
             num_epochs=None if repeat else 1,
             workers_count=1,
@@ -122,4 +131,5 @@ class PetastormFeed:
 
     def delete(self) -> None:
         """Remove the materialized files."""
-        self._converter.delete()
+        with _quiet():
+            self._converter.delete()
