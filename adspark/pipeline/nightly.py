@@ -21,7 +21,7 @@ A first run on a new warehouse (``features`` holds no night before its first nig
 discretizes the ``train_days`` nights before it, in the same pass: the first model trains on them
 and the first night's windows need their lookback. Their categorical slots are fitted on those
 nights alone, so the tables equal a ``discretize`` of the history followed by the nightly runs;
-they get no ``nightly`` row (the run's ``discretize`` record covers them).
+they get no ``nightly`` row (their counts end the first night's message).
 
 A range of nights (:func:`run_nights`) gives the tables of its nights run one by one in fewer
 Spark passes: it is discretized once, and the nights between two retrains are scored in one pass
@@ -159,20 +159,24 @@ def _retrained_through(store: TableStore, model: RegisteredModel, day: dt.date) 
         return None
 
 
-def _history_start(store: TableStore, cfg: NightlyJobConfig, first: dt.date) -> dt.date:
-    """Where a run from ``first`` starts discretizing (one aggregate over ``features``): ``first``,
-    or ``nightly.train_days`` nights earlier on a new warehouse (``features`` holds no night before
-    ``first``: the first model trains on those nights, and the first night's windows need their
-    lookback).
-
-    Raises:
-        EmptyInputError: Night ``first - 1`` was never discretized though earlier nights were (a
-            gap: the night's windows would miss their lookback).
-    """
+def _last_before(store: TableStore, day: dt.date) -> dt.date | None:
+    """The latest night in ``features`` before ``day`` (one aggregate; None: none)."""
     from pyspark.sql import functions as F
 
-    last = None if not store.exists(FEATURES.name) else store.read(FEATURES.name).where(
-        F.col("date") < F.lit(first)).agg(F.max("date").alias("last")).first().last
+    if not store.exists(FEATURES.name):
+        return None
+    return store.read(FEATURES.name).where(F.col("date") < F.lit(day)).agg(F.max("date").alias("last")).first().last
+
+
+def _history_start(store: TableStore, cfg: NightlyJobConfig, first: dt.date) -> dt.date:
+    """Where a run from ``first`` starts discretizing: ``first``, or ``nightly.train_days`` nights
+    earlier on a new warehouse (``features`` holds no night before ``first``: the first model
+    trains on those nights, and the first night's windows need their lookback).
+
+    Raises:
+        EmptyInputError: Night ``first - 1`` was never discretized though earlier nights were.
+    """
+    last = _last_before(store, first)
     if last is None:
         return first - dt.timedelta(days=cfg.nightly.train_days)
     _check_gap(first, last)
@@ -181,11 +185,7 @@ def _history_start(store: TableStore, cfg: NightlyJobConfig, first: dt.date) -> 
 
 def _check_previous_night(store: TableStore, day: dt.date) -> None:
     """Stop when D-1 has never been discretized though earlier nights were (a gap)."""
-    from pyspark.sql import functions as F
-
-    if not store.exists(FEATURES.name):
-        return
-    last = store.read(FEATURES.name).where(F.col("date") < F.lit(day)).agg(F.max("date").alias("last")).first().last
+    last = _last_before(store, day)
     if last is not None:
         _check_gap(day, last)
 
