@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -396,23 +396,32 @@ def validate_events(
                     F.concat(F.lit(f"expected one of {list(c.values)} (or null), got "), F.to_json(F.array(raw))),
                 )
             )
-    # one flat CASE WHEN per output (the first failed check wins): nesting when/otherwise per
-    # check overflowed the JVM stack with ~140 measure columns (ECG5000 in row mode)
+    # the index of the first failed check, evaluated once per row (one flat CASE WHEN: nesting
+    # when/otherwise per check overflowed the JVM stack with ~140 measure columns, ECG5000 in row
+    # mode); reason, column and detail are looked up from it after the windows, so the shuffles
+    # carry one int, and each check (a regex over every text column) runs once, not three times
     conds = [F.coalesce(cond, F.lit(False)) for cond, _, _, _ in checks]
-    reason = _first_match(zip(conds, [F.lit(code) for _, code, _, _ in checks]))
-    column = _first_match(zip(conds, [F.lit(col_name) for _, _, col_name, _ in checks]))
-    detail = _first_match(zip(conds, [det for _, _, _, det in checks]))
+    check = _first_match(zip(conds, [F.lit(i) for i in range(len(checks))]))
+    failed = F.col("_check").isNotNull()
 
-    copy_rank = F.row_number().over(Window.partitionBy(*original).orderBy(F.lit(1)))
-    marked = rows.select(
-        "*",
-        reason.cast("string").alias("_rule_reason"),
-        column.cast("string").alias("_rule_column"),
-        detail.cast("string").alias("_rule_detail"),
-    ).withColumn("_copy", copy_rank)
-    is_dup = F.col("_rule_reason").isNull() & (F.col("_copy") > 1)
+    def by_check(values: Sequence["Column"]) -> "Column":
+        return _first_match((F.col("_check") == i, v) for i, v in enumerate(values))
+
+    # exact copies share their entity and timestamp: one exchange by (entity, time) serves both
+    # windows below (the copies' window sorts by (entity, time, every column); the readings'
+    # window needs that same order's prefix)
+    copy_rank = F.row_number().over(Window.partitionBy("_entity", "_ts", *original).orderBy(F.lit(1)))
+    marked = (
+        rows.select("*", check.cast("int").alias("_check"))
+        .repartition("_entity", "_ts")
+        .withColumn("_copy", copy_rank)
+        .withColumn("_rule_reason", by_check([F.lit(code) for _, code, _, _ in checks]))
+        .withColumn("_rule_column", by_check([F.lit(col_name) for _, _, col_name, _ in checks]))
+        .withColumn("_rule_detail", by_check([det for _, _, _, det in checks]).cast("string"))
+    )
+    is_dup = ~failed & (F.col("_copy") > 1)
     # different readings of one entity at one timestamp (exact copies are duplicates, above)
-    passing = F.col("_rule_reason").isNull() & (F.col("_copy") == 1)
+    passing = ~failed & (F.col("_copy") == 1)
     same = F.sum(F.when(passing, 1).otherwise(0)).over(Window.partitionBy("_entity", "_ts"))
     marked = marked.withColumn("_shared", passing & (same > 1)).withColumn("_same", same)
     if source.same_timestamp == "reject":
@@ -442,7 +451,7 @@ def validate_events(
             F.col("_rule_detail")
         ).alias("_detail"),
         F.when(
-            F.col("_rule_reason").isNotNull() | is_dup | conflict,
+            failed | is_dup | conflict,
             F.to_json(F.struct(*[F.col(c) for c in original])),
         ).alias("_raw"),
         (F.col("_shared") & ~conflict).alias("_shared"),
