@@ -143,12 +143,12 @@ def build_features(
     spec: FeatureSpec,
     bucket_seconds: int,
     exprs: Sequence,
-    groups: int = 16,
     max_gap_buckets: int | None = None,
 ) -> "DataFrame":
     """Aggregate accepted events into buckets and pad them per entity.
 
-    Entities are padded in ``groups`` hash groups (many entities per pandas call).
+    Entities are padded in the validated rows' hash groups (many entities per pandas call; the
+    rows are already partitioned by them, so only the activity side is exchanged).
 
     Args:
         validated: Output of :func:`validate_events`.
@@ -157,7 +157,6 @@ def build_features(
         spec: Feature layout.
         bucket_seconds: Bucket width.
         exprs: Aggregations from :func:`aggregate_expressions`.
-        groups: Number of entity groups handed to pandas.
         max_gap_buckets: Span padding's longest filled gap; ``None`` pads whole active days
             (see :func:`adspark.core.features.pad_entities`).
     """
@@ -166,14 +165,16 @@ def build_features(
     schema = FEATURES.with_fields(feature_fields(spec))
     seconds = F.unix_seconds(F.col("_ts"))
     bucket = F.timestamp_seconds(seconds - F.pmod(seconds, F.lit(bucket_seconds)))
+    group = group_of(validated.groups)
+    # keyed by the group the validated rows are partitioned by: no exchange before the pandas call
     agg = (
-        validated.accepted.groupBy(F.col("_entity").alias("entity"), bucket.alias("bucket_start"))
+        validated.accepted.groupBy("_group", F.col("_entity").alias("entity"), bucket.alias("bucket_start"))
         .agg(*exprs)
         .withColumn("_context", F.lit(False))
     )
     if context is not None:
         agg = agg.unionByName(
-            context.select("entity", "bucket_start", *spec.aggregates).withColumn(
+            context.select(group, "entity", "bucket_start", *spec.aggregates).withColumn(
                 "_context", F.lit(True)
             )
         )
@@ -193,10 +194,8 @@ def build_features(
         )
         return out[names]
 
-    group = group_of(groups)
     return (
-        agg.withColumn("_group", group)
-        .groupBy("_group")
+        agg.groupBy("_group")
         .cogroup(activity.withColumn("_group", group).groupBy("_group"))
         .applyInPandas(pad, schema.struct_type())
     )
@@ -335,7 +334,7 @@ def discretize(
     check_range(start, end)
     with recorded_run(store, "discretize", cfg, start, end, within=within) as run:
         raw = read_source(store, cfg.source)
-        validated = validate_events(raw, cfg.source, start, end).persisted()
+        validated = validate_events(raw, cfg.source, start, end, entity_groups(store.spark, start, end)).persisted()
         features = None
         try:
             fit_rows = validated.accepted
@@ -361,7 +360,7 @@ def discretize(
             activity = _activity(raw, cfg.source, start, end, cfg.discretize.activity_lookback_days)
             features = build_features(
                 validated, activity, _context_rows(store, start, spec, bucket_s), spec, bucket_s,
-                exprs, groups=entity_groups(store.spark, start, end),
+                exprs,
                 max_gap_buckets=cfg.discretize.max_gap_buckets,
             ).persist()
             store.replace_dates(

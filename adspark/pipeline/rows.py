@@ -109,7 +109,8 @@ def run_rows(
     onehot = [
         F.when(F.col(c) == v, 1.0).otherwise(0.0).cast("float") for c, vs in vocabs.items() for v in vs
     ]
-    content = [F.col(c) for c in validated.rows.columns if c not in ("_reason", "_column", "_detail", "_raw", "_shared")]
+    content = [F.col(c) for c in validated.rows.columns
+               if c not in ("_group", "_reason", "_column", "_detail", "_raw", "_shared")]
     ident = (
         F.col(source.event_id).cast("string")
         if source.event_id

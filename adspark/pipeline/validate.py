@@ -41,6 +41,7 @@ night>``), which re-discretizes, re-windows and re-scores that night with it. Ev
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING
 
 from adspark.config import SourceConfig
 from adspark.errors import SchemaMismatchError
+from adspark.pipeline.grouping import group_of
 from adspark.storage import TableStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,26 +88,27 @@ class Validated:
     """Validated events of a range.
 
     Attributes:
-        rows: Every row read, with normalized columns ``_entity`` (string), ``_ts`` (UTC
+        rows: Every row read, with normalized columns ``_group`` (the entity's hash group),
+            ``_entity`` (string), ``_ts`` (UTC
             timestamp), ``_date`` (the row's night), one double column per measure, one string
             column per categorical, ``_reason``/``_column``/``_detail`` (null when accepted),
             ``_raw`` (JSON of the original row, for rejected rows only) and ``_shared`` (the row
             passed every rule and another different reading of its entity has its timestamp).
         measures: Measure column names.
         categoricals: Categorical column names.
+        groups: Number of entity hash groups of ``_group``.
     """
 
     rows: "DataFrame"
     measures: tuple[str, ...]
     categoricals: tuple[str, ...]
+    groups: int = 1
 
     def persisted(self) -> "Validated":
         """The same rows, materialized once (memory, spilling to disk) for several passes."""
         from pyspark import StorageLevel
 
-        return Validated(
-            self.rows.persist(StorageLevel.MEMORY_AND_DISK), self.measures, self.categoricals
-        )
+        return dataclasses.replace(self, rows=self.rows.persist(StorageLevel.MEMORY_AND_DISK))
 
     def release(self) -> None:
         """Drop the materialized rows."""
@@ -237,15 +240,20 @@ def _first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":
 
 
 def validate_events(
-    df: "DataFrame", source: SourceConfig, start: dt.date, end: dt.date
+    df: "DataFrame", source: SourceConfig, start: dt.date, end: dt.date, groups: int = 1,
 ) -> Validated:
     """Select the rows of nights ``[start, end]`` and mark each accepted or rejected.
+
+    The rows come out hash-partitioned by ``_group``, the entity's hash group
+    (:func:`adspark.pipeline.grouping.group_of`): the duplicate checks need no other exchange, nor
+    does an aggregation or a grouped pandas call keyed by ``_group`` (discretize).
 
     Args:
         df: The raw events table.
         source: The contract.
         start: First night.
         end: Last night (inclusive).
+        groups: Number of entity hash groups (``_group`` in ``[0, groups)``).
 
     Returns:
         The rows with their verdict; nothing is dropped.
@@ -407,13 +415,14 @@ def validate_events(
     def by_check(values: Sequence["Column"]) -> "Column":
         return _first_match((F.col("_check") == i, v) for i, v in enumerate(values))
 
-    # exact copies share their entity and timestamp: one exchange by (entity, time) serves both
-    # windows below (the copies' window sorts by (entity, time, every column); the readings'
-    # window needs that same order's prefix)
-    copy_rank = F.row_number().over(Window.partitionBy("_entity", "_ts", *original).orderBy(F.lit(1)))
+    # exact copies share their entity (so its group) and timestamp: one exchange by the group
+    # serves both windows below (the copies' window sorts by (group, entity, time, every column);
+    # the readings' window needs that same order's prefix)
+    key = ("_group", "_entity", "_ts")
+    copy_rank = F.row_number().over(Window.partitionBy(*key, *original).orderBy(F.lit(1)))
     marked = (
-        rows.select("*", check.cast("int").alias("_check"))
-        .repartition("_entity", "_ts")
+        rows.select("*", check.cast("int").alias("_check"), group_of(groups, "_entity"))
+        .repartition("_group")
         .withColumn("_copy", copy_rank)
         .withColumn("_rule_reason", by_check([F.lit(code) for _, code, _, _ in checks]))
         .withColumn("_rule_column", by_check([F.lit(col_name) for _, _, col_name, _ in checks]))
@@ -422,7 +431,7 @@ def validate_events(
     is_dup = ~failed & (F.col("_copy") > 1)
     # different readings of one entity at one timestamp (exact copies are duplicates, above)
     passing = ~failed & (F.col("_copy") == 1)
-    same = F.sum(F.when(passing, 1).otherwise(0)).over(Window.partitionBy("_entity", "_ts"))
+    same = F.sum(F.when(passing, 1).otherwise(0)).over(Window.partitionBy(*key))
     marked = marked.withColumn("_shared", passing & (same > 1)).withColumn("_same", same)
     if source.same_timestamp == "reject":
         conflict = F.col("_shared")
@@ -438,6 +447,7 @@ def validate_events(
         [source.event_id] if source.event_id and source.event_id not in categoricals else []
     )
     result = marked.select(
+        F.col("_group"),
         F.col("_entity"),
         F.col("_ts"),
         F.col("_date"),
@@ -456,7 +466,7 @@ def validate_events(
         ).alias("_raw"),
         (F.col("_shared") & ~conflict).alias("_shared"),
     )
-    return Validated(result, tuple(m.name for m in source.measures), tuple(categoricals))
+    return Validated(result, tuple(m.name for m in source.measures), tuple(categoricals), groups)
 
 
 def rejects_frame(validated: Validated, run_id: str, job: str) -> "DataFrame":

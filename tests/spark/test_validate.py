@@ -136,3 +136,20 @@ def test_different_readings_at_one_timestamp_are_counted_or_rejected(spark, base
         assert r._column == "event_time" and r._detail.startswith("2 different readings of entity u1 at 2026-01-05 10:00")
         assert "conflicting_readings" in REASONS and '"event_id":"a"' in r._raw
     assert v.accepted.count() + v.rejected.count() == len(rows)
+
+
+def test_the_checks_and_the_features_aggregate_share_one_exchange(spark, cfg):
+    """Exact copies and readings sharing a timestamp are found within the entity's hash group:
+    validation shuffles the rows once, and an aggregation keyed by the group (discretize) adds
+    no exchange of the raw rows."""
+    from pyspark.sql import functions as F
+
+    df = spark.createDataFrame([c[0] for c in CASES], SCHEMA)
+    v = validate_events(df, cfg, D, D, groups=4)
+
+    def exchanges(frame) -> int:
+        return frame._jdf.queryExecution().executedPlan().toString().count("Exchange hashpartitioning")
+
+    assert exchanges(v.rows) == 1
+    assert exchanges(v.accepted.groupBy("_group", "_entity", F.to_date("_ts")).count()) == 1
+    assert {r._group for r in v.rows.select("_group").collect()} <= {0, 1, 2, 3}
