@@ -165,6 +165,8 @@ def build_features(
     schema = FEATURES.with_fields(feature_fields(spec))
     seconds = F.unix_seconds(F.col("_ts"))
     bucket = F.timestamp_seconds(seconds - F.pmod(seconds, F.lit(bucket_seconds)))
+    if validated.groups is None:
+        raise ValueError("build_features needs rows validated with entity groups (validate_events(groups=...))")
     group = group_of(validated.groups)
     # keyed by the group the validated rows are partitioned by: no exchange before the pandas call
     agg = (

@@ -96,13 +96,13 @@ class Validated:
             passed every rule and another different reading of its entity has its timestamp).
         measures: Measure column names.
         categoricals: Categorical column names.
-        groups: Number of entity hash groups of ``_group``.
+        groups: Number of entity hash groups of ``_group`` (None: the rows carry no group).
     """
 
     rows: "DataFrame"
     measures: tuple[str, ...]
     categoricals: tuple[str, ...]
-    groups: int = 1
+    groups: int | None = None
 
     def persisted(self) -> "Validated":
         """The same rows, materialized once (memory, spilling to disk) for several passes."""
@@ -240,20 +240,21 @@ def _first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":
 
 
 def validate_events(
-    df: "DataFrame", source: SourceConfig, start: dt.date, end: dt.date, groups: int = 1,
+    df: "DataFrame", source: SourceConfig, start: dt.date, end: dt.date, groups: int | None = None,
 ) -> Validated:
     """Select the rows of nights ``[start, end]`` and mark each accepted or rejected.
 
-    The rows come out hash-partitioned by ``_group``, the entity's hash group
-    (:func:`adspark.pipeline.grouping.group_of`): the duplicate checks need no other exchange, nor
-    does an aggregation or a grouped pandas call keyed by ``_group`` (discretize).
+    The rows are shuffled once: with ``groups``, hash-partitioned by ``_group``, the entity's hash
+    group (:func:`adspark.pipeline.grouping.group_of`), so that an aggregation or a grouped pandas
+    call keyed by it (discretize) needs no other exchange; without, by entity and timestamp (row
+    mode: one entity may hold every row, and nothing downstream is keyed by entity).
 
     Args:
         df: The raw events table.
         source: The contract.
         start: First night.
         end: Last night (inclusive).
-        groups: Number of entity hash groups (``_group`` in ``[0, groups)``).
+        groups: Number of entity hash groups (column ``_group`` in ``[0, groups)``), or None.
 
     Returns:
         The rows with their verdict; nothing is dropped.
@@ -415,14 +416,15 @@ def validate_events(
     def by_check(values: Sequence["Column"]) -> "Column":
         return _first_match((F.col("_check") == i, v) for i, v in enumerate(values))
 
-    # exact copies share their entity (so its group) and timestamp: one exchange by the group
-    # serves both windows below (the copies' window sorts by (group, entity, time, every column);
-    # the readings' window needs that same order's prefix)
-    key = ("_group", "_entity", "_ts")
+    # exact copies share their entity (so its group) and timestamp: one exchange (by the group, or
+    # by entity and timestamp) serves both windows below (the copies' window sorts by ([group,]
+    # entity, time, every column); the readings' window needs that same order's prefix)
+    key = ("_entity", "_ts") if groups is None else ("_group", "_entity", "_ts")
+    grouped = [] if groups is None else [group_of(groups, "_entity")]
     copy_rank = F.row_number().over(Window.partitionBy(*key, *original).orderBy(F.lit(1)))
     marked = (
-        rows.select("*", check.cast("int").alias("_check"), group_of(groups, "_entity"))
-        .repartition("_group")
+        rows.select("*", check.cast("int").alias("_check"), *grouped)
+        .repartition(*(key if groups is None else key[:1]))
         .withColumn("_copy", copy_rank)
         .withColumn("_rule_reason", by_check([F.lit(code) for _, code, _, _ in checks]))
         .withColumn("_rule_column", by_check([F.lit(col_name) for _, _, col_name, _ in checks]))
@@ -447,7 +449,7 @@ def validate_events(
         [source.event_id] if source.event_id and source.event_id not in categoricals else []
     )
     result = marked.select(
-        F.col("_group"),
+        *[F.col("_group")] * (groups is not None),
         F.col("_entity"),
         F.col("_ts"),
         F.col("_date"),

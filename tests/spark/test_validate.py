@@ -153,3 +153,6 @@ def test_the_checks_and_the_features_aggregate_share_one_exchange(spark, cfg):
     assert exchanges(v.rows) == 1
     assert exchanges(v.accepted.groupBy("_group", "_entity", F.to_date("_ts")).count()) == 1
     assert {r._group for r in v.rows.select("_group").collect()} <= {0, 1, 2, 3}
+    # without groups (row mode, where one entity may hold every row): by entity and timestamp
+    ungrouped = validate_events(df, cfg, D, D)
+    assert exchanges(ungrouped.rows) == 1 and "_group" not in ungrouped.rows.columns
