@@ -88,9 +88,8 @@ class Validated:
     """Validated events of a range.
 
     Attributes:
-        rows: Every row read, with normalized columns ``_group`` (the entity's hash group),
-            ``_entity`` (string), ``_ts`` (UTC
-            timestamp), ``_date`` (the row's night), one double column per measure, one string
+        rows: Every row read, with normalized columns ``_group`` (the entity's hash group; only
+            with ``groups``), ``_entity`` (string), ``_ts`` (UTC timestamp), ``_date`` (the row's night), one double column per measure, one string
             column per categorical, ``_reason``/``_column``/``_detail`` (null when accepted),
             ``_raw`` (JSON of the original row, for rejected rows only) and ``_shared`` (the row
             passed every rule and another different reading of its entity has its timestamp).
