@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -412,18 +412,20 @@ def validate_events(
     check = _first_match(zip(conds, [F.lit(i) for i in range(len(checks))]))
     failed = F.col("_check").isNotNull()
 
-    def by_check(values: Sequence["Column"]) -> "Column":
-        return _first_match((F.col("_check") == i, v) for i, v in enumerate(values))
-
     # exact copies share their entity (so its group) and timestamp: one exchange (by the group, or
     # by entity and timestamp) serves both windows below (the copies' window sorts by ([group,]
     # entity, time, every column); the readings' window needs that same order's prefix)
-    key = ("_entity", "_ts") if groups is None else ("_group", "_entity", "_ts")
     grouped = [] if groups is None else [group_of(groups, "_entity")]
+    key = ("_entity", "_ts") if groups is None else ("_group", "_entity", "_ts")
+    partition = key if groups is None else ("_group",)
     copy_rank = F.row_number().over(Window.partitionBy(*key, *original).orderBy(F.lit(1)))
+
+    def by_check(values: list["Column"]) -> "Column":
+        return _first_match((F.col("_check") == i, v) for i, v in enumerate(values))
+
     marked = (
         rows.select("*", check.cast("int").alias("_check"), *grouped)
-        .repartition(*(key if groups is None else key[:1]))
+        .repartition(*partition)
         .withColumn("_copy", copy_rank)
         .withColumn("_rule_reason", by_check([F.lit(code) for _, code, _, _ in checks]))
         .withColumn("_rule_column", by_check([F.lit(col_name) for _, _, col_name, _ in checks]))
@@ -448,7 +450,7 @@ def validate_events(
         [source.event_id] if source.event_id and source.event_id not in categoricals else []
     )
     result = marked.select(
-        *[F.col("_group")] * (groups is not None),
+        *[F.col(c) for c in ("_group",) if groups is not None],
         F.col("_entity"),
         F.col("_ts"),
         F.col("_date"),
