@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ from adspark.core.buckets import epoch_seconds
 from adspark.core.calibration import (
     CalibrationParams,
     alert_onsets,
-    calibrate,
+    calibrate_many,
     fuse,
     new_calibration_state,
     normal_sf,
@@ -53,7 +53,7 @@ from adspark.core.streaming import (
     is_sum,
     mask_empty_buckets,
     new_baseline_state,
-    run_baselines,
+    run_baselines_many,
     seasonal_slots,
     signed_expm1,
     slots_per_day,
@@ -340,6 +340,32 @@ def _model_raw(df: pd.DataFrame, params: AlertParams, first_seen: float = -np.in
     return raw
 
 
+@dataclass
+class _Night:
+    """One entity's windows of one night, readied for the baselines (:func:`_prepare`)."""
+
+    df: pd.DataFrame  # the windows in time order
+    state: dict[str, np.ndarray]  # a copy of the state, cursor and first_seen already advanced
+    starts: np.ndarray  # window starts, epoch seconds (n,)
+    values: np.ndarray  # the buckets the windows add, (m, F)
+    times: np.ndarray  # their starts, epoch seconds (m,)
+    owner: np.ndarray  # the window adding each bucket (m,)
+    slots: np.ndarray  # their seasonal slots (m,)
+
+
+def _prepare(windows: pd.DataFrame, state: dict[str, np.ndarray], params: AlertParams) -> _Night:
+    """Sort one entity's windows and cut the buckets they add (not modifying ``state``)."""
+    df = windows.sort_values("window_start", kind="stable").reset_index(drop=True)
+    s = {k: v.copy() for k, v in state.items()}
+    starts = epoch_seconds(df["window_start"])
+    values, times, owner, cursor = _new_buckets(starts, list(df["raw_values"]), float(s["cursor"][0]), params)
+    slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
+                           params.timezone)
+    s["cursor"] = np.array([cursor])
+    s["first_seen"] = np.array([_first_seen(values, times, params.features, float(s["first_seen"][0]))])
+    return _Night(df, s, starts, values, times, owner, slots)
+
+
 def alert_step(
     windows: pd.DataFrame, state: dict[str, np.ndarray], params: AlertParams
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -355,30 +381,60 @@ def alert_step(
     Returns:
         (the input rows in time order with :data:`ALERT_COLUMNS` added; the state after them).
     """
-    df = windows.sort_values("window_start", kind="stable").reset_index(drop=True)
-    n, f = len(df), len(params.features)
-    s = {k: v.copy() for k, v in state.items()}
-    counts = params.counts
-    starts = epoch_seconds(df["window_start"])
-    values, times, owner, cursor = _new_buckets(starts, list(df["raw_values"]), float(s["cursor"][0]), params)
-    slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
-                           params.timezone)
-    base_state = {k: s[k] for k in new_baseline_state(f, 1)}
-    events = values[:, params.features.index("event_count")] if "event_count" in params.features else None
-    out, base_state = run_baselines(mask_empty_buckets(values, params.features), slots, counts, base_state,
-                                    params.baselines, params.sum_features, params.sums, params.mean_features,
-                                    events)
-    s.update(base_state)
-    s["cursor"] = np.array([cursor])
-    s["first_seen"] = np.array([_first_seen(values, times, params.features, float(s["first_seen"][0]))])
+    [result] = alert_steps([windows], [state], params)
+    return result
 
-    # per detector: calibrate each feature's evidence, keep the smallest p (x features, Bonferroni)
-    used = params.baseline_features
-    probs = np.ones((n, len(params.detectors)))
-    verdict = np.zeros((n, len(params.detectors)), dtype=bool)  # which detectors judged each window
-    model_feature: np.ndarray | None = None  # the model's most improbable feature per window
-    driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
+
+def alert_steps(
+    windows: Sequence[pd.DataFrame], states: Sequence[dict[str, np.ndarray]], params: AlertParams
+) -> list[tuple[pd.DataFrame, dict[str, np.ndarray]]]:
+    """:func:`alert_step` for several entities (one frame and one state each): their baselines
+    run in one time loop (:func:`adspark.core.streaming.run_baselines_many`), the rest entity by
+    entity; each result equals the entity's own :func:`alert_step`."""
+    nights = [_prepare(w, st, params) for w, st in zip(windows, states, strict=True)]
+    f = len(params.features)
+    base_keys = new_baseline_state(f, 1).keys()
+    has_events = "event_count" in params.features
+    events = [n.values[:, params.features.index("event_count")] for n in nights] if has_events else None
+    outs = run_baselines_many(
+        [mask_empty_buckets(n.values, params.features) for n in nights], [n.slots for n in nights], params.counts,
+        [{k: n.state[k] for k in base_keys} for n in nights], params.baselines, params.sum_features, params.sums,
+        params.mean_features, events,
+    )
+    evidence = [_evidence(night, out, base, params) for night, (out, base) in zip(nights, outs, strict=True)]
+    calibrated: list[dict[str, np.ndarray]] = [{} for _ in nights]
     for j, d in enumerate(params.detectors):
+        if d in SELF_CALIBRATED:
+            continue
+        cals = [{"recent": n.state[f"cal_{d}_recent"], "stats": n.state[f"cal_{d}_stats"]} for n in nights]
+        # the model's scores are error-like (log scale); the baselines' are z-like
+        results = calibrate_many([ev[j][0] for ev in evidence], cals, params.calibration, log=d == "model")
+        for night, done, (p, cal) in zip(nights, calibrated, results, strict=True):
+            done[d] = p
+            night.state[f"cal_{d}_recent"], night.state[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
+    return [_judge(night, out, ev, done, params)
+            for night, (out, _), ev, done in zip(nights, outs, evidence, calibrated, strict=True)]
+
+
+def _evidence(
+    night: _Night, out: BaselineOutput, base_state: dict[str, np.ndarray], params: AlertParams
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Per detector, each window's raw score and, for a baseline, the bucket row behind it.
+
+    Takes in the baselines' state (``base_state``; the profile detector advances its buffer in
+    the night's state too).
+
+    Returns:
+        Per detector of ``params.detectors``: (raw, shape (n, F), or the model's (n,) or (n, F);
+        bucket row of each (window, feature), shape (n, F), or None for the model).
+    """
+    df, s, starts, values, owner, times = night.df, night.state, night.starts, night.values, night.owner, night.times
+    n = len(df)
+    s.update(base_state)
+    used = params.baseline_features
+    evidence: list[tuple[np.ndarray, np.ndarray | None]] = []
+    for d in params.detectors:
+        rows: np.ndarray | None
         if d == "model":
             raw, rows = _model_raw(df, params, float(s["first_seen"][0])), None
         elif d == "profile":
@@ -391,13 +447,29 @@ def alert_step(
             raw, rows = _window_evidence(out.z[d], owner, n, sustained, params.baselines.clip)
             judged = used & ~params.mean_features if d in ("diff", "extreme") else used
             raw = np.where(judged[None, :], raw, np.nan)  # features the baselines leave to the model
+        evidence.append((raw, rows))
+    return evidence
+
+
+def _judge(
+    night: _Night, out: BaselineOutput, evidence: list[tuple[np.ndarray, np.ndarray | None]],
+    calibrated: dict[str, np.ndarray], params: AlertParams,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The rest of :func:`alert_step` once each detector's evidence is calibrated: per detector
+    the smallest p over the features (x features, Bonferroni), fusion, onsets, explanations."""
+    df, s, starts, values, owner = night.df, night.state, night.starts, night.values, night.owner
+    n, f = len(df), len(params.features)
+    used = params.baseline_features
+    probs = np.ones((n, len(params.detectors)))
+    verdict = np.zeros((n, len(params.detectors)), dtype=bool)  # which detectors judged each window
+    model_feature: np.ndarray | None = None  # the model's most improbable feature per window
+    driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
+    for j, (d, (raw, rows)) in enumerate(zip(params.detectors, evidence, strict=True)):
         verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
         if d in SELF_CALIBRATED:  # stuck: already the run's tail under the entity's own repeat rate
             p = normal_sf(np.nan_to_num(raw, nan=-np.inf))
         else:
-            cal = {"recent": s[f"cal_{d}_recent"], "stats": s[f"cal_{d}_stats"]}
-            p, cal = calibrate(raw, cal, params.calibration, log=rows is None)
-            s[f"cal_{d}_recent"], s[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
+            p = calibrated[d]
         if rows is None:  # the model: one probability, or the smallest of its features' x F
             if p.ndim == 2 and params.model_feature_tail is not None:
                 u, xi, sigma = (np.asarray(v, np.float64)[None, :] for v in params.model_feature_tail)
@@ -423,7 +495,7 @@ def alert_step(
     s["last_anomalous_end"] = np.array([last_end])
 
     driver_names = [params.detectors[j] for j in driver]
-    feat, actual, low, high = _explanations(df, driver, driving, model_feature, out, values, owner, counts,
+    feat, actual, low, high = _explanations(df, driver, driving, model_feature, out, values, owner, params.counts,
                                             params)
     added = pd.DataFrame({
         "p_value": fused, "score": -np.log10(fused), "threshold": np.full(n, -np.log10(params.level)),
@@ -483,12 +555,35 @@ def alert_nights(
     Returns:
         (every window with the alert columns; ``[(date, state after that night), ...]``).
     """
-    s = conform_state(state, params)
-    parts, states = [], []
-    for day, night in windows.groupby("date", sort=True):
-        scored, s = alert_step(night, s, params)
-        parts.append(scored)
-        states.append((day, s))
-    if not parts:
-        return windows.assign(**{c: pd.Series(dtype=object) for c in ALERT_COLUMNS}), []
-    return pd.concat(parts, ignore_index=True), states
+    return alert_nights_many({0: windows}, {0: state}, params)[0]
+
+
+def alert_nights_many(
+    windows: Mapping[Hashable, pd.DataFrame], states: Mapping[Hashable, dict[str, np.ndarray] | None],
+    params: AlertParams,
+) -> dict[Hashable, tuple[pd.DataFrame, list[tuple[object, dict[str, np.ndarray]]]]]:
+    """:func:`alert_nights` of many entities (windows and the state before them, by entity; a
+    missing state is a new entity): night by night, the entities with windows that night go
+    through :func:`alert_steps` together. Each entity's result equals its own
+    :func:`alert_nights`.
+
+    Returns:
+        By entity: (its windows with the alert columns; ``[(date, state after that night), ...]``).
+    """
+    current = {k: conform_state(states.get(k), params) for k in windows}
+    by_night: dict[object, list[tuple[Hashable, pd.DataFrame]]] = {}
+    for key, frame in windows.items():
+        for day, night in frame.groupby("date", sort=True):
+            by_night.setdefault(day, []).append((key, night))
+    parts: dict[Hashable, list[pd.DataFrame]] = {k: [] for k in windows}
+    kept: dict[Hashable, list[tuple[object, dict[str, np.ndarray]]]] = {k: [] for k in windows}
+    for day in sorted(by_night):  # type: ignore[type-var]  # dates of one type
+        keys = [k for k, _ in by_night[day]]
+        results = alert_steps([w for _, w in by_night[day]], [current[k] for k in keys], params)
+        for key, (scored, after) in zip(keys, results, strict=True):
+            parts[key].append(scored)
+            kept[key].append((day, after))
+            current[key] = after
+    empty = {c: pd.Series(dtype=object) for c in ALERT_COLUMNS}
+    return {k: (pd.concat(parts[k], ignore_index=True) if parts[k] else windows[k].assign(**empty), kept[k])
+            for k in windows}

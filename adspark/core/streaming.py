@@ -38,6 +38,7 @@ measure may be judged on the log scale, each bucket weighted by its events (``me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -284,38 +285,128 @@ def run_baselines(
     Returns:
         The output for the n buckets and the state after them.
     """
-    x_all = to_model_scale(values, counts, sums, sum_scale)
-    n, f = x_all.shape
-    weights = np.ones((n, f))
+    [result] = run_baselines_many([values], [slots], counts, [state], params, sums, sum_scale, means,
+                                  None if events is None else [events])
+    return result
+
+
+def run_baselines_many(
+    values: Sequence[np.ndarray], slots: Sequence[np.ndarray], counts: np.ndarray,
+    states: Sequence[dict[str, np.ndarray]], params: BaselineParams, sums: np.ndarray | None = None,
+    sum_scale: str = "linear", means: np.ndarray | None = None, events: Sequence[np.ndarray] | None = None,
+) -> list[tuple[BaselineOutput, dict[str, np.ndarray]]]:
+    """:func:`run_baselines` for E entities at once (one time loop for all of them).
+
+    Each entity's F features become F columns of one (T, E x F) array, T the most buckets any
+    entity has; an entity with fewer buckets is padded at its end, and the padding is masked (it
+    is neither scored nor learned, and does not count as a bucket seen). Every cell's arithmetic
+    is the same as in a call for its entity alone (elementwise operations on its own columns), so
+    the outputs equal E separate calls, element for element (tested): the loop's numpy calls are
+    shared by the E entities instead of repeated E times.
+
+    Args:
+        values: Per entity, bucket values of shape (n_e, F) (as :func:`run_baselines`).
+        slots: Per entity, seasonal slots of shape (n_e,).
+        counts: Whether each feature is a count, shape (F,).
+        states: Per entity, its state (not modified).
+        params: Learning parameters.
+        sums: As :func:`run_baselines`, shape (F,).
+        sum_scale: As :func:`run_baselines`.
+        means: As :func:`run_baselines`, shape (F,).
+        events: Per entity, events per bucket of shape (n_e,) (needed with ``means``).
+
+    Returns:
+        Per entity, its output for its n_e buckets and its state after them.
+    """
+    e_count, f = len(values), len(counts)
+    lengths = [len(v) for v in values]
+    n = max(lengths, default=0)
+    cols = e_count * f
+
+    def tile(mask: np.ndarray) -> np.ndarray:
+        return np.tile(mask, e_count)
+
+    def stack(parts: Sequence[np.ndarray], fill: float, dtype: type = np.float64) -> np.ndarray:
+        """Per-entity arrays of shape (n_e, F) or (n_e,) as one (n, E x F) array, padded with ``fill``."""
+        out: np.ndarray = np.full((n, cols), fill, dtype=dtype)
+        for e, part in enumerate(parts):
+            a = np.asarray(part)
+            out[: len(a), e * f : (e + 1) * f] = a if a.ndim == 2 else a[:, None]
+        return out
+
+    present = stack([np.ones(m, dtype=bool) for m in lengths], False, bool)
+    counts_c = tile(counts)
+    sums_c = None if sums is None else tile(sums)
+    x_all = to_model_scale(stack(values, np.nan), counts_c, sums_c, sum_scale)
+    weights = np.ones((n, cols))
     if means is not None and means.any() and events is not None:
-        x_all = np.where(means, signed_log1p(x_all), x_all)
-        weights = np.where(means, np.sqrt(np.clip(np.nan_to_num(events, nan=1.0), 1.0, None))[:, None], 1.0)
-    s = {k: v.copy() for k, v in state.items()}
-    n_slots = s["season_loc"].size // max(f, 1)
-    s_loc = s["season_loc"].reshape(n_slots, f)
-    s_mad = s["season_mad"].reshape(n_slots, f)
-    s_n = s["season_n"].reshape(n_slots, f)
-    z = {name: np.zeros((n, f)) for name in BASELINES}
-    exp_loc = np.zeros((n, f))
-    exp_sigma = np.zeros((n, f))
-    exp_n = np.zeros((n, f))
-    trace = {name: tuple(np.zeros((n, f)) for _ in range(3)) for name in ("level", "seasonal")}
+        means_c = tile(means)
+        x_all = np.where(means_c, signed_log1p(x_all), x_all)
+        weights = np.where(means_c, np.sqrt(np.clip(np.nan_to_num(stack(events, 1.0), nan=1.0), 1.0, None)), 1.0)
+    s = _stack_states(states, f)
+    s_loc, s_mad, s_n = s["season_loc"], s["season_mad"], s["season_n"]
+    z = {name: np.zeros((n, cols)) for name in BASELINES}
+    exp_loc = np.zeros((n, cols))
+    exp_sigma = np.zeros((n, cols))
+    exp_n = np.zeros((n, cols))
+    trace = {name: tuple(np.zeros((n, cols)) for _ in range(3)) for name in ("level", "seasonal")}
     p = params
     with np.errstate(invalid="ignore", divide="ignore"):  # unseen min/max are +-inf until learned
-        none = np.zeros(f, dtype=bool)
-        activity = (counts | (none if sums is None else sums)) if p.day_type_levels else none
-        stuckable = ~(counts | (none if sums is None else sums))
-        _stuck(x_all, stuckable, s, p, z["stuck"])
-        _learn(x_all, weights, slots, counts, activity, s, s_loc, s_mad, s_n, z, exp_loc, exp_sigma, exp_n, p,
-               trace)
-    s["season_loc"], s["season_mad"], s["season_n"] = s_loc.ravel(), s_mad.ravel(), s_n.ravel()
+        none = np.zeros(cols, dtype=bool)
+        activity = (counts_c | (none if sums_c is None else sums_c)) if p.day_type_levels else none
+        stuckable = ~(counts_c | (none if sums_c is None else sums_c))
+        slot_grid = stack(slots, 0, np.int64)
+        _stuck(x_all, present, stuckable, s, p, z["stuck"])
+        _learn(x_all, present, weights, slot_grid, counts_c, activity, s, s_loc, s_mad, s_n, z, exp_loc,
+               exp_sigma, exp_n, p, trace)
     if p.count_tail == "negbin" and counts.any() and n:
-        raw = np.asarray(values, dtype=np.float64)[:, counts]
+        raw = stack(values, np.nan)[:, counts_c]
         for name, halflife in (("level", p.level_halflife), ("seasonal", p.seasonal_halflife)):
-            loc, sigma, seen = (a[:, counts] for a in trace[name])
+            loc, sigma, seen = (a[:, counts_c] for a in trace[name])
             tail_z = count_z(raw, loc, sigma, seen, halflife)
-            z[name][:, counts] = np.where(np.isfinite(z[name][:, counts]), tail_z, np.nan)
-    return BaselineOutput(z, exp_loc, exp_sigma, exp_n), s
+            z[name][:, counts_c] = np.where(np.isfinite(z[name][:, counts_c]), tail_z, np.nan)
+    results = []
+    for e, m in enumerate(lengths):
+        part = slice(e * f, (e + 1) * f)
+
+        def own(a: np.ndarray, m: int = m, part: slice = part) -> np.ndarray:
+            return np.ascontiguousarray(a[:m, part])
+
+        out = BaselineOutput({k: own(v) for k, v in z.items()}, own(exp_loc), own(exp_sigma), own(exp_n))
+        results.append((out, _entity_state(s, e, f)))
+    return results
+
+
+_PER_SLOT = ("season_loc", "season_mad", "season_n")
+
+
+def _stack_states(states: Sequence[dict[str, np.ndarray]], f: int) -> dict[str, np.ndarray]:
+    """E baseline states side by side: per-feature arrays (E x F,), seasonal arrays
+    (slots, E x F), ``seen`` repeated over each entity's F columns (copies)."""
+    out: dict[str, np.ndarray] = {}
+    for key in states[0] if states else ():
+        if key in _PER_SLOT:
+            slots = states[0][key].size // max(f, 1)
+            out[key] = np.hstack([st[key].reshape(slots, f) for st in states])
+        elif key == "seen":
+            out[key] = np.repeat(np.concatenate([st[key] for st in states]), f)
+        else:
+            out[key] = np.concatenate([st[key] for st in states])
+    return out
+
+
+def _entity_state(s: dict[str, np.ndarray], e: int, f: int) -> dict[str, np.ndarray]:
+    """Entity ``e``'s state out of :func:`_stack_states`' layout (copies)."""
+    part = slice(e * f, (e + 1) * f)
+    out: dict[str, np.ndarray] = {}
+    for key, v in s.items():
+        if key in _PER_SLOT:
+            out[key] = v[:, part].ravel()  # C order of (slots, F): the single-entity layout
+        elif key == "seen":
+            out[key] = v[e * f : e * f + 1].copy()
+        else:
+            out[key] = v[part].copy()
+    return out
 
 
 def effective_visits(n: np.ndarray, halflife: float) -> np.ndarray:
@@ -364,15 +455,16 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
     return np.where(np.isfinite(np.asarray(x, np.float64)), np.clip(z, -MAX_Z, MAX_Z), np.nan)
 
 
-def _stuck(x_all: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray], p: BaselineParams,
-           z: np.ndarray) -> None:
-    """The ``stuck`` baseline over the n buckets (time loop): fills ``z`` (n, F) and updates the
-    run and repeat state of ``s`` in place (``judged``, shape (F,): the features it judges; NaN
-    for the others). Reads ``s["seen"]`` as it was before these buckets (the warm-up)."""
+def _stuck(x_all: np.ndarray, present: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray],
+           p: BaselineParams, z: np.ndarray) -> None:
+    """The ``stuck`` baseline over the n buckets (time loop): fills ``z`` (n, C) and updates the
+    run and repeat state of ``s`` in place (``judged``, shape (C,): the columns it judges; NaN
+    for the others; ``present`` (n, C): the buckets that exist, the rest is padding). Reads
+    ``s["seen"]`` (C,) as it was before these buckets (the warm-up)."""
     from scipy.special import ndtri
 
     keep = 2.0 ** (-1.0 / max(p.level_halflife, 1e-9))
-    seen = float(s["seen"][0])
+    seen = s["seen"].copy()
     run, longest, prev = s["run"], s["longest"], s["prev"].copy()
     repeats, transitions = s["repeats"], s["transitions"]
     finite = np.isfinite(x_all)
@@ -386,8 +478,8 @@ def _stuck(x_all: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray], p: B
         # only a run longer than any seen before is news (a series whose values stall now and then
         # has shown how long its stalls last); a record run is judged, not learned from
         record = same & (length > longest)
-        news = record & judged
-        if seen >= p.min_buckets and news.any():
+        news = record & judged & (seen >= p.min_buckets)
+        if news.any():
             q = (repeats[news] + 0.5) / (transitions[news] + 1.0)  # rate of repeats, Jeffreys' prior
             tail = np.maximum(q ** (length[news] - 1.0), 1e-300)  # P(a run this long), geometric
             z[t, news] = np.minimum(np.maximum(-ndtri(tail), 0.0), MAX_Z)
@@ -397,12 +489,13 @@ def _stuck(x_all: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray], p: B
         run = np.where(ok, length, run)
         longest = np.maximum(longest, run)
         prev = np.where(ok, x, prev)
-        seen += 1.0
+        seen = seen + present[t]
     s["run"], s["longest"], s["repeats"], s["transitions"] = run, longest, repeats, transitions
 
 
 def _learn(
-    x_all: np.ndarray, weights: np.ndarray, slots: np.ndarray, counts: np.ndarray, activity: np.ndarray,
+    x_all: np.ndarray, present: np.ndarray, weights: np.ndarray, slots: np.ndarray, counts: np.ndarray,
+    activity: np.ndarray,
     s: dict[str, np.ndarray],
     s_loc: np.ndarray, s_mad: np.ndarray, s_n: np.ndarray, z: dict[str, np.ndarray],
     exp_loc: np.ndarray, exp_sigma: np.ndarray, exp_n: np.ndarray, p: BaselineParams,
@@ -410,9 +503,12 @@ def _learn(
 ) -> None:
     """The time loop of :func:`run_baselines`: fills ``z``/``exp_*`` and updates the state in place.
 
-    ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s`` as (slots, F) views; ``weights``
-    (n, F) the precision weight of each value (:func:`robust_step`); ``activity`` (F,) the
-    features (counts, sums) whose level is kept per day type (weekday, weekend).
+    Columns (C) are the features of one or more entities side by side
+    (:func:`run_baselines_many`). ``s_loc``, ``s_mad``, ``s_n`` are the seasonal arrays of ``s``,
+    shape (slots, C); ``slots`` (n, C) the seasonal slot of each cell's bucket; ``present`` (n, C)
+    the cells of real buckets (the rest is padding: NaN values, not learned, not counted as
+    seen); ``weights`` (n, C) the precision weight of each value (:func:`robust_step`);
+    ``activity`` (C,) the columns (counts, sums) whose level is kept per day type.
 
     The level, weekend-level and diff learners are kept stacked as rows 0-2 of one (4, F) state
     (row 3: the bucket's seasonal slot, copied in and out), and the learners of a bucket update in
@@ -422,7 +518,6 @@ def _learn(
     n, f = x_all.shape
     per_day = s_loc.shape[0] // 2
     columns = np.arange(f)
-    weekday = np.zeros(f, dtype=bool)
     keys = ("level", "weekend", "diff")
     # rows 0-2: the level, weekend-level and diff learners; row 3: the bucket's seasonal slot
     loc = np.stack([s[f"{k}_loc"] for k in keys] + [np.zeros(f)])
@@ -430,7 +525,7 @@ def _learn(
     cnt = np.stack([s[f"{k}_n"] for k in keys] + [np.zeros(f)])
     # per bucket, what each learner learns from: a weekend's activity teaches the weekend level only
     weekend_t = slots >= per_day
-    weekend_activity = weekend_t[:, None] & activity[None, :]
+    weekend_activity = weekend_t & activity[None, :]
     learn_x = np.empty((n, 4, f))
     learn_x[:, 0] = np.where(weekend_activity, np.nan, x_all)
     learn_x[:, 1] = np.where(weekend_activity, x_all, np.nan)
@@ -442,21 +537,21 @@ def _learn(
     min_n = np.array([[p.min_visits], [p.min_buckets], [p.min_buckets]], dtype=np.float64)
     not_counts = ~counts
     prev, lo, hi = s["prev"].copy(), s["min"].copy(), s["max"].copy()
-    seen = float(s["seen"][0])
+    seen = s["seen"].copy()
     # scratch rows: (seasonal, diff) for their sigmas, (seasonal, level, diff) for their z
     sd_loc, sd_mad = np.empty((2, f)), np.empty((2, f))
     z_x, z_loc, z_sigma, z_n = (np.empty((3, f)) for _ in range(4))
     for t in range(n):
         x = x_all[t]
-        slot = int(slots[t])
+        slot = slots[t]
         # a weekend slot seen too rarely borrows the weekday slot of the same hour (and back)
-        use = np.where(s_n[slot] >= p.min_visits, slot, int(twins[t]))
+        use = np.where(s_n[slot, columns] >= p.min_visits, slot, twins[t])
         loc_k = s_loc[use, columns]
         mad_k = s_mad[use, columns]
         n_k = s_n[use, columns]
         # activity (counts and sums) keeps one level per day type: a Monday is compared with
         # Friday, not with a quiet weekend; other features keep one level for all days
-        own = activity & (cnt[1] >= p.min_buckets) if weekend_t[t] else weekday
+        own = weekend_t[t] & activity & (cnt[1] >= p.min_buckets)
         lvl_loc = np.where(own, loc[1], loc[0])
         lvl_mad = np.where(own, mad[1], mad[0])
         lvl_n = np.where(own, cnt[1], cnt[0])
@@ -488,14 +583,14 @@ def _learn(
         exp_n[t] = np.where(seasonal_ok, n_k, 0.0)
         # learn from the bucket: level, weekend level, diff and the bucket's own seasonal slot at once
         learn_x[t, 2] = d
-        loc[3], mad[3], cnt[3] = s_loc[slot], s_mad[slot], s_n[slot]
+        loc[3], mad[3], cnt[3] = s_loc[slot, columns], s_mad[slot, columns], s_n[slot, columns]
         loc, mad, cnt = robust_step(learn_x[t], loc, mad, cnt, halflives, p.clip, counts, learn_w[t])
-        s_loc[slot], s_mad[slot], s_n[slot] = loc[3], mad[3], cnt[3]
+        s_loc[slot, columns], s_mad[slot, columns], s_n[slot, columns] = loc[3], mad[3], cnt[3]
         ok = np.isfinite(x)
         prev = np.where(ok, x, prev)
         lo = np.where(ok, np.minimum(lo, np.where(ok, x, np.inf)), lo)
         hi = np.where(ok, np.maximum(hi, np.where(ok, x, -np.inf)), hi)
-        seen += 1.0
+        seen = seen + present[t]
     for i, k in enumerate(keys):
         s[f"{k}_loc"], s[f"{k}_mad"], s[f"{k}_n"] = loc[i].copy(), mad[i].copy(), cnt[i].copy()
-    s["prev"], s["min"], s["max"], s["seen"] = prev, lo, hi, np.array([seen])
+    s["prev"], s["min"], s["max"], s["seen"] = prev, lo, hi, seen

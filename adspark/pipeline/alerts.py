@@ -1,6 +1,6 @@
 """Adaptive alerts, the Spark shell: scored windows + ``alert_state`` -> alert columns + new state.
 
-The core is :func:`adspark.core.alerts.alert_nights` (pure pandas). Here the scored windows of a
+The core is :func:`adspark.core.alerts.alert_nights_many` (pure pandas). Here the scored windows of a
 range (with their unscaled values) are cogrouped with each entity's latest state from before the
 range, by hash groups of entities, through one ``applyInPandas`` call per group. The output holds
 the rows of the ``scores`` table and, for every night of the range, the state after it (one row
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import AlertsConfig
-from adspark.core.alerts import AlertParams, alert_nights
+from adspark.core.alerts import AlertParams, alert_nights_many
 from adspark.core.buckets import parse_duration
 from adspark.core.calibration import CalibrationParams
 from adspark.core.streaming import BaselineParams
@@ -235,10 +235,11 @@ def make_alerter(
         by_entity = dict(tuple(states.groupby("entity"))) if len(states) else {}
         group = windows.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
         group["date"] = pd.to_datetime(group["date"]).dt.date
-        for entity, night in group.groupby("entity", sort=True):
-            before = by_entity.get(entity)
-            state = state_from_rows(before) if before is not None else None
-            scored, after = alert_nights(night, state, params)
+        nights = dict(tuple(group.groupby("entity", sort=True)))
+        states = {e: state_from_rows(by_entity[e]) for e in nights if e in by_entity}
+        results = alert_nights_many(nights, states, params)  # the group's entities in one time loop
+        for entity in nights:
+            scored, after = results[entity]
             keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
             if len(keep):
                 parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])

@@ -8,13 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adspark.core.alerts import ALERT_COLUMNS, AlertParams, _window_evidence, alert_nights, new_state
+from adspark.core.alerts import (
+    ALERT_COLUMNS,
+    AlertParams,
+    _window_evidence,
+    alert_nights,
+    alert_nights_many,
+    new_state,
+)
 from adspark.core.calibration import (
     BINS,
     EDGES,
     CalibrationParams,
     alert_onsets,
     calibrate,
+    calibrate_many,
     fuse,
     histogram_tail,
     new_calibration_state,
@@ -28,6 +36,7 @@ from adspark.core.streaming import (
     new_baseline_state,
     robust_step,
     run_baselines,
+    run_baselines_many,
     seasonal_slots,
     to_model_scale,
 )
@@ -620,3 +629,78 @@ def test_the_stuck_detector_keeps_no_calibration_state() -> None:
     state = new_state(params)
     assert "cal_level_stats" in state and not any(k.startswith("cal_stuck") for k in state)
     assert {"run", "longest", "repeats", "transitions"} <= set(state)
+
+
+def test_baselines_of_many_entities_equal_each_entity_alone() -> None:
+    # entities of different lengths (one with no bucket at all), warm and cold states, missing
+    # values, counts, sums and event-weighted means: one time loop, the same numbers
+    features = ("event_count", "amount_sum", "amount_mean", "latency")
+    counts = np.array([is_count(f) for f in features])
+    sums, means = np.array([False, True, False, False]), np.array([False, False, True, False])
+    rng = np.random.default_rng(11)
+    params = BaselineParams(level_halflife=24, min_buckets=6, min_visits=2)
+    values, slots, states, events = [], [], [], []
+    for n, warm in ((90, 0), (37, 50), (0, 0), (61, 120)):
+        t = pd.date_range("2026-01-05", periods=warm + n, freq="1h")
+        x = np.column_stack([rng.poisson(5.0, warm + n), rng.gamma(2.0, 30.0, warm + n),
+                             rng.gamma(2.0, 6.0, warm + n), np.round(rng.normal(50, 5, warm + n))])
+        x[rng.random(warm + n) < 0.05, 2] = np.nan
+        s = seasonal_slots(t, 3600, "UTC")
+        state = new_baseline_state(len(features), 48)
+        if warm:
+            _, state = run_baselines(x[:warm], s[:warm], counts, state, params, sums, "sqrt", means, x[:warm, 0])
+        values.append(x[warm:]), slots.append(s[warm:]), states.append(state), events.append(x[warm:, 0])
+    together = run_baselines_many(values, slots, counts, states, params, sums, "sqrt", means, events)
+    for e, (out, after) in enumerate(together):
+        alone, alone_after = run_baselines(values[e], slots[e], counts, states[e], params, sums, "sqrt", means,
+                                           events[e])
+        for name in alone.z:
+            np.testing.assert_array_equal(out.z[name], alone.z[name], err_msg=f"entity {e} {name}")
+        np.testing.assert_array_equal(out.expected_loc, alone.expected_loc)
+        np.testing.assert_array_equal(out.expected_sigma, alone.expected_sigma)
+        np.testing.assert_array_equal(out.seasonal_visits, alone.seasonal_visits)
+        assert after.keys() == alone_after.keys()
+        for k in after:
+            np.testing.assert_array_equal(after[k], alone_after[k], err_msg=f"entity {e} state {k}")
+    assert together[2][0].z["level"].shape == (0, len(features))
+    np.testing.assert_array_equal(together[2][1]["seen"], states[2]["seen"])  # no bucket: nothing learned
+
+
+def test_alerts_of_many_entities_equal_each_entity_alone() -> None:
+    # entities with different nights (one skips two, one starts from a state of earlier nights)
+    # go through the nights together; each result equals its own alert_nights
+    base, params = _amount_windows(9, big_event_at=24 * 6 + 3, shift_from=24 * 8)
+    params = dataclasses.replace(params, detectors=("level", "diff", "seasonal", "extreme", "stuck", "profile"))
+    skipping, _ = _amount_windows(9, big_event_at=24 * 2, shift_from=24 * 5, seed=6)
+    days = sorted(skipping["date"].unique())
+    skipping = skipping[~skipping["date"].isin(days[3:5])]
+    late, _ = _amount_windows(9, big_event_at=24 * 7, shift_from=24 * 99, seed=7)
+    _, kept = alert_nights(late[late["date"] < days[4]], None, params)
+    windows = {"a": base, "b": skipping, "c": late[late["date"] >= days[4]]}
+    states = {"c": kept[-1][1]}
+    together = alert_nights_many(windows, states, params)
+    for key, frame in windows.items():
+        scored, after = alert_nights(frame, states.get(key), params)
+        pd.testing.assert_frame_equal(together[key][0], scored, check_exact=True)
+        assert [d for d, _ in together[key][1]] == [d for d, _ in after]
+        for (_, s1), (_, s2) in zip(together[key][1], after, strict=True):
+            for k in s2:
+                np.testing.assert_array_equal(s1[k], s2[k], err_msg=f"{key} state {k}")
+    assert together["a"][0]["alert"].any()  # the data does raise alerts
+
+
+@pytest.mark.parametrize("tail", ["student", "empirical"])
+def test_calibration_of_many_entities_equals_each_entity_alone(tail: str) -> None:
+    params = CalibrationParams(short=3, min_history=5, tail=tail)
+    rng = np.random.default_rng(4)
+    raws = [rng.gamma(2.0, 1.0, (n, 3)) for n in (40, 7, 25)]
+    raws[1][2, 1] = np.nan  # no score: nothing learned
+    states = [new_calibration_state(3, 3, tail) for _ in raws]
+    _, states[2] = calibrate(rng.gamma(2.0, 1.0, (30, 3)), states[2], params)  # a warm entity
+    together = calibrate_many(raws, states, params)
+    for raw, state, (p, after) in zip(raws, states, together, strict=True):
+        alone, alone_after = calibrate(raw, state, params)
+        assert p.shape == raw.shape
+        np.testing.assert_array_equal(p, alone)
+        for k in ("recent", "stats"):
+            np.testing.assert_array_equal(after[k], alone_after[k])
