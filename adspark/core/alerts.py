@@ -1,4 +1,4 @@
-"""Adaptive alerts for one entity: baselines + model score -> calibrated probability -> alerts.
+"""Adaptive alerts per entity: baselines + model score -> calibrated probability -> alerts.
 
 One call takes an entity's scored windows of one or more nights (time-ordered) and the state the
 entity was left in after the night before; it returns, per window, the fused tail probability,
@@ -20,6 +20,12 @@ Per window:
 
 Nothing reads a bucket after the one it scores: the state of night D depends only on the state of
 D-1 and the windows of D.
+
+Many entities at once (:func:`alert_nights_many`, what the Spark shell calls per hash group): each
+night, the entities with windows that night take their step together: the baselines' per-bucket
+loop and the calibration's per-window loop run once for all of them, their features side by side
+as columns; windowing, fusion and explanations stay per entity, on numpy arrays read once per
+entity. Each entity's results equal its own :func:`alert_nights`, element for element.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Hashable, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -205,7 +211,7 @@ def conform_state(state: dict[str, np.ndarray] | None, params: AlertParams) -> d
 
 
 def _new_buckets(
-    starts: np.ndarray, values: Sequence[np.ndarray], cursor: float, params: AlertParams
+    starts: np.ndarray, values: Sequence[np.ndarray] | np.ndarray, cursor: float, params: AlertParams
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The buckets each window adds: (values (m, F), bucket starts (m,), owner window (m,), cursor)."""
     w, f, width = params.n_steps, len(params.features), params.bucket_seconds
@@ -318,33 +324,55 @@ def _first_seen(values: np.ndarray, times: np.ndarray, features: tuple[str, ...]
     return float(times[active].min()) if active.any() else known
 
 
-def _model_raw(df: pd.DataFrame, params: AlertParams, first_seen: float = -np.inf) -> np.ndarray:
+def _model_raw(cols: Mapping[str, np.ndarray], params: AlertParams, first_seen: float = -np.inf) -> np.ndarray:
     """The model's raw scores: per feature (n, F) errors over their validation medians, else the
     window score over the median validation score (n,); NaN on in-sample nights, or for a model
-    trained on entity heads, on the windows it was fitted on."""
-    if params.model_feature_reference is not None and "feature_errors" in df:
+    trained on entity heads, on the windows it was fitted on (``cols``: :func:`_columns`)."""
+    n = len(cols["starts"])
+    if params.model_feature_reference is not None and "feature_errors" in cols:
         ref = np.maximum(np.asarray(params.model_feature_reference, np.float64), 1e-12)
-        raw = np.stack([np.asarray(v, np.float64) for v in df["feature_errors"]]) / ref if len(df) \
-            else np.empty((0, len(ref)))
+        raw = cols["feature_errors"] / ref if n else np.empty((0, len(ref)))
     else:
         score_ref = params.model_reference if params.model_reference else 1.0
-        raw = df["model_score"].to_numpy(np.float64) / max(score_ref, 1e-12)
-    if params.model_out_of_sample is not None and len(df):
-        oos = params.model_out_of_sample
-        before = np.array([pd.Timestamp(d).date() < oos for d in df["date"]], dtype=bool)
-        raw = np.where(before.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
-    if params.model_in_sample_seconds is not None and len(df):
-        ends = epoch_seconds(df["window_start"]) + params.n_steps * params.bucket_seconds
+        raw = cols["model_score"] / max(score_ref, 1e-12)
+    if "before_out_of_sample" in cols and n:
+        raw = np.where(cols["before_out_of_sample"].reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
+    if params.model_in_sample_seconds is not None and n:
+        ends = cols["starts"] + params.n_steps * params.bucket_seconds
         fitted_on = in_sample(ends, first_seen, params.model_in_sample_seconds)
         raw = np.where(fitted_on.reshape((-1,) + (1,) * (raw.ndim - 1)), np.nan, raw)
     return raw
+
+
+def _columns(frame: pd.DataFrame, params: AlertParams) -> dict[str, np.ndarray]:
+    """What the alert step reads of an entity's windows (``frame`` in time order), as arrays,
+    read once for all its nights: ``starts`` (epoch seconds), ``raw_values`` (object, one array
+    per window), ``model_score``, ``feature_errors`` (n, F; when the frame has them and the
+    model is judged per feature), ``before_out_of_sample`` (bool; with
+    ``params.model_out_of_sample``) and ``top_features`` (object; when the frame has them)."""
+    n = len(frame)
+    cols: dict[str, np.ndarray] = {
+        "starts": epoch_seconds(frame["window_start"]),
+        "raw_values": frame["raw_values"].to_numpy(dtype=object),
+        "model_score": frame["model_score"].to_numpy(np.float64),
+    }
+    if params.model_feature_reference is not None and "feature_errors" in frame:
+        f = len(params.model_feature_reference)
+        cols["feature_errors"] = np.stack([np.asarray(v, np.float64) for v in frame["feature_errors"]]) if n \
+            else np.empty((0, f))
+    if params.model_out_of_sample is not None:
+        oos = params.model_out_of_sample
+        cols["before_out_of_sample"] = np.array([pd.Timestamp(d).date() < oos for d in frame["date"]], dtype=bool)
+    if "top_features" in frame:
+        cols["top_features"] = frame["top_features"].to_numpy(dtype=object)
+    return cols
 
 
 @dataclass
 class _Night:
     """One entity's windows of one night, readied for the baselines (:func:`_prepare`)."""
 
-    df: pd.DataFrame  # the windows in time order
+    cols: dict[str, np.ndarray]  # the night's rows of :func:`_columns`
     state: dict[str, np.ndarray]  # a copy of the state, cursor and first_seen already advanced
     starts: np.ndarray  # window starts, epoch seconds (n,)
     values: np.ndarray  # the buckets the windows add, (m, F)
@@ -353,45 +381,39 @@ class _Night:
     slots: np.ndarray  # their seasonal slots (m,)
 
 
-def _prepare(windows: pd.DataFrame, state: dict[str, np.ndarray], params: AlertParams) -> _Night:
-    """Sort one entity's windows and cut the buckets they add (not modifying ``state``)."""
-    df = windows.sort_values("window_start", kind="stable").reset_index(drop=True)
+def _prepare(cols: dict[str, np.ndarray], state: dict[str, np.ndarray], params: AlertParams) -> _Night:
+    """Cut the buckets one entity's windows add (``cols``: a night's rows of :func:`_columns`, in
+    time order), not modifying ``state``."""
     s = {k: v.copy() for k, v in state.items()}
-    starts = epoch_seconds(df["window_start"])
-    values, times, owner, cursor = _new_buckets(starts, list(df["raw_values"]), float(s["cursor"][0]), params)
+    starts = cols["starts"]
+    values, times, owner, cursor = _new_buckets(starts, cols["raw_values"], float(s["cursor"][0]), params)
     slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
                            params.timezone)
     s["cursor"] = np.array([cursor])
     s["first_seen"] = np.array([_first_seen(values, times, params.features, float(s["first_seen"][0]))])
-    return _Night(df, s, starts, values, times, owner, slots)
+    return _Night(cols, s, starts, values, times, owner, slots)
 
 
-def alert_step(
-    windows: pd.DataFrame, state: dict[str, np.ndarray], params: AlertParams
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Alerts of one entity's windows (any number of nights), continuing from ``state``.
-
-    Args:
-        windows: Columns ``window_start`` (timestamps), ``raw_values`` (W*F unscaled values per
-            window, row-major (time, feature)), ``model_score`` (float, NaN when not scored) and
-            ``top_features`` (lists; the model's top feature drives its explanation); any order.
-        state: From :func:`new_state` or a previous call (not modified).
-        params: Parameters.
-
-    Returns:
-        (the input rows in time order with :data:`ALERT_COLUMNS` added; the state after them).
-    """
-    [result] = alert_steps([windows], [state], params)
-    return result
+def _with_alerts(frame: pd.DataFrame, added: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """``frame`` (its nights' rows in order) with the :data:`ALERT_COLUMNS` of its nights."""
+    columns = {c: np.concatenate([a[c] for a in added]) if added else np.empty(0) for c in ALERT_COLUMNS}
+    for c in ("driver", "driver_feature"):  # names, and None where nothing drove a window
+        columns[c] = [v for a in added for v in a[c]]
+    stale = [c for c in ALERT_COLUMNS if c in frame]
+    # one concat (assigning ten columns one by one rebuilds the frame's blocks ten times)
+    return pd.concat([frame.drop(columns=stale) if stale else frame, pd.DataFrame(columns, index=frame.index)],
+                     axis=1)
 
 
-def alert_steps(
-    windows: Sequence[pd.DataFrame], states: Sequence[dict[str, np.ndarray]], params: AlertParams
-) -> list[tuple[pd.DataFrame, dict[str, np.ndarray]]]:
-    """:func:`alert_step` for several entities (one frame and one state each): their baselines
-    run in one time loop (:func:`adspark.core.streaming.run_baselines_many`), the rest entity by
-    entity; each result equals the entity's own :func:`alert_step`."""
-    nights = [_prepare(w, st, params) for w, st in zip(windows, states, strict=True)]
+def _steps(
+    cols: Sequence[dict[str, np.ndarray]], states: Sequence[dict[str, np.ndarray]], params: AlertParams
+) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """One step of several entities (a night's rows of :func:`_columns` and the state before
+    them, each): their baselines run in one time loop
+    (:func:`adspark.core.streaming.run_baselines_many`) and their calibration in another
+    (:func:`adspark.core.calibration.calibrate_many`), the rest entity by entity; each result
+    (the alert columns of its rows, its state after them) equals the entity's step alone."""
+    nights = [_prepare(c, st, params) for c, st in zip(cols, states, strict=True)]
     f = len(params.features)
     base_keys = new_baseline_state(f, 1).keys()
     has_events = "event_count" in params.features
@@ -428,15 +450,15 @@ def _evidence(
         Per detector of ``params.detectors``: (raw, shape (n, F), or the model's (n,) or (n, F);
         bucket row of each (window, feature), shape (n, F), or None for the model).
     """
-    df, s, starts, values, owner, times = night.df, night.state, night.starts, night.values, night.owner, night.times
-    n = len(df)
+    s, starts, values, owner, times = night.state, night.starts, night.values, night.owner, night.times
+    n = len(starts)
     s.update(base_state)
     used = params.baseline_features
     evidence: list[tuple[np.ndarray, np.ndarray | None]] = []
     for d in params.detectors:
         rows: np.ndarray | None
         if d == "model":
-            raw, rows = _model_raw(df, params, float(s["first_seen"][0])), None
+            raw, rows = _model_raw(night.cols, params, float(s["first_seen"][0])), None
         elif d == "profile":
             raw, rows = _profile_raw(s, out, values, times, owner, starts, params)
         elif d == "stuck":  # the longest run in the window (its deviates grow along a run: no sum)
@@ -454,11 +476,15 @@ def _evidence(
 def _judge(
     night: _Night, out: BaselineOutput, evidence: list[tuple[np.ndarray, np.ndarray | None]],
     calibrated: dict[str, np.ndarray], params: AlertParams,
-) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The rest of :func:`alert_step` once each detector's evidence is calibrated: per detector
-    the smallest p over the features (x features, Bonferroni), fusion, onsets, explanations."""
-    df, s, starts, values, owner = night.df, night.state, night.starts, night.values, night.owner
-    n, f = len(df), len(params.features)
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The rest of a step once each detector's evidence is calibrated: per detector the smallest
+    p over the features (x features, Bonferroni), fusion, onsets, explanations.
+
+    Returns:
+        (the :data:`ALERT_COLUMNS` of the night's windows, by name; the state after them).
+    """
+    s, starts, values, owner = night.state, night.starts, night.values, night.owner
+    n, f = len(starts), len(params.features)
     used = params.baseline_features
     probs = np.ones((n, len(params.detectors)))
     verdict = np.zeros((n, len(params.detectors)), dtype=bool)  # which detectors judged each window
@@ -495,20 +521,18 @@ def _judge(
     s["last_anomalous_end"] = np.array([last_end])
 
     driver_names = [params.detectors[j] for j in driver]
-    feat, actual, low, high = _explanations(df, driver, driving, model_feature, out, values, owner, params.counts,
-                                            params)
-    added = pd.DataFrame({
+    feat, actual, low, high = _explanations(night.cols, driver, driving, model_feature, out, values, owner,
+                                            params.counts, params)
+    added = {
         "p_value": fused, "score": -np.log10(fused), "threshold": np.full(n, -np.log10(params.level)),
         "is_anomaly": anomalous, "alert": alerts, "driver": driver_names, "driver_feature": feat,
         "actual": actual, "expected_low": low, "expected_high": high,
-    }, index=df.index)
-    # one concat (assigning ten columns one by one rebuilds the frame's blocks ten times)
-    stale = [c for c in ALERT_COLUMNS if c in df]
-    return pd.concat([df.drop(columns=stale) if stale else df, added], axis=1), s
+    }
+    return added, s
 
 
 def _explanations(
-    df: pd.DataFrame, driver: np.ndarray, driving: np.ndarray, model_feature: np.ndarray | None,
+    cols: Mapping[str, np.ndarray], driver: np.ndarray, driving: np.ndarray, model_feature: np.ndarray | None,
     out: BaselineOutput, values: np.ndarray, owner: np.ndarray, counts: np.ndarray, params: AlertParams,
 ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
     """Per window: the driving feature, its actual value and the expected range there.
@@ -517,7 +541,7 @@ def _explanations(
     (``model_feature``, else its top error share), shown at the window's bucket farthest from the
     seasonal baseline.
     """
-    n, f = len(df), len(params.features)
+    n, f = len(cols["starts"]), len(params.features)
     names = list(params.features)
     feat: list[str | None] = [None] * n
     actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
@@ -529,7 +553,7 @@ def _explanations(
         if flat >= 0:
             r, j = divmod(flat, f)
         else:
-            top = df["top_features"].iloc[i] if "top_features" in df else None
+            top = cols["top_features"][i] if "top_features" in cols else None
             j = index.get(str(top[0])) if top is not None and len(top) else None
             if model_feature is not None:
                 j = int(model_feature[i])
@@ -550,10 +574,19 @@ def _explanations(
 def alert_nights(
     windows: pd.DataFrame, state: dict[str, np.ndarray] | None, params: AlertParams
 ) -> tuple[pd.DataFrame, list[tuple[object, dict[str, np.ndarray]]]]:
-    """:func:`alert_step` night by night (column ``date``), keeping the state after each night.
+    """Alerts of one entity's windows, night by night, continuing from ``state``.
+
+    Args:
+        windows: Columns ``date`` (the night), ``window_start`` (timestamps), ``raw_values``
+            (W*F unscaled values per window, row-major (time, feature)), ``model_score`` (float,
+            NaN when not scored) and ``top_features`` (lists; the model's top feature drives its
+            explanation); any order.
+        state: From :func:`new_state` or an earlier call (not modified); None: a new entity.
+        params: Parameters.
 
     Returns:
-        (every window with the alert columns; ``[(date, state after that night), ...]``).
+        (every window with the alert columns, by night then time; ``[(date, state after that
+        night), ...]``).
     """
     return alert_nights_many({0: windows}, {0: state}, params)[0]
 
@@ -563,27 +596,34 @@ def alert_nights_many(
     params: AlertParams,
 ) -> dict[Hashable, tuple[pd.DataFrame, list[tuple[object, dict[str, np.ndarray]]]]]:
     """:func:`alert_nights` of many entities (windows and the state before them, by entity; a
-    missing state is a new entity): night by night, the entities with windows that night go
-    through :func:`alert_steps` together. Each entity's result equals its own
-    :func:`alert_nights`.
+    missing state is a new entity): night by night, the entities with windows that night take
+    their step together (one time loop for their baselines, one for their calibration). Each
+    entity's result equals its own :func:`alert_nights`.
 
     Returns:
         By entity: (its windows with the alert columns; ``[(date, state after that night), ...]``).
     """
     current = {k: conform_state(states.get(k), params) for k in windows}
-    by_night: dict[object, list[tuple[Hashable, pd.DataFrame]]] = {}
-    for key, frame in windows.items():
-        for day, night in frame.groupby("date", sort=True):
-            by_night.setdefault(day, []).append((key, night))
-    parts: dict[Hashable, list[pd.DataFrame]] = {k: [] for k in windows}
+    frames: dict[Hashable, pd.DataFrame] = {}
+    by_night: dict[object, list[tuple[Hashable, dict[str, np.ndarray]]]] = {}
+    for key, given in windows.items():
+        frame = given[given["date"].notna()].sort_values(["date", "window_start"], kind="stable")
+        frames[key] = frame = frame.reset_index(drop=True)
+        cols = _columns(frame, params)
+        codes, days = pd.factorize(frame["date"], sort=True)
+        bounds = np.searchsorted(codes, np.arange(len(days) + 1))
+        for i, day in enumerate(days):
+            part = slice(int(bounds[i]), int(bounds[i + 1]))
+            by_night.setdefault(day, []).append((key, {c: v[part] for c, v in cols.items()}))
+    added: dict[Hashable, list[dict[str, Any]]] = {k: [] for k in windows}
     kept: dict[Hashable, list[tuple[object, dict[str, np.ndarray]]]] = {k: [] for k in windows}
     for day in sorted(by_night):  # type: ignore[type-var]  # dates of one type
         keys = [k for k, _ in by_night[day]]
-        results = alert_steps([w for _, w in by_night[day]], [current[k] for k in keys], params)
-        for key, (scored, after) in zip(keys, results, strict=True):
-            parts[key].append(scored)
+        results = _steps([c for _, c in by_night[day]], [current[k] for k in keys], params)
+        for key, (columns, after) in zip(keys, results, strict=True):
+            added[key].append(columns)
             kept[key].append((day, after))
             current[key] = after
     empty = {c: pd.Series(dtype=object) for c in ALERT_COLUMNS}
-    return {k: (pd.concat(parts[k], ignore_index=True) if parts[k] else windows[k].assign(**empty), kept[k])
+    return {k: (_with_alerts(frames[k], added[k]) if added[k] else windows[k].assign(**empty), kept[k])
             for k in windows}
