@@ -231,25 +231,26 @@ def make_alerter(
     names = output_schema().fieldNames()
 
     def alert(windows: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
-        parts = []
         by_entity = dict(tuple(states.groupby("entity"))) if len(states) else {}
         group = windows.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
         group["date"] = pd.to_datetime(group["date"]).dt.date
         nights = dict(tuple(group.groupby("entity", sort=True)))
-        states = {e: state_from_rows(by_entity[e]) for e in nights if e in by_entity}
-        results = alert_nights_many(nights, states, params)  # the group's entities in one time loop
-        for entity in nights:
-            scored, after = results[entity]
+        before = {e: state_from_rows(by_entity[e]) for e in nights if e in by_entity}
+        results = alert_nights_many(nights, before, params)  # the group's entities in one time loop
+        parts = []
+        if nights:
+            scored = pd.concat([results[e][0] for e in nights], ignore_index=True)
             keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
             if len(keep):
                 parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])
-            rows = [  # the states of the scored nights (not of those replayed before them)
-                {"kind": "state", "entity": entity, "alert_key": key, "state_date": day, "name": name,
-                 "values": np.asarray(values, dtype=np.float64)}
-                for day, s in after if day >= start for name, values in sorted(s.items())
-            ]
-            if rows:
-                parts.append(pd.DataFrame(rows))
+        # the states of the scored nights (not of those replayed before them), one row per array
+        rows = [(entity, day, name, np.asarray(values, dtype=np.float64))
+                for entity in nights for day, s in results[entity][1] if day >= start
+                for name, values in sorted(s.items())]
+        if rows:
+            entity_col, day_col, name_col, values_col = zip(*rows)
+            parts.append(pd.DataFrame({"kind": "state", "entity": entity_col, "alert_key": key,
+                                       "state_date": day_col, "name": name_col, "values": values_col}))
         if not parts:
             return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
         out = pd.concat(parts, ignore_index=True)
