@@ -9,10 +9,10 @@ them; no model score):
 
 - ``one by one``: :func:`adspark.core.alerts.alert_nights` per entity (what the alert pass did
   before groups shared the loop);
-- ``together``: :func:`adspark.core.alerts.alert_nights_many` over all the entities at once (one
-  hash group);
-- ``together, nightly``: the same one night at a time, each night from the states the night
-  before left (what an ordinary nightly run does: one night per call).
+- ``together``: :func:`adspark.core.alerts.alert_group` over all the entities' windows at once
+  (one hash group, one frame: what a range's alert pass does);
+- ``together, one night per call``: the same one night at a time, each night from the states the
+  night before left (what an ordinary nightly run does).
 
 It checks that the three give the same rows and states, element for element, and prints
 milliseconds per entity-night and the ratios.
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import load_yaml
-from adspark.core.alerts import AlertParams, alert_nights, alert_nights_many
+from adspark.core.alerts import AlertParams, alert_group, alert_nights
 from adspark.core.generate import entity_name, generate_entity_day, plan_anomalies
 from adspark.core.window import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
@@ -82,28 +82,32 @@ def main(argv: list[str] | None = None) -> None:
     alone = {k: alert_nights(w, None, params) for k, w in windows.items()}
     one_by_one = time.perf_counter() - t0
 
+    group = pd.concat([w.assign(entity=k) for k, w in windows.items()], ignore_index=True)
+    by_night = {day: group[group["date"] == day] for day in sorted(set(group["date"]))}
+
     t0 = time.perf_counter()
-    together = alert_nights_many(windows, {}, params)
+    together, kept_together = alert_group(group, {}, params)
     at_once = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     states: dict = {}
-    parts: dict[str, list] = {k: [] for k in windows}
-    kept: dict[str, list] = {k: [] for k in windows}
-    for day in sorted({d for w in windows.values() for d in w["date"]}):
-        night = {k: w[w["date"] == day] for k, w in windows.items() if (w["date"] == day).any()}
-        done = alert_nights_many(night, states, params)
-        for k, (scored, after) in done.items():
-            parts[k].append(scored)
-            kept[k].extend(after)
-            states[k] = after[-1][1]
+    parts, kept = [], {k: [] for k in windows}
+    for night in by_night.values():
+        scored, after = alert_group(night, states, params)
+        parts.append(scored)
+        for k, s in after.items():
+            kept[k].extend(s)
+            states[k] = s[-1][1]
     nightly = time.perf_counter() - t0
 
+    one_by_one_nights = pd.concat(parts, ignore_index=True)
     for k in windows:
-        _same(alone[k], together[k])
-        _same(alone[k], (pd.concat(parts[k], ignore_index=True), kept[k]))
+        mine = together[together["entity"] == k].drop(columns="entity").reset_index(drop=True)
+        _same(alone[k], (mine, kept_together[k]))
+        mine = one_by_one_nights[one_by_one_nights["entity"] == k].drop(columns="entity").reset_index(drop=True)
+        _same(alone[k], (mine, kept[k]))
     cells = len(windows) * nights
-    rows = [("one by one (alert_nights per entity)", one_by_one), ("together (alert_nights_many)", at_once),
+    rows = [("one by one (alert_nights per entity)", one_by_one), ("together (alert_group)", at_once),
             ("together, one night per call", nightly)]
     print("| method | seconds | ms per entity-night | vs one by one |\n|---|---|---|---|")
     for name, seconds in rows:

@@ -394,17 +394,6 @@ def _prepare(cols: dict[str, np.ndarray], state: dict[str, np.ndarray], params: 
     return _Night(cols, s, starts, values, times, owner, slots)
 
 
-def _with_alerts(frame: pd.DataFrame, added: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """``frame`` (its nights' rows in order) with the :data:`ALERT_COLUMNS` of its nights."""
-    columns = {c: np.concatenate([a[c] for a in added]) if added else np.empty(0) for c in ALERT_COLUMNS}
-    for c in ("driver", "driver_feature"):  # names, and None where nothing drove a window
-        columns[c] = [v for a in added for v in a[c]]
-    stale = [c for c in ALERT_COLUMNS if c in frame]
-    # one concat (assigning ten columns one by one rebuilds the frame's blocks ten times)
-    return pd.concat([frame.drop(columns=stale) if stale else frame, pd.DataFrame(columns, index=frame.index)],
-                     axis=1)
-
-
 def _steps(
     cols: Sequence[dict[str, np.ndarray]], states: Sequence[dict[str, np.ndarray]], params: AlertParams
 ) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
@@ -596,34 +585,80 @@ def alert_nights_many(
     params: AlertParams,
 ) -> dict[Hashable, tuple[pd.DataFrame, list[tuple[object, dict[str, np.ndarray]]]]]:
     """:func:`alert_nights` of many entities (windows and the state before them, by entity; a
-    missing state is a new entity): night by night, the entities with windows that night take
-    their step together (one time loop for their baselines, one for their calibration). Each
-    entity's result equals its own :func:`alert_nights`.
+    missing state is a new entity), through :func:`alert_group`. Each entity's result equals its
+    own :func:`alert_nights`.
 
     Returns:
         By entity: (its windows with the alert columns; ``[(date, state after that night), ...]``).
     """
-    current = {k: conform_state(states.get(k), params) for k in windows}
-    frames: dict[Hashable, pd.DataFrame] = {}
-    by_night: dict[object, list[tuple[Hashable, dict[str, np.ndarray]]]] = {}
-    for key, given in windows.items():
-        frame = given[given["date"].notna()].sort_values(["date", "window_start"], kind="stable")
-        frames[key] = frame = frame.reset_index(drop=True)
-        cols = _columns(frame, params)
-        codes, days = pd.factorize(frame["date"], sort=True)
-        bounds = np.searchsorted(codes, np.arange(len(days) + 1))
-        for i, day in enumerate(days):
-            part = slice(int(bounds[i]), int(bounds[i + 1]))
-            by_night.setdefault(day, []).append((key, {c: v[part] for c, v in cols.items()}))
-    added: dict[Hashable, list[dict[str, Any]]] = {k: [] for k in windows}
-    kept: dict[Hashable, list[tuple[object, dict[str, np.ndarray]]]] = {k: [] for k in windows}
-    for day in sorted(by_night):  # type: ignore[type-var]  # dates of one type
-        keys = [k for k, _ in by_night[day]]
-        results = _steps([c for _, c in by_night[day]], [current[k] for k in keys], params)
-        for key, (columns, after) in zip(keys, results, strict=True):
-            added[key].append(columns)
-            kept[key].append((day, after))
-            current[key] = after
+    keys = list(windows)
     empty = {c: pd.Series(dtype=object) for c in ALERT_COLUMNS}
-    return {k: (_with_alerts(frames[k], added[k]) if added[k] else windows[k].assign(**empty), kept[k])
-            for k in windows}
+    if not keys:
+        return {}
+    tag = "_entity_key"
+    together = pd.concat([w.assign(**{tag: i}) for i, w in enumerate(windows.values())], ignore_index=True)
+    scored, kept = alert_group(together, {i: states.get(k) for i, k in enumerate(keys)}, params, entity=tag)
+    parts = dict(tuple(scored.groupby(tag, sort=False)))
+    return {
+        k: (parts[i].drop(columns=tag).reset_index(drop=True), kept[i]) if i in parts
+        else (windows[k].assign(**empty), [])
+        for i, k in enumerate(keys)
+    }
+
+
+def alert_group(
+    windows: pd.DataFrame, states: Mapping[Hashable, dict[str, np.ndarray] | None], params: AlertParams,
+    entity: str = "entity",
+) -> tuple[pd.DataFrame, dict[Hashable, list[tuple[object, dict[str, np.ndarray]]]]]:
+    """Alerts of many entities' windows (what the Spark shell hands over per hash group).
+
+    Night by night, the entities with windows that night take their step together: one time loop
+    for their baselines (:func:`adspark.core.streaming.run_baselines_many`), one for their
+    calibration (:func:`adspark.core.calibration.calibrate_many`), the rest entity by entity on
+    arrays read once for the whole group. Each entity's rows and states equal its own
+    :func:`alert_nights`, element for element.
+
+    Args:
+        windows: The columns :func:`alert_nights` reads, and ``entity``; any order.
+        states: Each entity's state before these windows (from :func:`new_state` or an earlier
+            call; not modified); an entity without one is new.
+        params: Parameters.
+        entity: The column naming the entity.
+
+    Returns:
+        (the windows with the alert columns, by entity, night and time; by entity, in order:
+        ``[(date, state after that night), ...]`` for the entities with windows).
+    """
+    frame = windows[windows["date"].notna()].sort_values([entity, "date", "window_start"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    cols = _columns(frame, params)
+    who, entities = pd.factorize(frame[entity], sort=True)
+    when, days = pd.factorize(frame["date"], sort=True)
+    # the rows of one entity and night are one run: its first row, then the next run's
+    firsts = np.flatnonzero(np.r_[True, (np.diff(who) != 0) | (np.diff(when) != 0)]) if n else np.zeros(0, np.int64)
+    lasts = np.r_[firsts[1:], n]
+    by_night: dict[int, list[tuple[int, slice]]] = {}
+    for a, b in zip(firsts.tolist(), lasts.tolist()):
+        by_night.setdefault(int(when[a]), []).append((int(who[a]), slice(a, b)))
+    current = {i: conform_state(states.get(e), params) for i, e in enumerate(entities)}
+    kept: dict[Hashable, list[tuple[object, dict[str, np.ndarray]]]] = {e: [] for e in entities}
+    out: dict[str, np.ndarray] = {}
+    for d in sorted(by_night):  # codes of sorted dates: the nights in order
+        runs = by_night[d]
+        results = _steps([{c: v[part] for c, v in cols.items()} for _, part in runs],
+                         [current[i] for i, _ in runs], params)
+        for (i, part), (added, after) in zip(runs, results, strict=True):
+            for c in ALERT_COLUMNS:
+                values = np.asarray(added[c], dtype=object if c in ("driver", "driver_feature") else None)
+                if c not in out:
+                    out[c] = np.empty(n, dtype=values.dtype)
+                out[c][part] = values
+            kept[entities[i]].append((days[d], after))
+            current[i] = after
+    stale = [c for c in ALERT_COLUMNS if c in frame]
+    if not n:
+        return frame.drop(columns=stale).assign(**{c: pd.Series(dtype=object) for c in ALERT_COLUMNS}), kept
+    # one concat (assigning ten columns one by one rebuilds the frame's blocks ten times)
+    added_frame = pd.DataFrame({c: out[c] for c in ALERT_COLUMNS}, index=frame.index)
+    return pd.concat([frame.drop(columns=stale) if stale else frame, added_frame], axis=1), kept

@@ -1,6 +1,6 @@
 """Adaptive alerts, the Spark shell: scored windows + ``alert_state`` -> alert columns + new state.
 
-The core is :func:`adspark.core.alerts.alert_nights_many` (pure pandas). Here the scored windows of a
+The core is :func:`adspark.core.alerts.alert_group` (pure pandas). Here the scored windows of a
 range (with their unscaled values) are cogrouped with each entity's latest state from before the
 range, by hash groups of entities, through one ``applyInPandas`` call per group. The output holds
 the rows of the ``scores`` table and, for every night of the range, the state after it (one row
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import AlertsConfig
-from adspark.core.alerts import AlertParams, alert_nights_many
+from adspark.core.alerts import AlertParams, alert_group
 from adspark.core.buckets import parse_duration
 from adspark.core.calibration import CalibrationParams
 from adspark.core.streaming import BaselineParams
@@ -234,18 +234,16 @@ def make_alerter(
         by_entity = dict(tuple(states.groupby("entity"))) if len(states) else {}
         group = windows.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
         group["date"] = pd.to_datetime(group["date"]).dt.date
-        nights = dict(tuple(group.groupby("entity", sort=True)))
-        before = {e: state_from_rows(by_entity[e]) for e in nights if e in by_entity}
-        results = alert_nights_many(nights, before, params)  # the group's entities in one time loop
+        present = set(group["entity"])
+        before = {e: state_from_rows(rows) for e, rows in by_entity.items() if e in present}
+        scored, kept = alert_group(group, before, params)  # the group's entities in one time loop
         parts = []
-        if nights:
-            scored = pd.concat([results[e][0] for e in nights], ignore_index=True)
-            keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
-            if len(keep):
-                parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])
+        keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
+        if len(keep):
+            parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])
         # the states of the scored nights (not of those replayed before them), one row per array
         rows = [(entity, day, name, np.asarray(values, dtype=np.float64))
-                for entity in nights for day, s in results[entity][1] if day >= start
+                for entity, after in kept.items() for day, s in after if day >= start
                 for name, values in sorted(s.items())]
         if rows:
             entity_col, day_col, name_col, values_col = zip(*rows)
