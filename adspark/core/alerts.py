@@ -21,11 +21,12 @@ Per window:
 Nothing reads a bucket after the one it scores: the state of night D depends only on the state of
 D-1 and the windows of D.
 
-Many entities at once (:func:`alert_nights_many`, what the Spark shell calls per hash group): each
-night, the entities with windows that night take their step together: the baselines' per-bucket
-loop and the calibration's per-window loop run once for all of them, their features side by side
-as columns; windowing, fusion and explanations stay per entity, on numpy arrays read once per
-entity. Each entity's results equal its own :func:`alert_nights`, element for element.
+Many entities at once (:func:`alert_group`, what the Spark shell calls per hash group of
+entities): each night, the entities with windows that night take their step together: the
+baselines' per-bucket loop and the calibration's per-window loop run once for all of them, their
+features side by side as columns; windowing, fusion and explanations stay per entity, on numpy
+arrays read once for the group. Each entity's results equal its own :func:`alert_nights`, element
+for element.
 """
 
 from __future__ import annotations
