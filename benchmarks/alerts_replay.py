@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from adspark.config import AlertsConfig, load_yaml
-from adspark.core.alerts import alert_nights
+from adspark.core.alerts import alert_group, alert_nights
 from adspark.core.buckets import parse_duration
 from adspark.core.evaluate import match_intervals
 from adspark.core.features import slot_name
@@ -141,23 +141,37 @@ def entity_buckets(events: pd.DataFrame, features: tuple[str, ...], days: pd.Dat
     return out[list(features)].astype(np.float64)
 
 
-def _demo_entity(args: tuple) -> pd.DataFrame:
-    """Generate, bucket, window and alert one entity under every variant (worker)."""
-    spec, entity, plan, features, size, stride, variants = args
+def demo_entity_windows(spec: GeneratorSpec, entity: int, plan: pd.DataFrame, features: tuple[str, ...],
+                        size: int, stride: int) -> pd.DataFrame:
+    """One entity's generated events as the job's windows (column ``entity`` and the columns
+    :func:`adspark.core.alerts.alert_group` reads; no model score); ``plan``: the anomalies of
+    :func:`adspark.core.generate.plan_anomalies` (this entity's are taken from it)."""
+    from adspark.core.generate import entity_name
+
+    mine = plan[plan["entity"] == entity_name(entity)]
     days = pd.date_range(pd.Timestamp(spec.start), periods=spec.days, freq="D")
-    events = pd.concat([generate_entity_day(spec, entity, d, plan) for d in range(spec.days)], ignore_index=True)
+    events = pd.concat([generate_entity_day(spec, entity, d, mine) for d in range(spec.days)], ignore_index=True)
     buckets = entity_buckets(events, features, days)
-    wspec = WindowSpec(size, stride, 3600, features)
     raw = buckets.to_numpy(np.float64)
-    rows = window_rows("e", pd.Series(buckets.index), raw, raw, wspec, days[0].date(), days[-1].date())
-    windows = pd.DataFrame({
+    rows = window_rows("e", pd.Series(buckets.index), raw, raw, WindowSpec(size, stride, 3600, features),
+                       days[0].date(), days[-1].date())
+    return pd.DataFrame({
+        "entity": entity_name(entity),
         "window_start": pd.to_datetime(rows.window_start), "window_end": pd.to_datetime(rows.window_end),
         "date": pd.to_datetime(rows.date).date, "raw_values": list(rows.raw_values.astype(np.float64)),
         "model_score": np.nan,
     })
+
+
+def _demo_chunk(args: tuple) -> pd.DataFrame:
+    """Generate and window a chunk of entities, then alert them as one group under every
+    variant (worker; :func:`adspark.core.alerts.alert_group`, as the job's hash groups)."""
+    spec, entities, plan, features, size, stride, variants = args
+    windows = pd.concat([demo_entity_windows(spec, e, plan, features, size, stride) for e in entities],
+                        ignore_index=True)
     out = []
     for name, params in variants.items():
-        scored, _ = alert_nights(windows, None, params)
+        scored, _ = alert_group(windows, {}, params)
         out.append(scored.drop(columns=["raw_values"]).assign(variant=name))
     return pd.concat(out, ignore_index=True)
 
@@ -180,14 +194,12 @@ def run_demo(project: dict, variants: dict[str, AlertsConfig], processes: int, e
     params = {n: core_alert_params(c, features, size, stride, 3600) for n, c in variants.items()}
     from adspark.core.generate import entity_name
 
-    tasks = [(spec, e, plan[plan["entity"] == entity_name(e)], features, size, stride, params)
-             for e in range(spec.entities)]
+    chunks = [c.tolist() for c in np.array_split(np.arange(spec.entities), max(1, processes * 4)) if len(c)]
+    tasks = [(spec, c, plan[plan["entity"].isin([entity_name(e) for e in c])], features, size, stride, params)
+             for c in chunks]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
-        parts = []
-        for e, frame in zip(range(spec.entities), pool.map(_demo_entity, tasks, chunksize=4)):
-            parts.append(frame.assign(entity=entity_name(e)))
-    scored = pd.concat(parts, ignore_index=True)
+        scored = pd.concat(list(pool.map(_demo_chunk, tasks)), ignore_index=True)
     seconds = time.perf_counter() - t0
     first_scored = pd.Timestamp(spec.start) + pd.Timedelta(days=spec.anomaly_free_days)
     labels = list(plan[["entity", "start", "end"]].itertuples(index=False, name=None))

@@ -30,10 +30,9 @@ import pandas as pd
 
 from adspark.config import load_yaml
 from adspark.core.alerts import AlertParams, alert_group, alert_nights
-from adspark.core.generate import entity_name, generate_entity_day, plan_anomalies
-from adspark.core.window import WindowSpec, window_rows
+from adspark.core.generate import GeneratorSpec, plan_anomalies
 from adspark.pipeline.alerts import core_alert_params
-from benchmarks.alerts_replay import ROOT, alerts_config, demo_features, demo_spec, entity_buckets
+from benchmarks.alerts_replay import ROOT, alerts_config, demo_entity_windows, demo_features, demo_spec
 
 
 def demo_windows(entities: int, nights: int) -> tuple[dict[str, pd.DataFrame], AlertParams]:
@@ -41,21 +40,15 @@ def demo_windows(entities: int, nights: int) -> tuple[dict[str, pd.DataFrame], A
     project = load_yaml(str(ROOT / "conf" / "demo.yaml"))
     spec = demo_spec(project)
     plan = plan_anomalies(spec)
+    days = min(nights, spec.days)  # the same events per entity and day, fewer days
+    spec = GeneratorSpec(**{**spec.__dict__, "days": days, "events": round(spec.events * days / spec.days)})
     features = demo_features(project)
     size, stride = int(project["window"]["size"]), int(project["window"]["stride"])
     params = core_alert_params(alerts_config(project.get("alerts") or {}, {}), features, size, stride, 3600)
-    days = pd.date_range(pd.Timestamp(spec.start), periods=min(nights, spec.days), freq="D")
-    wspec = WindowSpec(size, stride, 3600, features)
     out = {}
     for e in range(entities):
-        events = pd.concat([generate_entity_day(spec, e, d, plan) for d in range(len(days))], ignore_index=True)
-        buckets = entity_buckets(events, features, days)
-        raw = buckets.to_numpy(np.float64)
-        rows = window_rows("e", pd.Series(buckets.index), raw, raw, wspec, days[0].date(), days[-1].date())
-        out[entity_name(e)] = pd.DataFrame({
-            "window_start": pd.to_datetime(rows.window_start), "date": pd.to_datetime(rows.date).date,
-            "raw_values": list(rows.raw_values.astype(np.float64)), "model_score": np.nan,
-        })
+        windows = demo_entity_windows(spec, e, plan, features, size, stride)
+        out[str(windows["entity"].iloc[0])] = windows.drop(columns=["entity", "window_end"])
     return out, params
 
 
