@@ -61,7 +61,7 @@ from adspark.core.streaming import (
     mask_empty_buckets,
     new_baseline_state,
     run_baselines_many,
-    seasonal_slots,
+    seasonal_slots_of_seconds,
     signed_expm1,
     slots_per_day,
     undefined_when_empty,
@@ -388,8 +388,7 @@ def _prepare(cols: dict[str, np.ndarray], state: dict[str, np.ndarray], params: 
     s = {k: v.copy() for k, v in state.items()}
     starts = cols["starts"]
     values, times, owner, cursor = _new_buckets(starts, cols["raw_values"], float(s["cursor"][0]), params)
-    slots = seasonal_slots(pd.DatetimeIndex(pd.to_datetime(times, unit="s")), params.bucket_seconds,
-                           params.timezone)
+    slots = seasonal_slots_of_seconds(times, params.bucket_seconds, params.timezone)
     s["cursor"] = np.array([cursor])
     s["first_seen"] = np.array([_first_seen(values, times, params.features, float(s["first_seen"][0]))])
     return _Night(cols, s, starts, values, times, owner, slots)

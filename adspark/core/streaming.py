@@ -179,14 +179,22 @@ def seasonal_slots(bucket_start: pd.DatetimeIndex, bucket_seconds: int, timezone
     """
     per_day = slots_per_day(bucket_seconds)
     if timezone == "UTC" and bucket_start.tz is None:  # plain arithmetic on epoch seconds (1970-01-01: a Thursday)
-        seconds = bucket_start.to_numpy("datetime64[s]").astype(np.int64)
-        day, second = np.divmod(seconds, 86400)
-        return (second * per_day // 86400 + per_day * ((day + 3) % 7 >= 5)).astype(np.int64)
+        return seasonal_slots_of_seconds(bucket_start.to_numpy("datetime64[s]").astype(np.int64), bucket_seconds, "UTC")
     local = bucket_start.tz_localize("UTC").tz_convert(timezone) if bucket_start.tz is None \
         else bucket_start.tz_convert(timezone)
     seconds = local.hour.to_numpy() * 3600 + local.minute.to_numpy() * 60 + local.second.to_numpy()
     slot = seconds * per_day // 86400
     return (slot + per_day * (local.dayofweek.to_numpy() >= 5)).astype(np.int64)
+
+
+def seasonal_slots_of_seconds(seconds: np.ndarray, bucket_seconds: int, timezone: str) -> np.ndarray:
+    """:func:`seasonal_slots` of bucket starts given as epoch seconds (UTC), shape (n,): plain
+    arithmetic in UTC, through timestamps in another zone."""
+    if timezone == "UTC":
+        per_day = slots_per_day(bucket_seconds)
+        day, second = np.divmod(np.floor(np.asarray(seconds, np.float64)).astype(np.int64), 86400)
+        return (second * per_day // 86400 + per_day * ((day + 3) % 7 >= 5)).astype(np.int64)
+    return seasonal_slots(pd.DatetimeIndex(pd.to_datetime(seconds, unit="s")), bucket_seconds, timezone)
 
 
 def slots_per_day(bucket_seconds: int) -> int:

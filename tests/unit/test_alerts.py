@@ -38,6 +38,7 @@ from adspark.core.streaming import (
     run_baselines,
     run_baselines_many,
     seasonal_slots,
+    seasonal_slots_of_seconds,
     to_model_scale,
 )
 
@@ -173,6 +174,12 @@ def test_seasonal_slots_hour_of_day_and_weekend() -> None:
     for width in (300, 3600, 86400):
         np.testing.assert_array_equal(seasonal_slots(many, width, "UTC"),
                                       seasonal_slots(many.tz_localize("UTC"), width, "UTC"))
+    # from epoch seconds (what the alert step holds): the same slots, in UTC and in a zone with DST
+    seconds = many.to_numpy("datetime64[s]").astype(np.int64).astype(np.float64)
+    for zone in ("UTC", "Europe/Paris"):
+        for width in (300, 3600):
+            np.testing.assert_array_equal(seasonal_slots_of_seconds(seconds, width, zone),
+                                          seasonal_slots(many, width, zone))
 
 
 def _daily_counts(days: int, rng: np.random.Generator) -> tuple[pd.DatetimeIndex, np.ndarray]:
