@@ -326,6 +326,8 @@ def run_baselines_many(
     Returns:
         Per entity, its output for its n_e buckets and its state after them.
     """
+    if not values:
+        return []
     e_count, f = len(values), len(counts)
     lengths = [len(v) for v in values]
     n = max(lengths, default=0)

@@ -670,6 +670,7 @@ def test_baselines_of_many_entities_equal_each_entity_alone() -> None:
         for k in after:
             np.testing.assert_array_equal(after[k], alone_after[k], err_msg=f"entity {e} state {k}")
     assert together[2][0].z["level"].shape == (0, len(features))
+    assert run_baselines_many([], [], counts, [], params) == []
     np.testing.assert_array_equal(together[2][1]["seen"], states[2]["seen"])  # no bucket: nothing learned
 
 
