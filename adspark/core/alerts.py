@@ -363,7 +363,7 @@ def _columns(frame: pd.DataFrame, params: AlertParams) -> dict[str, np.ndarray]:
             else np.empty((0, f))
     if params.model_out_of_sample is not None:
         oos = params.model_out_of_sample
-        cols["before_out_of_sample"] = np.array([pd.Timestamp(d).date() < oos for d in frame["date"]], dtype=bool)
+        cols["before_out_of_sample"] = (pd.to_datetime(frame["date"]) < pd.Timestamp(oos)).to_numpy(bool)
     if "top_features" in frame:
         cols["top_features"] = frame["top_features"].to_numpy(dtype=object)
     return cols
