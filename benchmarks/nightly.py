@@ -5,8 +5,13 @@ last night as history (discretize + window in one go) and trains the demo model 
 times ``nightly`` for the last night and prints its stages (from the ``nightly`` table), the
 night's events and windows, and the peak RSS of this process tree (JVM and Python workers).
 
+That night is the warehouse's first scored night: its alert pass first replays the history nights
+to warm the per-entity state. ``--ordinary`` times an ordinary night instead: the model trains on
+the nights before the last two, ``nightly`` runs for the night before the last (untimed), and the
+timed night continues the state that night left.
+
 Usage: ``python benchmarks/nightly.py [--events 10000000] [--days 14] [--entities 5000]
-[--driver-memory 6g] [--json out.json]`` (``benchmarks/scale.py`` runs it at several sizes).
+[--driver-memory 6g] [--ordinary] [--spark-conf KEY=VALUE] [--json out.json]`` (``benchmarks/scale.py`` runs it at several sizes).
 """
 
 from __future__ import annotations
@@ -81,20 +86,31 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--generator", choices=("adspark", "spark"), default="adspark",
                         help="adspark: the generate job (labeled anomalies); spark: plain Spark expressions (fast)")
+    parser.add_argument("--ordinary", action="store_true",
+                        help="time an ordinary night: train on the nights before the last two, run nightly for "
+                        "the night before the last first (untimed: its alert pass replays the history and "
+                        "leaves the state the timed night continues), then time the last")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Spark settings (repeatable), e.g. spark.eventLog.enabled=true to see the jobs")
     args = parser.parse_args()
     from adspark.cli import main as cli
 
     start = dt.date(2026, 1, 5)
     last = start + dt.timedelta(days=args.days - 1)
+    # the nights before the timed one are history (trained on), or history and the untimed first night
+    history_to = last - dt.timedelta(days=2 if args.ordinary else 1)
+    if history_to < start + dt.timedelta(days=1):
+        raise SystemExit(f"--days {args.days}: training needs 2 nights of history before the nightly runs")
     with tempfile.TemporaryDirectory(prefix="adspark-bench-nightly-") as tmp:
         data = yaml.safe_load((ROOT / "conf" / "demo.yaml").read_text())
         data["storage"]["warehouse"] = str(Path(tmp) / "wh")
         data["spark"].update({"master": "local[2]", "shuffle_partitions": 4,
-                              "driver_memory": args.driver_memory})
+                              "driver_memory": args.driver_memory,
+                              "conf": dict(kv.split("=", 1) for kv in args.spark_conf)})
         data["generate"].update({"entities": args.entities, "days": args.days, "events": args.events,
                                  "start": start.isoformat(), "anomaly_free_days": args.days - 1})
         data["window"]["scaling"].update({"fit_from": start.isoformat(),
-                                          "fit_to": (last - dt.timedelta(days=1)).isoformat()})
+                                          "fit_to": history_to.isoformat()})
         data["train"]["detector"]["epochs"] = args.epochs
         data["nightly"].update({"retrain_every_days": None, "drift_psi": None})
         conf = Path(tmp) / "bench.yaml"
@@ -117,10 +133,14 @@ def main() -> None:
             conf.write_text(yaml.safe_dump(data))
         for name, argv in (
             ("generate", ["generate", *c] if args.generator == "adspark" else None),
-            ("discretize history", ["discretize", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
-            ("window history", ["window", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
-            ("train", ["train", *c, "--from", str(start), "--to", str(last - dt.timedelta(days=1))]),
+            ("discretize history", ["discretize", *c, "--from", str(start), "--to", str(history_to)]),
+            ("window history", ["window", *c, "--from", str(start), "--to", str(history_to)]),
+            ("train", ["train", *c, "--from", str(start), "--to", str(history_to)]),
+            ("first nightly", ["nightly", *c, "--date", str(history_to + dt.timedelta(days=1))] if args.ordinary
+             else None),
         ):
+            if argv is None and name != "generate":
+                continue
             phase[0] = name
             t0 = time.perf_counter()
             if argv is None:
@@ -144,17 +164,19 @@ def main() -> None:
         from adspark.session import get_spark
 
         spark = get_spark(SparkConfig())
-        row = spark.read.format("delta").load(str(Path(tmp) / "wh" / "adspark" / "nightly")).first()
+        nightly = spark.read.format("delta").load(str(Path(tmp) / "wh" / "adspark" / "nightly"))
+        row = nightly.where(nightly.date == last).first()
         stages = json.loads(row.stage_seconds)
         sizes = {t: _folder_bytes(Path(tmp) / "wh" / "adspark" / t) for t in ("events", "features", "windows", "scores")}
     if args.json:
         args.json.write_text(json.dumps({
-            "events": args.events, "entities": args.entities, "days": args.days,
+            "events": args.events, "entities": args.entities, "days": args.days, "ordinary": args.ordinary,
             "night_events": row.events_read, "night_rejected": row.events_rejected, "windows": row.windows,
             "prep_seconds": prep, "stage_seconds": stages, "nightly_wall_seconds": wall,
             "peak_rss_bytes": peak, "driver_memory": args.driver_memory, "table_bytes": sizes,
         }, indent=2))
-    print(f"\n{args.events:,} events, {args.entities} users, {args.days} days; nightly for {last} "
+    kind = "an ordinary night (the night before ran first)" if args.ordinary else "the first scored night"
+    print(f"\n{args.events:,} events, {args.entities} users, {args.days} days; nightly for {last}, {kind} "
           f"({row.events_read:,} events that night, {row.windows:,} windows), 2 cores")
     print("preparation (untimed for the nightly): " + ", ".join(f"{k} {v:.0f} s" for k, v in prep.items()))
     print("| stage | seconds | share |")

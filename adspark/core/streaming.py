@@ -373,8 +373,8 @@ def run_baselines_many(
         raw = stack(values, np.nan)[:, counts_c]
         for name, halflife in (("level", p.level_halflife), ("seasonal", p.seasonal_halflife)):
             loc, sigma, seen = (a[:, counts_c] for a in trace[name])
-            tail_z = count_z(raw, loc, sigma, seen, halflife)
-            z[name][:, counts_c] = np.where(np.isfinite(z[name][:, counts_c]), tail_z, np.nan)
+            judged = np.isfinite(z[name][:, counts_c])  # the tails of buckets without a verdict are not computed
+            z[name][:, counts_c] = count_z(np.where(judged, raw, np.nan), loc, sigma, seen, halflife)
     results = []
     for e, m in enumerate(lengths):
         part = slice(e * f, (e + 1) * f)
@@ -451,18 +451,37 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
     from scipy.special import _ufuncs as nb  # what scipy.stats.nbinom calls, without its argument checks
     from scipy.special import ndtri
 
-    m = np.maximum(effective_visits(n, halflife), 1.0)
-    mu = np.clip((np.asarray(loc, np.float64) / 2.0) ** 2 - 0.375, 0.0, None)
-    excess = np.maximum(np.asarray(sigma, np.float64) ** 2 - 1.0, 1e-9)
+    x = np.asarray(x, np.float64)
+    shape = np.broadcast_shapes(x.shape, np.shape(loc), np.shape(sigma), np.shape(n))
+    x, loc, sigma, n = (np.broadcast_to(np.asarray(a, np.float64), shape) for a in (x, loc, sigma, n))
+    out = np.full(shape, np.nan)
+    ok = np.isfinite(x)  # only the values with a verdict are computed
+    m = np.maximum(effective_visits(n[ok], halflife), 1.0)
+    mu = np.clip((loc[ok] / 2.0) ** 2 - 0.375, 0.0, None)
+    excess = np.maximum(sigma[ok] ** 2 - 1.0, 1e-9)
     r = np.maximum(np.minimum(mu * m + 0.5, np.maximum(mu, 1e-9) / excess), 1e-3)
     mean = mu + 0.5 / m
     prob = r / (r + mean)
-    k = np.round(np.nan_to_num(np.asarray(x, np.float64), nan=0.0))
-    half = 0.5 * nb._nbinom_pmf(k, r, prob)
-    upper = nb._nbinom_sf(k, r, prob) + half  # P(X > k) + P(X = k) / 2
-    lower = nb._nbinom_cdf(k, r, prob) - half  # P(X < k) + P(X = k) / 2
+    k = np.round(x[ok])
+    # one incomplete beta per value, on the side of the mean where the tail can be tiny; the other
+    # tail is its complement (at least about a half there); no events: P(X = 0) = prob ** r
+    zero, high = k == 0, k >= mean
+    half = np.empty_like(k)
+    half[zero] = 0.5 * prob[zero] ** r[zero]
+    rest = ~zero
+    half[rest] = 0.5 * nb._nbinom_pmf(k[rest], r[rest], prob[rest])
+    lower = np.empty_like(k)  # P(X < k) + P(X = k) / 2
+    lower[zero] = half[zero]
+    up = rest & high
+    tail_up = nb._nbinom_sf(k[up], r[up], prob[up])
+    lower[up] = 1.0 - tail_up - half[up]
+    down = rest & ~high
+    lower[down] = nb._nbinom_cdf(k[down], r[down], prob[down]) - half[down]
+    upper = 1.0 - lower  # P(X > k) + P(X = k) / 2
+    upper[up] = tail_up + half[up]
     z = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)), ndtri(np.clip(lower, 1e-300, 1.0)))
-    return np.where(np.isfinite(np.asarray(x, np.float64)), np.clip(z, -MAX_Z, MAX_Z), np.nan)
+    out[ok] = np.clip(z, -MAX_Z, MAX_Z)
+    return out
 
 
 def _stuck(x_all: np.ndarray, present: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray],
