@@ -24,9 +24,10 @@ D-1 and the windows of D.
 Many entities at once (:func:`alert_group`, what the Spark shell calls per hash group of
 entities): each night, the entities with windows that night take their step together: the
 baselines' per-bucket loop and the calibration's per-window loop run once for all of them, their
-features side by side as columns; windowing, fusion and explanations stay per entity, on numpy
-arrays read once for the group. Each entity's results equal its own :func:`alert_nights`, element
-for element.
+features side by side as columns, and the window evidence, the profile, fusion and explanations
+run once over all their windows, one entity's after the other's; only cutting each entity's new
+buckets and its alert onsets loop per entity. Each entity's results equal its own
+:func:`alert_nights`, element for element.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from adspark.core.calibration import (
     pareto_tail,
 )
 from adspark.core.heads import in_sample
-from adspark.core.profile import PROFILE_FEATURE, expected_counts, new_profile_buffer, window_profiles
+from adspark.core.profile import PROFILE_FEATURE, expected_counts, new_profile_buffer, window_profiles_many
 from adspark.core.streaming import (
     BASELINES,
     BaselineOutput,
@@ -288,28 +289,33 @@ def _window_evidence(
     return best, where
 
 
-def _profile_raw(
-    s: dict[str, np.ndarray], out: BaselineOutput, values: np.ndarray, times: np.ndarray, owner: np.ndarray,
-    starts: np.ndarray, params: AlertParams,
-) -> tuple[np.ndarray, np.ndarray]:
+def _profile_raw(batch: _Batch, nights: Sequence[_Night], params: AlertParams) -> tuple[np.ndarray, np.ndarray]:
     """The profile detector's evidence (:mod:`adspark.core.profile`), shaped as a baseline's:
-    (n, F) with only ``event_count`` filled, and the bucket row that explains it (the window's
-    new bucket farthest from its expected count). Updates the state's buffer in place."""
-    n, f = len(starts), len(params.features)
+    (N, F) with only ``event_count`` filled, and the bucket row that explains it (the window's
+    new bucket farthest from its expected count; global). Advances each night's buffer."""
+    n, f = len(batch.starts), len(params.features)
     raw, rows = np.full((n, f), np.nan), np.full((n, f), -1, dtype=np.int64)
     if PROFILE_FEATURE not in params.features:
         return raw, rows
     j = params.features.index(PROFILE_FEATURE)
+    out, values, owner = batch.out, batch.values[:, j], batch.owner
     exp = expected_counts(out.expected_loc[:, j], out.seasonal_visits[:, j], params.baselines.seasonal_halflife)
-    per_window = _rows_of(owner, n)
-    last_row = np.array([r[-1] if r.size else -1 for r in per_window], dtype=np.int64)
-    buffer = {k: s[k] for k in new_profile_buffer(params.n_steps)}
-    z, after = window_profiles(buffer, values[:, j], exp, times, last_row, starts, params.bucket_seconds)
-    s.update(after)
+    bounds = np.searchsorted(owner, np.arange(n + 1))
+    filled = bounds[1:] > bounds[:-1]
+    last_row = np.where(filled, bounds[1:] - 1, -1)
+    keys = new_profile_buffer(params.n_steps).keys()
+    z, after = window_profiles_many([{k: night.state[k] for k in keys} for night in nights], values, exp,
+                                    batch.times, batch.rows, last_row, batch.starts, params.bucket_seconds)
+    for night, buffer in zip(nights, after, strict=True):
+        night.state.update(buffer)
     raw[:, j] = np.maximum(z, 0.0)  # one-sided: a shape closer to the usual one than chance is no news
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.nan_to_num(np.abs(values[:, j] - exp) / np.sqrt(exp), nan=-1.0)
-    rows[:, j] = [r[int(np.argmax(gap[r]))] if r.size else -1 for r in per_window]
+    if filled.any():  # each window's first bucket farthest from its expected count (argmax's choice)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = np.nan_to_num(np.abs(values - exp) / np.sqrt(exp), nan=-1.0)
+        first, lengths = bounds[:-1][filled], (bounds[1:] - bounds[:-1])[filled]
+        peak = np.maximum.reduceat(gap, first)
+        at_peak = np.where(gap == np.repeat(peak, lengths), np.arange(len(gap)), len(gap))
+        rows[filled, j] = np.minimum.reduceat(at_peak, first)
     return raw, rows
 
 
@@ -325,10 +331,13 @@ def _first_seen(values: np.ndarray, times: np.ndarray, features: tuple[str, ...]
     return float(times[active].min()) if active.any() else known
 
 
-def _model_raw(cols: Mapping[str, np.ndarray], params: AlertParams, first_seen: float = -np.inf) -> np.ndarray:
+def _model_raw(
+    cols: Mapping[str, np.ndarray], params: AlertParams, first_seen: float | np.ndarray = -np.inf
+) -> np.ndarray:
     """The model's raw scores: per feature (n, F) errors over their validation medians, else the
     window score over the median validation score (n,); NaN on in-sample nights, or for a model
-    trained on entity heads, on the windows it was fitted on (``cols``: :func:`_columns`)."""
+    trained on entity heads, on the windows it was fitted on (``cols``: :func:`_columns`;
+    ``first_seen``: the entity's first non-empty bucket, or each window's entity's)."""
     n = len(cols["starts"])
     if params.model_feature_reference is not None and "feature_errors" in cols:
         ref = np.maximum(np.asarray(params.model_feature_reference, np.float64), 1e-12)
@@ -373,7 +382,6 @@ def _columns(frame: pd.DataFrame, params: AlertParams) -> dict[str, np.ndarray]:
 class _Night:
     """One entity's windows of one night, readied for the baselines (:func:`_prepare`)."""
 
-    cols: dict[str, np.ndarray]  # the night's rows of :func:`_columns`
     state: dict[str, np.ndarray]  # a copy of the state, cursor and first_seen already advanced
     starts: np.ndarray  # window starts, epoch seconds (n,)
     values: np.ndarray  # the buckets the windows add, (m, F)
@@ -382,27 +390,79 @@ class _Night:
     slots: np.ndarray  # their seasonal slots (m,)
 
 
-def _prepare(cols: dict[str, np.ndarray], state: dict[str, np.ndarray], params: AlertParams) -> _Night:
+def _prepare(cols: Mapping[str, np.ndarray], state: dict[str, np.ndarray], params: AlertParams) -> _Night:
     """Cut the buckets one entity's windows add (``cols``: a night's rows of :func:`_columns`, in
-    time order), not modifying ``state``."""
-    s = {k: v.copy() for k, v in state.items()}
+    time order), not modifying ``state`` (its arrays are shared, never written in place: every
+    step replaces the arrays it changes)."""
+    s = dict(state)
     starts = cols["starts"]
     values, times, owner, cursor = _new_buckets(starts, cols["raw_values"], float(s["cursor"][0]), params)
     slots = seasonal_slots_of_seconds(times, params.bucket_seconds, params.timezone)
     s["cursor"] = np.array([cursor])
     s["first_seen"] = np.array([_first_seen(values, times, params.features, float(s["first_seen"][0]))])
-    return _Night(cols, s, starts, values, times, owner, slots)
+    return _Night(s, starts, values, times, owner, slots)
+
+
+@dataclass
+class _Batch:
+    """A night's windows of several entities side by side (:func:`_steps`): each entity's windows
+    and the buckets they add follow the previous entity's, so every per-window and per-bucket
+    computation runs once for all of them; bucket rows and window owners are global."""
+
+    cols: dict[str, np.ndarray]  # :func:`_columns` of every window, entity after entity (N,)
+    windows: np.ndarray  # where each entity's windows start, and N (E + 1,)
+    rows: np.ndarray  # where each entity's new buckets start, and M (E + 1,)
+    values: np.ndarray  # the new buckets (M, F)
+    times: np.ndarray  # their starts, epoch seconds (M,)
+    owner: np.ndarray  # the window adding each bucket, global (M,)
+    out: BaselineOutput  # the baselines' verdicts on every new bucket (M rows)
+    first_seen: np.ndarray  # each window's entity's first non-empty bucket (N,)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Window starts, epoch seconds (N,)."""
+        return self.cols["starts"]
+
+    def parts(self, a: np.ndarray) -> list[np.ndarray]:
+        """``a`` (one row per window) cut into each entity's rows (views)."""
+        return [a[self.windows[e] : self.windows[e + 1]] for e in range(len(self.windows) - 1)]
+
+
+def _gather(cols: dict[str, np.ndarray], windows: np.ndarray, nights: Sequence[_Night],
+            outs: Sequence[BaselineOutput]) -> _Batch:
+    """The :class:`_Batch` of entities' nights and their baselines' outputs."""
+    rows = np.r_[0, np.cumsum([len(n.times) for n in nights])].astype(np.int64)
+    owner = np.concatenate([n.owner + windows[e] for e, n in enumerate(nights)]).astype(np.int64)
+    out = BaselineOutput(
+        {k: np.concatenate([o.z[k] for o in outs]) for k in outs[0].z},
+        np.concatenate([o.expected_loc for o in outs]), np.concatenate([o.expected_sigma for o in outs]),
+        np.concatenate([o.seasonal_visits for o in outs]),
+    )
+    first_seen = np.repeat([float(n.state["first_seen"][0]) for n in nights], np.diff(windows))
+    return _Batch(cols, windows, rows, np.concatenate([n.values for n in nights]),
+                  np.concatenate([n.times for n in nights]), owner, out, first_seen)
 
 
 def _steps(
-    cols: Sequence[dict[str, np.ndarray]], states: Sequence[dict[str, np.ndarray]], params: AlertParams
-) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """One step of several entities (a night's rows of :func:`_columns` and the state before
-    them, each): their baselines run in one time loop
-    (:func:`adspark.core.streaming.run_baselines_many`) and their calibration in another
-    (:func:`adspark.core.calibration.calibrate_many`), the rest entity by entity; each result
-    (the alert columns of its rows, its state after them) equals the entity's step alone."""
-    nights = [_prepare(c, st, params) for c, st in zip(cols, states, strict=True)]
+    cols: dict[str, np.ndarray], windows: np.ndarray, states: Sequence[dict[str, np.ndarray]], params: AlertParams
+) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    """One night of several entities: ``cols`` holds the night's rows of :func:`_columns` of each
+    entity in turn (entity ``e``'s rows are ``windows[e]:windows[e + 1]``, in time order), with
+    the state each entity was left in before them.
+
+    The baselines run in one time loop for all of them
+    (:func:`adspark.core.streaming.run_baselines_many`), the calibration in another
+    (:func:`adspark.core.calibration.calibrate_many`), and the window evidence, fusion and
+    explanations on the entities' windows side by side; only the cutting of new buckets, the
+    profile's buffer and the alert onsets go entity by entity. Every window's results and every
+    entity's state equal the entity's step alone.
+
+    Returns:
+        (the :data:`ALERT_COLUMNS` of every row of ``cols``, by name; each entity's state after them).
+    """
+    e_count = len(states)
+    nights = [_prepare({c: v[windows[e] : windows[e + 1]] for c, v in cols.items()}, states[e], params)
+              for e in range(e_count)]
     f = len(params.features)
     base_keys = new_baseline_state(f, 1).keys()
     has_events = "event_count" in params.features
@@ -412,50 +472,48 @@ def _steps(
         [{k: n.state[k] for k in base_keys} for n in nights], params.baselines, params.sum_features, params.sums,
         params.mean_features, events,
     )
-    evidence = [_evidence(night, out, base, params) for night, (out, base) in zip(nights, outs, strict=True)]
-    calibrated: list[dict[str, np.ndarray]] = [{} for _ in nights]
+    for night, (_, base) in zip(nights, outs, strict=True):
+        night.state.update(base)
+    batch = _gather(cols, windows, nights, [o for o, _ in outs])
+    evidence = _evidence(batch, nights, params)
+    calibrated: dict[str, np.ndarray] = {}
     for j, d in enumerate(params.detectors):
         if d in SELF_CALIBRATED:
             continue
         cals = [{"recent": n.state[f"cal_{d}_recent"], "stats": n.state[f"cal_{d}_stats"]} for n in nights]
         # the model's scores are error-like (log scale); the baselines' are z-like
-        results = calibrate_many([ev[j][0] for ev in evidence], cals, params.calibration, log=d == "model")
-        for night, done, (p, cal) in zip(nights, calibrated, results, strict=True):
-            done[d] = p
+        results = calibrate_many(batch.parts(evidence[j][0]), cals, params.calibration, log=d == "model")
+        calibrated[d] = np.concatenate([p for p, _ in results])
+        for night, (_, cal) in zip(nights, results, strict=True):
             night.state[f"cal_{d}_recent"], night.state[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
-    return [_judge(night, out, ev, done, params)
-            for night, (out, _), ev, done in zip(nights, outs, evidence, calibrated, strict=True)]
+    return _judge(batch, nights, evidence, calibrated, params), [n.state for n in nights]
 
 
 def _evidence(
-    night: _Night, out: BaselineOutput, base_state: dict[str, np.ndarray], params: AlertParams
+    batch: _Batch, nights: Sequence[_Night], params: AlertParams
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """Per detector, each window's raw score and, for a baseline, the bucket row behind it.
-
-    Takes in the baselines' state (``base_state``; the profile detector advances its buffer in
-    the night's state too).
+    """Per detector, each window's raw score and, for a baseline, the bucket row behind it
+    (global: a row of ``batch.values``). The profile detector advances each night's buffer.
 
     Returns:
-        Per detector of ``params.detectors``: (raw, shape (n, F), or the model's (n,) or (n, F);
-        bucket row of each (window, feature), shape (n, F), or None for the model).
+        Per detector of ``params.detectors``: (raw, shape (N, F), or the model's (N,) or (N, F);
+        bucket row of each (window, feature), shape (N, F), or None for the model).
     """
-    s, starts, values, owner, times = night.state, night.starts, night.values, night.owner, night.times
-    n = len(starts)
-    s.update(base_state)
+    n = len(batch.starts)
     used = params.baseline_features
     evidence: list[tuple[np.ndarray, np.ndarray | None]] = []
     for d in params.detectors:
         rows: np.ndarray | None
         if d == "model":
-            raw, rows = _model_raw(night.cols, params, float(s["first_seen"][0])), None
+            raw, rows = _model_raw(batch.cols, params, batch.first_seen), None
         elif d == "profile":
-            raw, rows = _profile_raw(s, out, values, times, owner, starts, params)
+            raw, rows = _profile_raw(batch, nights, params)
         elif d == "stuck":  # the longest run in the window (its deviates grow along a run: no sum)
-            raw, rows = _window_evidence(out.z[d], owner, n, combine=False)
+            raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
             raw = np.where(used[None, :], raw, np.nan)
         else:
             sustained = (params.sum_features | params.mean_features) if params.measure_evidence == "sustained" else None
-            raw, rows = _window_evidence(out.z[d], owner, n, sustained, params.baselines.clip)
+            raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, sustained, params.baselines.clip)
             judged = used & ~params.mean_features if d in ("diff", "extreme") else used
             raw = np.where(judged[None, :], raw, np.nan)  # features the baselines leave to the model
         evidence.append((raw, rows))
@@ -463,22 +521,24 @@ def _evidence(
 
 
 def _judge(
-    night: _Night, out: BaselineOutput, evidence: list[tuple[np.ndarray, np.ndarray | None]],
+    batch: _Batch, nights: Sequence[_Night], evidence: list[tuple[np.ndarray, np.ndarray | None]],
     calibrated: dict[str, np.ndarray], params: AlertParams,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> dict[str, Any]:
     """The rest of a step once each detector's evidence is calibrated: per detector the smallest
-    p over the features (x features, Bonferroni), fusion, onsets, explanations.
+    p over the features (x features, Bonferroni), fusion, onsets (entity by entity: each
+    night's ``last_anomalous_end`` is advanced), explanations.
 
     Returns:
-        (the :data:`ALERT_COLUMNS` of the night's windows, by name; the state after them).
+        The :data:`ALERT_COLUMNS` of the batch's windows, by name.
     """
-    s, starts, values, owner = night.state, night.starts, night.values, night.owner
+    starts = batch.starts
     n, f = len(starts), len(params.features)
     used = params.baseline_features
     probs = np.ones((n, len(params.detectors)))
     verdict = np.zeros((n, len(params.detectors)), dtype=bool)  # which detectors judged each window
     model_feature: np.ndarray | None = None  # the model's most improbable feature per window
     driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
+    every = np.arange(n)
     for j, (d, (raw, rows)) in enumerate(zip(params.detectors, evidence, strict=True)):
         verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
         if d in SELF_CALIBRATED:  # stuck: already the run's tail under the entity's own repeat rate
@@ -492,7 +552,7 @@ def _judge(
                 p = np.maximum(p, pareto_tail(errors, u, xi, sigma))
             if p.ndim == 2:
                 model_feature = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-                p = np.minimum(1.0, f * p[np.arange(n), model_feature])
+                p = np.minimum(1.0, f * p[every, model_feature])
             probs[:, j] = p
             continue
         # evidence must also be unlikely under the baseline's own normal law (|z| large): a sparse
@@ -501,63 +561,77 @@ def _judge(
             p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
         tests = 1 if d == "profile" else int(used.sum())  # the profile judges one series
-        probs[:, j] = np.minimum(1.0, tests * p[np.arange(n), best])
-        driving[:, j] = rows[np.arange(n), best] * f + best
+        probs[:, j] = np.minimum(1.0, tests * p[every, best])
+        driving[:, j] = rows[every, best] * f + best
     fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))
     anomalous = fused < params.level
-    alerts, last_end = alert_onsets(anomalous, starts, params.n_steps * params.bucket_seconds,
-                                    float(s["last_anomalous_end"][0]), params.cooldown_seconds)
-    s["last_anomalous_end"] = np.array([last_end])
-
-    driver_names = [params.detectors[j] for j in driver]
-    feat, actual, low, high = _explanations(night.cols, driver, driving, model_feature, out, values, owner,
-                                            params.counts, params)
-    added = {
+    alerts = np.zeros(n, dtype=bool)
+    width = params.n_steps * params.bucket_seconds
+    for e, night in enumerate(nights):  # onsets continue each entity's last anomalous window
+        a, b = batch.windows[e], batch.windows[e + 1]
+        if anomalous[a:b].any():
+            alerts[a:b], last_end = alert_onsets(anomalous[a:b], starts[a:b], width,
+                                                 float(night.state["last_anomalous_end"][0]), params.cooldown_seconds)
+            night.state["last_anomalous_end"] = np.array([last_end])
+    driver_names = np.asarray(params.detectors, dtype=object)[driver] if n else np.empty(0, dtype=object)
+    feat, actual, low, high = _explanations(batch, driver, driving, model_feature, params)
+    return {
         "p_value": fused, "score": -np.log10(fused), "threshold": np.full(n, -np.log10(params.level)),
         "is_anomaly": anomalous, "alert": alerts, "driver": driver_names, "driver_feature": feat,
         "actual": actual, "expected_low": low, "expected_high": high,
     }
-    return added, s
 
 
 def _explanations(
-    cols: Mapping[str, np.ndarray], driver: np.ndarray, driving: np.ndarray, model_feature: np.ndarray | None,
-    out: BaselineOutput, values: np.ndarray, owner: np.ndarray, counts: np.ndarray, params: AlertParams,
-) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    batch: _Batch, driver: np.ndarray, driving: np.ndarray, model_feature: np.ndarray | None, params: AlertParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per window: the driving feature, its actual value and the expected range there.
 
     A baseline names its own (bucket, feature); the model names its most improbable feature
     (``model_feature``, else its top error share), shown at the window's bucket farthest from the
     seasonal baseline.
+
+    Returns:
+        (feature names (N,), object, None where nothing drove; actual values; expected lows and
+        highs (N,), NaN where none).
     """
-    n, f = len(cols["starts"]), len(params.features)
-    names = list(params.features)
-    feat: list[str | None] = [None] * n
-    actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    seasonal_dev = np.nan_to_num(np.abs(out.z["seasonal"]), nan=-1.0)
-    index = {name: i for i, name in enumerate(names)}
-    j: int | None
-    for i, rows in enumerate(_rows_of(owner, n)):
-        flat = int(driving[i, driver[i]])
-        if flat >= 0:
-            r, j = divmod(flat, f)
+    cols, out, values, owner = batch.cols, batch.out, batch.values, batch.owner
+    n, f = len(batch.starts), len(params.features)
+    names = np.asarray(params.features + (None,), dtype=object)  # index f: no feature
+    flat = driving[np.arange(n), driver] if n else np.zeros(0, np.int64)
+    r, j = np.divmod(flat, f)  # a baseline's own bucket row and feature
+    chose = flat < 0  # the model drove (or nothing did): its feature at its farthest bucket
+    if chose.any():
+        if model_feature is not None:
+            mj = np.asarray(model_feature, np.int64)
+        elif "top_features" in cols:
+            index = {name: i for i, name in enumerate(params.features)}
+            mj = np.array([index.get(str(t[0]), -1) if t is not None and len(t) else -1
+                           for t in cols["top_features"]], dtype=np.int64)
         else:
-            top = cols["top_features"][i] if "top_features" in cols else None
-            j = index.get(str(top[0])) if top is not None and len(top) else None
-            if model_feature is not None:
-                j = int(model_feature[i])
-            if j is None or rows.size == 0:
+            mj = np.full(n, -1, dtype=np.int64)
+        bounds = np.searchsorted(owner, np.arange(n + 1))
+        seasonal_dev = np.nan_to_num(np.abs(out.z["seasonal"]), nan=-1.0)
+        for i in np.flatnonzero(chose):
+            k = int(mj[i])
+            if k < 0 or bounds[i + 1] == bounds[i]:
+                r[i], j[i] = -1, f
                 continue
-            r = rows[int(np.argmax(seasonal_dev[rows, j]))]
-        feat[i] = names[j]
-        actual[i] = values[r, j]
-        loc, sigma = out.expected_loc[r, j], out.expected_sigma[r, j]
-        bounds = np.array([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])
-        sums = np.array([params.sum_features[j]] * 2)
-        if params.mean_features[j]:  # judged on the signed log1p scale
-            bounds = signed_expm1(bounds)
-        low[i], high[i] = from_model_scale(bounds, np.array([counts[j], counts[j]]), sums, params.sums)
-    return feat, actual, low, high
+            r[i] = bounds[i] + int(np.argmax(seasonal_dev[bounds[i] : bounds[i + 1], k]))
+            j[i] = k
+    j = np.where(r < 0, f, j)
+    shown = r >= 0
+    rr, jj = r[shown], j[shown]
+    actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    actual[shown] = values[rr, jj]
+    loc, sigma = out.expected_loc[rr, jj], out.expected_sigma[rr, jj]
+    bounds2 = np.stack([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])  # (2, k)
+    means = params.mean_features[jj]
+    bounds2 = np.where(means[None, :], signed_expm1(bounds2), bounds2)  # means are judged on the signed log1p scale
+    counts = np.broadcast_to(params.counts[jj], bounds2.shape)
+    sums = np.broadcast_to(params.sum_features[jj], bounds2.shape)
+    low[shown], high[shown] = from_model_scale(bounds2, counts, sums, params.sums)
+    return names[j], actual, low, high
 
 
 def alert_nights(
@@ -646,16 +720,17 @@ def alert_group(
     out: dict[str, np.ndarray] = {}
     for d in sorted(by_night):  # codes of sorted dates: the nights in order
         runs = by_night[d]
-        results = _steps([{c: v[part] for c, v in cols.items()} for _, part in runs],
-                         [current[i] for i, _ in runs], params)
-        for (i, part), (added, after) in zip(runs, results, strict=True):
-            for c in ALERT_COLUMNS:
-                values = np.asarray(added[c], dtype=object if c in ("driver", "driver_feature") else None)
-                if c not in out:
-                    out[c] = np.empty(n, dtype=values.dtype)
-                out[c][part] = values
-            kept[entities[i]].append((days[d], after))
-            current[i] = after
+        rows = np.concatenate([np.arange(part.start, part.stop) for _, part in runs])
+        windows = np.r_[0, np.cumsum([part.stop - part.start for _, part in runs])].astype(np.int64)
+        added, after = _steps({c: v[rows] for c, v in cols.items()}, windows, [current[i] for i, _ in runs], params)
+        for c in ALERT_COLUMNS:
+            values = np.asarray(added[c], dtype=object if c in ("driver", "driver_feature") else None)
+            if c not in out:
+                out[c] = np.empty(n, dtype=values.dtype)
+            out[c][rows] = values
+        for (i, _), state in zip(runs, after, strict=True):
+            kept[entities[i]].append((days[d], state))
+            current[i] = state
     stale = [c for c in ALERT_COLUMNS if c in frame]
     if not n:
         return frame.drop(columns=stale).assign(**{c: pd.Series(dtype=object) for c in ALERT_COLUMNS}), kept

@@ -67,10 +67,11 @@ def window_roles(
     return roles.astype(object)
 
 
-def in_sample(window_end_s: np.ndarray, first_s: float, train_seconds: float) -> np.ndarray:
+def in_sample(window_end_s: np.ndarray, first_s: float | np.ndarray, train_seconds: float) -> np.ndarray:
     """Which windows the model was fitted on: those ending within ``train_seconds`` of the
-    entity's first non-empty bucket (all ``False`` while ``first_s`` is unknown: NaN or -inf)."""
+    entity's first non-empty bucket (``first_s``: one for all windows, or one per window; never
+    where it is unknown: NaN or -inf)."""
     end = np.asarray(window_end_s, np.float64)
-    if not np.isfinite(first_s):
-        return np.zeros(end.shape, bool)
-    return end <= first_s + train_seconds
+    first = np.asarray(first_s, np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(first) & (end <= first + train_seconds)

@@ -83,21 +83,46 @@ def window_profiles(
         (z, shape (n,): the Wilson-Hilferty deviate of G with W - 1 degrees of freedom, NaN without
         a verdict; the buffer after the m buckets).
     """
-    w = buffer["profile_obs"].size
-    all_obs = np.concatenate([buffer["profile_obs"], np.where(np.isfinite(obs), obs, -1.0)])
-    all_exp = np.concatenate([buffer["profile_exp"], np.where(np.isfinite(exp), exp, -1.0)])
-    all_t = np.concatenate([buffer["profile_t"], times])
+    z, after = window_profiles_many([buffer], obs, exp, times, np.array([0, len(obs)]), last_row, window_start,
+                                    bucket_seconds)
+    return z, after[0]
+
+
+def window_profiles_many(
+    buffers: list[dict[str, np.ndarray]], obs: np.ndarray, exp: np.ndarray, times: np.ndarray, rows: np.ndarray,
+    last_row: np.ndarray, window_start: np.ndarray, bucket_seconds: int,
+) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """:func:`window_profiles` of E entities at once: their new buckets one entity after the
+    other (entity ``e``'s are rows ``rows[e]:rows[e + 1]`` of ``obs``, ``exp`` and ``times``),
+    their windows likewise, ``last_row`` global. Each entity's deviates and buffer equal its own
+    :func:`window_profiles`.
+
+    Returns:
+        (z, shape (n,); each entity's buffer after its buckets).
+    """
+    w = buffers[0]["profile_obs"].size if buffers else 0
+    new_obs, new_exp = np.where(np.isfinite(obs), obs, -1.0), np.where(np.isfinite(exp), exp, -1.0)
+    # each entity's buffer, then its new buckets: global row r of entity e sits at r + (e + 1) w
+    blocks = [(b, slice(rows[e], rows[e + 1])) for e, b in enumerate(buffers)]
+    all_obs = np.concatenate([a for b, part in blocks for a in (b["profile_obs"], new_obs[part])])
+    all_exp = np.concatenate([a for b, part in blocks for a in (b["profile_exp"], new_exp[part])])
+    all_t = np.concatenate([a for b, part in blocks for a in (b["profile_t"], times[part])])
     n = len(last_row)
     z = np.full(n, np.nan)
     if w >= 2 and n:
         ok = last_row >= 0
-        ends = np.where(ok, last_row + w + 1, w)
+        entity = np.searchsorted(rows, np.maximum(last_row, 0), side="right") - 1
+        ends = np.where(ok, last_row + (entity + 1) * w + 1, w)
         idx = ends[:, None] - w + np.arange(w)[None, :]
         want = window_start[:, None] + np.arange(w)[None, :] * float(bucket_seconds)
         contiguous = np.all(all_t[idx] == want, axis=1)
         g = g_statistic(all_obs[idx], all_exp[idx])
         z = np.where(ok & contiguous, chi2_deviate(g, w - 1), np.nan)
-    after = {"profile_obs": all_obs[-w:], "profile_exp": all_exp[-w:], "profile_t": all_t[-w:]}
+    after = []
+    for e in range(len(buffers)):
+        end = int(rows[e + 1]) + (e + 1) * w
+        after.append({"profile_obs": all_obs[end - w : end], "profile_exp": all_exp[end - w : end],
+                      "profile_t": all_t[end - w : end]})
     return z, after
 
 

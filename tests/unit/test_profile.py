@@ -14,6 +14,7 @@ from adspark.core.profile import (
     g_statistic,
     new_profile_buffer,
     window_profiles,
+    window_profiles_many,
 )
 from adspark.core.streaming import BaselineParams
 
@@ -79,6 +80,36 @@ def test_window_profiles_in_pieces_equal_at_once_and_gaps_give_no_verdict() -> N
     z_hole, _ = window_profiles(new_profile_buffer(w), obs, exp, holed, last_rows, starts, 3600)
     assert np.isnan(z_hole[2])
 
+
+
+def test_window_profiles_of_many_entities_equal_each_entity_alone() -> None:
+    # three entities side by side (one with no new bucket, one continuing a filled buffer):
+    # every deviate and buffer is the entity's own
+    rng = np.random.default_rng(4)
+    w, s = 4, 2
+    warm = window_profiles(new_profile_buffer(w), np.full(4, 2.0), np.full(4, 2.0), np.arange(4) * 3600.0,
+                           np.array([3]), np.array([0.0]), 3600)[1]
+    entities = []
+    for m, buffer, t0 in ((10, new_profile_buffer(w), 0.0), (0, new_profile_buffer(w), 0.0), (8, warm, 4 * 3600.0)):
+        obs, exp = rng.poisson(3.0, m).astype(float), rng.uniform(1.0, 4.0, m)
+        times = t0 + np.arange(m) * 3600.0
+        if m:
+            exp[1] = np.nan  # a slot that was not warm
+        first = t0 - (w - 1) * 3600.0 if t0 else 0.0
+        starts = np.arange(first, t0 + (m - w + 1) * 3600.0, s * 3600.0) if m else np.zeros(0)
+        last = ((starts - t0) / 3600).astype(int) + w - 1
+        entities.append((buffer, obs, exp, times, last, starts))
+    alone = [window_profiles(b, o, e, t, last, st, 3600) for b, o, e, t, last, st in entities]
+    rows = np.r_[0, np.cumsum([len(o) for _, o, *_ in entities])]
+    last_rows = np.concatenate([last + rows[i] for i, (*_, last, _) in enumerate(entities)])
+    z, after = window_profiles_many([b for b, *_ in entities], *(np.concatenate([x[k] for x in entities])
+                                                                 for k in (1, 2, 3)), rows, last_rows,
+                                    np.concatenate([x[5] for x in entities]), 3600)
+    np.testing.assert_array_equal(z, np.concatenate([a[0] for a in alone]))
+    assert np.isfinite(z).sum() >= 4
+    for (_, buf), got in zip(alone, after, strict=True):
+        for k in buf:
+            np.testing.assert_array_equal(got[k], buf[k])
 
 def _hourly_windows(days: int, shift_day: int | None, seed: int = 3) -> pd.DataFrame:
     """An entity with a steady daily profile (about 5 events an hour), one day shifted 10 hours."""
