@@ -112,17 +112,6 @@ def _timed(into: dict[str, float], name: str) -> Iterator[None]:
         into[name] = round(into.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
-def _night_specs(store: TableStore, first: dt.date, last: dt.date) -> list[str]:
-    """The window specs of the nights' ``windows`` rows."""
-    from pyspark.sql import functions as F
-
-    return sorted(
-        r.spec_id
-        for r in store.read(WINDOWS.name).where(F.col("date").between(F.lit(first), F.lit(last)))
-        .select("spec_id").distinct().collect()
-    )
-
-
 def _from_features(cfg: NightlyJobConfig) -> bool:
     """Whether the night is scored straight from ``features`` (no ``windows`` rows for it)."""
     return cfg.window.mode == "buckets" and cfg.score.source == "features"
@@ -381,8 +370,7 @@ def _segment(
         if _from_features(cfg):  # the scorer cuts the nights' windows: only the spec and its scaling
             specs = [configured_spec(store, cfg.part(WindowJobConfig))[0].spec_id]
         else:
-            run_window(store, cfg.part(WindowJobConfig), first, end, within=run_id)
-            specs = _night_specs(store, first, end)
+            specs = run_window(store, cfg.part(WindowJobConfig), first, end, within=run_id).spec_ids
     night = first
     while night <= end:
         p = _model_for(store, cfg, night, end, specs, stage)

@@ -74,8 +74,9 @@ def _stored_stats(store: TableStore, spec_id: str) -> "pd.DataFrame":
 
 def run_rows(
     store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord
-) -> None:
-    """Write one window of length 1 per validated event of ``[start, end]``; fill ``run``."""
+) -> StoredSpec:
+    """Write one window of length 1 per validated event of ``[start, end]``; fill ``run``;
+    returns the spec used."""
     from pyspark.sql import functions as F
 
     source = cfg.source
@@ -138,3 +139,4 @@ def run_rows(
         f"{run.rows_accepted} + rejected {run.rows_rejected}; {len(names)} features per sample"
         + floor_note(len(hit := floored_rows(stats)), [f"{r.entity}/{r.feature}" for r in hit.head(5).itertuples()])
     )
+    return spec

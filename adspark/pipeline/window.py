@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -346,7 +347,10 @@ def configured_spec(store: TableStore, cfg: WindowJobConfig) -> tuple[StoredSpec
     return spec, ensure_bucket_stats(store, spec)
 
 
-def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord) -> None:
+def _run_buckets(
+    store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, run: RunRecord
+) -> StoredSpec:
+    """Write the bucket-mode windows of ``[start, end]``; fill ``run``; returns the spec used."""
     from pyspark.sql import functions as F
 
     spec, stats = configured_spec(store, cfg)
@@ -361,6 +365,7 @@ def _run_buckets(store: TableStore, cfg: WindowJobConfig, start: dt.date, end: d
         f"(+{spec.lookback_days} lookback day(s)) -> {run.rows_written} windows of "
         f"{spec.n_steps} x {len(spec.features)}" + floored_scales(stats)
     )
+    return spec
 
 
 def floored_scales(stats: "DataFrame", examples: int = 5) -> str:
@@ -375,10 +380,34 @@ def floored_scales(stats: "DataFrame", examples: int = 5) -> str:
     return note
 
 
+@dataclass(frozen=True)
+class WindowResult:
+    """What windowing a range did.
+
+    Attributes:
+        run: The ``runs`` record (``message``, counts).
+        spec: The window spec every window of the range was written with.
+    """
+
+    run: RunRecord
+    spec: StoredSpec
+
+    @property
+    def message(self) -> str:
+        """The run's one-line summary."""
+        return self.run.message
+
+    @property
+    def spec_ids(self) -> list[str]:
+        """The specs of the range's ``windows`` rows: this spec, or none when nothing was written."""
+        return [self.spec.spec_id] if self.run.rows_written else []
+
+
 def run_window(
     store: TableStore, cfg: WindowJobConfig, start: dt.date, end: dt.date, within: str | None = None,
-) -> RunRecord:
-    """Write the ``windows`` of nights ``[start, end]`` (idempotent per night).
+) -> WindowResult:
+    """Write the ``windows`` of nights ``[start, end]`` (idempotent per night: a night's rows are
+    replaced, so all of them are of the returned spec).
 
     Args:
         within: The run id of the job this runs as a stage of (:func:`adspark.runs.recorded_run`).
@@ -386,7 +415,7 @@ def run_window(
     check_range(start, end)
     with recorded_run(store, "window", cfg, start, end, within=within) as run:
         if cfg.window.mode == "rows":
-            run_rows(store, cfg, start, end, run)
+            spec = run_rows(store, cfg, start, end, run)
         else:
-            _run_buckets(store, cfg, start, end, run)
-    return run
+            spec = _run_buckets(store, cfg, start, end, run)
+    return WindowResult(run, spec)

@@ -26,7 +26,7 @@ def featurized(store, base_config, tiny_events):
 
 def test_windows_by_day_equal_windows_by_range(store, featurized):
     cfg = featurized
-    run = run_window(store, cfg, D5, D7)
+    run = run_window(store, cfg, D5, D7).run
     whole = _windows(store)
     # 4 buckets of 6h, stride 2: per entity, 12 buckets -> ends at odd bucket index, 4 buckets back
     assert len(whole) == 2 * 5 and run.rows_written == 10
@@ -57,7 +57,7 @@ def test_scaler_fitted_once_on_training_range(store, featurized):
 def test_centered_windows_get_their_own_spec_and_zero_mean(store, base_config, featurized):
     run_window(store, featurized, D7, D7)
     base_config["window"]["scaling"]["center_windows"] = True
-    run = run_window(store, build_job_config(WindowJobConfig, base_config), D7, D7)
+    run = run_window(store, build_job_config(WindowJobConfig, base_config), D7, D7).run
     specs = store.read("window_specs").toPandas()
     assert sorted(specs.scaling_method) == ["robust", "robust+center"] and run.rows_written > 0
     w = _windows(store)
@@ -78,7 +78,7 @@ def test_row_mode_one_hot_and_scaling(store, base_config, tiny_events):
     base_config["window"] = {"mode": "rows", "size": 1, "stride": 1,
                              "scaling": {"method": "minmax", "fit_from": "2026-01-05", "fit_to": "2026-01-05"}}
     cfg = build_job_config(WindowJobConfig, base_config)
-    run = run_window(store, cfg, D5, D7)
+    run = run_window(store, cfg, D5, D7).run
     assert (run.rows_read, run.rows_accepted, run.rows_rejected) == (12, 12, 0)
     w = _windows(store)
     assert set(w.n_steps) == {1} and set(w.n_features) == {4}  # amount, latency, category=a, category=b
