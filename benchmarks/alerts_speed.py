@@ -1,7 +1,7 @@
 """Benchmark: the alert core's time per entity-night, entity by entity vs a group's entities together.
 
 The nightly job's alert pass hands each hash group of entities to
-:func:`adspark.core.alerts.alert_nights_many`, which runs the night's baselines and calibration
+:func:`adspark.core.alerts.alert_group`, which runs the night's baselines and calibration
 for all of the group's entities in one time loop. This measures, in one process (one core), on
 the demo's generated windows (the events of ``conf/demo.yaml``'s generator, hourly buckets,
 windows of 24 stride 6, every night from the first, as :mod:`benchmarks.alerts_replay` builds

@@ -233,12 +233,6 @@ def _new_buckets(
     return np.concatenate(rows), np.concatenate(times), np.concatenate(owner), cursor
 
 
-def _rows_of(owner: np.ndarray, n: int) -> list[np.ndarray]:
-    """Bucket rows of each of the n windows (``owner`` is non-decreasing)."""
-    bounds = np.searchsorted(owner, np.arange(n + 1))
-    return [np.arange(bounds[i], bounds[i + 1]) for i in range(n)]
-
-
 def _window_evidence(
     z: np.ndarray, owner: np.ndarray, n: int, sustained: np.ndarray | None = None, clip: float = 3.0,
     combine: bool = True,
@@ -298,9 +292,8 @@ def _profile_raw(batch: _Batch, nights: Sequence[_Night], params: AlertParams) -
     if PROFILE_FEATURE not in params.features:
         return raw, rows
     j = params.features.index(PROFILE_FEATURE)
-    out, values, owner = batch.out, batch.values[:, j], batch.owner
+    out, values, bounds = batch.out, batch.values[:, j], batch.bounds
     exp = expected_counts(out.expected_loc[:, j], out.seasonal_visits[:, j], params.baselines.seasonal_halflife)
-    bounds = np.searchsorted(owner, np.arange(n + 1))
     filled = bounds[1:] > bounds[:-1]
     last_row = np.where(filled, bounds[1:] - 1, -1)
     keys = new_profile_buffer(params.n_steps).keys()
@@ -423,6 +416,12 @@ class _Batch:
         """Window starts, epoch seconds (N,)."""
         return self.cols["starts"]
 
+    @functools.cached_property
+    def bounds(self) -> np.ndarray:
+        """Where each window's new buckets start in ``values``, and M (N + 1,): window ``i`` adds
+        rows ``bounds[i]:bounds[i + 1]`` (``owner`` is non-decreasing)."""
+        return np.searchsorted(self.owner, np.arange(len(self.starts) + 1))
+
     def parts(self, a: np.ndarray) -> list[np.ndarray]:
         """``a`` (one row per window) cut into each entity's rows (views)."""
         return [a[self.windows[e] : self.windows[e + 1]] for e in range(len(self.windows) - 1)]
@@ -452,9 +451,9 @@ def _steps(
 
     The baselines run in one time loop for all of them
     (:func:`adspark.core.streaming.run_baselines_many`), the calibration in another
-    (:func:`adspark.core.calibration.calibrate_many`), and the window evidence, fusion and
-    explanations on the entities' windows side by side; only the cutting of new buckets, the
-    profile's buffer and the alert onsets go entity by entity. Every window's results and every
+    (:func:`adspark.core.calibration.calibrate_many`), and the window evidence, the profile,
+    fusion and explanations on the entities' windows side by side; only the cutting of new
+    buckets and the alert onsets go entity by entity. Every window's results and every
     entity's state equal the entity's step alone.
 
     Returns:
@@ -595,7 +594,7 @@ def _explanations(
         (feature names (N,), object, None where nothing drove; actual values; expected lows and
         highs (N,), NaN where none).
     """
-    cols, out, values, owner = batch.cols, batch.out, batch.values, batch.owner
+    cols, out, values = batch.cols, batch.out, batch.values
     n, f = len(batch.starts), len(params.features)
     names = np.asarray(params.features + (None,), dtype=object)  # index f: no feature
     flat = driving[np.arange(n), driver] if n else np.zeros(0, np.int64)
@@ -610,7 +609,7 @@ def _explanations(
                            for t in cols["top_features"]], dtype=np.int64)
         else:
             mj = np.full(n, -1, dtype=np.int64)
-        bounds = np.searchsorted(owner, np.arange(n + 1))
+        bounds = batch.bounds
         seasonal_dev = np.nan_to_num(np.abs(out.z["seasonal"]), nan=-1.0)
         for i in np.flatnonzero(chose):
             k = int(mj[i])
@@ -625,12 +624,12 @@ def _explanations(
     actual, low, high = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     actual[shown] = values[rr, jj]
     loc, sigma = out.expected_loc[rr, jj], out.expected_sigma[rr, jj]
-    bounds2 = np.stack([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])  # (2, k)
+    ranges = np.stack([loc - EXPECTED_SIGMAS * sigma, loc + EXPECTED_SIGMAS * sigma])  # (2, k)
     means = params.mean_features[jj]
-    bounds2 = np.where(means[None, :], signed_expm1(bounds2), bounds2)  # means are judged on the signed log1p scale
-    counts = np.broadcast_to(params.counts[jj], bounds2.shape)
-    sums = np.broadcast_to(params.sum_features[jj], bounds2.shape)
-    low[shown], high[shown] = from_model_scale(bounds2, counts, sums, params.sums)
+    ranges = np.where(means[None, :], signed_expm1(ranges), ranges)  # means are judged on the signed log1p scale
+    counts = np.broadcast_to(params.counts[jj], ranges.shape)
+    sums = np.broadcast_to(params.sum_features[jj], ranges.shape)
+    low[shown], high[shown] = from_model_scale(ranges, counts, sums, params.sums)
     return names[j], actual, low, high
 
 
@@ -688,8 +687,9 @@ def alert_group(
 
     Night by night, the entities with windows that night take their step together: one time loop
     for their baselines (:func:`adspark.core.streaming.run_baselines_many`), one for their
-    calibration (:func:`adspark.core.calibration.calibrate_many`), the rest entity by entity on
-    arrays read once for the whole group. Each entity's rows and states equal its own
+    calibration (:func:`adspark.core.calibration.calibrate_many`), and the window evidence, the
+    profile, fusion and explanations once over all their windows (:func:`_steps`), on arrays read
+    once for the whole group. Each entity's rows and states equal its own
     :func:`alert_nights`, element for element.
 
     Args:
