@@ -2,7 +2,7 @@
 
 The core is :func:`adspark.core.alerts.alert_group` (pure pandas). Here the scored windows of a
 range (with their unscaled values) are cogrouped with each entity's latest state from before the
-range, by hash groups of entities, through one ``applyInPandas`` call per group. The output holds
+range, by hash groups of entities, through one ``applyInArrow`` call per group. The output holds
 the rows of the ``scores`` table and, for every night of the range, the state after it (one row
 per entity and named array), so night D+1 starts where D ended, a rerun of D starts from the
 same state, and running nights one by one equals running the range at once. The nights run
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from adspark.config import AlertsConfig
 from adspark.core.alerts import AlertParams, alert_group
@@ -219,45 +220,98 @@ def output_schema() -> StructType:
     return T.StructType(fields)
 
 
-def state_from_rows(rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """One entity's state from its ``(name, values)`` rows."""
-    return {str(n): np.asarray(v, dtype=np.float64) for n, v in zip(rows["name"], rows["values"], strict=True)}
+def output_arrow_schema() -> pa.Schema:
+    """The Arrow schema of :func:`output_schema` (what the alert function returns)."""
+    fields = [pa.field("kind", pa.string(), False)]
+    fields += [pa.field(f.name, f.arrow_type()) for f in SCORES.select(SCORE_FIELDS)]
+    fields += [pa.field(f.name, f.arrow_type()) for f in ALERT_STATE.select(("alert_key", "name", "values"))]
+    fields.append(pa.field("state_date", pa.date32()))
+    return pa.schema(fields)
+
+
+def states_from_arrow(table: pa.Table) -> dict[str, dict[str, np.ndarray]]:
+    """Each entity's state from its ``(entity, name, values)`` rows: ``{entity: {name: array}}``.
+
+    The arrays are read-only views of the Arrow buffers (the core never writes a state in place).
+    """
+    if not table.num_rows:
+        return {}
+    lists = table.column("values").combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    flat = lists.values.to_numpy()
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for i, (entity, name) in enumerate(zip(table.column("entity").to_pylist(), table.column("name").to_pylist(),
+                                           strict=True)):
+        out.setdefault(entity, {})[name] = flat[offsets[i]:offsets[i + 1]]
+    return out
+
+
+def states_to_arrow(states: list[tuple[str, dt.date, dict[str, np.ndarray]]], key: str,
+                    schema: pa.Schema) -> pa.Table:
+    """State rows (one per entity, night and named array, names in order) of ``schema``, the
+    arrays concatenated once into one Arrow list column (no Python object per value)."""
+    entity, day, name, arrays = [], [], [], []
+    for e, d, state in states:
+        for n in sorted(state):
+            entity.append(e)
+            day.append(d)
+            name.append(n)
+            arrays.append(np.asarray(state[n], dtype=np.float64).ravel())
+    n_rows = len(arrays)
+    offsets = np.zeros(n_rows + 1, dtype=np.int32)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    given = {
+        "kind": pa.array(["state"] * n_rows, pa.string()),
+        "entity": pa.array(entity, pa.string()),
+        "alert_key": pa.array([key] * n_rows, pa.string()),
+        "state_date": pa.array(day, pa.date32()),
+        "name": pa.array(name, pa.string()),
+        "values": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float64()),
+                                           type=schema.field("values").type),
+    }
+    return pa.table({f.name: given.get(f.name, pa.nulls(n_rows, f.type)) for f in schema}, schema=schema)
+
+
+def scores_to_arrow(rows: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Scores rows (columns :data:`SCORE_FIELDS`) of ``schema``; the state columns null."""
+    n_rows = len(rows)
+    given = {"kind": pa.array(["score"] * n_rows, pa.string())}
+    for name in SCORE_FIELDS:
+        column = rows[name]
+        if name in ARRAY_FIELDS:  # arrays or missing values (None / NaN) -> list or null
+            column = pd.Series([v if isinstance(v, (list, np.ndarray)) else None for v in column], dtype=object)
+        given[name] = pa.Array.from_pandas(column, type=schema.field(name).type)
+    return pa.table({f.name: given.get(f.name, pa.nulls(n_rows, f.type)) for f in schema}, schema=schema)
+
+
+def windows_from_arrow(table: pa.Table) -> pd.DataFrame:
+    """The scorer's output rows as the core reads them: dates as ``datetime.date``, timestamps
+    zoned UTC, arrays as one NumPy array per row; ``score`` renamed ``model_score``."""
+    frame = table.drop_columns([c for c in ("threshold", "is_anomaly", "_group") if c in table.column_names])
+    return frame.to_pandas(date_as_object=True).rename(columns={"score": "model_score"})
 
 
 def make_alerter(
     params: AlertParams, key: str, start: dt.date, end: dt.date
-) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
-    """The function handed to ``cogroup(...).applyInPandas``: windows x states of a hash group."""
-    names = output_schema().fieldNames()
+) -> Callable[[pa.Table, pa.Table], pa.Table]:
+    """The function handed to ``cogroup(...).applyInArrow``: windows x states of a hash group.
 
-    def alert(windows: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
-        by_entity = dict(tuple(states.groupby("entity"))) if len(states) else {}
-        group = windows.rename(columns={"score": "model_score"}).drop(columns=["threshold", "is_anomaly"])
-        group["date"] = pd.to_datetime(group["date"]).dt.date
+    Arrow in and out: the states' arrays are read as views of the Arrow buffers and written as
+    one concatenated list column, never as one Python float per value (PySpark's pandas path
+    converts every array element to a Python object and back).
+    """
+    schema = output_arrow_schema()
+
+    def alert(windows: pa.Table, states: pa.Table) -> pa.Table:
+        group = windows_from_arrow(windows)
         present = set(group["entity"])
-        before = {e: state_from_rows(rows) for e, rows in by_entity.items() if e in present}
+        before = {e: s for e, s in states_from_arrow(states).items() if e in present}
         scored, kept = alert_group(group, before, params)  # the group's entities in one time loop
-        parts = []
         keep = scored[(scored["date"] >= start) & (scored["date"] <= end)]
-        if len(keep):
-            parts.append(keep.assign(kind="score")[["kind", *SCORE_FIELDS]])
-        # the states of the scored nights (not of those replayed before them), one row per array
-        rows = [(entity, day, name, np.asarray(values, dtype=np.float64))
-                for entity, after in kept.items() for day, s in after if day >= start
-                for name, values in sorted(s.items())]
-        if rows:
-            entity_col, day_col, name_col, values_col = zip(*rows)
-            parts.append(pd.DataFrame({"kind": "state", "entity": entity_col, "alert_key": key,
-                                       "state_date": day_col, "name": name_col, "values": values_col}))
-        if not parts:
-            return pd.DataFrame({n: pd.Series(dtype=object) for n in names})
-        out = pd.concat(parts, ignore_index=True)
-        for n in names:
-            if n not in out:
-                out[n] = None
-        for n in ARRAY_FIELDS:  # concat fills the other kind's rows with NaN, not a null array
-            out[n] = [v if isinstance(v, (list, np.ndarray)) else None for v in out[n]]
-        return out[names]
+        # the states of the scored nights (not of those replayed before them)
+        after = [(entity, day, s) for entity, nights in kept.items() for day, s in nights if day >= start]
+        return pa.concat_tables([scores_to_arrow(keep, schema), states_to_arrow(after, key, schema)])
 
     return alert
 
@@ -325,7 +379,7 @@ def alert_frames(
     both = (
         scored.withColumn("_group", group).groupBy("_group")
         .cogroup(states_before(store, source, key, first).withColumn("_group", group).groupBy("_group"))
-        .applyInPandas(make_alerter(params, key, start, end), output_schema())
+        .applyInArrow(make_alerter(params, key, start, end), output_schema())
         .localCheckpoint(eager=True)
     )
     scores = both.where(F.col("kind") == "score").select(
