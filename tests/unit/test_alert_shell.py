@@ -120,10 +120,13 @@ def test_the_arrow_shell_equals_the_core_for_scores_and_states(night) -> None:
             np.testing.assert_array_equal(written[entity][name], np.ravel(values), err_msg=f"{entity} {name}")
 
 
-def test_nights_before_the_range_leave_no_state_rows(night) -> None:
-    windows, _, last = night
-    out = make_alerter(PARAMS, "k", last + dt.timedelta(days=1), last + dt.timedelta(days=1))(_arrow(windows),
-                                                                                                _empty_states())
+def test_nights_before_the_range_leave_no_state_rows_and_a_group_without_windows_no_rows(night) -> None:
+    windows, states, last = night
+    after = last + dt.timedelta(days=1)
+    out = make_alerter(PARAMS, "k", after, after)(_arrow(windows), _empty_states())
+    assert out.num_rows == 0 and out.schema == output_arrow_schema()
+    kept = states_to_arrow([(e, last, s) for e, s in states.items()], "k", output_arrow_schema())
+    out = make_alerter(PARAMS, "k", after, after)(_arrow(windows).slice(0, 0), kept.select(["entity", "name", "values"]))
     assert out.num_rows == 0 and out.schema == output_arrow_schema()
 
 
