@@ -122,7 +122,7 @@ def local_builder_conf(cfg: SparkConfig, warehouse: str | None = None) -> dict[s
         "spark.databricks.delta.properties.defaults.columnMapping.mode": "none",
         "spark.sql.sources.partitionOverwriteMode": "static",
         # workers import pyspark from its folder, not its zip: each task's import cache reset
-        # then costs microseconds instead of 80-200 ms (see adspark.spark_daemon)
+        # then costs microseconds instead of about 80 ms (see adspark.spark_daemon)
         "spark.python.daemon.module": "adspark.spark_daemon",
     }
 

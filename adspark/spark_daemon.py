@@ -7,7 +7,7 @@ Why: Spark puts ``$SPARK_HOME/python/lib/pyspark.zip``, py4j's zip and the spark
 the workers' ``PYTHONPATH``, and every task starts with ``importlib.invalidate_caches()`` (PySpark's
 ``setup_spark_files``). On Python < 3.12 that re-reads the file list of every zip archive an
 import went through, once per package imported from it (CPython gh-103200): with the pyspark
-subpackages a pandas or Arrow function loads, 80-200 ms per task, more than many of adspark's
+subpackages a pandas or Arrow function loads, about 80 ms per task (measured), more than many of adspark's
 tasks compute. A pip-installed pyspark holds the same modules as a folder (the zip ships inside
 it), so the archives inside that folder are dropped from ``sys.path`` before pyspark is imported.
 Anything else on the path (``--py-files`` archives included) is left alone, and nothing is
