@@ -42,7 +42,7 @@ from adspark.models.registry import RegisteredModel, feature_error_tail
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.specs import StoredSpec
 from adspark.storage import TableStore
-from schemas import ALERT_STATE, SCORES
+from schemas import ALERT_STATE, SCORES, Field, TableSchema
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ SCORER_FIELDS = ("entity", "window_id", "window_start", "window_end", "date", "s
                  "is_anomaly", "top_features", "top_shares")
 SCORE_FIELDS = tuple(f.name for f in SCORES.fields if f.name not in ("model_id", "run_id"))
 STATE_FIELDS = ("alert_key", "entity", "date", "name", "values")
-ARRAY_FIELDS = ("top_features", "top_shares", "values")
+ARRAY_FIELDS = ("top_features", "top_shares")
 
 
 def alert_key(cfg: AlertsConfig, spec_id: str) -> str:
@@ -209,24 +209,20 @@ def _in_sample_seconds(model: RegisteredModel) -> float | None:
     return None if value is None else float(value)
 
 
+def output_table() -> TableSchema:
+    """The alert function's output: scores rows and state rows in one frame (``kind`` tells them
+    apart), every field but ``kind`` nullable (each kind leaves the other's fields null)."""
+    shared = [dataclasses.replace(f, nullable=True) for f in
+              (*SCORES.select(SCORE_FIELDS), *ALERT_STATE.select(("alert_key", "name", "values")))]
+    return TableSchema("alert_pass", (
+        Field("kind", "string", False, "score or state"), *shared,
+        Field("state_date", "date", True, "the night after which the state row is the state"),
+    ))
+
+
 def output_schema() -> StructType:
-    """Scores rows and state rows in one frame (``kind`` tells them apart), all nullable."""
-    from pyspark.sql import types as T
-
-    fields = [T.StructField("kind", T.StringType(), False)]
-    fields += [T.StructField(f.name, f.data_type(), True) for f in SCORES.select(SCORE_FIELDS)]
-    fields += [T.StructField(f.name, f.data_type(), True) for f in ALERT_STATE.select(("alert_key", "name", "values"))]
-    fields.append(T.StructField("state_date", T.DateType(), True))
-    return T.StructType(fields)
-
-
-def output_arrow_schema() -> pa.Schema:
-    """The Arrow schema of :func:`output_schema` (what the alert function returns)."""
-    fields = [pa.field("kind", pa.string(), False)]
-    fields += [pa.field(f.name, f.arrow_type()) for f in SCORES.select(SCORE_FIELDS)]
-    fields += [pa.field(f.name, f.arrow_type()) for f in ALERT_STATE.select(("alert_key", "name", "values"))]
-    fields.append(pa.field("state_date", pa.date32()))
-    return pa.schema(fields)
+    """The Spark schema of :func:`output_table`."""
+    return output_table().struct_type()
 
 
 def states_from_arrow(table: pa.Table) -> dict[str, dict[str, np.ndarray]]:
@@ -301,7 +297,7 @@ def make_alerter(
     one concatenated list column, never as one Python float per value (PySpark's pandas path
     converts every array element to a Python object and back).
     """
-    schema = output_arrow_schema()
+    schema = output_table().arrow_schema()
 
     def alert(windows: pa.Table, states: pa.Table) -> pa.Table:
         group = windows_from_arrow(windows)

@@ -13,8 +13,8 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from adspark.core.alerts import AlertParams, alert_group
 from adspark.pipeline.alerts import (
     make_alerter,
-    output_arrow_schema,
     output_schema,
+    output_table,
     states_from_arrow,
     states_to_arrow,
     windows_from_arrow,
@@ -74,13 +74,13 @@ def night() -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], dt.date]:
 
 
 def test_output_schema_is_what_spark_expects_of_the_arrow_function() -> None:
-    assert to_arrow_schema(output_schema()).types == output_arrow_schema().types
-    assert to_arrow_schema(output_schema()).names == output_arrow_schema().names
+    assert to_arrow_schema(output_schema()).types == output_table().arrow_schema().types
+    assert to_arrow_schema(output_schema()).names == output_table().arrow_schema().names
 
 
 def test_states_round_trip_through_arrow_as_read_only_views(night) -> None:
     _, states, last = night
-    table = states_to_arrow([(e, last, s) for e, s in states.items()], "k", output_arrow_schema())
+    table = states_to_arrow([(e, last, s) for e, s in states.items()], "k", output_table().arrow_schema())
     assert table.num_rows == sum(len(s) for s in states.values())
     assert set(table.column("kind").to_pylist()) == {"state"} and set(table.column("alert_key").to_pylist()) == {"k"}
     back = states_from_arrow(table)
@@ -96,9 +96,9 @@ def test_states_round_trip_through_arrow_as_read_only_views(night) -> None:
 def test_the_arrow_shell_equals_the_core_for_scores_and_states(night) -> None:
     windows, states, last = night
     state_table = states_to_arrow([(e, last - dt.timedelta(days=1), s) for e, s in states.items()], "k",
-                                  output_arrow_schema()).select(["entity", "name", "values"])
+                                  output_table().arrow_schema()).select(["entity", "name", "values"])
     out = make_alerter(PARAMS, "k", last, last)(_arrow(windows), state_table)
-    assert out.schema == output_arrow_schema()
+    assert out.schema == output_table().arrow_schema()
     expected, kept = alert_group(windows.rename(columns={"score": "model_score"}), states, PARAMS)
     scores = out.filter(pa.compute.equal(out.column("kind"), "score")).to_pandas(date_as_object=True)
     assert len(scores) == len(windows)
@@ -124,10 +124,10 @@ def test_nights_before_the_range_leave_no_state_rows_and_a_group_without_windows
     windows, states, last = night
     after = last + dt.timedelta(days=1)
     out = make_alerter(PARAMS, "k", after, after)(_arrow(windows), _empty_states())
-    assert out.num_rows == 0 and out.schema == output_arrow_schema()
-    kept = states_to_arrow([(e, last, s) for e, s in states.items()], "k", output_arrow_schema())
+    assert out.num_rows == 0 and out.schema == output_table().arrow_schema()
+    kept = states_to_arrow([(e, last, s) for e, s in states.items()], "k", output_table().arrow_schema())
     out = make_alerter(PARAMS, "k", after, after)(_arrow(windows).slice(0, 0), kept.select(["entity", "name", "values"]))
-    assert out.num_rows == 0 and out.schema == output_arrow_schema()
+    assert out.num_rows == 0 and out.schema == output_table().arrow_schema()
 
 
 def test_windows_read_as_the_core_expects() -> None:
