@@ -55,9 +55,17 @@ def bucket_floor(epoch_seconds: np.ndarray, bucket_seconds: int) -> np.ndarray:
     return e - np.mod(e, bucket_seconds)
 
 
+def as_timestamps(ts: pd.Series) -> pd.Series:
+    """``ts`` as datetimes: a datetime Series (or Index) unchanged (``pd.to_datetime`` would still
+    sample up to 500 of its values one by one to decide on a cache), anything else parsed."""
+    if isinstance(ts, (pd.Series, pd.Index)) and pd.api.types.is_datetime64_any_dtype(ts.dtype):
+        return ts
+    return pd.to_datetime(ts)
+
+
 def epoch_seconds(ts: pd.Series) -> np.ndarray:
     """Timestamps (naive UTC or zoned) -> epoch seconds, float64, shape (n,)."""
-    t = pd.to_datetime(ts)
+    t = as_timestamps(ts)
     if getattr(t.dt, "tz", None) is not None:
         t = t.dt.tz_convert("UTC").dt.tz_localize(None)
     return t.to_numpy("datetime64[us]").astype(np.int64) / 1e6

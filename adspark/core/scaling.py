@@ -173,7 +173,7 @@ def apply_scaling(values: np.ndarray, center: np.ndarray, scale: np.ndarray) -> 
         float32 array, shape (n, F), with no NaN or inf.
     """
     out = (np.asarray(values, dtype=np.float64) - center) / scale
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
 def invert_scaling(scaled: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from adspark.core.buckets import as_timestamps
 from adspark.core.scaling import apply_scaling
 
 
@@ -157,7 +158,7 @@ def _rows(
         window_start=((end_index - spec.size + 1) * b).astype("datetime64[s]"),
         window_end=((end_index + 1) * b).astype("datetime64[s]"),
         date=(end_index * b // 86400).astype("datetime64[D]"),
-        values=scaled_w.astype(np.float32).reshape(n, width),
+        values=scaled_w.astype(np.float32, copy=False).reshape(n, width),
         raw_values=None if raw_w is None else raw_w.reshape(n, width),
     )
 
@@ -182,7 +183,7 @@ def window_rows(
         first_day: First day (by the window's last bucket) to emit.
         last_day: Last day to emit, inclusive.
     """
-    index = pd.to_datetime(bucket_start).to_numpy("datetime64[s]").astype(np.int64) // spec.bucket_seconds
+    index = as_timestamps(bucket_start).to_numpy("datetime64[s]").astype(np.int64) // spec.bucket_seconds
     if np.any(np.diff(index) <= 0):
         raise ValueError("bucket_index must be strictly increasing (sort and de-duplicate first)")
     _, end, scaled_w, raw_w = _cut(np.zeros(len(index), np.int64), index, np.asarray(scaled),
@@ -224,7 +225,7 @@ def entity_windows(
     if not len(features):
         return []
     entities, codes = np.unique(features["entity"].to_numpy(object).astype(str), return_inverse=True)
-    index = (pd.to_datetime(features["bucket_start"]).to_numpy("datetime64[s]").astype(np.int64)
+    index = (as_timestamps(features["bucket_start"]).to_numpy("datetime64[s]").astype(np.int64)
              // spec.bucket_seconds)
     order = np.lexsort((index, codes))
     codes, index = codes[order], index[order]

@@ -75,10 +75,15 @@ def make_feature_scorer(
 
     def run(features_t: Any, stats_t: Any) -> Any:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         batches = []
+        chunked = features_t.num_rows > batch_rows
         for part in entity_chunks(features_t, batch_rows):
-            windows = cut(part, stats_t)
+            # a slice's own statistics (the rest of the group's would be converted and skipped)
+            mine = stats_t.filter(pc.is_in(stats_t.column("entity"), value_set=pc.unique(part.column("entity")))) \
+                if chunked else stats_t
+            windows = cut(part, mine)
             batches.extend(score(iter(windows.to_batches(max_chunksize=batch_rows))))
         return pa.Table.from_batches(batches).cast(schema) if batches else schema.empty_table()
 

@@ -321,11 +321,14 @@ def windows_table(
 
     entity = pa.array(np.repeat(np.array([b.entity for b in batches], dtype=object), [len(b) for b in batches]),
                       pa.string())
-    starts = pa.array(np.concatenate([b.window_start for b in batches]).astype("datetime64[s]"))
+    # ``entity|window_start`` (ISO), as :meth:`WindowRows.window_ids`, without a Python loop; the
+    # entities of a group share their window starts, so each distinct start is formatted once
+    starts, at = np.unique(np.concatenate([b.window_start for b in batches]).astype("datetime64[s]"),
+                           return_inverse=True)
+    start_text = pa.array(np.datetime_as_string(starts, unit="s"), pa.string()).take(pa.array(at.ravel()))
     columns = {
         "entity": entity,
-        # ``entity|window_start`` (ISO), as :meth:`WindowRows.window_ids`, without a Python loop
-        "window_id": pc.binary_join_element_wise(entity, pc.strftime(starts, format="%Y-%m-%dT%H:%M:%S"), "|"),
+        "window_id": pc.binary_join_element_wise(entity, start_text, "|"),
         "window_start": stamps([b.window_start for b in batches]),
         "window_end": stamps([b.window_end for b in batches]),
         "date": pa.array(np.concatenate([b.date for b in batches]).astype("datetime64[D]")),

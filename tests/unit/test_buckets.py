@@ -1,11 +1,12 @@
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adspark.core.buckets import bucket_floor, night_range, parse_duration
+from adspark.core.buckets import as_timestamps, bucket_floor, epoch_seconds, night_range, parse_duration
 
 
 @pytest.mark.parametrize(
@@ -33,3 +34,13 @@ def test_night_range_includes_both_ends_and_is_empty_when_reversed() -> None:
     assert night_range(d, d) == [d]
     assert night_range(d, dt.date(2026, 3, 1)) == [d, dt.date(2026, 2, 28), dt.date(2026, 3, 1)]
     assert night_range(d, d - dt.timedelta(days=1)) == []
+
+
+def test_timestamps_already_parsed_pass_through_and_others_are_parsed() -> None:
+    naive = pd.Series(pd.date_range("2026-01-05", periods=3, freq="h"))
+    zoned = naive.dt.tz_localize("UTC")
+    assert as_timestamps(naive) is naive and as_timestamps(zoned) is zoned
+    parsed = as_timestamps(pd.Series(["2026-01-05 00:00", "2026-01-05 01:00"]))
+    assert pd.api.types.is_datetime64_any_dtype(parsed.dtype)
+    assert list(as_timestamps(naive.to_numpy())) == list(naive)  # a NumPy array becomes an index
+    assert list(epoch_seconds(zoned)) == list(epoch_seconds(naive)) == [1767571200.0, 1767574800.0, 1767578400.0]
