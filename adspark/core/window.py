@@ -224,7 +224,7 @@ def entity_windows(
     names = list(spec.features)
     if not len(features):
         return []
-    entities, codes = np.unique(features["entity"].to_numpy(object).astype(str), return_inverse=True)
+    codes, entities = pd.factorize(features["entity"].to_numpy(object), sort=True)  # keys are strings
     index = (as_timestamps(features["bucket_start"]).to_numpy("datetime64[s]").astype(np.int64)
              // spec.bucket_seconds)
     order = np.lexsort((index, codes))
@@ -251,6 +251,27 @@ def _entity_stats(
     mine = stats[stats["entity"].isin(entities)] if len(stats) else stats
     if not len(mine):
         return center, scale
+    at_entity = pd.Index(entities).get_indexer(mine["entity"].to_numpy(object).astype(str))
+    at_feature = pd.Index(names).get_indexer(mine["feature"].to_numpy(object))
+    known = at_feature >= 0  # statistics of features outside the spec are not used
+    at_entity, at_feature = at_entity[known], at_feature[known]
+    missing = [f for j, f in enumerate(names) if not (at_feature == j).any()]
+    if missing:
+        raise KeyError(f"scaling statistics lack features {missing}")
+    cells = at_entity * len(names) + at_feature
+    if len(np.unique(cells)) != len(cells):
+        raise ValueError("scaling statistics hold two rows for one entity and feature")
+    having = np.unique(at_entity)  # entities with statistics of their own, in entity order
+    for column, into in (("center", center), ("scale", scale)):
+        grid = np.full((len(entities), len(names)), np.nan)
+        grid[at_entity, at_feature] = mine[column].to_numpy(np.float64)[known]
+        values = grid[having]
+        lacking = np.isnan(values).any(axis=1)
+        if lacking.any():
+            gaps = [f for f, bad in zip(names, np.isnan(values[lacking.argmax()]), strict=True) if bad]
+            raise KeyError(f"scaling statistics of entity {entities[having[lacking.argmax()]]!r} lack features {gaps}")
+        into[having] = values
+    return center, scale
     for column, into in (("center", center), ("scale", scale)):
         table = mine.pivot(index="entity", columns="feature", values=column)
         missing = [f for f in names if f not in table.columns]

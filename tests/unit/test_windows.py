@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adspark.core.window import WindowSpec, sliding_windows, window_rows
+from adspark.core.window import WindowSpec, entity_windows, sliding_windows, window_rows
 
 
 def test_windows_are_globally_aligned_and_contiguous():
@@ -69,3 +69,35 @@ def test_centered_windows_keep_shape_and_drop_level():
     np.testing.assert_allclose(values.mean(axis=1), 0.0, atol=1e-6)
     np.testing.assert_allclose(values[:, :, 0], np.tile([-1.5, -0.5, 0.5, 1.5], (len(out), 1)))  # a ramp stays one
     np.testing.assert_array_equal(out.raw_values.reshape(len(out), 4, 2)[0], scaled[:4] * 10)  # charts keep raw
+
+
+def _two_entities() -> tuple[pd.DataFrame, WindowSpec]:
+    starts = pd.date_range("2026-01-05", periods=4, freq="h")
+    features = pd.DataFrame({"entity": ["b"] * 4 + ["a"] * 4, "bucket_start": list(starts) * 2,
+                             "x": np.arange(8.0), "y": np.arange(8.0) * 2})
+    return features, WindowSpec(4, 4, 3600, ("x", "y"))
+
+
+def test_entity_windows_scale_each_entity_by_its_own_statistics_else_the_default():
+    features, spec = _two_entities()
+    stats = pd.DataFrame({"entity": ["a", "a", "a", "zz"], "feature": ["x", "y", "other", "x"],
+                          "center": [4.0, 8.0, 99.0, 99.0], "scale": [2.0, 4.0, 99.0, 99.0]})
+    day = dt.date(2026, 1, 5)
+    a, b = entity_windows(features, stats, (np.zeros(2), np.ones(2)), spec, day, day, raw=False)
+    assert (a.entity, b.entity) == ("a", "b")
+    np.testing.assert_allclose(a.values.reshape(4, 2), [[0, 0], [0.5, 0.5], [1, 1], [1.5, 1.5]])
+    np.testing.assert_allclose(b.values.reshape(4, 2), [[0, 0], [1, 2], [2, 4], [3, 6]])  # no stats: default
+
+
+def test_entity_statistics_lacking_a_feature_or_doubled_are_named():
+    features, spec = _two_entities()
+    day, default = dt.date(2026, 1, 5), (np.zeros(2), np.ones(2))
+    partial = pd.DataFrame({"entity": ["a", "a", "b"], "feature": ["x", "y", "x"], "center": 0.0, "scale": 1.0})
+    with pytest.raises(KeyError, match=r"entity 'b' lack features \['y'\]"):
+        entity_windows(features, partial, default, spec, day, day)
+    with pytest.raises(KeyError, match=r"lack features \['y'\]"):
+        entity_windows(features, partial[partial["feature"] == "x"], default, spec, day, day)
+    doubled = pd.concat([partial, partial.iloc[[0]]])
+    doubled.loc[len(doubled)] = ["b", "y", 0.0, 1.0]
+    with pytest.raises(ValueError, match="two rows for one entity and feature"):
+        entity_windows(features, doubled, default, spec, day, day)
