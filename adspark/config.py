@@ -635,6 +635,14 @@ class TrainConfig(Strict):
     model_scope: Literal["global", "entity"] = "global"
     max_entity_models: int = Field(default=1000, ge=1)
     num_proc: int = Field(default=2, ge=1)
+    backward_passes_per_step: int = Field(
+        default=1, ge=1,
+        description="horovod: batches whose gradients each process adds up before one allreduce and update",
+    )
+    cycle_time_ms: float | None = Field(
+        default=None, gt=0,
+        description="horovod: HOROVOD_CYCLE_TIME of the training processes (None: Horovod's default)",
+    )
     petastorm_cache: str = "file:///tmp/adspark-petastorm"
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
     exclude_labeled: bool = True

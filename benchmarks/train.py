@@ -69,30 +69,32 @@ def _loop_row(name: str, results: list, setup_s: float) -> dict:
             "compute_s": float(np.mean([r.compute_seconds for r in results])), "setup_s": setup_s}
 
 
-def run_loop_local(x: np.ndarray, epochs: int, batch: int) -> dict:
+def run_loop_local(x: np.ndarray, epochs: int, batch: int, passes: int = 1) -> dict:
     from adspark.train.backend import LocalBackend
     from adspark.train.feed import ArrayFeed
     from adspark.train.loop import LoopParams, train_reconstruction
 
-    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK)
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK,
+                        backward_passes_per_step=passes)
     results = LocalBackend().run(train_reconstruction, (ArrayFeed(x), params, None))
     return _loop_row("loop_local", results, 0.0)
 
 
-def _independent(job: tuple[int, int, int, int, int]) -> object:
+def _independent(job: tuple[int, int, int, int, int, int]) -> object:
     """One training process pinned to ``core``, 1 thread, on its own windows (no peers)."""
-    core, n, epochs, batch, seed = job
+    core, n, epochs, batch, seed, passes = job
     os.sched_setaffinity(0, {core})
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from adspark.train.backend import LocalBackend
     from adspark.train.feed import ArrayFeed
     from adspark.train.loop import LoopParams, train_reconstruction
 
-    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=1)
+    params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=1,
+                        backward_passes_per_step=passes)
     return LocalBackend().run(train_reconstruction, (ArrayFeed(_windows(n, seed)), params, None))[0]
 
 
-def run_independent(n: int, epochs: int, batch: int, procs: int) -> dict:
+def run_independent(n: int, epochs: int, batch: int, procs: int, passes: int = 1) -> dict:
     """The ceiling of weak scaling on these cores: ``procs`` unconnected processes, each pinned
     to its own core with 1 thread, training at once (no allreduce, no Spark, no petastorm)."""
     import multiprocessing as mp
@@ -100,14 +102,15 @@ def run_independent(n: int, epochs: int, batch: int, procs: int) -> dict:
 
     cores = sorted(os.sched_getaffinity(0))
     with ProcessPoolExecutor(procs, mp_context=mp.get_context("spawn")) as pool:
-        results = list(pool.map(_independent, [(cores[i % len(cores)], n, epochs, batch, i) for i in range(procs)]))
+        results = list(pool.map(_independent, [(cores[i % len(cores)], n, epochs, batch, i, passes) for i in range(procs)]))
     row = _loop_row(f"independent_{procs}p1", results, 0.0)
     row["procs"] = procs
     return row
 
 
 def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str, threads: int | None = None,
-                name: str | None = None, pin: bool = False) -> dict:
+                name: str | None = None, pin: bool = False, passes: int = 1,
+                cycle_time_ms: float | None = None) -> dict:
     from adspark.config import SparkConfig
     from adspark.session import get_spark
     from adspark.train.backend import HorovodSparkBackend
@@ -120,10 +123,10 @@ def run_horovod(x: np.ndarray, epochs: int, batch: int, procs: int, cache: str, 
     feed = PetastormFeed(df, "values", WIDTH, procs, cache)
     setup_s = time.perf_counter() - t0
     params = LoopParams(epochs=epochs, batch_size=batch, hidden=HIDDEN, bottleneck=BOTTLENECK, threads=threads,
-                        pin_cores=pin)
+                        pin_cores=pin, backward_passes_per_step=passes)
     try:
         t1 = time.perf_counter()
-        results = HorovodSparkBackend(num_proc=procs).run(train_reconstruction, (feed, params, None))
+        results = HorovodSparkBackend(num_proc=procs, cycle_time_ms=cycle_time_ms).run(train_reconstruction, (feed, params, None))
         total = time.perf_counter() - t1
     finally:
         feed.delete()
@@ -138,6 +141,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--methods", nargs="+", default=["keras_fit", "loop_local", "horovod_1", "horovod_2"])
+    parser.add_argument("--passes", type=int, default=1,
+                        help="backward passes per step: batches whose gradients are added up before one allreduce")
+    parser.add_argument("--cycle-time", type=float, default=None,
+                        help="HOROVOD_CYCLE_TIME of the training processes, ms (default: Horovod's)")
     parser.add_argument("--weak", action="store_true",
                         help="weak scaling: horovod_1t1 and horovod_2t1 (1 thread per process, N x the windows)")
     args = parser.parse_args()
@@ -147,25 +154,28 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     x = _windows(args.windows)
     cache = f"file://{tempfile.mkdtemp(prefix='adspark-bench-petastorm-')}"
+    k = args.passes
+    hv = {"passes": k, "cycle_time_ms": args.cycle_time}
     runners = {
         "keras_fit": lambda: run_keras_fit(x, args.epochs, args.batch),
-        "loop_local": lambda: run_loop_local(x, args.epochs, args.batch),
-        "horovod_1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache),
-        "horovod_2": lambda: run_horovod(x, args.epochs, args.batch, 2, cache),
-        "horovod_1t1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1t1"),
+        "loop_local": lambda: run_loop_local(x, args.epochs, args.batch, k),
+        "horovod_1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, **hv),
+        "horovod_2": lambda: run_horovod(x, args.epochs, args.batch, 2, cache, **hv),
+        "horovod_1t1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1t1", **hv),
         "horovod_2t1": lambda: run_horovod(np.concatenate([x, _windows(len(x), seed=1)]), args.epochs, args.batch, 2,
-                                           cache, 1, "horovod_2t1"),
-        "independent_1p1": lambda: run_independent(len(x), args.epochs, args.batch, 1),
-        "independent_2p1": lambda: run_independent(len(x), args.epochs, args.batch, 2),
-        "horovod_1p1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1p1", pin=True),
+                                           cache, 1, "horovod_2t1", **hv),
+        "independent_1p1": lambda: run_independent(len(x), args.epochs, args.batch, 1, k),
+        "independent_2p1": lambda: run_independent(len(x), args.epochs, args.batch, 2, k),
+        "horovod_1p1": lambda: run_horovod(x, args.epochs, args.batch, 1, cache, 1, "horovod_1p1", pin=True, **hv),
         "horovod_2p1": lambda: run_horovod(np.concatenate([x, _windows(len(x), seed=1)]), args.epochs, args.batch, 2,
-                                           cache, 1, "horovod_2p1", pin=True),
+                                           cache, 1, "horovod_2p1", pin=True, **hv),
     }
     rows = [runners[m]() for m in args.methods]
     base = {r["method"]: r["samples_per_s"] for r in rows}
     base.setdefault("keras_fit", float("nan"))
     base.setdefault("horovod_1", float("nan"))
     print(f"\n{args.windows} windows x {WIDTH}, {args.epochs} epochs, batch {args.batch}/process, "
+          f"{k} backward pass(es) per allreduce, Horovod cycle time {args.cycle_time or 'default'} ms, "
           f"{os.cpu_count()} cores")
     print("| method | processes | loop s | samples/s | vs keras fit | vs horovod 1 | feed s | compute s | "
           "final loss |")

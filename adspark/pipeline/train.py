@@ -193,6 +193,7 @@ def _train_horovod(
         epochs=d.epochs, batch_size=d.batch_size, learning_rate=d.learning_rate,
         hidden=tuple(d.hidden), bottleneck=d.bottleneck, seed=d.seed, activation=d.activation,
         dropout=d.dropout, l2=d.l2, patience=d.patience,
+        backward_passes_per_step=cfg.train.backward_passes_per_step,
     )
     try:
         results = backend.run(train_reconstruction, (feed, params, val_feed))
@@ -234,7 +235,7 @@ def _fit_global(
                 "train.backend horovod runs horovod.spark.run, which needs a classic Spark session "
                 "(a SparkContext); over Spark Connect use train.backend local"
             )
-        chosen = backend or HorovodSparkBackend(num_proc=cfg.train.num_proc)
+        chosen = backend or HorovodSparkBackend(num_proc=cfg.train.num_proc, cycle_time_ms=cfg.train.cycle_time_ms)
         detector, metrics = _train_horovod(cfg, chosen, train_df, val_df, n_steps, n_features)
         n_train = train_df.count()
     else:

@@ -20,6 +20,9 @@ class Collective(Protocol):
     def mean(self, value: Any, name: str) -> Any:
         """Average a tensor across processes."""
 
+    def mean_all(self, values: Sequence[Any], name: str) -> list[Any]:
+        """Average several tensors across processes in one collective operation."""
+
     def gradient_tape(self, tape: Any) -> Any:
         """Wrap a ``tf.GradientTape`` so gradients are averaged across processes."""
 
@@ -38,6 +41,10 @@ class LocalCollective:
     def mean(self, value: Any, name: str) -> Any:
         """The value itself."""
         return value
+
+    def mean_all(self, values: Sequence[Any], name: str) -> list[Any]:
+        """The values themselves."""
+        return list(values)
 
     def gradient_tape(self, tape: Any) -> Any:
         """The tape itself."""
@@ -63,6 +70,10 @@ class HorovodCollective:
     def mean(self, value: Any, name: str) -> Any:
         """Allreduce-average ``value``."""
         return self._hvd.allreduce(value, average=True, name=name)
+
+    def mean_all(self, values: Sequence[Any], name: str) -> list[Any]:
+        """One grouped allreduce (one negotiation for all the tensors)."""
+        return list(self._hvd.grouped_allreduce(list(values), op=self._hvd.Average, name=name))
 
     def gradient_tape(self, tape: Any) -> Any:
         """A ``DistributedGradientTape``."""

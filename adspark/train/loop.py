@@ -35,6 +35,12 @@ class LoopParams:
             the feed's readers) to one core of those it may use, by local rank, as ``horovodrun
             --binding-args`` / ``mpirun --bind-to core`` do: every process then gets exactly one
             core, which is what weak scaling compares.
+        backward_passes_per_step: Batches whose gradients each process adds up locally before
+            one allreduce and one update (Horovod's ``backward_passes_per_step``: local gradient
+            aggregation). 1: an allreduce per batch. More: fewer, larger updates (the effective
+            batch is ``batch_size x backward_passes_per_step x processes``) and one allreduce per
+            that many batches, for processes whose steps are short next to an allreduce's latency
+            (``docs/benchmarks.md``, weak scaling).
     """
 
     epochs: int = 5
@@ -49,6 +55,7 @@ class LoopParams:
     patience: int = 3
     threads: int | None = None
     pin_cores: bool = False
+    backward_passes_per_step: int = 1
 
 
 @dataclass
@@ -134,6 +141,25 @@ def train_reconstruction(
         optimizer.apply_gradients(zip(grads, variables))
         return loss
 
+    passes = max(1, params.backward_passes_per_step)
+    # local gradient aggregation: sums of the batches' gradients since the last update
+    sums = [tf.Variable(tf.zeros_like(v.value), trainable=False) for v in variables] if passes > 1 else []
+
+    @tf.function
+    def accumulate(x: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - x))
+        for total, g in zip(sums, tape.gradient(loss, [v.value for v in variables])):
+            total.assign_add(g)
+        return loss
+
+    @tf.function
+    def update(count: Any) -> None:
+        grads = ctx.mean_all([total / count for total in sums], name="accumulated_gradients")
+        optimizer.apply_gradients(zip(grads, variables))
+        for total in sums:
+            total.assign(tf.zeros_like(total))
+
     @tf.function
     def val_sums(x: Any) -> Any:
         return tf.reduce_sum(tf.square(model(x, training=False) - x)), tf.cast(tf.size(x), tf.float32)
@@ -159,11 +185,17 @@ def train_reconstruction(
         batches = iter(ds)
         for epoch in range(params.epochs):
             total = 0.0
-            for _ in range(steps):
+            for i in range(steps):
                 t_feed = time.perf_counter()
                 x = next(batches)
                 t_step = time.perf_counter()
-                total += float(step(x))
+                if passes == 1:
+                    total += float(step(x))
+                else:  # every process runs the same steps, so all update at the same batches
+                    total += float(accumulate(x))
+                    done = i + 1 == steps or (i + 1) % passes == 0
+                    if done:  # the epoch's last update takes the batches left over
+                        update(tf.constant(float((i % passes) + 1)))
                 compute_s += time.perf_counter() - t_step
                 feed_s += t_step - t_feed
                 seen += int(x.shape[0])

@@ -49,6 +49,25 @@ def test_train_registers_a_model(store, windowed, path):
     assert scores.shape == (len(x),) and np.isfinite(scores).all()
 
 
+class _Recording(LocalBackend):
+    """The in-process double, keeping what each run was handed."""
+
+    def __init__(self) -> None:
+        self.args: list[tuple] = []
+
+    def run(self, fn, args=()):
+        self.args.append(args)
+        return super().run(fn, args)
+
+
+def test_the_horovod_path_hands_its_gradient_aggregation_to_the_loop(store, windowed):
+    windowed["train"].update({"backend": "horovod", "backward_passes_per_step": 3})
+    backend = _Recording()
+    _, model = run_train(store, build_job_config(TrainJobConfig, windowed), D5, D7, backend=backend)
+    [(_, params, _)] = backend.args
+    assert params.backward_passes_per_step == 3 and model.metrics["processes"] == 1
+
+
 def test_registry_round_trip_gives_identical_scores(store):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 4, 3)).astype(np.float32)

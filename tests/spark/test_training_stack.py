@@ -47,3 +47,13 @@ def test_horovod_two_processes_train_on_petastorm(feed, data):
     # same data, same model: comparable loss whichever backend
     assert abs(local.losses[-1] - results[0].losses[-1]) < 0.5 * local.losses[0]
     assert results[0].weights and not results[1].weights
+
+
+@pytest.mark.slow
+def test_horovod_two_processes_add_up_gradients_before_each_allreduce(feed, data):
+    # 501 rows per process, batch 64: 8 batches an epoch, updates after batches 3, 6 and 8
+    params = LoopParams(epochs=4, batch_size=64, hidden=(16,), bottleneck=3, seed=1, backward_passes_per_step=3)
+    results = HorovodSparkBackend(num_proc=2).run(train_reconstruction, (feed, params))
+    assert results[0].losses == results[1].losses and results[0].losses[-1] < results[0].losses[0]
+    local = LocalBackend().run(train_reconstruction, (ArrayFeed(data), params))[0]
+    assert abs(local.losses[-1] - results[0].losses[-1]) < 0.5 * local.losses[0]

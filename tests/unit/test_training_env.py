@@ -28,3 +28,9 @@ def test_a_training_process_imports_petastorm_without_its_future_warnings():
     plain = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     assert "FutureWarning" in _stderr(plain)  # what a training process printed before
     assert "FutureWarning" not in _stderr(process_env(plain))
+
+
+def test_the_cycle_time_reaches_the_training_processes_only_when_given():
+    assert process_env({"A": "1"}, 5.0)["HOROVOD_CYCLE_TIME"] == "5"
+    assert process_env({"HOROVOD_CYCLE_TIME": "2"})["HOROVOD_CYCLE_TIME"] == "2"
+    assert "HOROVOD_CYCLE_TIME" not in process_env({"A": "1"})
