@@ -281,15 +281,3 @@ def _entity_stats(
             raise KeyError(f"scaling statistics of entity {entities[having[lacking.argmax()]]!r} lack features {gaps}")
         into[having] = values
     return center, scale
-    for column, into in (("center", center), ("scale", scale)):
-        table = mine.pivot(index="entity", columns="feature", values=column)
-        missing = [f for f in names if f not in table.columns]
-        if missing:
-            raise KeyError(f"scaling statistics lack features {missing}")
-        values = table[names].to_numpy(np.float64)
-        lacking = np.isnan(values).any(axis=1)
-        if lacking.any():
-            gaps = [f for f, bad in zip(names, np.isnan(values[lacking.argmax()]), strict=True) if bad]
-            raise KeyError(f"scaling statistics of entity {table.index[lacking.argmax()]!r} lack features {gaps}")
-        into[np.searchsorted(entities, table.index.to_numpy(object).astype(str))] = values
-    return center, scale

@@ -132,10 +132,13 @@ def train_reconstruction(
     ctx.broadcast([v.value for v in model.variables])
     variables = model.trainable_variables
 
+    def loss_of(x: Any) -> Any:
+        return tf.reduce_mean(tf.square(model(x, training=True) - x))
+
     @tf.function
     def step(x: Any) -> Any:
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - x))
+            loss = loss_of(x)
         tape = ctx.gradient_tape(tape)
         grads = tape.gradient(loss, [v.value for v in variables])
         optimizer.apply_gradients(zip(grads, variables))
@@ -148,7 +151,7 @@ def train_reconstruction(
     @tf.function
     def accumulate(x: Any) -> Any:
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - x))
+            loss = loss_of(x)
         for total, g in zip(sums, tape.gradient(loss, [v.value for v in variables])):
             total.assign_add(g)
         return loss
