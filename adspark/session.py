@@ -43,9 +43,10 @@ def session_conf(spark: "SparkSession", key: str, value: str) -> Iterator[None]:
     last one ends, so later stages of the same session do not inherit it."""
     slot = (id(spark), key)
     with _HELD_LOCK:
-        held = _HELD.setdefault(slot, [0, spark.conf.get(key, None)])
+        held = _HELD.get(slot) or [0, spark.conf.get(key, None)]
+        spark.conf.set(key, value)  # a refused setting raises here, before anything is held
         held[0] += 1
-        spark.conf.set(key, value)
+        _HELD[slot] = held
     try:
         yield
     finally:

@@ -8,17 +8,21 @@ reader (delta-rs, DuckDB), and is registered in the session catalog as ``<schema
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import posixpath
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from adspark.config import StorageConfig, check_identifier
 from adspark.errors import ConfigError, TableNotFoundError
 from adspark.faults import kill_point
-from adspark.session import is_connect
+from adspark.session import is_connect, session_conf
+from schemas import TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -26,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
 
 
@@ -137,6 +142,21 @@ def sql_string(value: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@contextmanager
+def writer_settings(spark: "SparkSession", table: str) -> Iterator[None]:
+    """The table's Parquet writer settings (:meth:`schemas.fields.TableSchema.parquet_settings`)
+    for the block only; a setting the session refuses (a managed service's allow-list) is
+    skipped: it changes how values are encoded, never what is written."""
+    schema = TABLES.get(table)
+    with ExitStack() as stack:
+        for key, value in (schema.parquet_settings() if schema else {}).items():
+            try:
+                stack.enter_context(session_conf(spark, key, value))
+            except Exception as exc:  # noqa: BLE001 (any refusal: write with the session's defaults)
+                log.debug("writer setting %s for table %s refused: %s", key, table, exc)
+        yield
 
 
 class TableStore:
@@ -372,7 +392,7 @@ class TableStore:
         )
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        with kill_point(table, self.path(table)):
+        with kill_point(table, self.path(table)), writer_settings(self.spark, table):
             with_delta_retry(lambda: writer.save(self.path(table)))
         self.commits[table] += 1
         self.register(table)
@@ -383,7 +403,7 @@ class TableStore:
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        with kill_point(table, self.path(table)):
+        with kill_point(table, self.path(table)), writer_settings(self.spark, table):
             with_delta_retry(lambda: writer.save(self.path(table)))
         self.commits[table] += 1
         self.register(table)

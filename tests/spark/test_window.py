@@ -39,6 +39,25 @@ def test_windows_by_day_equal_windows_by_range(store, featurized):
     np.testing.assert_array_equal(np.stack(by_day["values"]), np.stack(whole["values"]))
 
 
+def test_window_arrays_are_written_without_a_parquet_dictionary(store, featurized):
+    """Dense float arrays: dictionary encoding only overflows and falls back (slower, larger);
+    the other columns keep it, and the session's settings are back as they were."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    run_window(store, featurized, D5, D7)
+    files = glob.glob(f"{store.path('windows')}/date=*/*.parquet")
+    assert files
+    for f in files:
+        group = pq.ParquetFile(f).metadata.row_group(0)
+        encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+        assert not any("DICTIONARY" in e for e in encodings["values.list.element"]), encodings
+        assert not any("DICTIONARY" in e for e in encodings["raw_values.list.element"]), encodings
+        assert any("DICTIONARY" in e for e in encodings["spec_id"]), encodings
+    assert store.spark.conf.get("parquet.enable.dictionary#values.list.element", None) is None
+
+
 def test_scaler_fitted_once_on_training_range(store, featurized):
     run_window(store, featurized, D7, D7)
     stats = store.read("scaler_stats").toPandas()

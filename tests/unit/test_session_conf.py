@@ -48,3 +48,31 @@ def test_a_setting_absent_before_is_unset_after_even_on_error():
     assert spark.conf.get(KEY) is None
     with session_conf(_Session({KEY: "5"}), KEY, "2"):  # another session is another slot
         assert spark.conf.get(KEY) is None
+
+
+class _Refusing(_Conf):
+    def set(self, key: str, value: str) -> None:
+        if key.startswith("parquet."):
+            raise PermissionError(f"configuration {key} is not available")
+        super().set(key, value)
+
+
+def test_a_refused_setting_holds_nothing_and_the_write_goes_on():
+    """A managed session that refuses a Parquet writer setting: the windows are written with the
+    session's encoding, and a later block of the same key starts clean."""
+    from adspark.storage import writer_settings
+    from schemas import WINDOWS
+
+    spark = _Session({})
+    spark.conf = _Refusing({})
+    with writer_settings(spark, WINDOWS.name):
+        assert spark.conf.values == {}
+    with pytest.raises(PermissionError), session_conf(spark, "parquet.enable.dictionary", "false"):
+        pass
+    ok = _Session({})
+    with writer_settings(ok, WINDOWS.name):
+        assert ok.conf.get("parquet.enable.dictionary#values.list.element") == "false"
+        assert ok.conf.get("parquet.enable.dictionary#raw_values.list.element") == "false"
+    assert ok.conf.values == {}
+    with writer_settings(ok, "features"):  # a table with dictionary encoding everywhere: nothing set
+        assert ok.conf.values == {}
