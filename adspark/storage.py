@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import posixpath
+import re
 import time
 import uuid
 from collections import Counter
@@ -249,6 +250,29 @@ class TableStore:
         if version is not None:
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(table))
+
+    def partition_dates(self, table: str, column: str, before: dt.date) -> list[dt.date] | None:
+        """The values before ``before`` of a date partition column that hold rows, from the file
+        list of the table's Delta log (no data scanned; not counted in ``reads``).
+
+        Returns:
+            The dates, ascending; ``None`` when a file's path does not name its partition (a table
+            with column mapping or random file prefixes): read the column instead.
+
+        Raises:
+            TableNotFoundError: When it has never been written.
+        """
+        self._require(table)
+        found: set[dt.date] = set()
+        segment = re.compile(rf"/{re.escape(column)}=(\d{{4}}-\d{{2}}-\d{{2}})/")
+        for name in self.spark.read.format("delta").load(self.path(table)).inputFiles():
+            match = segment.search(name)
+            if match is None:
+                return None
+            day = dt.date.fromisoformat(match.group(1))
+            if day < before:
+                found.add(day)
+        return sorted(found)
 
     def schema(self, table: str) -> "StructType":
         """A table's columns, from its Delta log (no data scanned; not counted in ``reads``).

@@ -336,7 +336,11 @@ def discretize(
     check_range(start, end)
     with recorded_run(store, "discretize", cfg, start, end, within=within) as run:
         raw = read_source(store, cfg.source)
-        validated = validate_events(raw, cfg.source, start, end, entity_groups(store.spark, start, end)).persisted()
+        unused = [c for c in (cfg.source.event_id,) if c and c not in cfg.source.distinct
+                  and c not in {k.name for k in cfg.source.categoricals}]
+        validated = validate_events(
+            raw, cfg.source, start, end, entity_groups(store.spark, start, end)
+        ).persisted(drop=unused)
         features = None
         try:
             fit_rows = validated.accepted

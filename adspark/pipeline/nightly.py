@@ -149,11 +149,15 @@ def _retrained_through(store: TableStore, model: RegisteredModel, day: dt.date) 
 
 
 def _last_before(store: TableStore, day: dt.date) -> dt.date | None:
-    """The latest night in ``features`` before ``day`` (one aggregate; None: none)."""
+    """The latest night in ``features`` before ``day`` (None: none), from the Delta log's file
+    list (an aggregate over the table where its paths do not name the nights)."""
     from pyspark.sql import functions as F
 
     if not store.exists(FEATURES.name):
         return None
+    nights = store.partition_dates(FEATURES.name, "date", day)
+    if nights is not None:
+        return nights[-1] if nights else None
     return store.read(FEATURES.name).where(F.col("date") < F.lit(day)).agg(F.max("date").alias("last")).first().last
 
 

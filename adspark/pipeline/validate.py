@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -103,11 +103,18 @@ class Validated:
     categoricals: tuple[str, ...]
     groups: int | None = None
 
-    def persisted(self) -> "Validated":
-        """The same rows, materialized once (memory, spilling to disk) for several passes."""
+    def persisted(self, drop: Sequence[str] = ()) -> "Validated":
+        """The same rows, materialized once (memory, spilling to disk) for several passes.
+
+        Args:
+            drop: Columns the passes do not need (not materialized: building the cache of a
+                column of unique strings, such as an event id, costs about as much as
+                validating it). A rejected row keeps them in ``_raw``.
+        """
         from pyspark import StorageLevel
 
-        return dataclasses.replace(self, rows=self.rows.persist(StorageLevel.MEMORY_AND_DISK))
+        rows = self.rows.drop(*drop) if drop else self.rows
+        return dataclasses.replace(self, rows=rows.persist(StorageLevel.MEMORY_AND_DISK))
 
     def release(self) -> None:
         """Drop the materialized rows."""

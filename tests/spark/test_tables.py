@@ -16,3 +16,26 @@ def test_a_second_warehouse_with_the_same_schema_moves_the_name_not_the_data(spa
     assert first.read("t").count() == 3  # dropping the old name left its files alone
     TableStore(spark, StorageConfig(warehouse=str(tmp_path / "b"), schema="adspark_moves")).register("t")
     assert spark.sql("select count(*) as n from adspark_moves.t").first().n == 5
+
+
+def test_partition_dates_come_from_the_log_and_follow_replaced_nights(spark, tmp_path):
+    """The nights of a date-partitioned table, as a read of the column would give them, without
+    reading a row; a night replaced by nothing is gone; unnamed partitions give None."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    store = TableStore(spark, StorageConfig(warehouse=str(tmp_path), schema="adspark_dates"))
+    days = [dt.date(2026, 1, d) for d in (3, 4, 6, 9)]
+    rows = spark.createDataFrame([(d, i) for i, d in enumerate(days)], "date date, n int")
+    store.replace_dates(rows, "t", "date", days[0], days[-1], partition_by=("date",))
+    store.reads.clear()
+    assert store.partition_dates("t", "date", dt.date(2026, 1, 9)) == days[:3]
+    assert store.partition_dates("t", "date", dt.date(2026, 1, 3)) == []
+    assert not store.reads  # nothing read
+    store.replace_dates(rows.where(F.lit(False)), "t", "date", days[2], days[2], partition_by=("date",))
+    assert store.partition_dates("t", "date", dt.date(2026, 2, 1)) == [days[0], days[1], days[3]]
+    read = sorted(r.date for r in store.read("t").select("date").distinct().collect())
+    assert read == [days[0], days[1], days[3]]
+    store.append(rows, "flat")  # not partitioned: the paths do not name the nights
+    assert store.partition_dates("flat", "date", dt.date(2026, 2, 1)) is None
