@@ -59,6 +59,26 @@ def test_every_rule(spark, cfg):
     assert v.accepted.count() + v.rejected.count() == v.rows.count() == len(CASES)
 
 
+def test_persisted_rows_drop_unused_columns_and_the_rejects_keep_them(spark, cfg):
+    """Discretize caches the validated rows without the event id: every verdict is the same, and
+    a rejected row's raw JSON still names its event."""
+    import json
+
+    df = spark.createDataFrame([c[0] for c in CASES], SCHEMA)
+    whole = validate_events(df, cfg, D, D)
+    lean = validate_events(df, cfg, D, D).persisted(drop=["event_id"])
+    try:
+        assert "event_id" not in lean.rows.columns
+        verdicts = sorted(tuple(map(str, r)) for r in lean.rows.select("_entity", "_ts", "_reason", "_raw").collect())
+        assert verdicts == sorted(
+            tuple(map(str, r)) for r in whole.rows.select("_entity", "_ts", "_reason", "_raw").collect()
+        )
+        raws = [json.loads(r.raw) for r in rejects_frame(lean, "run", "discretize").collect()]
+        assert {"e1", "e7", "e11"} <= {r["event_id"] for r in raws}
+    finally:
+        lean.release()
+
+
 def test_rejects_carry_raw_row_and_detail(spark, cfg):
     df = spark.createDataFrame([CASES[9][0]], SCHEMA)
     rej = rejects_frame(validate_events(df, cfg, D, D), "run-1", "discretize").collect()
