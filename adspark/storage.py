@@ -393,6 +393,14 @@ class TableStore:
             self.register(name)
         return names
 
+    def _creation_options(self, table: str) -> dict[str, str]:
+        """The declared table properties (:meth:`schemas.fields.TableSchema.creation_options`)
+        when this write creates the table; none on later writes (setting a property again would
+        change the table's metadata and fail concurrent writers)."""
+        schema = TABLES.get(table)
+        options = schema.creation_options() if schema else {}
+        return options if options and not self.exists(table) else {}
+
     def replace_dates(
         self,
         df: "DataFrame",
@@ -413,6 +421,7 @@ class TableStore:
         writer = (
             df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
             .option("mergeSchema", "true")  # columns added by a newer adspark join the table
+            .options(**self._creation_options(table))
         )
         if partition_by:
             writer = writer.partitionBy(*partition_by)
@@ -424,7 +433,9 @@ class TableStore:
     def append(self, df: "DataFrame", table: str, partition_by: tuple[str, ...] = ()) -> None:
         """Append rows (for logs such as ``runs``); retries Delta conflicts. Columns added by a
         newer adspark join the table."""
-        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true").options(
+            **self._creation_options(table)
+        )
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         with kill_point(table, self.path(table)), writer_settings(self.spark, table):

@@ -81,12 +81,28 @@ class TableSchema:
         fields: Fixed columns, in order.
         partition_by: Partition columns (a subset of the fields).
         doc: What one row means.
+        stats_columns: The columns Delta keeps file statistics of (``delta.dataSkippingStatsColumns``,
+            set when the table is created), for a table whose other columns no reader filters on;
+            ``None``: Delta's default (the first 32 columns). Statistics are computed row by row
+            as the files are written.
     """
 
     name: str
     fields: tuple[Field, ...]
     partition_by: tuple[str, ...] = ()
     doc: str = ""
+    stats_columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.stats_columns or () if c not in self.names]
+        if unknown:
+            raise ValueError(f"table {self.name!r}: statistics of undeclared columns {unknown}")
+
+    def creation_options(self) -> dict[str, str]:
+        """Delta writer options of the write that creates the table (its table properties)."""
+        if self.stats_columns is None:
+            return {}
+        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
 
     @property
     def names(self) -> list[str]:
@@ -95,7 +111,7 @@ class TableSchema:
 
     def with_fields(self, more: Iterable[Field]) -> "TableSchema":
         """This schema plus dynamic columns (e.g. the feature columns a config derives)."""
-        return TableSchema(self.name, self.fields + tuple(more), self.partition_by, self.doc)
+        return TableSchema(self.name, self.fields + tuple(more), self.partition_by, self.doc, self.stats_columns)
 
     def select(self, names: Sequence[str] | None = None) -> tuple[Field, ...]:
         """The fields named (in that order), or all of them.
@@ -143,6 +159,9 @@ class TableSchema:
         lines = [f"## `{self.name}`", "", self.doc, ""]
         if self.partition_by:
             lines += [f"Partitioned by {', '.join(f'`{c}`' for c in self.partition_by)}.", ""]
+        if self.stats_columns is not None:
+            lines += [f"File statistics of {', '.join(f'`{c}`' for c in self.stats_columns)} only "
+                      "(`delta.dataSkippingStatsColumns`).", ""]
         lines += ["| column | type | null | meaning |", "|---|---|---|---|"]
         lines += [f"| `{f.name}` | {f.type.replace('<', '&lt;').replace('>', '&gt;')} | "
                   f"{'yes' if f.nullable else 'no'} | {f.doc.replace('|', '/')} |" for f in self.fields]

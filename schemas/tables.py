@@ -55,6 +55,7 @@ FEATURES = TableSchema(
     name="features",
     doc="One row per entity and bucket; feature columns follow from the config.",
     partition_by=("date",),
+    stats_columns=("entity", "bucket_start"),  # readers select by night, entity and bucket
     fields=(
         Col("entity", "string", False, "entity key (key columns joined with '|')"),
         Col("bucket_start", "timestamp", False, "bucket start (UTC)"),
