@@ -336,8 +336,9 @@ def discretize(
     check_range(start, end)
     with recorded_run(store, "discretize", cfg, start, end, within=within) as run:
         raw = read_source(store, cfg.source)
-        unused = [c for c in (cfg.source.event_id,) if c and c not in cfg.source.distinct
-                  and c not in {k.name for k in cfg.source.categoricals}]
+        aggregated = {*cfg.source.distinct, *(c.name for c in cfg.source.categoricals)}
+        event_id = cfg.source.event_id
+        unused = [event_id] if event_id and event_id not in aggregated else []
         validated = validate_events(
             raw, cfg.source, start, end, entity_groups(store.spark, start, end)
         ).persisted(drop=unused)
