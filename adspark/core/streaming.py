@@ -259,8 +259,10 @@ class BaselineOutput:
         expected_loc: Seasonal (else level) location per bucket and feature, on the compared
             scale (:func:`to_model_scale`), shape (n, F).
         expected_sigma: Seasonal (else level) sigma on the compared scale, shape (n, F).
-        seasonal_visits: Visits of the seasonal slot behind ``expected_loc``, shape (n, F); 0
-            where the slot was not warm and the level stood in.
+        seasonal_visits: Visits of the bucket's own seasonal slot behind ``expected_loc``, shape
+            (n, F); 0 where the slot was not warm and the level stood in, or where it borrowed its
+            twin (a weekend hour judged by the weekday slot until warm): that is not the bucket's
+            own shape (:mod:`adspark.core.profile`).
     """
 
     z: dict[str, np.ndarray]
@@ -609,7 +611,7 @@ def _learn(
         trace["seasonal"][0][t], trace["seasonal"][1][t], trace["seasonal"][2][t] = loc_k, seasonal_sigma, n_k
         exp_loc[t] = np.where(seasonal_ok, loc_k, lvl_loc)
         exp_sigma[t] = np.where(seasonal_ok, seasonal_sigma, level_sigma)
-        exp_n[t] = np.where(seasonal_ok, n_k, 0.0)
+        exp_n[t] = np.where(seasonal_ok & (use == slot), n_k, 0.0)  # a borrowed slot is not the bucket's own
         # learn from the bucket: level, weekend level, diff and the bucket's own seasonal slot at once
         learn_x[t, 2] = d
         loc[3], mad[3], cnt[3] = s_loc[slot, columns], s_mad[slot, columns], s_n[slot, columns]

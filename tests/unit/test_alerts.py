@@ -218,6 +218,27 @@ def test_level_of_counts_per_day_type_a_monday_after_a_quiet_weekend_is_normal()
     assert out.z["level"][sunday_noon, 0] > 5
 
 
+def test_a_borrowed_seasonal_slot_is_not_the_buckets_own_shape() -> None:
+    # weekend slots borrow the weekday slot of the same hour until warm: the seasonal z may use it,
+    # but the profile (its only reader) gets no visits there, so no window shape mixes in a weekday
+    t = pd.date_range("2026-01-05", periods=24 * 21, freq="1h")  # Monday 2026-01-05, three weeks
+    x = np.random.default_rng(5).poisson(3.0, len(t)).astype(float)[:, None]
+    slots = seasonal_slots(t, 3600, "UTC")
+    params = BaselineParams(level_halflife=24, min_visits=3)
+    out, _ = run_baselines(x, slots, np.array([True]), new_baseline_state(1, 48), params)
+    day = t.dayofweek.to_numpy()
+    first_weekend = (day >= 5) & (t < pd.Timestamp("2026-01-12"))
+    second_weekend = (day >= 5) & (t >= pd.Timestamp("2026-01-17")) & (t < pd.Timestamp("2026-01-19"))
+    assert np.isfinite(out.z["seasonal"][first_weekend, 0]).all()  # judged against the weekday slot
+    assert (out.seasonal_visits[first_weekend, 0] == 0).all()
+    # Saturdays and Sundays share the weekend slots: the second Saturday is their third visit
+    # (two seen before it: still borrowed), the second Sunday their fourth (own and warm)
+    assert (out.seasonal_visits[second_weekend & (day == 5), 0] == 0).all()
+    assert (out.seasonal_visits[second_weekend & (day == 6), 0] == 3).all()
+    weekdays = (day < 5) & (t >= pd.Timestamp("2026-01-08"))
+    assert (out.seasonal_visits[weekdays, 0] >= 3).all()
+
+
 def test_baselines_score_before_they_learn_and_carry_state() -> None:
     t, x = _daily_counts(6, np.random.default_rng(1))
     slots = seasonal_slots(t, 3600, "UTC")
