@@ -764,7 +764,7 @@ class CalibrationConfig(Strict):
     )
 
 
-Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "profile"]
+Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]
 
 
 class AlertsConfig(Strict):
@@ -780,7 +780,8 @@ class AlertsConfig(Strict):
     enabled: bool = True
     level: float = Field(default=1e-5, gt=0, lt=1, description="alert when the fused probability is below this")
     detectors: list[Detector] = Field(
-        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "profile"], min_length=1
+        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"],
+        min_length=1
     )
     fusion: Literal["bonferroni", "fisher"] = "bonferroni"
     timezone: str = Field(default="UTC", description="zone of the seasonal slots (hour of day, weekend)")

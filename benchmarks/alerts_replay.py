@@ -49,14 +49,15 @@ from adspark.core.window import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "profile"]
+MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]
 
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "profile"]},
-    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck"]},
-    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "profile"]},
+    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "silence", "profile"]},
+    "without silence": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "profile"]},
+    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence"]},
+    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "silence", "profile"]},
     "counts anscombe": {"counts": "anscombe"},
     "means left to the model": {"means": "model"},
     "measure evidence peak": {"measure_evidence": "peak"},

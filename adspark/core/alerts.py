@@ -71,7 +71,9 @@ from adspark.core.streaming import (
 DETECTORS = ("model",) + BASELINES + ("profile",)
 # detectors whose evidence is already a tail probability under the entity's own law: not
 # recalibrated (no calibration state), not floored by the normal law of a z
-SELF_CALIBRATED = frozenset({"stuck"})
+SELF_CALIBRATED = frozenset({"stuck", "silence"})
+# detectors judging one series of the entity (event_count), one test each in the fusion
+ONE_SERIES = frozenset({"profile", "silence"})
 ALERT_COLUMNS = (
     "p_value", "score", "threshold", "is_anomaly", "alert", "driver", "driver_feature", "actual",
     "expected_low", "expected_high",
@@ -175,6 +177,13 @@ class AlertParams:
     def counts(self) -> np.ndarray:
         """Whether each feature is a count, shape (F,)."""
         return _read_only(np.array([is_count(f) for f in self.features], dtype=bool))
+
+    @functools.cached_property
+    def silence_features(self) -> np.ndarray:
+        """What the ``silence`` detector judges, shape (F,): the entity's activity
+        (``event_count``) when it is a feature the baselines judge; a category going quiet is
+        not news."""
+        return _read_only(np.array([f == PROFILE_FEATURE for f in self.features], dtype=bool) & self.baseline_features)
 
 
 def _read_only(mask: np.ndarray) -> np.ndarray:
@@ -510,6 +519,9 @@ def _evidence(
         elif d == "stuck":  # the longest run in the window (its deviates grow along a run: no sum)
             raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
             raw = np.where(used[None, :], raw, np.nan)
+        elif d == "silence":  # the same, for the entity's whole activity only
+            raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
+            raw = np.where(params.silence_features[None, :], raw, np.nan)
         else:
             sustained = (params.sum_features | params.mean_features) if params.measure_evidence == "sustained" else None
             raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, sustained, params.baselines.clip)
@@ -559,7 +571,7 @@ def _judge(
         if d not in SELF_CALIBRATED:
             p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-        tests = 1 if d == "profile" else int(used.sum())  # the profile judges one series
+        tests = 1 if d in ONE_SERIES else int(used.sum())
         probs[:, j] = np.minimum(1.0, tests * p[every, best])
         driving[:, j] = rows[every, best] * f + best
     fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))

@@ -26,6 +26,14 @@ nothing downstream learns from a warm-up):
   entity showed before; no verdict otherwise, so a window without such a run does not count as
   one more test in the fusion. Judges
   neither counts nor sums (a run of zeros there is a quiet stretch, the level's business).
+- ``silence``: a count that stays at zero where events were due (a feed or an entity gone quiet):
+  the probability that every bucket of the current run of zeros is empty, the product of each
+  bucket's ``P(X = 0)`` under the law its count was judged by (the seasonal slot's, else the
+  level's; negative binomial count tails only), as a normal deviate of its mid-p. The run carries
+  across calls, so a silence of 15 hours adds up over windows and nights however they are cut;
+  already a tail probability (not recalibrated). With one bucket it is the seasonal verdict on a
+  zero; over a run it is what the run as a whole says (15 empty hours where 25 events were due:
+  ``P = e ** -25``, where each hour alone says little).
 
 Counts (``event_count``, category slots ``col__value``, ``*_distinct``) are learned on the
 Anscombe scale ``2 sqrt(x + 3/8)``, where Poisson noise has unit variance, and their scale never
@@ -230,7 +238,7 @@ class BaselineParams:
     day_type_levels: bool = True
 
 
-BASELINES = ("level", "diff", "seasonal", "extreme", "stuck")
+BASELINES = ("level", "diff", "seasonal", "extreme", "stuck", "silence")
 
 
 def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
@@ -246,6 +254,8 @@ def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
         # stuck: length of the current run of equal values (0: no value yet) and of the longest
         # so far, exponentially weighted counts of repeats and of transitions (value after a value)
         "run": zeros(f), "longest": zeros(f), "repeats": zeros(f), "transitions": zeros(f),
+        # silence: log P(every bucket of the current run of zero counts is empty); 0 outside a run
+        "silence_logp": zeros(f),
     }
 
 
@@ -371,12 +381,17 @@ def run_baselines_many(
         _stuck(x_all, present, stuckable, s, p, z["stuck"])
         _learn(x_all, present, weights, slot_grid, counts_c, activity, s, s_loc, s_mad, s_n, z, exp_loc,
                exp_sigma, exp_n, p, trace)
+    z["silence"][:] = np.nan
     if p.count_tail == "negbin" and counts.any() and n:
         raw = stack(values, np.nan)[:, counts_c]
+        zero_p = np.full(raw.shape, np.nan)  # P(X = 0) under the law each count was judged by
         for name, halflife in (("level", p.level_halflife), ("seasonal", p.seasonal_halflife)):
             loc, sigma, seen = (a[:, counts_c] for a in trace[name])
             judged = np.isfinite(z[name][:, counts_c])  # the tails of buckets without a verdict are not computed
-            z[name][:, counts_c] = count_z(np.where(judged, raw, np.nan), loc, sigma, seen, halflife)
+            r, mean = negbin_law(loc, sigma, seen, halflife)
+            z[name][:, counts_c] = negbin_z(np.where(judged, raw, np.nan), r, mean)
+            zero_p = np.where(judged, (r / (r + mean)) ** r, zero_p)  # the seasonal law where it judged
+        z["silence"][:, counts_c], s["silence_logp"][counts_c] = silence_z(raw, zero_p, s["silence_logp"][counts_c])
     results = []
     for e, m in enumerate(lengths):
         part = slice(e * f, (e + 1) * f)
@@ -428,41 +443,38 @@ def effective_visits(n: np.ndarray, halflife: float) -> np.ndarray:
     return np.minimum(np.asarray(n, np.float64), 2.0 / alpha - 1.0)
 
 
-def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, halflife: float) -> np.ndarray:
-    """Signed normal deviates of counts under a negative binomial predictive law (any shape).
-
-    The expected count is the baseline's location brought back from the Anscombe scale
-    (``mu = (loc / 2) ** 2 - 3/8``). The law is the Gamma-Poisson predictive of a rate seen over
-    ``m`` effective visits (:func:`effective_visits`) with Jeffreys' prior: shape
-    ``r = mu m + 1/2``, mean ``(mu m + 1/2) / m``, so a rarely seen or always-quiet slot gives wide
-    tails; ``r`` is also at most ``mu / (sigma^2 - 1)``, the overdispersion the baseline's Anscombe
-    sigma shows (1 for Poisson noise). The tail is the mid-p (half the probability of the value
-    itself), so a typical value gives z near 0 and a count that is rare for *this* rate, such as
-    three events of a category seen once a week, gives a large z where the Anscombe z is about 2.
+def negbin_law(loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, halflife: float) -> tuple[np.ndarray, np.ndarray]:
+    """The negative binomial predictive law of a count behind a baseline (:func:`count_z`).
 
     Args:
-        x: Counts.
         loc: Baseline locations on the Anscombe scale.
         sigma: Baseline sigmas on the Anscombe scale (>= 1).
         n: Values the baseline has seen.
         halflife: The baseline's half-life, in values.
 
     Returns:
-        z, the shape of ``x``: positive for more events than expected; NaN where ``x`` is NaN.
+        (shape ``r``, mean), each of the broadcast shape: ``P(X = 0) = (r / (r + mean)) ** r``.
     """
+    m = np.maximum(effective_visits(n, halflife), 1.0)
+    mu = np.clip((np.asarray(loc, np.float64) / 2.0) ** 2 - 0.375, 0.0, None)
+    excess = np.maximum(np.asarray(sigma, np.float64) ** 2 - 1.0, 1e-9)
+    r = np.maximum(np.minimum(mu * m + 0.5, np.maximum(mu, 1e-9) / excess), 1e-3)
+    return r, mu + 0.5 / m
+
+
+def negbin_z(x: np.ndarray, r: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Signed normal deviates of counts ``x`` under negative binomial laws of shape ``r`` and
+    ``mean``, from the mid-p tail (half the probability of the value itself) on the side where it
+    is small: positive for more events than expected; NaN where ``x`` is NaN."""
     from scipy.special import _ufuncs as nb  # what scipy.stats.nbinom calls, without its argument checks
     from scipy.special import ndtri
 
     x = np.asarray(x, np.float64)
-    shape = np.broadcast_shapes(x.shape, np.shape(loc), np.shape(sigma), np.shape(n))
-    x, loc, sigma, n = (np.broadcast_to(np.asarray(a, np.float64), shape) for a in (x, loc, sigma, n))
+    shape = np.broadcast_shapes(x.shape, np.shape(r), np.shape(mean))
+    x, r, mean = (np.broadcast_to(np.asarray(a, np.float64), shape) for a in (x, r, mean))
     out = np.full(shape, np.nan)
     ok = np.isfinite(x)  # only the values with a verdict are computed
-    m = np.maximum(effective_visits(n[ok], halflife), 1.0)
-    mu = np.clip((loc[ok] / 2.0) ** 2 - 0.375, 0.0, None)
-    excess = np.maximum(sigma[ok] ** 2 - 1.0, 1e-9)
-    r = np.maximum(np.minimum(mu * m + 0.5, np.maximum(mu, 1e-9) / excess), 1e-3)
-    mean = mu + 0.5 / m
+    r, mean = r[ok], mean[ok]
     prob = r / (r + mean)
     k = np.round(x[ok])
     # one incomplete beta per value, on the side of the mean where the tail can be tiny; the other
@@ -484,6 +496,73 @@ def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, ha
     z = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)), ndtri(np.clip(lower, 1e-300, 1.0)))
     out[ok] = np.clip(z, -MAX_Z, MAX_Z)
     return out
+
+
+def count_z(x: np.ndarray, loc: np.ndarray, sigma: np.ndarray, n: np.ndarray, halflife: float) -> np.ndarray:
+    """Signed normal deviates of counts under a negative binomial predictive law (any shape).
+
+    The expected count is the baseline's location brought back from the Anscombe scale
+    (``mu = (loc / 2) ** 2 - 3/8``). The law is the Gamma-Poisson predictive of a rate seen over
+    ``m`` effective visits (:func:`effective_visits`) with Jeffreys' prior: shape
+    ``r = mu m + 1/2``, mean ``(mu m + 1/2) / m``, so a rarely seen or always-quiet slot gives wide
+    tails; ``r`` is also at most ``mu / (sigma^2 - 1)``, the overdispersion the baseline's Anscombe
+    sigma shows (1 for Poisson noise) (:func:`negbin_law`). The tail is the mid-p (half the
+    probability of the value itself), so a typical value gives z near 0 and a count that is rare
+    for *this* rate, such as three events of a category seen once a week, gives a large z where
+    the Anscombe z is about 2 (:func:`negbin_z`).
+
+    Args:
+        x: Counts.
+        loc: Baseline locations on the Anscombe scale.
+        sigma: Baseline sigmas on the Anscombe scale (>= 1).
+        n: Values the baseline has seen.
+        halflife: The baseline's half-life, in values.
+
+    Returns:
+        z, the shape of ``x``: positive for more events than expected; NaN where ``x`` is NaN.
+    """
+    r, mean = negbin_law(loc, sigma, n, halflife)
+    return negbin_z(x, r, mean)
+
+
+def silence_z(x: np.ndarray, zero_p: np.ndarray, carry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``silence`` baseline: deviates of runs of zero counts, and the run carried on.
+
+    A bucket with events ends the run; an empty bucket adds ``log P(X = 0)`` under its law
+    (``zero_p``; NaN: no law there, it adds nothing but does not end the run); a missing value
+    (NaN: padding) changes nothing. An empty bucket with a law gets the normal deviate of the
+    mid-p of its run, ``P / 2`` with ``P`` the product of the run's ``P(X = 0)`` (>= 0; a single
+    bucket: the count tail's own verdict on a zero); other buckets get NaN.
+
+    Args:
+        x: Counts, shape (n, C), time-ordered.
+        zero_p: ``P(X = 0)`` of each count under its law, shape (n, C).
+        carry: ``log P`` of the run each column was in before these buckets, shape (C,) (0: none).
+
+    Returns:
+        (z, shape (n, C); the log P of the run each column is in after them, shape (C,)).
+    """
+    from scipy.special import ndtri_exp
+
+    n = x.shape[0]
+    if n == 0:
+        return np.empty(x.shape), carry.copy()
+    empty = x == 0
+    has_law = np.isfinite(zero_p)
+    with np.errstate(divide="ignore"):
+        step = np.where(empty & has_law, np.log(np.where(has_law, zero_p, 1.0)), 0.0)
+    ends = x > 0
+    # added in time order from the carried run (not a cumulative sum less its value at the last
+    # reset): the same additions whatever the calls' cut, so nights one by one equal the range
+    run = np.empty(x.shape)
+    current = carry.astype(np.float64)
+    for t in range(n):
+        current = np.where(ends[t], 0.0, current + step[t])
+        run[t] = current
+    judged = empty & has_law
+    z = np.full(x.shape, np.nan)
+    z[judged] = np.clip(-ndtri_exp(np.minimum(run[judged] + np.log(0.5), 0.0)), 0.0, MAX_Z)
+    return z, run[-1].copy()
 
 
 def _stuck(x_all: np.ndarray, present: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray],

@@ -39,6 +39,7 @@ from adspark.core.streaming import (
     run_baselines_many,
     seasonal_slots,
     seasonal_slots_of_seconds,
+    silence_z,
     to_model_scale,
 )
 
@@ -197,6 +198,45 @@ def test_seasonal_baseline_flags_a_drop_at_a_busy_hour_not_the_quiet_night() -> 
     assert z[-12] < -5
     assert np.abs(z[24 * 7 : -24]).max() < 5  # a quiet night is normal for its slot
     assert out.expected_loc[-12, 0] > to_model_scale(np.array([[10.0]]), np.array([True]))[0, 0]
+
+
+def test_silence_is_the_probability_of_the_whole_run_of_empty_buckets() -> None:
+    from scipy.special import ndtri
+
+    x = np.array([[0.0], [0.0], [0.0], [4.0], [0.0], [np.nan], [0.0]])
+    zero_p = np.array([[np.exp(-2.0)], [np.exp(-2.0)], [np.nan], [0.1], [np.exp(-1.0)], [np.nan], [np.exp(-1.0)]])
+    z, after = silence_z(x, zero_p, np.array([-3.0]))  # a run of log P -3 carried in
+    want = [-ndtri(0.5 * np.exp(-5.0)), -ndtri(0.5 * np.exp(-7.0))]
+    np.testing.assert_allclose(z[:2, 0], want, rtol=1e-12)
+    assert np.isnan(z[2, 0])  # no law there: no verdict, and the run goes on
+    assert np.isnan(z[3, 0])  # events end the run
+    assert z[4, 0] == pytest.approx(-ndtri(0.5 * np.exp(-1.0)))  # a new run: one bucket, the zero's own mid-p
+    assert np.isnan(z[5, 0])  # padding changes nothing
+    assert z[6, 0] == pytest.approx(-ndtri(0.5 * np.exp(-2.0)))
+    assert after[0] == pytest.approx(-2.0)
+    # cut anywhere, the same deviates and the same run after
+    z1, mid = silence_z(x[:4], zero_p[:4], np.array([-3.0]))
+    z2, end = silence_z(x[4:], zero_p[4:], mid)
+    np.testing.assert_array_equal(np.vstack([z1, z2]), z)
+    assert end[0] == after[0]
+
+
+def test_silence_adds_up_a_long_quiet_stretch_the_hours_alone_do_not_flag() -> None:
+    t, x = _daily_counts(15, np.random.default_rng(6))
+    x = np.round(x / 4.0)  # about 0.5 to 5 events an hour
+    x[-15:, 0] = 0.0  # the last 15 hours without an event
+    out, _ = run_baselines(x, seasonal_slots(t, 3600, "UTC"), np.array([True]),
+                           new_baseline_state(1, 48), BaselineParams(level_halflife=24))
+    assert np.nanmax(np.abs(out.z["seasonal"][-15:, 0])) < 3.5  # no single hour is alarming
+    assert out.z["silence"][-1, 0] > 6  # the stretch is
+    assert np.nanmax(out.z["silence"][:-15, 0]) < 3.5  # ordinary quiet hours are not
+
+
+def test_silence_judges_the_entitys_activity_only() -> None:
+    params = AlertParams(features=("event_count", "category__a", "amount_sum"), n_steps=4, stride=2, bucket_seconds=3600)
+    assert params.silence_features.tolist() == [True, False, False]
+    judged_elsewhere = dataclasses.replace(params, baseline_only=("amount_sum",))
+    assert not judged_elsewhere.silence_features.any()
 
 
 def test_level_of_counts_per_day_type_a_monday_after_a_quiet_weekend_is_normal() -> None:
