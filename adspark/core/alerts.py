@@ -516,12 +516,10 @@ def _evidence(
             raw, rows = _model_raw(batch.cols, params, batch.first_seen), None
         elif d == "profile":
             raw, rows = _profile_raw(batch, nights, params)
-        elif d == "stuck":  # the longest run in the window (its deviates grow along a run: no sum)
+        elif d in ("stuck", "silence"):  # the longest run in the window (deviates grow along a run: no sum)
             raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
-            raw = np.where(used[None, :], raw, np.nan)
-        elif d == "silence":  # the same, for the entity's whole activity only
-            raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
-            raw = np.where(params.silence_features[None, :], raw, np.nan)
+            judged = params.silence_features if d == "silence" else used
+            raw = np.where(judged[None, :], raw, np.nan)
         else:
             sustained = (params.sum_features | params.mean_features) if params.measure_evidence == "sustained" else None
             raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, sustained, params.baselines.clip)
