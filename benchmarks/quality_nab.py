@@ -243,8 +243,8 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
-    "model-free (level, diff, seasonal, extreme, stuck, profile)": {
-        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "profile"]},
+    "model-free (level, diff, seasonal, extreme, stuck, silence, profile)": {
+        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]},
     "model alone": {"detectors": ["model"]},
     "level alone": {"detectors": ["level"]},
     "diff alone": {"detectors": ["diff"]},
@@ -262,10 +262,16 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
     model scores of this run: the job's own pure core (:func:`adspark.core.alerts.alert_nights`),
     each series replayed from its first night as the job does (model scores exist from ``T0``:
     the job also had them for the last probationary night), plus the default started cold at
-    ``T0``; no labels used until scoring."""
+    ``T0``; no labels used until scoring.
+
+    The job's alert pass also scores the nights it replays before ``T0`` (the scorer runs from
+    the first night; the core gives the model no verdict on the nights it was fitted on), but
+    ``scores`` keeps only the nights from ``T0``: those windows' model scores are computed here
+    with the registered detector, so that the replay sees what the job saw."""
     from pyspark.sql import functions as F
 
     from adspark.core.alerts import alert_nights
+    from adspark.models.lookup import load_detector
     from adspark.models.registry import find_model
     from adspark.pipeline.alerts import alert_params
     from adspark.pipeline.specs import StoredSpec
@@ -274,12 +280,17 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
     spec = StoredSpec.load(store, model.spec_id)
     windows = (
         store.read("windows").where(F.col("spec_id") == model.spec_id)
-        .select("entity", "window_id", "window_start", "window_end", "date", "raw_values")
+        .select("entity", "window_id", "window_start", "window_end", "date", "values", "raw_values")
         .join(store.read("scores").where(F.col("model_id") == model_id)
               .select("window_id", "model_score", "top_features", F.col("p_value").alias("job_p")), "window_id",
               "left")
         .toPandas()
     )
+    replayed = windows["model_score"].isna().to_numpy()
+    if replayed.any():  # the nights before T0, scored by the job's alert pass but not kept in `scores`
+        x = np.stack(windows.loc[replayed, "values"].to_numpy()).reshape(-1, model.n_steps, model.n_features)
+        windows.loc[replayed, "model_score"] = load_detector(model).score(x)
+    windows = windows.drop(columns="values")
     windows["feature_errors"] = [[v] * len(spec.features) for v in windows["model_score"]]
     windows["top_features"] = [v if isinstance(v, (list, np.ndarray)) else [] for v in windows["top_features"]]
     by_entity = dict(tuple(windows.groupby("entity")))
