@@ -814,6 +814,11 @@ class AlertsConfig(Strict):
     day_type_levels: bool = Field(
         default=True, description="the level baseline keeps activity (counts, sums) per day type (weekday, weekend)"
     )
+    resolution_floor: bool = Field(
+        default=True,
+        description="a measure's sigma is at least the rounding noise of its values (the smallest change between "
+        "consecutive values seen, / sqrt(12)): a series sitting on one value does not make every step an extreme z",
+    )
     cooldown: str | None = Field(
         default="1h",
         description="an anomalous window starting within this of the end of the entity's last anomalous window "

@@ -67,6 +67,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fisher fusion": {"fusion": "fisher"},
     "calibration learns clipped at 3 sd": {"calibration": {"learn_clip": 3.0}},
     "one level for all days": {"day_type_levels": False},
+    "no resolution floor": {"resolution_floor": False},
     "no cooldown": {"cooldown": "0"},
     "cooldown 6h": {"cooldown": "6h"},
     "before 2026-12-02 (anscombe + means to model + peak)": {"counts": "anscombe", "means": "model",

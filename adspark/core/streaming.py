@@ -57,6 +57,7 @@ COUNT_SCALE_FLOOR = 1.0  # Poisson noise on the Anscombe scale
 RELATIVE_SCALE_FLOOR = 1e-3  # scale floor of other features, relative to |location|
 ABSOLUTE_SCALE_FLOOR = 1e-9
 SEASONAL_SHARE_FLOOR = 0.25  # a seasonal slot's sigma >= this x the feature's overall sigma
+RESOLUTION_SHARE = 12.0 ** -0.5  # sd of rounding noise, in units of the values' resolution (step)
 MAX_Z = 1e3  # |z| beyond this says nothing more
 UNCLIPPED = 5  # values learned before winsorizing starts
 
@@ -226,6 +227,10 @@ class BaselineParams:
             probability under a negative binomial predictive law, :func:`count_z`).
         day_type_levels: The level of activity (counts, sums) is kept per day type (weekday,
             weekend); False: one level for all days.
+        resolution_floor: The sigmas of measures (not counts) are at least the rounding noise of
+            their values, ``step / sqrt(12)``, ``step`` the smallest change between consecutive
+            values seen so far: a series that sits on one value most of the time (robust
+            deviation 0) does not turn every change of one step into a new extreme z.
     """
 
     level_halflife: float = 288.0
@@ -236,6 +241,7 @@ class BaselineParams:
     extreme_tolerance: float = 0.1
     count_tail: str = "negbin"
     day_type_levels: bool = True
+    resolution_floor: bool = True
 
 
 BASELINES = ("level", "diff", "seasonal", "extreme", "stuck", "silence")
@@ -256,6 +262,9 @@ def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
         "run": zeros(f), "longest": zeros(f), "repeats": zeros(f), "transitions": zeros(f),
         # silence: log P(every bucket of the current run of zero counts is empty); 0 outside a run
         "silence_logp": zeros(f),
+        # the smallest change between consecutive values seen so far (0: none yet), the values'
+        # resolution behind the measures' sigma floor
+        "step": zeros(f),
     }
 
 
@@ -647,7 +656,8 @@ def _learn(
     min_n = np.array([[p.min_visits], [p.min_buckets], [p.min_buckets]], dtype=np.float64)
     not_counts = ~counts
     prev, lo, hi = s["prev"].copy(), s["min"].copy(), s["max"].copy()
-    seen = s["seen"].copy()
+    seen, step = s["seen"].copy(), s["step"].copy()
+    resolution = RESOLUTION_SHARE if p.resolution_floor else 0.0
     # scratch rows: (seasonal, diff) for their sigmas, (seasonal, level, diff) for their z
     sd_loc, sd_mad = np.empty((2, f)), np.empty((2, f))
     z_x, z_loc, z_sigma, z_n = (np.empty((3, f)) for _ in range(4))
@@ -665,9 +675,11 @@ def _learn(
         lvl_loc = np.where(own, loc[1], loc[0])
         lvl_mad = np.where(own, mad[1], mad[0])
         lvl_n = np.where(own, cnt[1], cnt[0])
-        level_sigma = sigma_of(lvl_loc, lvl_mad, counts)
+        # a measure's sigma is at least the rounding noise of its values (counts have their own floor)
+        rounding = np.where(not_counts, resolution * step, 0.0)
+        level_sigma = sigma_of(lvl_loc, lvl_mad, counts, rounding)
         # a slot that was always quiet (zeros at night) may not turn any value into an anomaly
-        slot_floor = np.where(not_counts, SEASONAL_SHARE_FLOOR * level_sigma, 0.0)
+        slot_floor = np.where(not_counts, np.maximum(SEASONAL_SHARE_FLOOR * level_sigma, rounding), 0.0)
         w = weights[t]
         # seasonal and diff sigmas share the slot's floor: one call for both
         sd_loc[0], sd_loc[1], sd_mad[0], sd_mad[1] = loc_k, loc[2], mad_k, mad[2]
@@ -697,10 +709,13 @@ def _learn(
         loc, mad, cnt = robust_step(learn_x[t], loc, mad, cnt, halflives, p.clip, counts, learn_w[t])
         s_loc[slot, columns], s_mad[slot, columns], s_n[slot, columns] = loc[3], mad[3], cnt[3]
         ok = np.isfinite(x)
+        change = np.abs(d)
+        smaller = (change > 0) & ((step == 0) | (change < step))  # NaN compares False: no change, no step
+        step = np.where(smaller, change, step)
         prev = np.where(ok, x, prev)
         lo = np.where(ok, np.minimum(lo, np.where(ok, x, np.inf)), lo)
         hi = np.where(ok, np.maximum(hi, np.where(ok, x, -np.inf)), hi)
         seen = seen + present[t]
     for i, k in enumerate(keys):
         s[f"{k}_loc"], s[f"{k}_mad"], s[f"{k}_n"] = loc[i].copy(), mad[i].copy(), cnt[i].copy()
-    s["prev"], s["min"], s["max"], s["seen"] = prev, lo, hi, seen
+    s["prev"], s["min"], s["max"], s["seen"], s["step"] = prev, lo, hi, seen, step

@@ -144,7 +144,7 @@ def core_alert_params(
             seasonal_halflife=cfg.seasonal_halflife, clip=cfg.clip,
             min_buckets=max(int(warmup // bucket_seconds), 1),
             min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance, count_tail=cfg.counts,
-            day_type_levels=cfg.day_type_levels,
+            day_type_levels=cfg.day_type_levels, resolution_floor=cfg.resolution_floor,
         ),
         calibration=CalibrationParams(
             short=max(1, -(-cfg.calibration.short_buckets // max(stride, 1))),

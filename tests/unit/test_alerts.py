@@ -773,3 +773,38 @@ def test_calibration_of_many_entities_equals_each_entity_alone(tail: str) -> Non
         np.testing.assert_array_equal(p, alone)
         for k in ("recent", "stats"):
             np.testing.assert_array_equal(after[k], alone_after[k])
+
+
+def test_a_measure_sitting_on_one_value_is_judged_against_its_rounding_noise() -> None:
+    # 0 but for a spike to 20 every 100 buckets: the robust deviation is 0, so without a floor each
+    # spike's z grows to the cap as the deviation decays; the values' resolution (the smallest
+    # change seen, 20) bounds it at 20 / (20 / sqrt(12)) = sqrt(12)
+    t = pd.date_range("2026-01-05", periods=1000, freq="1h")
+    x = np.zeros((len(t), 1))
+    spikes = np.arange(50, len(t), 100)
+    x[spikes, 0] = 20.0
+    slots = seasonal_slots(t, 3600, "UTC")
+    counts = np.array([False])
+    floored, state = run_baselines(x, slots, counts, new_baseline_state(1, 48), BaselineParams(level_halflife=24))
+    bare, _ = run_baselines(x, slots, counts, new_baseline_state(1, 48),
+                            BaselineParams(level_halflife=24, resolution_floor=False))
+    assert state["step"][0] == 20.0
+    late = spikes[spikes > 300]
+    np.testing.assert_allclose(floored.z["level"][late, 0], np.sqrt(12.0))
+    assert np.all(bare.z["level"][late, 0] >= 999.0)  # at the z cap (1000)
+    # before the first change there is no resolution: the same verdicts as without the floor
+    first = spikes[0]
+    np.testing.assert_array_equal(floored.z["level"][: first + 1], bare.z["level"][: first + 1])
+
+
+def test_the_resolution_is_the_smallest_change_between_consecutive_values() -> None:
+    t = pd.date_range("2026-01-05", periods=8, freq="1h")
+    x = np.array([[5.0], [5.0], [np.nan], [7.0], [6.5], [6.5], [9.0], [np.nan]])
+    _, state = run_baselines(x, seasonal_slots(t, 3600, "UTC"), np.array([False]), new_baseline_state(1, 48),
+                             BaselineParams())
+    assert state["step"][0] == 0.5  # 5 -> 7 across the gap, 7 -> 6.5, 6.5 -> 9; repeats and gaps are no change
+    # carried: a night cut anywhere learns the same
+    a, s1 = run_baselines(x[:4], seasonal_slots(t[:4], 3600, "UTC"), np.array([False]), new_baseline_state(1, 48),
+                          BaselineParams())
+    _, s2 = run_baselines(x[4:], seasonal_slots(t[4:], 3600, "UTC"), np.array([False]), s1, BaselineParams())
+    assert s1["step"][0] == 2.0 and s2["step"][0] == 0.5
