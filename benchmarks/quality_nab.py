@@ -260,8 +260,7 @@ COLD = "every detector, bonferroni, cold start at T0 (no replay of the probation
 def alert_variants(store, model_id: str, series: list[Series], scorers: list[Scorer]) -> dict:
     """Every detector and combination of the adaptive alerts, side by side, on the windows and
     model scores of this run: the job's own pure core (:func:`adspark.core.alerts.alert_nights`),
-    each series replayed from its first night as the job does (model scores exist from ``T0``:
-    the job also had them for the last probationary night), plus the default started cold at
+    each series replayed from its first night as the job does, plus the default started cold at
     ``T0``; no labels used until scoring.
 
     The job's alert pass also scores the nights it replays before ``T0`` (the scorer runs from
