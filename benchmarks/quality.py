@@ -18,6 +18,7 @@ Usage (from the repository root): ``python -m benchmarks.quality [--datasets kdd
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -297,6 +298,8 @@ def main() -> None:
     parser.add_argument("--scaling", choices=("minmax", "robust", "none"),
                         help="override every dataset's scaling (default: minmax; none for ECG5000)")
     parser.add_argument("--epochs", type=int, default=60, help="most epochs (early stopping on validation loss)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="build the warehouses under this folder and keep them (default: a temporary folder)")
     args = parser.parse_args()
     threshold = {"method": args.threshold,
                  **{"pot": {"tail": args.tail, "level": args.level},
@@ -305,7 +308,8 @@ def main() -> None:
                      args.threshold]}
     saved = HERE / "results" / "quality.json"
     everything = json.loads(saved.read_text()) if saved.exists() else {}
-    with tempfile.TemporaryDirectory(prefix="adspark-quality-") as tmp:
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(
+            prefix="adspark-quality-") as tmp:
         for key in args.datasets.split(","):
             if key == "nab":
                 from benchmarks.quality_nab import print_nab, run_nab

@@ -180,6 +180,17 @@ def corpus_scores(scorers: list[Scorer], flags: list[np.ndarray]) -> dict[str, f
     }
 
 
+def per_series(series: list[Series], scorers: list[Scorer], alerts: list[np.ndarray]) -> dict[str, list[int]]:
+    """Per series, ``[labeled windows, windows caught, alerts outside every window]`` of alert
+    onsets, counted from the end of the probation (what NAB scores)."""
+    out = {}
+    for s, sc, a in zip(series, scorers, alerts):
+        scored = np.asarray(a, dtype=bool) & (np.arange(len(a)) >= sc.probation)
+        caught = len(set(sc.window[scored & (sc.window >= 0)].tolist()))
+        out[s.name] = [int(sc.n_windows), caught, int((scored & (sc.window < 0)).sum())]
+    return out
+
+
 def sweep(scorers: list[Scorer], severity: list[np.ndarray], onset: bool, points: int = 200,
           cooldown: int = 0) -> dict:
     """NAB's protocol: the one corpus-wide threshold on severity maximizing each profile's score.
@@ -243,6 +254,7 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
+    "every detector, simes": {"fusion": "simes"},
     "model-free (level, diff, seasonal, extreme, stuck, silence, profile)": {
         "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]},
     "model alone": {"detectors": ["model"]},
@@ -318,8 +330,10 @@ def alert_variants(store, model_id: str, series: list[Series], scorers: list[Sco
             flags.append(flag)
             severity.append(score / th)
         cooldown = int(params.cooldown_seconds // STEP.total_seconds())
-        out[name] = {"fitted_onsets": corpus_scores(scorers, [onsets(f, cooldown) for f in flags]),
-                     "sweep_onsets": sweep(scorers, severity, onset=True, cooldown=cooldown)}
+        alerts = [onsets(f, cooldown) for f in flags]
+        out[name] = {"fitted_onsets": corpus_scores(scorers, alerts),
+                     "sweep_onsets": sweep(scorers, severity, onset=True, cooldown=cooldown),
+                     "per_series": per_series(series, scorers, alerts)}
     return out
 
 
@@ -459,6 +473,17 @@ def print_nab(r: dict) -> None:
         print(f"| {name} | {v['standard']:.1f} | {v['reward_low_FP_rate']:.1f} | {v['reward_low_FN_rate']:.1f} |")
     for name, v in SCOREBOARD.items():
         print(f"| {name} (published, 58 series) | {v:.1f} | - | - |")
+    variants = r.get("alert_variants", {})
+    if variants and all("per_series" in v for v in variants.values()):
+        print("\nPer series, label-free level, alert onsets: windows caught / false alerts")
+        names = list(variants)
+        print("| series | windows | " + " | ".join(names) + " |")
+        print("|---|---|" + "---|" * len(names))
+        for series_name, (n_windows, _, _) in variants[names[0]]["per_series"].items():
+            cells = [variants[v]["per_series"][series_name] for v in names]
+            print(f"| {series_name} | {n_windows} | " + " | ".join(f"{c[1]} / {c[2]}" for c in cells) + " |")
+        totals = [np.sum(list(variants[v]["per_series"].values()), axis=0) for v in names]
+        print(f"| total | {totals[0][0]} | " + " | ".join(f"{t[1]} / {t[2]}" for t in totals) + " |")
     e = r["evaluate"]
     print(f"adspark evaluate (windows vs NAB windows): ROC AUC {e['roc_auc']:.3f}, PR AUC {e['pr_auc']:.3f}, "
           f"F1 {e['f1']:.3f}, {e['labels_detected']}/{e['labels']} windows hit by an interval, "

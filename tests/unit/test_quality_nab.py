@@ -13,6 +13,7 @@ from benchmarks.quality_nab import (
     labels_frame,
     load_series,
     onsets,
+    per_series,
     row_scores,
 )
 
@@ -94,3 +95,12 @@ def test_the_rolling_baseline_sees_a_spike_the_static_one_sees_a_drift():
     s = Series("f/u", v, np.zeros(len(v), bool))
     assert int(np.nanargmax(rolling_z(s)[700:])) + 700 == 900
     assert static_z(s)[-1] > static_z(s)[900]  # the static one ranks the drifted tail above the spike
+
+
+def test_per_series_counts_caught_windows_and_false_alerts_after_the_probation():
+    labeled = np.zeros(200, bool)
+    labeled[100:110] = labeled[150:160] = True
+    s = Series("g/t", np.zeros(200), labeled)  # probation 30 rows
+    alerts = np.zeros(200, bool)
+    alerts[[5, 40, 102, 105, 170]] = True  # in probation (not scored), false, caught twice, false
+    assert per_series([s], [Scorer.of(s)], [alerts]) == {"g/t": [2, 1, 2]}
