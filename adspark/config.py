@@ -783,7 +783,7 @@ class AlertsConfig(Strict):
         default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"],
         min_length=1
     )
-    fusion: Literal["bonferroni", "simes", "fisher"] = "bonferroni"
+    fusion: Literal["bonferroni", "fisher"] = "bonferroni"
     timezone: str = Field(default="UTC", description="zone of the seasonal slots (hour of day, weekend)")
     level_halflife: str = Field(default="1d", description="half-life of the level and diff baselines")
     seasonal_halflife: float = Field(default=4.0, gt=0, description="half-life of a seasonal slot, in visits")

@@ -65,7 +65,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sums log": {"sums": "log"},
     "empirical tail": {"calibration": {"tail": "empirical"}},
     "fisher fusion": {"fusion": "fisher"},
-    "simes fusion": {"fusion": "simes"},
     "calibration learns clipped at 3 sd": {"calibration": {"learn_clip": 3.0}},
     "one level for all days": {"day_type_levels": False},
     "no resolution floor": {"resolution_floor": False},

@@ -254,7 +254,6 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
-    "every detector, simes": {"fusion": "simes"},
     "model-free (level, diff, seasonal, extreme, stuck, silence, profile)": {
         "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]},
     "model alone": {"detectors": ["model"]},

@@ -92,7 +92,7 @@ class AlertParams:
         bucket_seconds: Bucket width.
         detectors: Detectors to fuse, among :data:`DETECTORS`.
         level: Alert level: a window is anomalous when its fused probability is below it.
-        fusion: ``bonferroni``, ``simes`` or ``fisher``.
+        fusion: ``bonferroni`` or ``fisher``.
         timezone: Zone of the seasonal slots.
         baselines: Baseline learning parameters.
         calibration: Calibration parameters.

@@ -32,11 +32,8 @@ extrapolation needs a score about five 90-99% widths beyond the 99th percentile 
 is not the default (figures in ``docs/alerts.md``).
 
 Fusion of several detectors' probabilities (:func:`fuse`): ``bonferroni`` takes the smallest
-probability times the number of detectors (and keeps which detector it was), ``simes`` the
-smallest of ``k p_(i) / i`` over the sorted probabilities (Simes' test: never above Bonferroni,
-lower when several detectors agree; its level holds for positively dependent tests, as detectors
-watching the same values are), ``fisher`` combines them with Fisher's method (``-2 sum log p`` is
-chi-square with ``2k`` degrees of freedom).
+probability times the number of detectors (and keeps which detector it was), ``fisher`` combines
+them with Fisher's method (``-2 sum log p`` is chi-square with ``2k`` degrees of freedom).
 """
 
 from __future__ import annotations
@@ -341,9 +338,8 @@ def fuse(
 
     Args:
         p: Shape (n, k), values in (0, 1] (1 where a detector gave no verdict).
-        rule: ``bonferroni`` (``min(1, k_i x min p)``, ``k_i`` the detectors that judged row i),
-            ``simes`` (``min_j k_i p_(j) / j`` over row i's sorted verdicts) or ``fisher``
-            (chi-square with ``2 k_i`` degrees of freedom).
+        rule: ``bonferroni`` (``min(1, k_i x min p)``, ``k_i`` the detectors that judged row i)
+            or ``fisher`` (chi-square with ``2 k_i`` degrees of freedom).
         judged: Shape (n, k), whether each detector gave a verdict; None: all did.
 
     Returns:
@@ -362,15 +358,10 @@ def fuse(
     driver = np.argmin(q, axis=1)
     if rule == "bonferroni":
         fused = np.minimum(1.0, np.maximum(k, 1) * q.min(axis=1))
-    elif rule == "simes":
-        ranks = np.arange(1, q.shape[1] + 1, dtype=np.float64)
-        terms = np.maximum(k, 1)[:, None] * np.sort(q, axis=1) / ranks
-        terms[ranks[None, :] > np.maximum(k, 1)[:, None]] = 1.0  # the no-verdict 1s, sorted last
-        fused = np.minimum(1.0, terms.min(axis=1))
     elif rule == "fisher":
         fused = np.where(k > 0, chi2.sf(-2.0 * np.log(q).sum(axis=1), 2 * np.maximum(k, 1)), 1.0)
     else:
-        raise ValueError(f"unknown fusion rule {rule!r}; expected bonferroni, simes or fisher")
+        raise ValueError(f"unknown fusion rule {rule!r}; expected bonferroni or fisher")
     return np.maximum(fused, P_FLOOR), driver
 
 

@@ -379,24 +379,6 @@ def test_fusion_rules() -> None:
         fuse(p, "mean")
 
 
-def test_simes_credits_detectors_that_agree_and_never_exceeds_bonferroni() -> None:
-    p = np.array([[0.01, 0.5, 1.0], [0.01, 0.01, 0.01], [0.02, 0.015, 1.0], [1.0, 1.0, 1.0]])
-    fused, driver = fuse(p, "simes")
-    # min over j of 3 p_(j) / j: one alone is Bonferroni's 0.03; three agreeing at 0.01 give 0.01
-    np.testing.assert_allclose(fused, [0.03, 0.01, min(3 * 0.015, 3 * 0.02 / 2), 1.0])
-    assert driver.tolist()[:3] == [0, 0, 1]
-    rng = np.random.default_rng(0)
-    q = rng.uniform(size=(500, 5)) ** 3
-    assert np.all(fuse(q, "simes")[0] <= fuse(q, "bonferroni")[0] + 1e-15)
-    # a detector without a verdict is no test: its 1 neither counts nor lends a rank
-    judged = np.array([[True, True, False], [True, False, False], [True, True, True], [False] * 3])
-    fused, _ = fuse(p, "simes", judged)
-    np.testing.assert_allclose(fused, [0.02, 0.01, 0.03, 1.0])
-    # under the null with independent tests, Simes' level is exact
-    u = rng.uniform(size=(40_000, 4))
-    assert np.mean(fuse(u, "simes")[0] <= 0.05) == pytest.approx(0.05, abs=0.005)
-
-
 def test_only_detectors_that_judged_a_window_count_as_tests() -> None:
     from scipy.stats import chi2
 
