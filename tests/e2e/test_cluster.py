@@ -97,7 +97,7 @@ def _frame(store: TableStore, table: str, drop: tuple[str, ...]):
     pdf = store.read(table).toPandas()
     pdf = pdf.drop(columns=[c for c in drop if c in pdf.columns])
     for c in pdf.columns:  # arrays -> their text so rows compare and sort (NaN inside equals NaN)
-        if pdf[c].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
+        if pdf[c].dtype == object and pdf[c].map(lambda v: hasattr(v, "__len__") and not isinstance(v, str)).any():
             pdf[c] = pdf[c].map(_array_text)
     return pdf.sort_values(list(pdf.columns)).reset_index(drop=True)
 
