@@ -278,26 +278,37 @@ def _nab_series(args: tuple) -> dict[str, np.ndarray]:
     return out
 
 
-def run_nab(variants: dict[str, AlertsConfig], processes: int) -> list[dict]:
-    """Replay every variant on NAB's 31 series; one result row per variant."""
-    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, sweep
+def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = False) -> list[dict]:
+    """Replay every variant on NAB's 31 series; one result row per variant. ``explain``: also
+    print each series' labeled windows, and per variant the windows caught / false alerts."""
+    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, per_series, sweep
 
     series = load_series()
     params = {n: core_alert_params(c, ("value_mean",), 1, 1, 300) for n, c in variants.items()}
     t0 = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
-        per_series = list(pool.map(_nab_series, [(s, params) for s in series]))
+        per_series_rows = list(pool.map(_nab_series, [(s, params) for s in series]))
     seconds = time.perf_counter() - t0
     scorers = [Scorer.of(s) for s in series]
     results = []
     for name, cfg in variants.items():
-        flags = [r[name][1] for r in per_series]  # the job's alerts (onsets, with its cooldown)
-        severity = [r[name][0] / -np.log10(cfg.level) for r in per_series]
+        flags = [r[name][1] for r in per_series_rows]  # the job's alerts (onsets, with its cooldown)
+        severity = [r[name][0] / -np.log10(cfg.level) for r in per_series_rows]
         free = corpus_scores(scorers, flags)["standard"]
         best = sweep(scorers, severity, onset=True, cooldown=cfg.cooldown_seconds // 300)["standard"]
         results.append({"variant": name, "label-free": round(free, 1), "corpus threshold": round(best["score"], 1),
                         "alerts": int(sum(f.sum() for f in flags))})
     print(f"nab: 31 series, {len(variants)} variants in {seconds:.0f} s")
+    if explain:
+        counts = {name: per_series(series, scorers, [r[name][1] for r in per_series_rows]) for name in variants}
+        first = counts[next(iter(variants))]
+        table = {"series": [s.name for s in series] + ["total"],
+                 "windows": [first[s.name][0] for s in series] + [sum(c[0] for c in first.values())]}
+        for name in variants:
+            cells = [counts[name][s.name] for s in series]
+            totals = np.sum(cells, axis=0)
+            table[f"{name}: caught / false"] = [f"{c[1]} / {c[2]}" for c in cells] + [f"{totals[1]} / {totals[2]}"]
+        print(pd.DataFrame(table).to_string(index=False))
     return results
 
 
@@ -308,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--levels", default="", help="demo: also report these alert levels, e.g. 1e-7,1e-9")
-    parser.add_argument("--explain", action="store_true", help="demo: drivers of true and false intervals")
+    parser.add_argument("--explain", action="store_true",
+                        help="demo: drivers of true and false intervals; nab: windows caught / false alerts per series")
     parser.add_argument("--entities", type=int, default=None, help="demo: fewer entities (quick look)")
     args = parser.parse_args(argv)
     project = load_yaml(args.config)
@@ -321,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
                                         tuple(float(v) for v in args.levels.split(",") if v))).to_string(index=False))
     if "nab" in datasets:
         nab_cfg = {n: alerts_config({}, VARIANTS[n]) for n in chosen}
-        print(pd.DataFrame(run_nab(nab_cfg, args.processes)).to_string(index=False))
+        print(pd.DataFrame(run_nab(nab_cfg, args.processes, args.explain)).to_string(index=False))
 
 
 if __name__ == "__main__":
