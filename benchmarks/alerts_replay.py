@@ -280,8 +280,8 @@ def _nab_series(args: tuple) -> dict[str, np.ndarray]:
 
 def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = False) -> list[dict]:
     """Replay every variant on NAB's 31 series; one result row per variant. ``explain``: also
-    print each series' labeled windows, and per variant the windows caught / false alerts."""
-    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, per_series, sweep
+    print, per series, its labeled windows and each variant's windows caught / false alerts."""
+    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, per_series, per_series_table, sweep
 
     series = load_series()
     params = {n: core_alert_params(c, ("value_mean",), 1, 1, 300) for n, c in variants.items()}
@@ -301,14 +301,8 @@ def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = F
     print(f"nab: 31 series, {len(variants)} variants in {seconds:.0f} s")
     if explain:
         counts = {name: per_series(series, scorers, [r[name][1] for r in per_series_rows]) for name in variants}
-        first = counts[next(iter(variants))]
-        table = {"series": [s.name for s in series] + ["total"],
-                 "windows": [first[s.name][0] for s in series] + [sum(c[0] for c in first.values())]}
-        for name in variants:
-            cells = [counts[name][s.name] for s in series]
-            totals = np.sum(cells, axis=0)
-            table[f"{name}: caught / false"] = [f"{c[1]} / {c[2]}" for c in cells] + [f"{totals[1]} / {totals[2]}"]
-        print(pd.DataFrame(table).to_string(index=False))
+        header, *rows = per_series_table(counts)
+        print(pd.DataFrame(rows, columns=header).to_string(index=False))
     return results
 
 

@@ -191,6 +191,19 @@ def per_series(series: list[Series], scorers: list[Scorer], alerts: list[np.ndar
     return out
 
 
+def per_series_table(counts: dict[str, dict[str, list[int]]]) -> list[list[str]]:
+    """Rows of the per-series table of :func:`per_series` results, one column per variant:
+    header, one row per series (``caught / false``), then the totals."""
+    names = list(counts)
+    first = counts[names[0]]
+    rows = [["series", "windows", *names]]
+    rows += [[series, str(cells[0]), *(f"{counts[v][series][1]} / {counts[v][series][2]}" for v in names)]
+             for series, cells in first.items()]
+    totals = [np.sum(list(counts[v].values()), axis=0) for v in names]
+    rows.append(["total", str(totals[0][0]), *(f"{t[1]} / {t[2]}" for t in totals)])
+    return rows
+
+
 def sweep(scorers: list[Scorer], severity: list[np.ndarray], onset: bool, points: int = 200,
           cooldown: int = 0) -> dict:
     """NAB's protocol: the one corpus-wide threshold on severity maximizing each profile's score.
@@ -475,14 +488,11 @@ def print_nab(r: dict) -> None:
     variants = r.get("alert_variants", {})
     if variants and all("per_series" in v for v in variants.values()):
         print("\nPer series, label-free level, alert onsets: windows caught / false alerts")
-        names = list(variants)
-        print("| series | windows | " + " | ".join(names) + " |")
-        print("|---|---|" + "---|" * len(names))
-        for series_name, (n_windows, _, _) in variants[names[0]]["per_series"].items():
-            cells = [variants[v]["per_series"][series_name] for v in names]
-            print(f"| {series_name} | {n_windows} | " + " | ".join(f"{c[1]} / {c[2]}" for c in cells) + " |")
-        totals = [np.sum(list(variants[v]["per_series"].values()), axis=0) for v in names]
-        print(f"| total | {totals[0][0]} | " + " | ".join(f"{t[1]} / {t[2]}" for t in totals) + " |")
+        header, *rows = per_series_table({name: v["per_series"] for name, v in variants.items()})
+        for i, row in enumerate([header, *rows]):
+            print("| " + " | ".join(row) + " |")
+            if i == 0:
+                print("|" + "---|" * len(row))
     e = r["evaluate"]
     print(f"adspark evaluate (windows vs NAB windows): ROC AUC {e['roc_auc']:.3f}, PR AUC {e['pr_auc']:.3f}, "
           f"F1 {e['f1']:.3f}, {e['labels_detected']}/{e['labels']} windows hit by an interval, "

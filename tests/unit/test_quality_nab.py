@@ -14,6 +14,7 @@ from benchmarks.quality_nab import (
     load_series,
     onsets,
     per_series,
+    per_series_table,
     row_scores,
 )
 
@@ -104,3 +105,6 @@ def test_per_series_counts_caught_windows_and_false_alerts_after_the_probation()
     alerts = np.zeros(200, bool)
     alerts[[5, 40, 102, 105, 170]] = True  # in probation (not scored), false, caught twice, false
     assert per_series([s], [Scorer.of(s)], [alerts]) == {"g/t": [2, 1, 2]}
+    counts = {"a": {"x/1": [2, 1, 3], "x/2": [0, 0, 1]}, "b": {"x/1": [2, 2, 0], "x/2": [0, 0, 0]}}
+    assert per_series_table(counts) == [["series", "windows", "a", "b"], ["x/1", "2", "1 / 3", "2 / 0"],
+                                        ["x/2", "0", "0 / 1", "0 / 0"], ["total", "2", "1 / 4", "2 / 0"]]
