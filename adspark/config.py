@@ -764,7 +764,7 @@ class CalibrationConfig(Strict):
     )
 
 
-Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]
+Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]
 
 
 class AlertsConfig(Strict):
@@ -780,13 +780,16 @@ class AlertsConfig(Strict):
     enabled: bool = True
     level: float = Field(default=1e-5, gt=0, lt=1, description="alert when the fused probability is below this")
     detectors: list[Detector] = Field(
-        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"],
+        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"],
         min_length=1
     )
     fusion: Literal["bonferroni", "fisher"] = "bonferroni"
     timezone: str = Field(default="UTC", description="zone of the seasonal slots (hour of day, weekend)")
     level_halflife: str = Field(default="1d", description="half-life of the level and diff baselines")
     seasonal_halflife: float = Field(default=4.0, gt=0, description="half-life of a seasonal slot, in visits")
+    mix_halflife: str = Field(
+        default="7d", description="half-life of the mix baseline's counts of each category value and of all events"
+    )
     warmup: str = Field(
         default="1d",
         description="history before level, diff and extreme give verdicts (at most window.scaling.entity_head)",
@@ -848,7 +851,7 @@ class AlertsConfig(Strict):
             raise ValueError(f"detectors listed twice: {sorted({d for d in v if v.count(d) > 1})}")
         return v
 
-    @field_validator("level_halflife", "warmup")
+    @field_validator("level_halflife", "mix_halflife", "warmup")
     @classmethod
     def _duration(cls, v: str) -> str:
         parse_duration(v)

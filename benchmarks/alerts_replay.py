@@ -49,15 +49,18 @@ from adspark.core.window import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]
+MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]
 
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "silence", "profile"]},
-    "without silence": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "profile"]},
-    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence"]},
-    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "silence", "profile"]},
+    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "silence", "mix", "profile"]},
+    "without silence": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "mix", "profile"]},
+    "without mix": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]},
+    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix"]},
+    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]},
+    "mix half-life 1d": {"mix_halflife": "1d"},
+    "mix half-life 30d": {"mix_halflife": "30d"},
     "counts anscombe": {"counts": "anscombe"},
     "means left to the model": {"means": "model"},
     "measure evidence peak": {"measure_evidence": "peak"},

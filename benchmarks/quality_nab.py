@@ -267,8 +267,8 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
-    "model-free (level, diff, seasonal, extreme, stuck, silence, profile)": {
-        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]},
+    "model-free (level, diff, seasonal, extreme, stuck, silence, mix, profile)": {
+        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]},
     "model alone": {"detectors": ["model"]},
     "level alone": {"detectors": ["level"]},
     "diff alone": {"detectors": ["diff"]},

@@ -56,10 +56,12 @@ from adspark.core.streaming import (
     BASELINES,
     BaselineOutput,
     BaselineParams,
+    betabinom_z,
     from_model_scale,
     is_count,
     is_sum,
     mask_empty_buckets,
+    mix_range,
     new_baseline_state,
     run_baselines_many,
     seasonal_slots_of_seconds,
@@ -179,6 +181,15 @@ class AlertParams:
         return _read_only(np.array([is_count(f) for f in self.features], dtype=bool))
 
     @functools.cached_property
+    def share_features(self) -> np.ndarray:
+        """What the ``mix`` detector judges, shape (F,): the category slots (``col__value``) the
+        baselines judge, when ``event_count`` is a feature (each slot's count is judged given
+        the bucket's events)."""
+        has_events = PROFILE_FEATURE in self.features
+        return _read_only(np.array([has_events and "__" in f for f in self.features], dtype=bool)
+                          & self.baseline_features)
+
+    @functools.cached_property
     def silence_features(self) -> np.ndarray:
         """What the ``silence`` detector judges, shape (F,): the entity's activity
         (``event_count``) when it is a feature the baselines judge; a category going quiet is
@@ -290,6 +301,36 @@ def _window_evidence(
     best[filled] = np.where(m > 0, evidence, np.nan)
     where[filled] = np.where(m > 0, peak_row, -1)
     return best, where
+
+
+def _mix_evidence(batch: _Batch, n: int, params: AlertParams) -> tuple[np.ndarray, np.ndarray]:
+    """The ``mix`` detector's evidence per window and category slot: the larger of its peak
+    ``|z|`` over the window's new buckets and the deviate of their pooled counts (the value's
+    count among all their events, against the share known before the first of them): a few
+    events of a rare value spread over two quiet hours add up, as the window's own mix.
+
+    Returns:
+        (evidence, shape (N, F), NaN where the mix gave no verdict; bucket row of the peak
+        ``|z|``, shape (N, F), -1 without).
+    """
+    z = batch.out.z["mix"]
+    raw, rows = _window_evidence(z, batch.owner, n, combine=False)
+    share = params.share_features
+    prior = batch.out.mix_prior
+    bounds = batch.bounds
+    filled = np.flatnonzero(bounds[1:] > bounds[:-1])
+    if prior is None or not share.any() or not len(filled):
+        return np.where(share[None, :], raw, np.nan), rows
+    first = bounds[:-1][filled]
+    events = batch.values[:, params.features.index(PROFILE_FEATURE)]
+    eligible = np.isfinite(prior[:, :, 0])
+    counts = np.add.reduceat(np.where(eligible, batch.values, 0.0), first, axis=0)
+    trials = np.add.reduceat(np.where(eligible, events[:, None], 0.0), first, axis=0)
+    start = prior[first]  # the share known before each window's first new bucket
+    pooled = np.abs(betabinom_z(counts, trials, start[:, :, 0], start[:, :, 1]))
+    pooled = np.where(np.isfinite(pooled) & share[None, :], pooled, np.nan)
+    raw[filled] = np.fmax(raw[filled], pooled)
+    return np.where(share[None, :], raw, np.nan), rows
 
 
 def _profile_raw(batch: _Batch, nights: Sequence[_Night], params: AlertParams) -> tuple[np.ndarray, np.ndarray]:
@@ -445,6 +486,7 @@ def _gather(cols: dict[str, np.ndarray], windows: np.ndarray, nights: Sequence[_
         {k: np.concatenate([o.z[k] for o in outs]) for k in outs[0].z},
         np.concatenate([o.expected_loc for o in outs]), np.concatenate([o.expected_sigma for o in outs]),
         np.concatenate([o.seasonal_visits for o in outs]),
+        None if outs[0].mix_prior is None else np.concatenate([o.mix_prior for o in outs]),
     )
     first_seen = np.repeat([float(n.state["first_seen"][0]) for n in nights], np.diff(windows))
     return _Batch(cols, windows, rows, np.concatenate([n.values for n in nights]),
@@ -478,7 +520,7 @@ def _steps(
     outs = run_baselines_many(
         [mask_empty_buckets(n.values, params.features) for n in nights], [n.slots for n in nights], params.counts,
         [{k: n.state[k] for k in base_keys} for n in nights], params.baselines, params.sum_features, params.sums,
-        params.mean_features, events,
+        params.mean_features, events, params.share_features if "mix" in params.detectors else None,
     )
     for night, (_, base) in zip(nights, outs, strict=True):
         night.state.update(base)
@@ -516,6 +558,8 @@ def _evidence(
             raw, rows = _model_raw(batch.cols, params, batch.first_seen), None
         elif d == "profile":
             raw, rows = _profile_raw(batch, nights, params)
+        elif d == "mix":
+            raw, rows = _mix_evidence(batch, n, params)
         elif d in ("stuck", "silence"):  # the longest run in the window (deviates grow along a run: no sum)
             raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
             judged = params.silence_features if d == "silence" else used
@@ -569,7 +613,7 @@ def _judge(
         if d not in SELF_CALIBRATED:
             p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-        tests = 1 if d in ONE_SERIES else int(used.sum())
+        tests = 1 if d in ONE_SERIES else int(params.share_features.sum()) if d == "mix" else int(used.sum())
         probs[:, j] = np.minimum(1.0, tests * p[every, best])
         driving[:, j] = rows[every, best] * f + best
     fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))
@@ -640,6 +684,11 @@ def _explanations(
     counts = np.broadcast_to(params.counts[jj], ranges.shape)
     sums = np.broadcast_to(params.sum_features[jj], ranges.shape)
     low[shown], high[shown] = from_model_scale(ranges, counts, sums, params.sums)
+    if out.mix_prior is not None and "mix" in params.detectors and params.share_features.any():  # given the bucket's events
+        by_mix = shown & (driver == params.detectors.index("mix"))
+        mr, mj = r[by_mix], j[by_mix]
+        events = values[mr, params.features.index(PROFILE_FEATURE)]
+        low[by_mix], high[by_mix] = mix_range(events, out.mix_prior[mr, mj], EXPECTED_SIGMAS)
     return names[j], actual, low, high
 
 

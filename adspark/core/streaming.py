@@ -34,6 +34,15 @@ nothing downstream learns from a warm-up):
   already a tail probability (not recalibrated). With one bucket it is the seasonal verdict on a
   zero; over a run it is what the run as a whole says (15 empty hours where 25 events were due:
   ``P = e ** -25``, where each hour alone says little).
+- ``mix``: a category slot's count (``col__value``) given the bucket's events: its beta-binomial
+  tail under the entity's share of that value, learned from exponentially weighted counts of
+  the value and of all events (half-life ``mix_halflife`` buckets, Jeffreys' prior). The share
+  is learned from every event, not from every bucket, so a value seen 8 times in 5,000 events is
+  known to be rare, and four of seven events in a quiet hour are news whatever the hour's
+  activity (the level and seasonal baselines judge a slot's count per bucket, against a rate
+  whose uncertainty shrinks with the buckets seen, and mix up a change of the category mix with
+  a change of activity). No verdict without ``event_count`` among the features, on an empty
+  bucket, or during the warmup.
 
 Counts (``event_count``, category slots ``col__value``, ``*_distinct``) are learned on the
 Anscombe scale ``2 sqrt(x + 3/8)``, where Poisson noise has unit variance, and their scale never
@@ -231,6 +240,8 @@ class BaselineParams:
             their values, ``step / sqrt(12)``, ``step`` the smallest change between consecutive
             values seen so far: a series that sits on one value most of the time (robust
             deviation 0) does not turn every change of one step into a new extreme z.
+        mix_halflife: Half-life of the ``mix`` baseline's counts of each category value and of
+            all events, in buckets.
     """
 
     level_halflife: float = 288.0
@@ -242,9 +253,12 @@ class BaselineParams:
     count_tail: str = "negbin"
     day_type_levels: bool = True
     resolution_floor: bool = True
+    mix_halflife: float = 2016.0
 
 
-BASELINES = ("level", "diff", "seasonal", "extreme", "stuck", "silence")
+BASELINES = ("level", "diff", "seasonal", "extreme", "stuck", "silence", "mix")
+# above this many events in a bucket the mix baseline's beta-binomial tail is its normal approximation
+MIX_EXACT_EVENTS = 256
 
 
 def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
@@ -265,6 +279,9 @@ def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
         # the smallest change between consecutive values seen so far (0: none yet), the values'
         # resolution behind the measures' sigma floor
         "step": zeros(f),
+        # mix: exponentially weighted count of each category value, and of all events (repeated
+        # per feature, so that every array of the state is per feature)
+        "mix_count": zeros(f), "mix_events": zeros(f),
     }
 
 
@@ -282,18 +299,22 @@ class BaselineOutput:
             (n, F); 0 where the slot was not warm and the level stood in, or where it borrowed its
             twin (a weekend hour judged by the weekday slot until warm): that is not the bucket's
             own shape (:mod:`adspark.core.profile`).
+        mix_prior: The ``mix`` baseline's Beta law of each category value's share before each
+            bucket, ``(a, b)``, shape (n, F, 2); NaN where it may give no verdict (other features,
+            the warmup, padding). None without the mix baseline.
     """
 
     z: dict[str, np.ndarray]
     expected_loc: np.ndarray
     expected_sigma: np.ndarray
     seasonal_visits: np.ndarray
+    mix_prior: np.ndarray | None = None
 
 
 def run_baselines(
     values: np.ndarray, slots: np.ndarray, counts: np.ndarray, state: dict[str, np.ndarray],
     params: BaselineParams, sums: np.ndarray | None = None, sum_scale: str = "linear",
-    means: np.ndarray | None = None, events: np.ndarray | None = None,
+    means: np.ndarray | None = None, events: np.ndarray | None = None, shares: np.ndarray | None = None,
 ) -> tuple[BaselineOutput, dict[str, np.ndarray]]:
     """Score then learn each bucket of one entity, in time order.
 
@@ -309,13 +330,15 @@ def run_baselines(
         means: Which features are means of a measure over the bucket's events, shape (F,):
             compared on the signed ``log1p`` scale, each bucket weighted by ``sqrt(events)``
             (:func:`robust_step`), so a bucket of one event counts for one and a busy one for more.
-        events: Events per bucket, shape (n,) (needed with ``means``).
+        events: Events per bucket, shape (n,) (needed with ``means`` and ``shares``).
+        shares: Which features are category slots the ``mix`` baseline judges given the
+            bucket's events, shape (F,) (None: none; it then gives no verdict).
 
     Returns:
         The output for the n buckets and the state after them.
     """
     [result] = run_baselines_many([values], [slots], counts, [state], params, sums, sum_scale, means,
-                                  None if events is None else [events])
+                                  None if events is None else [events], shares)
     return result
 
 
@@ -323,6 +346,7 @@ def run_baselines_many(
     values: Sequence[np.ndarray], slots: Sequence[np.ndarray], counts: np.ndarray,
     states: Sequence[dict[str, np.ndarray]], params: BaselineParams, sums: np.ndarray | None = None,
     sum_scale: str = "linear", means: np.ndarray | None = None, events: Sequence[np.ndarray] | None = None,
+    shares: np.ndarray | None = None,
 ) -> list[tuple[BaselineOutput, dict[str, np.ndarray]]]:
     """:func:`run_baselines` for E entities at once (one time loop for all of them).
 
@@ -342,7 +366,8 @@ def run_baselines_many(
         sums: As :func:`run_baselines`, shape (F,).
         sum_scale: As :func:`run_baselines`.
         means: As :func:`run_baselines`, shape (F,).
-        events: Per entity, events per bucket of shape (n_e,) (needed with ``means``).
+        events: Per entity, events per bucket of shape (n_e,) (needed with ``means`` and ``shares``).
+        shares: As :func:`run_baselines`, shape (F,).
 
     Returns:
         Per entity, its output for its n_e buckets and its state after them.
@@ -387,6 +412,7 @@ def run_baselines_many(
         activity = (counts_c | (none if sums_c is None else sums_c)) if p.day_type_levels else none
         stuckable = ~(counts_c | (none if sums_c is None else sums_c))
         slot_grid = stack(slots, 0, np.int64)
+        seen_before = s["seen"] + np.cumsum(present, axis=0) - present  # buckets seen before each one
         _stuck(x_all, present, stuckable, s, p, z["stuck"])
         _learn(x_all, present, weights, slot_grid, counts_c, activity, s, s_loc, s_mad, s_n, z, exp_loc,
                exp_sigma, exp_n, p, trace)
@@ -401,6 +427,15 @@ def run_baselines_many(
             z[name][:, counts_c] = negbin_z(np.where(judged, raw, np.nan), r, mean)
             zero_p = np.where(judged, (r / (r + mean)) ** r, zero_p)  # the seasonal law where it judged
         z["silence"][:, counts_c], s["silence_logp"][counts_c] = silence_z(raw, zero_p, s["silence_logp"][counts_c])
+    z["mix"][:] = np.nan
+    mix_prior = np.full((n, cols, 2), np.nan)
+    if shares is not None and shares.any() and events is not None and n:
+        c = tile(shares)
+        judged = present[:, c] & (seen_before[:, c] >= p.min_buckets)
+        z["mix"][:, c], mix_prior[:, c], s["mix_count"][c], s["mix_events"][c] = mix_z(
+            stack(values, np.nan)[:, c], stack(events, np.nan)[:, c], present[:, c], judged,
+            s["mix_count"][c], s["mix_events"][c], p.mix_halflife,
+        )
     results = []
     for e, m in enumerate(lengths):
         part = slice(e * f, (e + 1) * f)
@@ -408,7 +443,8 @@ def run_baselines_many(
         def own(a: np.ndarray, m: int = m, part: slice = part) -> np.ndarray:
             return np.ascontiguousarray(a[:m, part])
 
-        out = BaselineOutput({k: own(v) for k, v in z.items()}, own(exp_loc), own(exp_sigma), own(exp_n))
+        out = BaselineOutput({k: own(v) for k, v in z.items()}, own(exp_loc), own(exp_sigma), own(exp_n),
+                             np.ascontiguousarray(mix_prior[:m, part]))
         results.append((out, _entity_state(s, e, f)))
     return results
 
@@ -572,6 +608,104 @@ def silence_z(x: np.ndarray, zero_p: np.ndarray, carry: np.ndarray) -> tuple[np.
     z = np.full(x.shape, np.nan)
     z[judged] = np.clip(-ndtri_exp(np.minimum(run[judged] + np.log(0.5), 0.0)), 0.0, MAX_Z)
     return z, run[-1].copy()
+
+
+def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Signed normal deviates of counts ``x`` out of ``n`` under beta-binomial laws ``(n, a, b)``,
+    from the mid-p tail on the side where it is small: positive for more than expected.
+
+    Exact (both tails summed from the probabilities, so a tail of 1e-12 keeps its digits) up to
+    :data:`MIX_EXACT_EVENTS` trials. Beyond, the Gamma-Poisson law the beta-binomial tends to
+    when the share is small (a negative binomial of shape ``a`` and the same mean and, to first
+    order, variance: :func:`negbin_z`), on the side of the rarer outcome (the value, or the
+    other events when the value is the majority). Arrays of one shape (cells); NaN where any
+    input is NaN or ``n`` is not positive.
+    """
+    from scipy.special import betaln, gammaln, ndtri
+
+    x, n, a, b = (np.asarray(v, np.float64) for v in (x, n, a, b))
+    out = np.full(x.shape, np.nan)
+    ok = np.isfinite(x) & np.isfinite(n) & np.isfinite(a) & np.isfinite(b) & (n > 0)
+    k_all = np.clip(np.round(np.where(ok, x, 0.0)), 0.0, np.where(ok, n, 0.0)).astype(np.int64)
+    n_all = np.round(np.where(ok, n, 0.0)).astype(np.int64)
+    exact = ok & (n_all <= MIX_EXACT_EVENTS)
+    flat_out, flat_a, flat_b, flat_k = out.reshape(-1), a.reshape(-1), b.reshape(-1), k_all.reshape(-1)
+    flat_exact, flat_n = exact.reshape(-1), n_all.reshape(-1)
+    for trials in np.unique(flat_n[flat_exact]):
+        cells = np.flatnonzero(flat_exact & (flat_n == trials))
+        k = np.arange(trials + 1)[None, :]
+        ac, bc = flat_a[cells][:, None], flat_b[cells][:, None]
+        pmf = np.exp(gammaln(trials + 1.0) - gammaln(k + 1.0) - gammaln(trials - k + 1.0)
+                     + betaln(k + ac, trials - k + bc) - betaln(ac, bc))
+        at = flat_k[cells]
+        rows = np.arange(len(cells))
+        half = 0.5 * pmf[rows, at]
+        lower = np.cumsum(pmf, axis=1)[rows, at] - half  # P(X < x) + P(X = x) / 2
+        upper = np.cumsum(pmf[:, ::-1], axis=1)[rows, trials - at] - half  # P(X > x) + P(X = x) / 2
+        flat_out[cells] = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)),
+                                   ndtri(np.clip(lower, 1e-300, 1.0)))
+    approx = ok & ~exact
+    if approx.any():
+        kk, nn, aa, bb = k_all[approx].astype(np.float64), n[approx], a[approx], b[approx]
+        minority = aa <= bb  # the value is the rarer outcome: its own count; else the other events'
+        count = np.where(minority, kk, nn - kk)
+        shape = np.where(minority, aa, bb)
+        mean = nn * shape / (aa + bb)
+        out[approx] = np.where(minority, 1.0, -1.0) * negbin_z(count, shape, mean)
+    return np.clip(out, -MAX_Z, MAX_Z)
+
+
+def mix_z(
+    x: np.ndarray, events: np.ndarray, present: np.ndarray, judged: np.ndarray, count: np.ndarray,
+    total: np.ndarray, halflife: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ``mix`` baseline: each category value's count given its bucket's events, in time order.
+
+    Before bucket t the entity's share of a value is known from exponentially weighted counts of
+    that value (``c``) and of all events (``e``), with Jeffreys' prior: Beta(``c + 1/2``,
+    ``e - c + 1/2``); the value's count among the bucket's ``n`` events is then beta-binomial
+    (:func:`betabinom_z`). Every present bucket, empty ones included, then decays both counts by
+    one bucket and adds its own; padding (not ``present``) changes nothing.
+
+    Args:
+        x: The values' counts, shape (n, C), time-ordered.
+        events: The bucket's events, per column, shape (n, C).
+        present: Which cells are real buckets, shape (n, C).
+        judged: Which cells may get a verdict (after the warmup), shape (n, C); empty buckets never do.
+        count: The weighted count of each value before these buckets, shape (C,).
+        total: The weighted count of all events before these buckets, shape (C,).
+        halflife: Half-life of both counts, in buckets.
+
+    Returns:
+        (z, shape (n, C), NaN without a verdict; the Beta law ``(a, b)`` of the share before each
+        bucket that may be judged, empty ones included, shape (n, C, 2), NaN elsewhere; the
+        counts after the buckets, shapes (C,) and (C,)).
+    """
+    decay = 2.0 ** (-1.0 / max(halflife, 1e-9))
+    steps = x.shape[0]
+    c_before, e_before = np.empty(x.shape), np.empty(x.shape)
+    c, e = count.astype(np.float64), total.astype(np.float64)
+    live = present & np.isfinite(x) & np.isfinite(events)
+    for t in range(steps):  # in time order from the carried counts: nights one by one equal the range
+        c_before[t], e_before[t] = c, e
+        c = np.where(live[t], decay * c + np.where(live[t], x[t], 0.0), c)
+        e = np.where(live[t], decay * e + np.where(live[t], events[t], 0.0), e)
+    eligible = judged & live
+    a = np.where(eligible, 0.5 + c_before, np.nan)
+    b = np.where(eligible, 0.5 + np.maximum(e_before - c_before, 0.0), np.nan)
+    verdict = eligible & (events > 0)
+    z = np.full(x.shape, np.nan)
+    z[verdict] = betabinom_z(x[verdict], events[verdict], a[verdict], b[verdict])
+    return z, np.stack([a, b], axis=-1), c, e
+
+
+def mix_range(events: np.ndarray, prior: np.ndarray, sigmas: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """The expected range of a value's count among ``events`` under its share's Beta law
+    ``prior`` (..., 2): the beta-binomial mean -+ ``sigmas`` standard deviations, at least 0."""
+    a, b = prior[..., 0], prior[..., 1]
+    mean = events * a / (a + b)
+    sd = np.sqrt(events * a * b * (a + b + events) / ((a + b) ** 2 * (a + b + 1.0)))
+    return np.maximum(mean - sigmas * sd, 0.0), mean + sigmas * sd
 
 
 def _stuck(x_all: np.ndarray, present: np.ndarray, judged: np.ndarray, s: dict[str, np.ndarray],

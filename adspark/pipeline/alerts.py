@@ -145,6 +145,7 @@ def core_alert_params(
             min_buckets=max(int(warmup // bucket_seconds), 1),
             min_visits=cfg.min_visits, extreme_tolerance=cfg.extreme_tolerance, count_tail=cfg.counts,
             day_type_levels=cfg.day_type_levels, resolution_floor=cfg.resolution_floor,
+            mix_halflife=max(parse_duration(cfg.mix_halflife) / bucket_seconds, 1.0),
         ),
         calibration=CalibrationParams(
             short=max(1, -(-cfg.calibration.short_buckets // max(stride, 1))),
