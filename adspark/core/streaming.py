@@ -259,6 +259,7 @@ class BaselineParams:
 BASELINES = ("level", "diff", "seasonal", "extreme", "stuck", "silence", "mix")
 # above this many events in a bucket the mix baseline's beta-binomial tail is its normal approximation
 MIX_EXACT_EVENTS = 256
+MIX_CHUNK_CELLS = 1 << 20  # probabilities summed at once by the exact beta-binomial tail (8 MiB)
 
 
 def new_baseline_state(n_features: int, n_slots: int) -> dict[str, np.ndarray]:
@@ -610,7 +611,7 @@ def silence_z(x: np.ndarray, zero_p: np.ndarray, carry: np.ndarray) -> tuple[np.
     return z, run[-1].copy()
 
 
-def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = MIX_CHUNK_CELLS) -> np.ndarray:
     """Signed normal deviates of counts ``x`` out of ``n`` under beta-binomial laws ``(n, a, b)``,
     from the mid-p tail on the side where it is small: positive for more than expected.
 
@@ -619,7 +620,7 @@ def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> n
     when the share is small (a negative binomial of shape ``a`` and the same mean and, to first
     order, variance: :func:`negbin_z`), on the side of the rarer outcome (the value, or the
     other events when the value is the majority). Arrays of one shape (cells); NaN where any
-    input is NaN or ``n`` is not positive.
+    input is NaN or ``n`` is not positive. ``chunk``: probabilities summed at once (memory).
     """
     from scipy.special import betaln, gammaln, ndtri
 
@@ -631,8 +632,10 @@ def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> n
     exact = ok & (n_all <= MIX_EXACT_EVENTS)
     flat_out, flat_a, flat_b, flat_k = out.reshape(-1), a.reshape(-1), b.reshape(-1), k_all.reshape(-1)
     flat_exact, flat_n = exact.reshape(-1), n_all.reshape(-1)
-    for trials in np.unique(flat_n[flat_exact]):
-        cells = np.flatnonzero(flat_exact & (flat_n == trials))
+    chunks = [(trials, part) for trials in np.unique(flat_n[flat_exact])
+              for cells in [np.flatnonzero(flat_exact & (flat_n == trials))]
+              for part in np.array_split(cells, -(-len(cells) * (trials + 1) // max(chunk, 1)))]
+    for trials, cells in chunks:  # about ``chunk`` probabilities at a time
         k = np.arange(trials + 1)[None, :]
         ac, bc = flat_a[cells][:, None], flat_b[cells][:, None]
         pmf = np.exp(gammaln(trials + 1.0) - gammaln(k + 1.0) - gammaln(trials - k + 1.0)

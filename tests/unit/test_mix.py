@@ -50,6 +50,12 @@ def test_betabinom_z_equals_scipy_and_keeps_the_digits_of_tiny_tails() -> None:
     for x, a, b in ((1, 4.3, 4876.0), (3, 4.3, 4876.0), (290, 9000.0, 400.0), (280, 9000.0, 400.0)):
         approx = betabinom_z(np.array([float(x)]), np.array([float(big)]), np.array([a]), np.array([b]))[0]
         assert approx == pytest.approx(_mid_p_z(x, big, a, b), abs=0.15), (x, a, b)
+    # summed in small chunks (memory), the same deviates
+    rng = np.random.default_rng(1)
+    many = rng.integers(1, MIX_EXACT_EVENTS + 1, 500).astype(float)
+    hits = np.minimum(rng.poisson(many * 0.05), many).astype(float)
+    np.testing.assert_array_equal(betabinom_z(hits, many, np.full(500, 3.0), np.full(500, 60.0), chunk=300),
+                                  betabinom_z(hits, many, np.full(500, 3.0), np.full(500, 60.0)))
     # no trials or missing inputs: no verdict
     assert np.isnan(betabinom_z(np.array([0.0, np.nan]), np.array([0.0, 3.0]), np.ones(2), np.ones(2))).all()
 
