@@ -629,7 +629,9 @@ def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray, chun
     ok = np.isfinite(x) & np.isfinite(n) & np.isfinite(a) & np.isfinite(b) & (n > 0)
     k_all = np.clip(np.round(np.where(ok, x, 0.0)), 0.0, np.where(ok, n, 0.0)).astype(np.int64)
     n_all = np.round(np.where(ok, n, 0.0)).astype(np.int64)
-    exact = ok & (n_all <= MIX_EXACT_EVENTS)
+    zero = ok & (k_all == 0)  # most cells: P(X = 0) = B(a, b + n) / B(a, b), its mid-p half of it
+    out[zero] = ndtri(0.5 * np.exp(betaln(a[zero], b[zero] + n_all[zero]) - betaln(a[zero], b[zero])))
+    exact = ok & ~zero & (n_all <= MIX_EXACT_EVENTS)
     flat_out, flat_a, flat_b, flat_k = out.reshape(-1), a.reshape(-1), b.reshape(-1), k_all.reshape(-1)
     flat_exact, flat_n = exact.reshape(-1), n_all.reshape(-1)
     chunks = [(trials, part) for trials in np.unique(flat_n[flat_exact])
@@ -647,7 +649,7 @@ def betabinom_z(x: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray, chun
         upper = np.cumsum(pmf[:, ::-1], axis=1)[rows, trials - at] - half  # P(X > x) + P(X = x) / 2
         flat_out[cells] = np.where(upper < lower, -ndtri(np.clip(upper, 1e-300, 1.0)),
                                    ndtri(np.clip(lower, 1e-300, 1.0)))
-    approx = ok & ~exact
+    approx = ok & ~zero & ~exact
     if approx.any():
         kk, nn, aa, bb = k_all[approx].astype(np.float64), n[approx], a[approx], b[approx]
         minority = aa <= bb  # the value is the rarer outcome: its own count; else the other events'
