@@ -486,7 +486,7 @@ def _gather(cols: dict[str, np.ndarray], windows: np.ndarray, nights: Sequence[_
         {k: np.concatenate([o.z[k] for o in outs]) for k in outs[0].z},
         np.concatenate([o.expected_loc for o in outs]), np.concatenate([o.expected_sigma for o in outs]),
         np.concatenate([o.seasonal_visits for o in outs]),
-        None if outs[0].mix_prior is None else np.concatenate([o.mix_prior for o in outs]),
+        None if any(o.mix_prior is None for o in outs) else np.concatenate([o.mix_prior for o in outs]),
     )
     first_seen = np.repeat([float(n.state["first_seen"][0]) for n in nights], np.diff(windows))
     return _Batch(cols, windows, rows, np.concatenate([n.values for n in nights]),

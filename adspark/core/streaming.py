@@ -429,8 +429,9 @@ def run_baselines_many(
             zero_p = np.where(judged, (r / (r + mean)) ** r, zero_p)  # the seasonal law where it judged
         z["silence"][:, counts_c], s["silence_logp"][counts_c] = silence_z(raw, zero_p, s["silence_logp"][counts_c])
     z["mix"][:] = np.nan
-    mix_prior = np.full((n, cols, 2), np.nan)
+    mix_prior = None  # only where the mix is asked for: no (n, E x F, 2) array on every call
     if shares is not None and shares.any() and events is not None and n:
+        mix_prior = np.full((n, cols, 2), np.nan)
         c = tile(shares)
         judged = present[:, c] & (seen_before[:, c] >= p.min_buckets)
         z["mix"][:, c], mix_prior[:, c], s["mix_count"][c], s["mix_events"][c] = mix_z(
@@ -445,7 +446,7 @@ def run_baselines_many(
             return np.ascontiguousarray(a[:m, part])
 
         out = BaselineOutput({k: own(v) for k, v in z.items()}, own(exp_loc), own(exp_sigma), own(exp_n),
-                             np.ascontiguousarray(mix_prior[:m, part]))
+                             None if mix_prior is None else np.ascontiguousarray(mix_prior[:m, part]))
         results.append((out, _entity_state(s, e, f)))
     return results
 
