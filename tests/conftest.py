@@ -11,13 +11,20 @@ import pytest
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    """The one SparkSession of the test run (embedded default, Delta enabled)."""
+    """The one SparkSession of the test run (embedded default, Delta enabled).
+
+    Without code generation (whole-stage and per-expression: Spark's interpreted evaluation, which
+    Spark's own test suites run too): the tests' tables hold a few rows, and compiling Java for
+    each new query plan cost more CPU than running it (docs/benchmarks.md, ``make test``'s time).
+    """
     from adspark.config import SparkConfig
     from adspark.session import get_spark
 
     session = get_spark(
         SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="2g",
-                    conf={"spark.sql.adaptive.coalescePartitions.enabled": "true"}),
+                    conf={"spark.sql.adaptive.coalescePartitions.enabled": "true",
+                          "spark.sql.codegen.wholeStage": "false",
+                          "spark.sql.codegen.factoryMode": "NO_CODEGEN"}),
         str(tmp_path_factory.mktemp("session-warehouse")),
     )
     yield session
