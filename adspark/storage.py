@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+COMMITS_SEARCHED = 20
+"""How many of a table's latest commits :meth:`TableStore.committed_rows` looks through (others
+may commit between a write and that read)."""
 URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
 
 
@@ -295,6 +298,25 @@ class TableStore:
         """The latest committed version of a table."""
         return int(self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(table)}` LIMIT 1").select("version").first()[0])
 
+    def committed_rows(self, table: str, tag: str, within: int = COMMITS_SEARCHED) -> int | None:
+        """The new rows Delta recorded for the commit of ``table`` whose ``userMetadata`` is
+        ``tag``, among its last ``within`` commits (one read of the log, no scan of the data);
+        None when no such commit is found or it recorded no count.
+
+        A ``replaceWhere`` on a data column rewrites the files it touches: their other rows count
+        in ``numOutputRows`` as ``numCopiedRows`` and are taken off; a commit of no file records
+        no ``numOutputRows`` (0 rows)."""
+        from pyspark.sql import functions as F
+
+        rows = (
+            self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(table)}` LIMIT {int(within)}")
+            .where(F.col("userMetadata") == F.lit(tag)).select("operationMetrics").collect()
+        )
+        metrics = dict(rows[0].operationMetrics or {}) if rows else {}
+        if "numOutputRows" in metrics:
+            return int(metrics["numOutputRows"]) - int(metrics.get("numCopiedRows", 0))
+        return 0 if metrics.get("numFiles") == "0" else None
+
     def count_dates(self, table: str, date_column: str, start: dt.date, end: dt.date) -> int:
         """Rows of ``table`` whose ``date_column`` is in ``[start, end]``."""
         from pyspark.sql import functions as F
@@ -410,10 +432,14 @@ class TableStore:
         end: dt.date,
         partition_by: tuple[str, ...] = (),
         extra_predicate: str | None = None,
+        tag: str | None = None,
     ) -> None:
         """Overwrite exactly the rows of ``[start, end]`` (and ``extra_predicate``) with ``df``.
 
         Rerunning a date replaces it; other dates are untouched. Retries Delta conflicts.
+
+        Args:
+            tag: Recorded as the commit's ``userMetadata``, for :meth:`committed_rows`.
         """
         predicate = date_range_predicate(date_column, start, end)
         if extra_predicate:
@@ -423,6 +449,8 @@ class TableStore:
             .option("mergeSchema", "true")  # columns added by a newer adspark join the table
             .options(**self._creation_options(table))
         )
+        if tag is not None:
+            writer = writer.option("userMetadata", tag)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         with kill_point(table, self.path(table)), writer_settings(self.spark, table):

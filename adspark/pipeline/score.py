@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -263,7 +264,7 @@ class _Written:
 def _write_scores(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
     end: dt.date, run_id: str, origin: AlertOrigin | None, features: "DataFrame | None",
-    last_night: LastNight | None,
+    last_night: LastNight | None, tag: str,
 ) -> _Written:
     """Score ``[start, end]`` and replace those nights (through ``last_night``'s choice) in
     ``scores`` (and ``alert_state``), with Arrow batches of ``score.arrow_batch_rows`` rows (the
@@ -273,9 +274,10 @@ def _write_scores(
         origin: Where the alert pass starts (None: no alerts).
         features: The features the windows are cut from (None: read by the scorer).
         last_night: Chooses the last night to write from every night's scores (None: ``end``).
+        tag: The ``scores`` commit's ``userMetadata`` (:meth:`adspark.storage.TableStore.committed_rows`).
     """
     with session_conf(store.spark, ARROW_BATCH_ROWS, str(cfg.score.arrow_batch_rows)):
-        return _score_and_write(store, cfg, model, spec, start, end, run_id, origin, features, last_night)
+        return _score_and_write(store, cfg, model, spec, start, end, run_id, origin, features, last_night, tag)
 
 
 def _cut(nights: dict[dt.date, NightScores], end: dt.date, last_night: LastNight | None) -> dt.date:
@@ -286,7 +288,7 @@ def _cut(nights: dict[dt.date, NightScores], end: dt.date, last_night: LastNight
 def _score_and_write(
     store: TableStore, cfg: ScoreJobConfig, model: RegisteredModel, spec: StoredSpec, start: dt.date,
     end: dt.date, run_id: str, origin: AlertOrigin | None, features: "DataFrame | None",
-    last_night: LastNight | None,
+    last_night: LastNight | None, tag: str,
 ) -> _Written:
     mine = f"model_id = {sql_string(model.model_id)}"  # another model's scores of these nights stay
     if origin is None:
@@ -297,7 +299,7 @@ def _score_and_write(
             nights = night_scores(rows)
             last = _cut(nights, end, last_night)
             store.replace_dates(_through(rows, last), SCORES.name, "date", start, last,
-                                partition_by=SCORES.partition_by, extra_predicate=mine)
+                                partition_by=SCORES.partition_by, extra_predicate=mine, tag=tag)
         finally:
             scored.unpersist()
         verdicts = {d: v for d, v in verdicts.items() if d <= last}
@@ -317,7 +319,7 @@ def _score_and_write(
     if cfg.alerts.state_nights:
         prune_states(store, key, last, cfg.alerts.state_nights)
     store.replace_dates(_through(scores, last), SCORES.name, "date", start, last, partition_by=SCORES.partition_by,
-                        extra_predicate=mine)
+                        extra_predicate=mine, tag=tag)
     level = model.metrics.get("alert_level") or cfg.alerts.level  # recalibrated from feedback, else configured
     return _Written(f"alerts (level {level:g})", "", last, {d: n for d, n in nights.items() if d <= last})
 
@@ -359,17 +361,22 @@ def run_score(
                 expected = {r["date"]: int(r["count"]) for r in store.read(WINDOWS.name).where(
                     F.col("date").between(F.lit(start), F.lit(end)) & (F.col("spec_id") == model.spec_id)
                 ).groupBy("date").count().collect()}
-            written = _write_scores(store, cfg, model, spec, start, end, run.run_id, origin, features, last_night)
+            tag = f"adspark score {run.run_id} {uuid.uuid4().hex}"
+            written = _write_scores(store, cfg, model, spec, start, end, run.run_id, origin, features, last_night,
+                                    tag)
         finally:
             if features is not None:
                 features.unpersist()
         last = written.end
         run.rows_read = sum(n for d, n in expected.items() if d <= last)
-        run.rows_written = (
-            store.read(SCORES.name)
-            .where(F.col("date").between(F.lit(start), F.lit(last)) & (F.col("model_id") == model.model_id))
-            .count()
-        )
+        # what Delta recorded for the commit (no second read of the scores), else a count
+        run.rows_written = store.committed_rows(SCORES.name, tag)
+        if run.rows_written is None:
+            run.rows_written = (
+                store.read(SCORES.name)
+                .where(F.col("date").between(F.lit(start), F.lit(last)) & (F.col("model_id") == model.model_id))
+                .count()
+            )
         if run.rows_written != run.rows_read or run.rows_written != sum(n.windows for n in written.nights.values()):
             raise DataContractError(
                 f"score {start}..{last}: {run.rows_read} windows read but {run.rows_written} scores written"

@@ -5,6 +5,7 @@ would cost more than the work); the entry point itself runs in a subprocess belo
 ``test_submit.py`` (spark-submit).
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,8 @@ class _Result:
 
 
 def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
-    """generate -> discretize + window history -> train -> nightly x2 -> SQL views."""
+    """generate -> discretize + window history -> train (Horovod) -> nightly x2 -> SQL views, from
+    DuckDB and Spark alike -> every table through delta-rs. (Over Spark Connect: the slow test below.)"""
     from adspark.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -71,6 +73,9 @@ def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
     assert "model m-" in train.stdout and "threshold distribution" in train.stdout
     # the demo's MLflow store beside the tables: the model registered as a pyfunc, aliased
     assert "MLflow models:/adspark/1 @champion" in train.stdout and (tmp_path / "wh" / "mlflow.db").is_file()
+    # trained by Horovod over 2 processes (the test_train case with the real backend is slow)
+    metrics = _read(tmp_path / "wh" / "adspark" / "models", "select metrics from t")["metrics"]
+    assert [json.loads(m)["processes"] for m in metrics] == [2]
     nightly = _adspark("nightly", "--conf", conf, "--date", "2026-01-08", "--to", "2026-01-09", cwd=tmp_path)
     assert nightly.returncode == 0, nightly.stderr[-3000:]
     assert "nightly 2026-01-08:" in nightly.stdout and "nightly 2026-01-09:" in nightly.stdout
@@ -101,6 +106,19 @@ def test_whole_path_through_the_cli(spark, tmp_path, monkeypatch, capsys):
     assert nights == 2 and windows > 0
     assert int(blocks[2][-1]) == windows
     _other_readers_agree(spark, tmp_path / "wh" / "adspark")
+
+
+@pytest.mark.slow  # another JVM, the Spark Connect server's: with the cluster tests
+def test_scoring_over_spark_connect_equals_the_classic_session(spark, tmp_path, monkeypatch, capsys):
+    """generate -> nightly x2 (discretizes the history and trains first) in the test's session,
+    then the same two nights scored over Spark Connect."""
+    from adspark.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    conf = str(_conf(tmp_path))
+    assert main(["generate", "--conf", conf]) == 0
+    code = main(["nightly", "--conf", conf, "--date", "2026-01-08", "--to", "2026-01-09"])
+    assert code == 0, capsys.readouterr().err[-3000:]
     _scoring_over_spark_connect_matches(tmp_path, conf)
 
 

@@ -39,3 +39,26 @@ def test_partition_dates_come_from_the_log_and_follow_replaced_nights(spark, tmp
     assert read == [days[0], days[1], days[3]]
     store.append(rows, "flat")  # not partitioned: the paths do not name the nights
     assert store.partition_dates("flat", "date", dt.date(2026, 2, 1)) is None
+
+
+def test_committed_rows_counts_the_new_rows_of_a_tagged_replace(spark, tmp_path):
+    """Delta's own count of what a tagged commit wrote: the rows of another model that a
+    replace on a data column rewrote beside them are not counted; an empty replace wrote 0."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    store = TableStore(spark, StorageConfig(warehouse=str(tmp_path), schema="adspark_commits"))
+    day = dt.date(2026, 1, 3)
+    rows = spark.createDataFrame([(day, i, "m1" if i % 2 else "m2") for i in range(10)], "date date, n int, model_id string")
+    store.replace_dates(rows, "t", "date", day, day, partition_by=("date",), tag="first")
+    assert store.committed_rows("t", "first") == 10
+    mine = rows.where("model_id = 'm1'")
+    store.replace_dates(mine, "t", "date", day, day, partition_by=("date",), extra_predicate="model_id = 'm1'",
+                        tag="second")
+    assert store.committed_rows("t", "second") == 5 and store.read("t").count() == 10
+    store.replace_dates(mine.where(F.lit(False)), "t", "date", day, day, partition_by=("date",),
+                        extra_predicate="model_id = 'm1'", tag="third")
+    assert store.committed_rows("t", "third") == 0 and store.read("t").count() == 5
+    assert store.committed_rows("t", "never written") is None
+    assert store.committed_rows("t", "first", within=1) is None  # older than the commits looked at

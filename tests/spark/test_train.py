@@ -29,7 +29,8 @@ def windowed(store, base_config, tiny_windowed, tmp_path):
     return base_config
 
 
-@pytest.mark.parametrize("path", ["local", "horovod_double", "horovod"])
+# the real Horovod backend (2 processes in Spark tasks) also trains in the CLI's whole path
+@pytest.mark.parametrize("path", ["local", "horovod_double", pytest.param("horovod", marks=pytest.mark.slow)])
 def test_train_registers_a_model(store, windowed, path):
     if path != "local":
         windowed["train"]["backend"] = "horovod"
