@@ -296,7 +296,12 @@ class TableStore:
 
     def version(self, table: str) -> int:
         """The latest committed version of a table."""
-        return int(self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(table)}` LIMIT 1").select("version").first()[0])
+        return int(self._history(table, 1).select("version").first()[0])
+
+    def _history(self, table: str, limit: int) -> "DataFrame":
+        """The table's last ``limit`` commits (Delta's ``DESCRIBE HISTORY``: the log, no data; SQL,
+        so that it runs over Spark Connect too)."""
+        return self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(table)}` LIMIT {int(limit)}")
 
     def committed_rows(self, table: str, tag: str, within: int = COMMITS_SEARCHED) -> int | None:
         """The new rows Delta recorded for the commit of ``table`` whose ``userMetadata`` is
@@ -308,10 +313,7 @@ class TableStore:
         no ``numOutputRows`` (0 rows)."""
         from pyspark.sql import functions as F
 
-        rows = (
-            self.spark.sql(f"DESCRIBE HISTORY delta.`{self.path(table)}` LIMIT {int(within)}")
-            .where(F.col("userMetadata") == F.lit(tag)).select("operationMetrics").collect()
-        )
+        rows = self._history(table, within).where(F.col("userMetadata") == F.lit(tag)).select("operationMetrics").collect()
         metrics = dict(rows[0].operationMetrics or {}) if rows else {}
         if "numOutputRows" in metrics:
             return int(metrics["numOutputRows"]) - int(metrics.get("numCopiedRows", 0))

@@ -307,7 +307,8 @@ def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base
     # nightly row): the stages write no runs rows of their own, a night without rejects none there
     assert dict(store.commits) == {"features": 1, "alert_state": 1, "scores": 1, "intervals": 1, "nightly": 1}
     # an ordinary night reads each table at most twice (scores: once, by the interval merge; the
-    # rows the score stage wrote come from Delta's record of its commit; intervals: the span before the MERGE, the span and summary after it;
+    # rows the score stage wrote come from Delta's record of its commit; intervals: the span
+    # before the MERGE, the span and summary after it;
     # alert_state: where to start and the states to start from; nightly takes its counts and
     # drift from the score stage's result); features: the difference's context (this config
     # differences event_count) and the scorer's count and pass (the previous-night check lists
