@@ -116,12 +116,16 @@ def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -
     key = (model.model_id, entity or "")
     if key not in _LOADED:
         prefix = model.entity_models[entity] + "/" if entity is not None else ""
-        folder = Path(tempfile.mkdtemp(prefix=f"adspark-{model.model_id}-"))
-        for rel, data in files.items():
-            if rel.startswith(prefix) and "/" not in rel[len(prefix):]:
-                (folder / rel[len(prefix):]).write_bytes(data)
+        # the networks are read into memory, so the folder goes once they are loaded (a worker
+        # reloads after each idle exit: kept folders would pile up on every executor's disk)
+        with tempfile.TemporaryDirectory(prefix=f"adspark-{model.model_id}-") as tmp:
+            folder = Path(tmp)
+            for rel, data in files.items():
+                if rel.startswith(prefix) and "/" not in rel[len(prefix):]:
+                    (folder / rel[len(prefix):]).write_bytes(data)
+            networks = load_networks(folder, model.model_id)
         detector = build_detector(detector_config(model.params))
-        _LOADED[key] = detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))
+        _LOADED[key] = detector.restore(networks, (model.n_steps, model.n_features))
     return _LOADED[key]
 
 

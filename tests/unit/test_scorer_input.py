@@ -4,16 +4,23 @@ hash group scored in slices equals the group scored whole."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from adspark.config import PCAConfig
 from adspark.core.scaling import GLOBAL_ENTITY
+from adspark.core.thresholds import Threshold
+from adspark.detectors.factory import build_detector
 from adspark.errors import DataContractError
-from adspark.pipeline.scorer import OUTPUT_FIELDS, _windows, entity_chunks, make_feature_scorer
+from adspark.models.registry import RegisteredModel, write_networks
+from adspark.pipeline.scorer import OUTPUT_FIELDS, _load, _windows, entity_chunks, make_feature_scorer
 from adspark.pipeline.specs import StoredSpec
 from adspark.pipeline.window import make_cutter
 
@@ -89,3 +96,21 @@ def test_feature_scorer_scales_each_slice_with_its_own_entities_statistics() -> 
     by_entity = whole.group_by("entity").aggregate([("score", "mean")]).to_pandas().set_index("entity")
     expected = pd.Series({e: -(10.0 * i + 0.5) / (1.0 + i) for i, e in enumerate(entities)})
     assert np.abs(by_entity["score_mean"].reindex(expected.index) - expected).max() < 0.5
+
+
+def test_a_worker_loads_the_shipped_networks_and_leaves_no_folder_behind(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 4, 3)).astype(np.float32)
+    detector = build_detector(PCAConfig(n_components=2)).fit(x)
+    write_networks(tmp_path, detector.networks())
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}  # what the broadcast ships
+    model = RegisteredModel(
+        model_id=f"m-{uuid.uuid4().hex[:8]}", config_key="k", detector="pca",
+        params=PCAConfig(n_components=2).model_dump(mode="json"), spec_id="s", n_steps=4, n_features=3,
+        threshold=Threshold("quantile", 1.0, {}), entity_thresholds={}, train_from=dt.date(2026, 1, 5),
+        train_to=dt.date(2026, 1, 6), data_version=0,
+    )
+    loaded = _load(model, files, None)
+    np.testing.assert_allclose(loaded.score(x[:5]), detector.score(x[:5]), rtol=1e-6)
+    assert _load(model, files, None) is loaded  # once per worker
+    assert not list(Path(tempfile.gettempdir()).glob(f"adspark-{model.model_id}-*"))
