@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 
@@ -153,7 +154,8 @@ def main() -> None:
                         "independent_2p1"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     x = _windows(args.windows)
-    cache = f"file://{tempfile.mkdtemp(prefix='adspark-bench-petastorm-')}"
+    folder = tempfile.mkdtemp(prefix="adspark-bench-petastorm-")
+    cache = f"file://{folder}"
     k = args.passes
     hv = {"passes": k, "cycle_time_ms": args.cycle_time}
     runners = {
@@ -170,7 +172,10 @@ def main() -> None:
         "horovod_2p1": lambda: run_horovod(np.concatenate([x, _windows(len(x), seed=1)]), args.epochs, args.batch, 2,
                                            cache, 1, "horovod_2p1", pin=True, **hv),
     }
-    rows = [runners[m]() for m in args.methods]
+    try:
+        rows = [runners[m]() for m in args.methods]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     base = {r["method"]: r["samples_per_s"] for r in rows}
     base.setdefault("keras_fit", float("nan"))
     base.setdefault("horovod_1", float("nan"))
