@@ -76,6 +76,10 @@ DETECTORS = ("model",) + BASELINES + ("profile",)
 SELF_CALIBRATED = frozenset({"stuck", "silence"})
 # detectors judging one series of the entity (event_count), one test each in the fusion
 ONE_SERIES = frozenset({"profile", "silence"})
+# detectors that judge only where their event happened (a value beyond the running range), as
+# `stuck` and `silence` do (a repeat, an empty run): elsewhere their p is 1 by construction, so
+# they are no test in the fusion; their calibration still learns from every window
+EVENT_ONLY = frozenset({"extreme"})
 ALERT_COLUMNS = (
     "p_value", "score", "threshold", "is_anomaly", "alert", "driver", "driver_feature", "actual",
     "expected_low", "expected_high",
@@ -593,7 +597,10 @@ def _judge(
     driving = np.full((n, len(params.detectors)), -1, dtype=np.int64)  # bucket row * F + feature
     every = np.arange(n)
     for j, (d, (raw, rows)) in enumerate(zip(params.detectors, evidence, strict=True)):
-        verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
+        if d in EVENT_ONLY:
+            verdict[:, j] = (np.nan_to_num(raw, nan=0.0) > 0).any(axis=1)
+        else:
+            verdict[:, j] = np.isfinite(raw).any(axis=1) if raw.ndim == 2 else np.isfinite(raw)
         if d in SELF_CALIBRATED:  # stuck: already the run's tail under the entity's own repeat rate
             p = normal_sf(np.nan_to_num(raw, nan=-np.inf))
         else:

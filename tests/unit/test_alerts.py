@@ -808,3 +808,19 @@ def test_the_resolution_is_the_smallest_change_between_consecutive_values() -> N
                           BaselineParams())
     _, s2 = run_baselines(x[4:], seasonal_slots(t[4:], 3600, "UTC"), np.array([False]), s1, BaselineParams())
     assert s1["step"][0] == 2.0 and s2["step"][0] == 0.5
+
+
+def test_extreme_is_a_test_in_the_fusion_only_where_a_value_left_the_running_range() -> None:
+    # inside the entity's range its p is 1 by construction: counted, it would only double the
+    # other detectors' p (Bonferroni over two tests instead of one)
+    frame, params = _windows(14, 24 * 12 + 13)
+    p = {}
+    for detectors in (("level", "extreme"), ("level",), ("extreme",)):
+        scored, _ = alert_nights(frame, None, dataclasses.replace(params, detectors=detectors))
+        p[detectors] = scored["p_value"].to_numpy()
+    both, level, extreme = p[("level", "extreme")], p[("level",)], p[("extreme",)]
+    beyond = extreme < 1.0
+    assert 0 < beyond.sum() < 0.2 * len(beyond) and (level < 0.5).sum() > 20
+    np.testing.assert_allclose(both[~beyond], level[~beyond], rtol=1e-12)
+    np.testing.assert_allclose(both[beyond], np.minimum(1.0, 2.0 * np.minimum(level, extreme)[beyond]), rtol=1e-12)
+    assert both.min() < params.level  # the spike still alerts
