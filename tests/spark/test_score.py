@@ -28,78 +28,7 @@ from schemas import EVALUATIONS, SCORES
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
 
 
-def _with_model_config(base_config: dict) -> dict:
-    base_config["train"] = {
-        "validation_fraction": 0.34,
-        "detector": {"hidden": [8], "bottleneck": 2, "epochs": 2, "batch_size": 4, "patience": 2},
-        "threshold": {"method": "quantile", "q": 0.5, "scope": "entity", "min_scores": 1, "shrinkage": 1},
-    }
-    base_config["score"] = {"batch_size": 3, "arrow_batch_rows": 2, "top_k": 2}
-    return base_config
-
-
-def _template(spark, tiny_windowed_template, tmp_path_factory, config: dict, end: dt.date) -> tuple:
-    """A copy of the tiny windowed warehouse with one model trained on D5..``end``."""
-    import shutil
-
-    from adspark.config import StorageConfig
-    from adspark.storage import TableStore
-
-    root = tmp_path_factory.mktemp("trained-template") / "wh"
-    shutil.copytree(tiny_windowed_template, root)
-    template = TableStore(spark, StorageConfig(warehouse=str(root), schema="adspark_test"))
-    _, model = run_train(template, build_job_config(TrainJobConfig, config), D5, end)
-    return root, model.model_id
-
-
-def _copy_of(template: tuple, store, tmp_path):
-    """This test's warehouse as a copy of a trained template, and its model (a moved warehouse
-    keeps its models: artifacts are found under the warehouse, never by a recorded path)."""
-    import shutil
-
-    from adspark.models.registry import find_model
-
-    root, model_id = template
-    shutil.copytree(root, tmp_path / "wh")
-    return find_model(store, model_id=model_id)
-
-
-def _half_config(base_config: dict) -> dict:
-    """The model config validated on D6 (D6 and D7 are out of sample: the model calibrates there)."""
-    config = _with_model_config(base_config)
-    config["train"]["validation_fraction"] = 0.5
-    return config
-
-
-@pytest.fixture(scope="module")
-def trained_template(spark, tiny_windowed_template, tmp_path_factory, base_config_factory):
-    return _template(spark, tiny_windowed_template, tmp_path_factory, _with_model_config(base_config_factory()), D7)
-
-
-@pytest.fixture(scope="module")
-def half_template(spark, tiny_windowed_template, tmp_path_factory, base_config_factory):
-    return _template(spark, tiny_windowed_template, tmp_path_factory, _half_config(base_config_factory()), D6)
-
-
-@pytest.fixture()
-def trained(store, base_config, trained_template, tmp_path):
-    """(config, model): a model trained on D5..D7, in a copy of the module's template warehouse."""
-    return _with_model_config(base_config), _copy_of(trained_template, store, tmp_path)
-
-
-@pytest.fixture()
-def half_trained(store, base_config, half_template, tmp_path):
-    """(config, model): a model trained on D5..D6 with D6 validating, in a copy of a template."""
-    return _half_config(base_config), _copy_of(half_template, store, tmp_path)
-
-
-def _table(store, name, drop=()):
-    pdf = store.read(name).toPandas().drop(columns=list(drop))
-    key = [c for c in ("entity", "window_start", "start") if c in pdf.columns]
-    return pdf.sort_values(key).reset_index(drop=True)
-
-
-def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
+def test_scoring_matches_the_detector_and_is_idempotent(store, trained, table_rows):
     config, model = trained
     cfg = build_job_config(ScoreJobConfig, config)
     batch_rows = store.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
@@ -110,12 +39,12 @@ def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     assert str(run.intervals) in run.message and 0 <= run.alerts <= run.anomalies <= run.windows
     # score.arrow_batch_rows (2 here) held for the scoring only; later stages get the session's
     assert store.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == batch_rows != "2"
-    first = _table(store, "scores", drop=["run_id"])
-    intervals = _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
+    first = table_rows(store, "scores", drop=["run_id"])
+    intervals = table_rows(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
     run_score(store, cfg, D5, D7)
-    again = _table(store, "scores", drop=["run_id"])
+    again = table_rows(store, "scores", drop=["run_id"])
     assert again.equals(first)
-    assert _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"]).equals(intervals)
+    assert table_rows(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"]).equals(intervals)
     # the Spark path gives the in-process detector's scores and the entity's own threshold
     windows = store.read("windows").toPandas().sort_values(["entity", "window_start"])
     x = np.stack(windows["values"]).reshape(len(windows), model.n_steps, model.n_features)
@@ -131,7 +60,7 @@ def test_scoring_matches_the_detector_and_is_idempotent(store, trained):
     assert store.read("alert_state").select("date").distinct().count() == 3  # a state per night
 
 
-def test_scores_from_features_equal_scores_from_the_windows_table(store, trained, tmp_path):
+def test_scores_from_features_equal_scores_from_the_windows_table(store, trained, tmp_path, table_rows):
     """The model's threshold deciding (with alerts, the default, the first test compares the
     features path with the detector on the windows table's values, window for window); the same
     model as an MLflow pyfunc over the windows table gives those scores too."""
@@ -142,7 +71,7 @@ def test_scores_from_features_equal_scores_from_the_windows_table(store, trained
         cfg = build_job_config(ScoreJobConfig, {**config, "score": {**config["score"], "source": source}})
         run = run_score(store, cfg, D6, D7)
         assert run.run.rows_written == run.run.rows_read == run.windows > 0, run.message
-        tables[source] = _table(store, "scores", drop=["run_id"])
+        tables[source] = table_rows(store, "scores", drop=["run_id"])
     pd.testing.assert_frame_equal(tables["features"], tables["windows"])
     assert len(tables["features"]) == store.read("windows").where(f"date >= '{D6}'").count()
     _the_mlflow_pyfunc_gives_the_same_scores(store, model, tables["windows"], tmp_path)
@@ -196,10 +125,10 @@ def test_a_window_not_in_the_windows_table_is_cut_again_from_features(store, tra
     np.testing.assert_allclose(values, np.asarray(row["values"], np.float32))
 
 
-def test_without_alerts_the_models_thresholds_decide(store, trained):
+def test_without_alerts_the_models_thresholds_decide(store, trained, table_rows):
     config, model = trained
     run_score(store, build_job_config(ScoreJobConfig, {**config, "alerts": {"enabled": False}}), D5, D7)
-    first = _table(store, "scores", drop=["run_id"])
+    first = table_rows(store, "scores", drop=["run_id"])
     np.testing.assert_allclose(first["score"], first["model_score"])
     np.testing.assert_allclose(first["threshold"], first["entity"].map(model.entity_thresholds))
     assert (first["is_anomaly"] == (first["score"] > first["threshold"])).all()
@@ -244,11 +173,11 @@ def test_interval_continuing_into_the_next_night_is_extended(spark, store):
     assert night8["n_windows"][0] == 3
 
 
-def _interval_rows(store):
-    return _table(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
+def _interval_rows(store, table_rows):
+    return table_rows(store, "intervals", drop=["first_seen_run", "last_run", "updated_at"])
 
 
-def test_a_night_whose_span_went_stale_under_a_concurrent_night_repairs_it(spark, store, tmp_path):
+def test_a_night_whose_span_went_stale_under_a_concurrent_night_repairs_it(spark, store, tmp_path, table_rows):
     """Night D8 chose its span (D7 on) before night D7 merged the interval D6 18:00 - D7 12:00;
     its MERGE then inserts that interval truncated at D7 00:00. The check after the MERGE sees the
     interval reaching in from D6 and recomputes from there: the table equals the serial run's."""
@@ -264,14 +193,14 @@ def test_a_night_whose_span_went_stale_under_a_concurrent_night_repairs_it(spark
         store.append(_scores(spark, "m-x", day, flags, hours=6), "scores", ("date",))
     for day in (D6, D7, d8):  # the serial run
         update_intervals(store, cfg, model, day, day, f"run-{day}")
-    serial = _interval_rows(store)
+    serial = _interval_rows(store, table_rows)
     assert len(serial) == 1 and serial["start"][0] == dt.datetime(2026, 1, 6, 18)
     assert serial["n_windows"][0] == 3
     DeltaTable.forPath(spark, store.path("intervals")).delete()
     update_intervals(store, cfg, model, D6, D6, "run-6")
     update_intervals(store, cfg, model, D7, D7, "run-7")
     update_intervals(store, cfg, model, d8, d8, "run-8", span_from=D7)  # D8's span, decided before D7 merged
-    assert _interval_rows(store).equals(serial)
+    assert _interval_rows(store, table_rows).equals(serial)
 
 
 def _shift_night(store, day: dt.date, factor: float) -> None:
@@ -285,8 +214,8 @@ def _shift_night(store, day: dt.date, factor: float) -> None:
     store.replace_dates(shifted, "events", "event_date", day, day, partition_by=("event_date",))
 
 
-def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, base_config, tiny_windowed):
-    config = _with_model_config(base_config)
+def test_nightly_scores_retrains_on_drift_and_handles_an_empty_night(store, model_config, tiny_windowed):
+    config = model_config
     config["nightly"] = {"retrain_every_days": None, "drift_psi": 0.01, "drift_min_windows": 1,
                          "train_days": 3}
     _, model = run_train(store, build_job_config(TrainJobConfig, config), D5, D6)
@@ -423,58 +352,7 @@ def test_feedback_flows_into_precision_training_and_recalibration(store, trained
     )
 
 
-def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, half_trained):
-    import shutil
-
-    config, _ = half_trained
-    # tiny data (5 windows per entity): the model's calibrated errors alone, verdicts from the 2nd window
-    config["alerts"] = {"level": 0.999, "detectors": ["model"],  # normal law: Student's is wide on 1 window
-                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
-    cfg = build_job_config(ScoreJobConfig, config)
-
-    def snapshot() -> dict:
-        return {
-            "scores": _table(store, "scores", drop=["run_id"]),
-            "alert_state": store.read("alert_state").drop("run_id").toPandas()
-            .sort_values(["entity", "date", "name"]).reset_index(drop=True),
-        }
-
-    run_score(store, cfg, D5, D7)
-    whole = snapshot()
-    assert whole["scores"]["alert"].any() and whole["scores"]["driver"].notna().all()
-    for table in ("scores", "alert_state", "intervals"):
-        shutil.rmtree(store.path(table))
-    for day in (D5, D6, D7):
-        run_score(store, cfg, day, day)
-    nightly = snapshot()
-    pd.testing.assert_frame_equal(nightly["scores"], whole["scores"])
-    for column in ("alert_key", "entity", "date", "name"):
-        assert nightly["alert_state"][column].tolist() == whole["alert_state"][column].tolist()
-    for a, b in zip(nightly["alert_state"]["values"], whole["alert_state"]["values"], strict=True):
-        np.testing.assert_array_equal(a, b)
-    # a rerun of the middle night starts from the state of D5 and changes nothing
-    run_score(store, cfg, D6, D6)
-    pd.testing.assert_frame_equal(snapshot()["scores"], whole["scores"])
-    # from scratch, D6..D7 replay D5 first but keep no state of it; D5 run afterwards finds no
-    # state before it, and every table ends as the whole range's
-    for table in ("scores", "alert_state", "intervals"):
-        shutil.rmtree(store.path(table))
-    run_score(store, cfg, D6, D7)
-    assert set(store.read("alert_state").toPandas()["date"]) == {D6, D7}
-    later = whole["scores"][whole["scores"]["date"] > D5].reset_index(drop=True)
-    pd.testing.assert_frame_equal(snapshot()["scores"], later)
-    run_score(store, cfg, D5, D5)
-    again = snapshot()
-    pd.testing.assert_frame_equal(again["scores"], whole["scores"])
-    for a, b in zip(again["alert_state"]["values"], whole["alert_state"]["values"], strict=True):
-        np.testing.assert_array_equal(a, b)
-    # intervals carry the explanation of their peak window
-    intervals = store.read("intervals").toPandas()
-    assert len(intervals) and intervals["p_value"].lt(0.999).all() and intervals["driver"].notna().all()
-    assert (intervals["threshold_method"] == "alerts (level 0.999)").all()
-
-
-def test_the_spark_alert_pass_equals_the_pure_core(store, trained):
+def test_the_spark_alert_pass_equals_the_pure_core(store, trained, table_rows):
     from adspark.config import AlertsConfig
     from adspark.core.alerts import ALERT_COLUMNS, alert_nights
     from adspark.pipeline.alerts import alert_params
@@ -484,7 +362,7 @@ def test_the_spark_alert_pass_equals_the_pure_core(store, trained):
     alerts = {"level": 0.5, "detectors": ["level", "diff", "seasonal", "extreme"], "warmup": "6h",
               "min_visits": 1, "calibration": {"min_history": 1, "short_buckets": 1}}
     run_score(store, build_job_config(ScoreJobConfig, {**config, "alerts": alerts}), D6, D7)
-    job = _table(store, "scores", drop=["run_id"])
+    job = table_rows(store, "scores", drop=["run_id"])
     spec = StoredSpec.load(store, model.spec_id)
     windows = store.read("windows").select("entity", "window_id", "window_start", "window_end", "date",
                                            "raw_values").toPandas()
@@ -503,67 +381,11 @@ def test_the_spark_alert_pass_equals_the_pure_core(store, trained):
             assert a.tolist() == b.tolist(), column
 
 
-def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, half_trained):
-    """With the adaptive alerts on, the judged intervals move the alert level (on the -log10 p
-    scale, shrunk towards the configured level); the next scoring uses it."""
-    from adspark.pipeline.feedback import add_feedback, ensure_feedback_table, recalibrate
-
-    config, model = half_trained
-    config["alerts"] = {"level": 0.5, "detectors": ["model"],
-                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
-    run_score(store, build_job_config(ScoreJobConfig, config), D5, D7)
-    intervals = store.read("intervals").orderBy("p_value").collect()
-    assert intervals
-    ensure_feedback_table(store)
-    add_feedback(store, intervals[0].interval_id, "true", "alice")
-    for iv in intervals[1:]:
-        add_feedback(store, iv.interval_id, "false", "alice")
-    new = recalibrate(store, model, beta=1.0, strength=2.0, alert_level=0.5)
-    r = new.metrics["alert_level_recalibration"]
-    n = len(intervals)
-    assert r["judged_intervals"] == n and r["configured"] == 0.5
-    expected = (n * -np.log10(r["supervised"]) + 2.0 * -np.log10(0.5)) / (n + 2.0)
-    assert new.metrics["alert_level"] == pytest.approx(10.0 ** -expected)
-    assert new.threshold == model.threshold  # the model's own threshold is not what decided
-    if n > 1:  # false intervals judged: a stricter level than the configured one
-        assert new.metrics["alert_level"] < 0.5
-    run = run_score(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": new.model_id}}), D7, D7)
-    assert f"alerts (level {new.metrics['alert_level']:g})" in run.message
-    scores = store.read("scores").where(f"date = date'{D7}'").toPandas()
-    assert set(scores["model_id"]) == {model.model_id, new.model_id}  # the old model's scores stay
-    scores = scores[scores["model_id"] == new.model_id]
-    np.testing.assert_allclose(scores["threshold"], -np.log10(new.metrics["alert_level"]))
-    assert (scores["is_anomaly"] == (scores["p_value"] < new.metrics["alert_level"])).all()
-
-
-def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(store, half_trained):
-    """alerts.state_nights: 1 keeps every state of the last night scored and, of older nights, each
-    entity's latest; a rerun of the kept night is unchanged."""
-    from adspark.pipeline.alerts import alert_key
-
-    config, _ = half_trained
-    config["alerts"] = {"level": 0.5, "detectors": ["model"],
-                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
-    keep_all = build_job_config(ScoreJobConfig, config)
-    config["alerts"]["state_nights"] = 1
-    pruned = build_job_config(ScoreJobConfig, config)
-    assert alert_key(keep_all.alerts, "s") == alert_key(pruned.alerts, "s")  # same states either way
-    run_score(store, keep_all, D5, D7)
-    before = store.read("alert_state").toPandas()
-    first = _table(store, "scores", drop=["run_id"])
-    assert set(before["date"]) == {D5, D6, D7}
-    run_score(store, pruned, D7, D7)
-    after = store.read("alert_state").toPandas()
-    assert set(after["date"]) == {D6, D7}  # D5 pruned: every entity has a later state before D7
-    assert len(after) == len(before[before["date"] != D5])
-    pd.testing.assert_frame_equal(_table(store, "scores", drop=["run_id"]), first)
-
-
-def test_a_night_waits_for_an_earlier_night_in_progress_then_says_which(store, base_config, tiny_windowed):
+def test_a_night_waits_for_an_earlier_night_in_progress_then_says_which(store, model_config, tiny_windowed):
     """A live run of D6 (a lease held by this process) holds night D7 back; after
     ``wait_for_earlier_nights`` D7 fails with a retryable error naming D6's run, recorded in
     ``nightly``, and leaves no lease behind."""
-    config = _with_model_config(base_config)
+    config = model_config
     config["nightly"] = {"wait_for_earlier_nights": "3s"}
     folder = leases.lease_folder(store.root)
     held = leases.acquire(folder, D6, "nightly-held", leases.utc_now())
@@ -573,71 +395,3 @@ def test_a_night_waits_for_an_earlier_night_in_progress_then_says_which(store, b
     assert row["status"] == "failed" and "nightly-held" in row["message"]
     assert leases.read_leases(folder) == [held]
     leases.release(folder, held, succeeded=True)
-
-
-def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_rows(
-    store, half_trained, spark
-):
-    """Scores and alert states are kept per model: scoring a challenger on the champion's nights
-    adds its rows beside them, a rerun of either changes nothing of the other, evaluate compares
-    them (one row each), and the report asks which one to show."""
-    from adspark.config import EvaluateJobConfig
-    from adspark.errors import ConfigError
-    from adspark.pipeline.alerts import state_key, state_origin
-    from adspark.pipeline.evaluate import run_evaluate
-    from adspark.pipeline.report import build_report
-    from adspark.pipeline.specs import StoredSpec
-    from schemas import LABELS
-
-    config, champion = half_trained
-    other = {**config, "train": {**config["train"], "detector": {**config["train"]["detector"], "hidden": [4]}}}
-    _, challenger = run_train(store, build_job_config(TrainJobConfig, other), D5, D6)
-    assert challenger.model_id != champion.model_id
-    config["alerts"] = {"level": 0.5, "detectors": ["model"],
-                        "calibration": {"min_history": 1, "short_buckets": 1, "tail": "normal"}}
-
-    def score_with(model, start, end):
-        return run_score(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": model.model_id}}),
-                         start, end)
-
-    def rows_of(table, model):
-        pdf = store.read(table).drop("run_id").toPandas()
-        if table == "alert_state":
-            pdf = pdf[pdf["alert_key"].str.endswith(model.model_id)]
-            pdf = pdf.assign(values=pdf["values"].map(list))
-            return pdf.sort_values(["entity", "date", "name"]).reset_index(drop=True)
-        return pdf[pdf["model_id"] == model.model_id].sort_values(["entity", "window_start"]).reset_index(drop=True)
-
-    score_with(champion, D5, D7)
-    champion_scores, champion_state = rows_of("scores", champion), rows_of("alert_state", champion)
-    cfg = build_job_config(ScoreJobConfig, config)
-    own, theirs = (state_key(cfg.alerts, champion.spec_id, m.model_id) for m in (challenger, champion))
-    spec = StoredSpec.load(store, champion.spec_id)
-    # a model without states continues the newest one, from the night after its last state
-    assert state_origin(store, own, spec, D7) == (theirs, D7)
-    run = score_with(challenger, D5, D7)
-    assert run.windows == len(champion_scores)  # its own windows only, not the champion's too
-    assert state_origin(store, own, spec, D7) == (own, D7)
-    challenger_scores = rows_of("scores", challenger)
-    for _ in range(2):  # each rerun leaves the other model's rows as they were
-        pd.testing.assert_frame_equal(rows_of("scores", champion), champion_scores)
-        pd.testing.assert_frame_equal(rows_of("alert_state", champion), champion_state)
-        score_with(champion, D6, D6)
-        pd.testing.assert_frame_equal(rows_of("scores", challenger), challenger_scores)
-    assert len(rows_of("alert_state", challenger)) == len(champion_state)
-
-    top = champion_scores.sort_values("score").iloc[-1]
-    label = ("a1", top["entity"], "spike", top["window_start"].to_pydatetime(),
-             top["window_start"].to_pydatetime() + dt.timedelta(hours=1), 1.0, "test label")
-    spark.createDataFrame([label], LABELS.struct_type()).write.format("delta").save(store.path("labels"))
-    ev = run_evaluate(store, build_job_config(EvaluateJobConfig, config), D5, D7)
-    assert [r["model_ids"] for r in ev.rows] == [[m] for m in sorted((champion.model_id, challenger.model_id))]
-    assert all(r["windows"] == len(champion_scores) for r in ev.rows)
-    lines = ev.message.splitlines()
-    assert len(lines) == 3 and "2 models" in lines[0] and {line.split(":")[0].strip() for line in lines[1:]} == {
-        champion.model_id, challenger.model_id}
-    assert store.read("evaluations").count() == 2
-    with pytest.raises(ConfigError, match=f"scored by several models .*{champion.model_id}.*--model-id"):
-        build_report(store, cfg, D5, D7)
-    assert build_report(store, build_job_config(ScoreJobConfig, {**config, "score": {"model_id": challenger.model_id}}),
-                        D5, D7).summary["models"] == challenger.model_id
