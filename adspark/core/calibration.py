@@ -334,7 +334,8 @@ def fuse(
 
     Only the detectors that judged a row count as tests: a detector with no verdict there (no
     ``event_count`` for the profile, a model on the nights it was fitted on, a baseline still
-    warming up) neither adds to the multiplicity nor to Fisher's degrees of freedom.
+    warming up, ``stuck``, ``silence`` and ``extreme`` where their event did not happen) neither
+    adds to the multiplicity nor to Fisher's degrees of freedom.
 
     Args:
         p: Shape (n, k), values in (0, 1] (1 where a detector gave no verdict).
