@@ -26,7 +26,7 @@ from adspark.session import is_connect, session_conf
 from schemas import TABLES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
     from pyspark.sql.types import StructType
 
 
@@ -453,12 +453,7 @@ class TableStore:
         )
         if tag is not None:
             writer = writer.option("userMetadata", tag)
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        with kill_point(table, self.path(table)), writer_settings(self.spark, table):
-            with_delta_retry(lambda: writer.save(self.path(table)))
-        self.commits[table] += 1
-        self.register(table)
+        self._save(writer, table, partition_by)
 
     def append(self, df: "DataFrame", table: str, partition_by: tuple[str, ...] = ()) -> None:
         """Append rows (for logs such as ``runs``); retries Delta conflicts. Columns added by a
@@ -466,6 +461,11 @@ class TableStore:
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true").options(
             **self._creation_options(table)
         )
+        self._save(writer, table, partition_by)
+
+    def _save(self, writer: "DataFrameWriter", table: str, partition_by: tuple[str, ...]) -> None:
+        """Save a prepared Delta writer to ``table`` (retrying Delta conflicts), count the commit
+        and register the table."""
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         with kill_point(table, self.path(table)), writer_settings(self.spark, table):
