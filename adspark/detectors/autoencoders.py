@@ -111,7 +111,10 @@ class _Reconstruction:
                 y = model(tf.reshape(b, (-1, width)) if flat else b, training=False)
                 return tf.tensordot(tf.square(b - tf.reshape(y, tf.shape(b))), weights, axes=[[1], [0]])
 
-            self._errors = tf.function(errors, reduce_retracing=True)
+            # one trace per model: any batch size (a shape-relaxing retrace per new model would
+            # add up across the models of one process and set off TensorFlow's retracing warning)
+            spec = tf.TensorSpec((None, *self.shape_), tf.float32)
+            self._errors = tf.function(errors, input_signature=[spec])
         outs = [self._errors(tf.constant(w[i : i + batch_size])).numpy() for i in range(0, len(w), batch_size)]
         return np.concatenate(outs) if outs else np.empty((0, self.shape_[1]), np.float32)
 

@@ -134,6 +134,20 @@ def test_recency_weighting_makes_a_window_speak_for_its_newest_steps():
     assert np.argmax(recent.feature_errors(late)[0]) == 1
 
 
+@pytest.mark.parametrize("cls", [DenseAutoencoder, LSTMAutoencoder])
+def test_an_autoencoders_errors_compile_once_for_every_batch_size(cls):
+    # a retrace per new batch shape adds up over the models a nightly trains in one process
+    # (TensorFlow then warns of frequent retracing); one input signature serves every size
+    det = cls()
+    det.restore({"model": det._network(4, 3)}, (4, 3))
+    x = np.random.default_rng(0).normal(size=(50, 4, 3)).astype(np.float32)
+    sizes = (50, 7, 1, 33)
+    errors = [det.feature_errors(x[:n], batch_size=16) for n in sizes]
+    assert [len(e) for e in errors] == list(sizes)
+    np.testing.assert_allclose(errors[1], errors[0][:7], rtol=1e-5)
+    assert det._errors.experimental_get_tracing_count() == 1
+
+
 def test_config_key_of_a_model_registered_before_the_new_detector_options_is_unchanged():
     from pathlib import Path
 
