@@ -36,6 +36,13 @@ def test_petastorm_feed_delivers_every_row_once_per_epoch(feed, data):
     assert feed.shard_rows(2) == 501
 
 
+def test_petastorm_feed_turns_tf_data_autotuning_off(feed):
+    # an autotuned iterator's deletion waited 15-20 s for its optimization thread in Horovod processes
+    with feed.dataset(0, 2, batch_size=100, repeat=True) as ds:
+        assert ds.options().autotune.enabled is False
+        assert next(iter(ds)).shape == (100, 12)
+
+
 def test_horovod_two_processes_train_on_petastorm(feed, data):
     params = LoopParams(epochs=4, batch_size=64, hidden=(16,), bottleneck=3, seed=1)
     results = HorovodSparkBackend(num_proc=2).run(train_reconstruction, (feed, params))
