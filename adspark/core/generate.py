@@ -16,6 +16,7 @@ Injected anomalies (ground truth in the labels table): ``spike``, ``level_shift`
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +99,9 @@ class _Profile:
     chan_probs: np.ndarray
 
 
+@functools.lru_cache(maxsize=4096)
 def _profile(spec: GeneratorSpec, entity: int) -> _Profile:
+    """Entity ``entity``'s normal behaviour (the same every day: cached)."""
     r = _rng(spec.seed, 1, entity)
     mean_per_day = spec.events / (spec.entities * spec.days)
     rate = mean_per_day * float(r.lognormal(0.0, 0.5)) / np.exp(0.125)
@@ -207,6 +210,22 @@ def generate_entity_day(
         Columns :data:`EVENT_COLUMNS`; ``event_time`` naive UTC (microseconds), ``event_date``
         a ``datetime.date``. Includes invalid rows at ``spec.bad_row_fraction``.
     """
+    return events_of([entity_day_columns(spec, entity, day, anomalies)])
+
+
+def events_of(parts: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One frame of :data:`EVENT_COLUMNS` from the column arrays of several entity-days, in order
+    (what :func:`generate_entity_day` returns for each, concatenated)."""
+    return pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in EVENT_COLUMNS})
+
+
+def entity_day_columns(
+    spec: GeneratorSpec, entity: int, day: int, anomalies: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """The column arrays of :func:`generate_entity_day` (n rows each, keyed by
+    :data:`EVENT_COLUMNS`): a Spark task generating thousands of entity-days builds one frame
+    per batch of them with :func:`events_of` instead of one each (a frame costs about as much as
+    drawing the day's events)."""
     p = _profile(spec, entity)
     r = _rng(spec.seed, 3, entity, day)
     anomalies = [
@@ -255,47 +274,49 @@ def generate_entity_day(
     channel = np.array(CHANNELS, dtype=object)[r.choice(len(CHANNELS), size=n, p=p.chan_probs)]
 
     name = entity_name(entity)
-    frame = pd.DataFrame(
-        {
-            "event_id": [f"{name}-{day:04d}-{i:06d}" for i in range(n)],
-            "event_time": pd.to_datetime(times),
-            "user_id": name,
-            "amount": np.round(amount, 2),
-            "latency_ms": np.round(latency, 1),
-            "category": category,
-            "channel": channel,
-            "event_date": date,
-        }
-    )
-    return _inject_bad_rows(frame, spec.bad_row_fraction, r)
+    columns = {
+        "event_id": np.array([f"{name}-{day:04d}-{i:06d}" for i in range(n)], dtype=object),
+        "event_time": times,
+        "user_id": np.full(n, name, dtype=object),
+        "amount": np.round(amount, 2),
+        "latency_ms": np.round(latency, 1),
+        "category": category.astype(object),
+        "channel": channel,
+        "event_date": np.full(n, date, dtype=object),
+    }
+    return _inject_bad_rows(columns, spec.bad_row_fraction, r)
 
 
-def _inject_bad_rows(frame: pd.DataFrame, fraction: float, r: np.random.Generator) -> pd.DataFrame:
-    n = len(frame)
+_FAR_FUTURE = np.datetime64("2199-01-01", "us")
+
+
+def _inject_bad_rows(
+    columns: dict[str, np.ndarray], fraction: float, r: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Replace a ``fraction`` of the rows by invalid ones (a duplicate is appended at the end)."""
+    n = len(columns["event_id"])
     if n == 0 or fraction <= 0:
-        return frame
+        return columns
     bad = np.flatnonzero(r.random(n) < fraction)
     if bad.size == 0:
-        return frame
-    frame = frame.astype({"user_id": object})
+        return columns
+    columns = {k: v.copy() for k, v in columns.items()}
     kinds = r.choice(len(BAD_ROW_KINDS), size=bad.size)
     dupes = []
     for row, k in zip(bad, kinds):
         kind = BAD_ROW_KINDS[k]
         if kind == "null_entity":
-            frame.at[row, "user_id"] = None
+            columns["user_id"][row] = None
         elif kind == "nan_amount":
-            frame.at[row, "amount"] = np.nan
+            columns["amount"][row] = np.nan
         elif kind == "negative_amount":
-            frame.at[row, "amount"] = -abs(frame.at[row, "amount"]) - 1.0
+            columns["amount"][row] = -abs(columns["amount"][row]) - 1.0
         elif kind == "inf_latency":
-            frame.at[row, "latency_ms"] = np.inf
+            columns["latency_ms"][row] = np.inf
         elif kind == "future_timestamp":
-            frame.at[row, "event_time"] = pd.Timestamp("2199-01-01") + pd.Timedelta(
-                seconds=int(row)
-            )
+            columns["event_time"][row] = _FAR_FUTURE + np.timedelta64(int(row), "s")
         else:
             dupes.append(row)
     if dupes:
-        frame = pd.concat([frame, frame.iloc[dupes]], ignore_index=True)
-    return frame
+        columns = {k: np.concatenate([v, v[dupes]]) for k, v in columns.items()}
+    return columns
