@@ -293,14 +293,14 @@ _FAR_FUTURE = np.datetime64("2199-01-01", "us")
 def _inject_bad_rows(
     columns: dict[str, np.ndarray], fraction: float, r: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Replace a ``fraction`` of the rows by invalid ones (a duplicate is appended at the end)."""
+    """Replace a ``fraction`` of the rows by invalid ones, in place (the arrays are the caller's
+    own); a duplicate is appended at the end."""
     n = len(columns["event_id"])
     if n == 0 or fraction <= 0:
         return columns
     bad = np.flatnonzero(r.random(n) < fraction)
     if bad.size == 0:
         return columns
-    columns = {k: v.copy() for k, v in columns.items()}
     kinds = r.choice(len(BAD_ROW_KINDS), size=bad.size)
     dupes = []
     for row, k in zip(bad, kinds):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+import numpy as np
 import pandas as pd
 
 from adspark.config import GenerateJobConfig
@@ -49,7 +50,7 @@ def events_frame(store: TableStore, spec: GeneratorSpec, anomalies: pd.DataFrame
     def gen(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from adspark.core.generate import entity_name
 
-        pending: list[dict] = []
+        pending: list[dict[str, np.ndarray]] = []
         size = 0
         for batch in batches:
             for entity, day in zip(batch["entity"].to_numpy(), batch["day"].to_numpy()):
