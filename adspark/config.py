@@ -764,7 +764,7 @@ class CalibrationConfig(Strict):
     )
 
 
-Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]
+Detector = Literal["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile", "neighbor"]
 
 
 class AlertsConfig(Strict):
@@ -780,7 +780,8 @@ class AlertsConfig(Strict):
     enabled: bool = True
     level: float = Field(default=1e-5, gt=0, lt=1, description="alert when the fused probability is below this")
     detectors: list[Detector] = Field(
-        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"],
+        default_factory=lambda: ["model", "level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile",
+                                 "neighbor"],
         min_length=1
     )
     fusion: Literal["bonferroni", "fisher"] = "bonferroni"
@@ -795,6 +796,11 @@ class AlertsConfig(Strict):
         description="history before level, diff and extreme give verdicts (at most window.scaling.entity_head)",
     )
     min_visits: int = Field(default=3, ge=1, description="visits of a seasonal slot before it gives verdicts")
+    neighbor_horizon: str = Field(
+        default="7d",
+        description="how far back the neighbor detector looks for the nearest earlier stretch of a window's length "
+        "(at least the warmup and two windows)",
+    )
     extreme_tolerance: float = Field(default=0.1, ge=0, description="share of the running range a value may exceed it")
     clip: float = Field(default=3.0, gt=0, description="winsorizing bound of the baselines, in sigmas")
     features: list[str] | None = Field(
@@ -851,7 +857,7 @@ class AlertsConfig(Strict):
             raise ValueError(f"detectors listed twice: {sorted({d for d in v if v.count(d) > 1})}")
         return v
 
-    @field_validator("level_halflife", "mix_halflife", "warmup")
+    @field_validator("level_halflife", "mix_halflife", "warmup", "neighbor_horizon")
     @classmethod
     def _duration(cls, v: str) -> str:
         parse_duration(v)

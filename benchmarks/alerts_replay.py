@@ -49,16 +49,19 @@ from adspark.core.window import WindowSpec, window_rows
 from adspark.pipeline.alerts import core_alert_params
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]
+MODEL_FREE = ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile", "neighbor"]
 
 # overrides of the alerts section; every variant also drops the model (it needs training)
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "silence", "mix", "profile"]},
-    "without silence": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "mix", "profile"]},
-    "without mix": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile"]},
-    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix"]},
-    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]},
+    "without stuck": {"detectors": ["level", "diff", "seasonal", "extreme", "silence", "mix", "profile", "neighbor"]},
+    "without silence": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "mix", "profile", "neighbor"]},
+    "without mix": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "profile", "neighbor"]},
+    "without profile": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "neighbor"]},
+    "without diff": {"detectors": ["level", "seasonal", "extreme", "stuck", "silence", "mix", "profile", "neighbor"]},
+    "without neighbor": {"detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]},
+    "neighbor horizon 1d": {"neighbor_horizon": "1d"},
+    "neighbor horizon 30d": {"neighbor_horizon": "30d"},
     "mix half-life 1d": {"mix_halflife": "1d"},
     "mix half-life 30d": {"mix_halflife": "30d"},
     "counts anscombe": {"counts": "anscombe"},

@@ -51,6 +51,7 @@ from adspark.core.calibration import (
     pareto_tail,
 )
 from adspark.core.heads import in_sample
+from adspark.core.neighbor import neighbor_distances, new_neighbor_buffer
 from adspark.core.profile import PROFILE_FEATURE, expected_counts, new_profile_buffer, window_profiles_many
 from adspark.core.streaming import (
     BASELINES,
@@ -70,7 +71,7 @@ from adspark.core.streaming import (
     undefined_when_empty,
 )
 
-DETECTORS = ("model",) + BASELINES + ("profile",)
+DETECTORS = ("model",) + BASELINES + ("profile", "neighbor")
 # detectors whose evidence is already a tail probability under the entity's own law: not
 # recalibrated (no calibration state), not floored by the normal law of a z
 SELF_CALIBRATED = frozenset({"stuck", "silence"})
@@ -80,6 +81,9 @@ ONE_SERIES = frozenset({"profile", "silence"})
 # `stuck` and `silence` do (a repeat, an empty run): elsewhere their p is 1 by construction, so
 # they are no test in the fusion; their calibration still learns from every window
 EVENT_ONLY = frozenset({"extreme"})
+# detectors whose raw score is a distance or an error, not a z: calibrated on the log scale, and
+# not floored by the normal law of a z
+DISTANCES = frozenset({"model", "neighbor"})
 ALERT_COLUMNS = (
     "p_value", "score", "threshold", "is_anomaly", "alert", "driver", "driver_feature", "actual",
     "expected_low", "expected_high",
@@ -133,6 +137,8 @@ class AlertParams:
         cooldown_seconds: An anomalous window starting within this of the end of the entity's
             last anomalous window extends its alert instead of raising a new one
             (:func:`adspark.core.calibration.alert_onsets`).
+        neighbor_horizon: Buckets the ``neighbor`` detector searches back
+            (:mod:`adspark.core.neighbor`).
     """
 
     features: tuple[str, ...]
@@ -155,6 +161,7 @@ class AlertParams:
     measure_evidence: str = "sustained"
     means: str = "weighted"
     cooldown_seconds: float = 0.0
+    neighbor_horizon: int = 2016
 
     @functools.cached_property
     def baseline_features(self) -> np.ndarray:
@@ -194,6 +201,14 @@ class AlertParams:
                           & self.baseline_features)
 
     @functools.cached_property
+    def neighbor_features(self) -> np.ndarray:
+        """What the ``neighbor`` detector judges, shape (F,): the plain measures the baselines
+        judge, not counts, sums or event-weighted means (whose bucket-to-bucket noise is that of
+        the bucket's events, not of the entity's pattern)."""
+        plain = ~(self.counts | self.sum_features | self.mean_features)
+        return _read_only(plain & self.baseline_features)
+
+    @functools.cached_property
     def silence_features(self) -> np.ndarray:
         """What the ``silence`` detector judges, shape (F,): the entity's activity
         (``event_count``) when it is a feature the baselines judge; a category going quiet is
@@ -220,6 +235,8 @@ def new_state(params: AlertParams) -> dict[str, np.ndarray]:
             state[f"cal_{d}_{k}"] = v
     if "profile" in params.detectors:
         state.update(new_profile_buffer(params.n_steps))
+    if "neighbor" in params.detectors and params.neighbor_features.any():
+        state.update(new_neighbor_buffer(params.neighbor_horizon, int(params.neighbor_features.sum())))
     state["cursor"] = np.array([-np.inf])  # end of the last bucket learned (epoch seconds)
     state["last_anomalous_end"] = np.array([-np.inf])  # end of the last anomalous window (epoch seconds)
     state["first_seen"] = np.array([-np.inf])  # start of the first non-empty bucket (epoch seconds; -inf: none yet)
@@ -363,6 +380,33 @@ def _profile_raw(batch: _Batch, nights: Sequence[_Night], params: AlertParams) -
         peak = np.maximum.reduceat(gap, first)
         at_peak = np.where(gap == np.repeat(peak, lengths), np.arange(len(gap)), len(gap))
         rows[filled, j] = np.minimum.reduceat(at_peak, first)
+    return raw, rows
+
+
+def _neighbor_raw(batch: _Batch, nights: Sequence[_Night], params: AlertParams) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbor detector's evidence (:mod:`adspark.core.neighbor`), shaped as a baseline's:
+    (N, F) with the judged features filled, and the bucket row that explains it (the window's
+    newest new bucket; global). A window needs the baselines' warm-up in earlier stretches
+    (``baselines.min_buckets``). Advances each night's buffer."""
+    n, f = len(batch.starts), len(params.features)
+    raw, rows = np.full((n, f), np.nan), np.full((n, f), -1, dtype=np.int64)
+    judged = params.neighbor_features
+    if not judged.any() or not n:
+        return raw, rows
+    w = params.n_steps
+    grids = np.stack([np.asarray(v, np.float64).reshape(w, f)[:, judged] for v in batch.cols["raw_values"]])
+    bounds = batch.bounds
+    for e, night in enumerate(nights):
+        a, b = batch.windows[e], batch.windows[e + 1]
+        r0, r1 = batch.rows[e], batch.rows[e + 1]
+        buffer = {k: night.state[k] for k in ("neighbor_x", "neighbor_t")}
+        d, after = neighbor_distances(buffer, grids[a:b], batch.starts[a:b], batch.values[r0:r1][:, judged],
+                                      batch.times[r0:r1], params.bucket_seconds, params.neighbor_horizon,
+                                      params.baselines.min_buckets)
+        night.state.update(after)
+        raw[a:b, judged] = d
+    newest = np.where(bounds[1:] > bounds[:-1], bounds[1:] - 1, -1)
+    rows[:, judged] = newest[:, None]
     return raw, rows
 
 
@@ -536,7 +580,7 @@ def _steps(
             continue
         cals = [{"recent": n.state[f"cal_{d}_recent"], "stats": n.state[f"cal_{d}_stats"]} for n in nights]
         # the model's scores are error-like (log scale); the baselines' are z-like
-        results = calibrate_many(batch.parts(evidence[j][0]), cals, params.calibration, log=d == "model")
+        results = calibrate_many(batch.parts(evidence[j][0]), cals, params.calibration, log=d in DISTANCES)
         calibrated[d] = np.concatenate([p for p, _ in results])
         for night, (_, cal) in zip(nights, results, strict=True):
             night.state[f"cal_{d}_recent"], night.state[f"cal_{d}_stats"] = cal["recent"], cal["stats"]
@@ -564,6 +608,8 @@ def _evidence(
             raw, rows = _profile_raw(batch, nights, params)
         elif d == "mix":
             raw, rows = _mix_evidence(batch, n, params)
+        elif d == "neighbor":
+            raw, rows = _neighbor_raw(batch, nights, params)
         elif d in ("stuck", "silence"):  # the longest run in the window (deviates grow along a run: no sum)
             raw, rows = _window_evidence(batch.out.z[d], batch.owner, n, combine=False)
             judged = params.silence_features if d == "silence" else used
@@ -617,10 +663,11 @@ def _judge(
             continue
         # evidence must also be unlikely under the baseline's own normal law (|z| large): a sparse
         # feature whose usual z is 0 is not alarming at z = 1, however rare that is for it
-        if d not in SELF_CALIBRATED:
+        if d not in SELF_CALIBRATED | DISTANCES:
             p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-        tests = 1 if d in ONE_SERIES else int(params.share_features.sum()) if d == "mix" else int(used.sum())
+        tests = (1 if d in ONE_SERIES else int(params.share_features.sum()) if d == "mix"
+                 else int(params.neighbor_features.sum()) if d == "neighbor" else int(used.sum()))
         probs[:, j] = np.minimum(1.0, tests * p[every, best])
         driving[:, j] = rows[every, best] * f + best
     fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))
