@@ -267,14 +267,15 @@ def baselines(series: list[Series], scorers: list[Scorer]) -> dict:
 ALERT_VARIANTS = {
     "every detector, bonferroni (the default)": {},
     "every detector, fisher": {"fusion": "fisher"},
-    "model-free (level, diff, seasonal, extreme, stuck, silence, mix, profile)": {
-        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile"]},
+    "model-free (level, diff, seasonal, extreme, stuck, silence, mix, profile, neighbor)": {
+        "detectors": ["level", "diff", "seasonal", "extreme", "stuck", "silence", "mix", "profile", "neighbor"]},
     "model alone": {"detectors": ["model"]},
     "level alone": {"detectors": ["level"]},
     "diff alone": {"detectors": ["diff"]},
     "seasonal alone": {"detectors": ["seasonal"]},
     "extreme alone": {"detectors": ["extreme"]},
     "stuck alone": {"detectors": ["stuck"]},
+    "neighbor alone": {"detectors": ["neighbor"]},
     "level + extreme": {"detectors": ["level", "extreme"]},
     "every detector, bonferroni, cold start at T0 (no replay of the probationary nights)": {},
 }

@@ -147,3 +147,18 @@ def test_the_neighbor_detector_judges_plain_measures_only() -> None:
     assert state["neighbor_x"].size == params.neighbor_horizon and "cal_neighbor_stats" in state
     counts_only = dataclasses.replace(PARAMS, features=("event_count",))
     assert "neighbor_x" not in new_state(counts_only)
+
+
+def test_the_horizon_is_a_checked_duration_and_holds_the_warmup_and_two_windows() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from adspark.config import AlertsConfig
+    from adspark.pipeline.alerts import core_alert_params
+
+    with pytest.raises(ValidationError, match="neighbor_horizon"):
+        AlertsConfig(neighbor_horizon="a week")
+    week = core_alert_params(AlertsConfig(), ("value_mean",), 24, 1, 300)
+    assert week.neighbor_horizon == 7 * 288
+    short = core_alert_params(AlertsConfig(neighbor_horizon="1h"), ("value_mean",), 24, 1, 300)
+    assert short.neighbor_horizon == 288 + 2 * 24  # the 1-day warm-up's stretches, and two windows
