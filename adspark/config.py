@@ -801,6 +801,11 @@ class AlertsConfig(Strict):
         description="how far back the neighbor detector looks for the nearest earlier stretch of a window's length "
         "(at least the warmup and two windows)",
     )
+    neighbor_max_buckets: int = Field(
+        default=4032, ge=1,
+        description="bound on the buckets the neighbor detector keeps and searches per feature (4032: two weeks of "
+        "5-minute buckets), so short buckets do not make a week's history huge",
+    )
     extreme_tolerance: float = Field(default=0.1, ge=0, description="share of the running range a value may exceed it")
     clip: float = Field(default=3.0, gt=0, description="winsorizing bound of the baselines, in sigmas")
     features: list[str] | None = Field(

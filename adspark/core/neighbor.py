@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 MAD_SIGMA = 1.4826
+QUERY_CHUNK = 1024  # windows compared with the candidates at once
 
 
 def new_neighbor_buffer(horizon: int, width: int) -> dict[str, np.ndarray]:
@@ -90,23 +91,27 @@ def neighbor_distances(
     first_t = cand_t[:, :, 0]  # (L - W + 1, K)
     whole = np.all(cand_t == first_t[:, :, None] + offsets, axis=2)  # every bucket real, contiguous
     span = w * float(bucket_seconds)
-    window_end = window_start + span
-    # a candidate ends before the window starts and starts within the horizon of its end
-    ok_time = ((first_t[None, :, :] + span <= window_start[:, None, None])
-               & (first_t[None, :, :] >= window_end[:, None, None] - horizon * float(bucket_seconds)))
+    reach = horizon * float(bucket_seconds)
     for j in range(k):
-        q = queries[:, :, j]
-        asked = np.all(np.isfinite(q), axis=1)
         usable = whole[:, j]
-        if not asked.any() or not usable.any():
+        if not usable.any():
             continue
-        c = cand_x[usable, j, :]
+        c, c_start = cand_x[usable, j, :], first_t[usable, j]
         center = float(np.median(c[:, -1]))
-        qc, cc = np.where(asked[:, None], q, center) - center, c - center
-        d2 = (qc * qc).sum(axis=1)[:, None] + (cc * cc).sum(axis=1)[None, :] - 2.0 * qc @ cc.T
-        allowed = ok_time[:, usable, j]
-        d2 = np.where(allowed, np.maximum(d2, 0.0), np.inf)
-        best = d2.min(axis=1)
-        found = asked & np.isfinite(best) & (allowed.sum(axis=1) >= min_candidates)
-        raw[found, j] = np.sqrt(best[found] / w) / scale[j]
+        cc = c - center
+        c_norm = (cc * cc).sum(axis=1)
+        for a in range(0, n, QUERY_CHUNK):  # bounded memory: a chunk of windows x every candidate
+            b = min(a + QUERY_CHUNK, n)
+            q = queries[a:b, :, j]
+            asked = np.all(np.isfinite(q), axis=1)
+            if not asked.any():
+                continue
+            qc = np.where(asked[:, None], q, center) - center
+            # a candidate ends before the window starts and starts within the horizon of its end
+            allowed = ((c_start[None, :] + span <= window_start[a:b, None])
+                       & (c_start[None, :] >= window_start[a:b, None] + span - reach))
+            d2 = (qc * qc).sum(axis=1)[:, None] + c_norm[None, :] - 2.0 * qc @ cc.T
+            best = np.where(allowed, np.maximum(d2, 0.0), np.inf).min(axis=1)
+            found = asked & np.isfinite(best) & (allowed.sum(axis=1) >= min_candidates)
+            raw[a + np.flatnonzero(found), j] = np.sqrt(best[found] / w) / scale[j]
     return raw, after

@@ -156,7 +156,7 @@ def core_alert_params(
         baseline_only=_baseline_features(cfg, features), sums=cfg.sums,
         measure_evidence=cfg.measure_evidence, means=cfg.means, cooldown_seconds=float(cfg.cooldown_seconds),
         # the horizon holds the warm-up's candidate stretches and two windows more
-        neighbor_horizon=max(-(-parse_duration(cfg.neighbor_horizon) // bucket_seconds),
+        neighbor_horizon=max(min(-(-parse_duration(cfg.neighbor_horizon) // bucket_seconds), cfg.neighbor_max_buckets),
                              max(int(warmup // bucket_seconds), 1) + 2 * n_steps),
     )
 

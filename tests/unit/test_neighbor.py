@@ -76,6 +76,21 @@ def test_no_verdict_for_a_window_with_a_missing_value_and_no_stretch_through_one
     np.testing.assert_array_equal(kept_x, np.nan_to_num(x[-horizon:]))
 
 
+def test_windows_are_compared_in_chunks_with_the_same_result() -> None:
+    from adspark.core import neighbor
+
+    rng = np.random.default_rng(4)
+    x = np.round(rng.normal(0.0, 1.0, 3000), 1)
+    q, starts, values, times = _night(x, 0, 5)
+    whole, _ = neighbor_distances(new_neighbor_buffer(500, 1), q, starts, values, times, HOUR, 500, 10)
+    assert len(q) > 2 * neighbor.QUERY_CHUNK and np.isfinite(whole[100:]).all()
+    # one window at a time gives the same distances as chunks of QUERY_CHUNK
+    for i in (0, 50, 1023, 1024, 2500, len(q) - 1):
+        one, _ = neighbor_distances(new_neighbor_buffer(500, 1), q[i : i + 1], starts[i : i + 1], values, times, HOUR,
+                                    500, 10)
+        np.testing.assert_allclose(one, whole[i : i + 1], rtol=1e-12)
+
+
 def test_candidates_older_than_the_horizon_are_not_searched() -> None:
     w = 2
     x = np.r_[[9.0, 9.0], np.zeros(30), [9.0, 9.0]]  # (9, 9) seen once, 32 buckets before it recurs
@@ -162,3 +177,5 @@ def test_the_horizon_is_a_checked_duration_and_holds_the_warmup_and_two_windows(
     assert week.neighbor_horizon == 7 * 288
     short = core_alert_params(AlertsConfig(neighbor_horizon="1h"), ("value_mean",), 24, 1, 300)
     assert short.neighbor_horizon == 288 + 2 * 24  # the 1-day warm-up's stretches, and two windows
+    seconds = core_alert_params(AlertsConfig(warmup="5min"), ("s1_mean",), 6, 1, 5)
+    assert seconds.neighbor_horizon == 4032  # a week of 5-second buckets is bounded
