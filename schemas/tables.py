@@ -180,7 +180,7 @@ SCORES = TableSchema(
           "over the detectors (null without adaptive alerts)"),
         Col("alert", "boolean", False, "an alert fires here: the first anomalous window of a run"),
         Col("driver", "string", True, "detector with the smallest probability (model, level, diff, "
-          "seasonal, extreme, stuck, silence, mix, profile)"),
+          "seasonal, extreme, stuck, silence, mix, profile, neighbor)"),
         Col("driver_feature", "string", True, "feature that drove it"),
         Col("actual", "double", True, "value of that feature at the window's most unusual bucket"),
         Col("expected_low", "double", True, "lower end of the expected range there (baseline - 3 sigma)"),
