@@ -252,7 +252,10 @@ def _explain(name: str, intervals: pd.DataFrame, plan: pd.DataFrame) -> None:
 
 
 def _nab_series(args: tuple) -> dict[str, np.ndarray]:
-    """-log10 p per row of one series under every variant (worker)."""
+    """-log10 p per row of one series under every variant (worker): the job's windows (the
+    benchmark's ``NAB_WINDOW`` buckets of 5 minutes, stride 1); a row's score is that of the window
+    ending at its bucket, as in the job's NAB benchmark."""
+    from benchmarks.quality import NAB_WINDOW
     from benchmarks.quality_nab import row_times
 
     s, variants = args
@@ -262,7 +265,7 @@ def _nab_series(args: tuple) -> dict[str, np.ndarray]:
     values = pd.Series(np.nan, index=grid)
     values[t] = s.value
     features = ("value_mean",)
-    wspec = WindowSpec(1, 1, 300, features)
+    wspec = WindowSpec(NAB_WINDOW, 1, 300, features)
     raw = values.to_numpy(np.float64)[:, None]
     rows = window_rows(s.name, pd.Series(grid), raw, raw, wspec, grid[0].date(), grid[-1].date())
     windows = pd.DataFrame({
@@ -271,13 +274,14 @@ def _nab_series(args: tuple) -> dict[str, np.ndarray]:
         "model_score": np.nan,
     })
     row_of = {ts: i for i, ts in enumerate(t)}
+    last_bucket = pd.Timedelta(minutes=5 * (NAB_WINDOW - 1))
     out = {}
     for name, params in variants.items():
         scored, _ = alert_nights(windows, None, params)
         severity = np.full(len(s.value), np.nan)
         flags = np.zeros(len(s.value), dtype=bool)
-        for start, score, alert in zip(scored["window_start"], scored["score"], scored["alert"], strict=True):
-            i = row_of.get(pd.Timestamp(start))
+        for start, score, alert in zip(scored["window_start"], scored["score"], scored["is_anomaly"], strict=True):
+            i = row_of.get(pd.Timestamp(start) + last_bucket)
             if i is not None:
                 severity[i], flags[i] = score, bool(alert)
         out[name] = (severity, flags)
@@ -287,26 +291,31 @@ def _nab_series(args: tuple) -> dict[str, np.ndarray]:
 def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = False) -> list[dict]:
     """Replay every variant on NAB's 31 series; one result row per variant. ``explain``: also
     print, per series, its labeled windows and each variant's windows caught / false alerts."""
-    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, per_series, per_series_table, sweep
+    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, onsets, per_series, per_series_table, sweep
 
     series = load_series()
-    params = {n: core_alert_params(c, ("value_mean",), 1, 1, 300) for n, c in variants.items()}
+    from benchmarks.quality import NAB_WINDOW
+
+    params = {n: core_alert_params(c, ("value_mean",), NAB_WINDOW, 1, 300) for n, c in variants.items()}
     t0 = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
         per_series_rows = list(pool.map(_nab_series, [(s, params) for s in series]))
     seconds = time.perf_counter() - t0
     scorers = [Scorer.of(s) for s in series]
-    results = []
+    results, alerts = [], {}
     for name, cfg in variants.items():
-        flags = [r[name][1] for r in per_series_rows]  # the job's alerts (onsets, with its cooldown)
+        # as the job's NAB benchmark scores them: alert onsets of the rows' anomalous flags, with the
+        # cooldown in rows (the core's own onsets count a cooldown from a window's end, W buckets on)
+        cooldown = cfg.cooldown_seconds // 300
+        flags = alerts[name] = [onsets(r[name][1], cooldown) for r in per_series_rows]
         severity = [r[name][0] / -np.log10(cfg.level) for r in per_series_rows]
         free = corpus_scores(scorers, flags)["standard"]
-        best = sweep(scorers, severity, onset=True, cooldown=cfg.cooldown_seconds // 300)["standard"]
+        best = sweep(scorers, severity, onset=True, cooldown=cooldown)["standard"]
         results.append({"variant": name, "label-free": round(free, 1), "corpus threshold": round(best["score"], 1),
                         "alerts": int(sum(f.sum() for f in flags))})
     print(f"nab: 31 series, {len(variants)} variants in {seconds:.0f} s")
     if explain:
-        counts = {name: per_series(series, scorers, [r[name][1] for r in per_series_rows]) for name in variants}
+        counts = {name: per_series(series, scorers, alerts[name]) for name in variants}
         header, *rows = per_series_table(counts)
         print(pd.DataFrame(rows, columns=header).to_string(index=False))
     return results
