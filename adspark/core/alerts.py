@@ -623,6 +623,16 @@ def _evidence(
     return evidence
 
 
+def _tests(detector: str, params: AlertParams) -> int:
+    """How many series a baseline-shaped detector judges (its smallest p is multiplied by it):
+    one for a detector of the entity's activity, else the features it judges."""
+    if detector in ONE_SERIES:
+        return 1
+    judged = {"mix": params.share_features, "neighbor": params.neighbor_features}.get(detector,
+                                                                                     params.baseline_features)
+    return int(judged.sum())
+
+
 def _judge(
     batch: _Batch, nights: Sequence[_Night], evidence: list[tuple[np.ndarray, np.ndarray | None]],
     calibrated: dict[str, np.ndarray], params: AlertParams,
@@ -636,7 +646,6 @@ def _judge(
     """
     starts = batch.starts
     n, f = len(starts), len(params.features)
-    used = params.baseline_features
     probs = np.ones((n, len(params.detectors)))
     verdict = np.zeros((n, len(params.detectors)), dtype=bool)  # which detectors judged each window
     model_feature: np.ndarray | None = None  # the model's most improbable feature per window
@@ -666,9 +675,7 @@ def _judge(
         if d not in SELF_CALIBRATED | DISTANCES:
             p = np.maximum(p, np.minimum(1.0, 2.0 * normal_sf(np.nan_to_num(raw, nan=0.0))))
         best = p.argmin(axis=1) if n else np.zeros(0, np.int64)
-        tests = (1 if d in ONE_SERIES else int(params.share_features.sum()) if d == "mix"
-                 else int(params.neighbor_features.sum()) if d == "neighbor" else int(used.sum()))
-        probs[:, j] = np.minimum(1.0, tests * p[every, best])
+        probs[:, j] = np.minimum(1.0, _tests(d, params) * p[every, best])
         driving[:, j] = rows[every, best] * f + best
     fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))
     anomalous = fused < params.level

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MAD_SIGMA = 1.4826
+from adspark.core.scaling import robust_sigma
+
 QUERY_CHUNK = 1024  # windows compared with the candidates at once
 
 
@@ -37,19 +38,8 @@ def new_neighbor_buffer(horizon: int, width: int) -> dict[str, np.ndarray]:
 
 def _scale(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Robust scale per feature of the buffered values that are real (``t`` finite), shape (K,):
-    1.4826 x MAD, else the standard deviation, else 1 (nothing, or one constant value, seen)."""
-    out = np.ones(x.shape[1])
-    for k in range(x.shape[1]):
-        seen = x[np.isfinite(t[:, k]), k]
-        if len(seen) < 2:
-            continue
-        mad = MAD_SIGMA * float(np.median(np.abs(seen - np.median(seen))))
-        std = float(seen.std())
-        if mad > 0:
-            out[k] = mad
-        elif std > 0:
-            out[k] = std
-    return out
+    :func:`adspark.core.scaling.robust_sigma`, else 1 (nothing, or one constant value, seen)."""
+    return np.array([robust_sigma(x[np.isfinite(t[:, k]), k]) or 1.0 for k in range(x.shape[1])])
 
 
 def neighbor_distances(

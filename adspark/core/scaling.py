@@ -26,6 +26,18 @@ SCALE_FLOOR = 0.01  # a scale is at least this share of the feature's largest tr
 ScalingMethod = Literal["robust", "zscore", "minmax", "none"]
 
 STATS_COLUMNS = ["entity", "feature", "center", "scale", "median", "iqr", "min", "max", "n"]
+MAD_SIGMA = 1.4826  # a normal law's sigma per median absolute deviation
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """A robust standard deviation of ``values`` (shape (n,), finite): 1.4826 x their median
+    absolute deviation, else (over half of them equal) their standard deviation; 0 when they are
+    all equal or fewer than two."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return 0.0
+    mad = float(np.median(np.abs(v - np.median(v))))
+    return MAD_SIGMA * mad if mad > 0 else float(v.std())
 
 
 def scale_floor(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from adspark.core.scaling import MAD_SIGMA, robust_sigma
+
 Method = Literal["quantile", "sigma", "distribution", "pot", "robust", "supervised"]
 CANDIDATES = ("gamma", "lognorm", "nct")
 
@@ -178,10 +180,8 @@ def fit_robust(scores: np.ndarray, k: float = 3.0) -> Threshold:
     log = bool((s > 0).all())
     v = np.log(s) if log else s
     median = float(np.median(v))
-    mad = float(np.median(np.abs(v - median)))
-    if mad == 0:
-        mad = float(np.std(v)) / 1.4826 or 1e-12
-    cut = median + k * 1.4826 * mad
+    mad = robust_sigma(v) / MAD_SIGMA or 1e-12  # the MAD, or its equivalent from the std when it is 0
+    cut = median + k * MAD_SIGMA * mad
     value = float(np.exp(cut)) if log else float(cut)
     return Threshold("robust", value, {"k": k, "scale": "log" if log else "raw", "median": median, "mad": mad})
 

@@ -453,8 +453,26 @@ def test_alert_nights_flag_a_spike_once_with_its_expected_range() -> None:
     assert not clean["alert"].any()
 
 
-def test_nights_one_by_one_equal_the_range_and_reruns_are_identical() -> None:
-    frame, params = _windows(6, 24 * 4 + 10)
+def _measure_windows(days: int, seed: int) -> tuple[pd.DataFrame, AlertParams]:
+    """Windows of 6 hourly buckets, stride 3, of a plain measure (:func:`_measure`), judged by
+    the baselines, ``stuck`` and ``neighbor`` (whose buffer carries the last 72 buckets)."""
+    t, x = _measure(24 * days, seed, decimals=1)
+    w, s = 6, 3
+    ends = [i for i in range(w - 1, len(t)) if i % s == s - 1]
+    frame = pd.DataFrame({
+        "window_start": [t[i - w + 1] for i in ends], "date": [t[i].date() for i in ends],
+        "raw_values": [x[i - w + 1 : i + 1].ravel() for i in ends], "model_score": np.nan,
+    })
+    params = AlertParams(features=("value_mean",), n_steps=w, stride=s, bucket_seconds=3600,
+                         detectors=("level", "diff", "seasonal", "extreme", "stuck", "neighbor"),
+                         baselines=BaselineParams(level_halflife=24),
+                         calibration=CalibrationParams(short=1, min_history=20), neighbor_horizon=72)
+    return frame, params
+
+
+@pytest.mark.parametrize("case", ["counts", "measure"])
+def test_nights_one_by_one_equal_the_range_and_reruns_are_identical(case: str) -> None:
+    frame, params = _windows(6, 24 * 4 + 10) if case == "counts" else _measure_windows(6, 8)
     whole, states = alert_nights(frame, None, params)
     state, parts = None, []
     for day in sorted(frame["date"].unique()):
@@ -471,6 +489,8 @@ def test_nights_one_by_one_equal_the_range_and_reruns_are_identical() -> None:
     for k, v in states[-1][1].items():
         np.testing.assert_array_equal(v, state[k])
         assert not np.isnan(v).any(), f"state {k} holds NaN (stored as null)"
+    if case == "measure":  # the neighbor's buffer is carried too
+        assert np.isfinite(state["neighbor_t"]).sum() == 72
 
 
 def test_new_state_shapes() -> None:

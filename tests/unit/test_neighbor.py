@@ -135,18 +135,9 @@ def test_a_never_seen_shape_of_ordinary_values_alerts_through_the_neighbor_detec
     assert not clean["alert"].any()
 
 
-def test_neighbor_nights_one_by_one_equal_the_range_and_many_entities_equal_each_alone() -> None:
+def test_many_entities_equal_each_alone() -> None:
+    # nights one by one equal the range, reruns identical: tests/unit/test_alerts.py ("measure")
     frame = _daily(6, 2, 24 * 4 + 3)
-    whole, states = alert_nights(frame, None, PARAMS)
-    state, parts = None, []
-    for day in sorted(frame["date"].unique()):
-        scored, after = alert_nights(frame[frame["date"] == day], state, PARAMS)
-        parts.append(scored)
-        state = after[-1][1]
-    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
-    for k, v in states[-1][1].items():
-        np.testing.assert_array_equal(v, state[k])
-        assert not np.isnan(v).any(), f"state {k} holds NaN (stored as null)"
     other = _daily(6, 3)
     windows = {"a": frame, "b": other[other["date"] != other["date"].iloc[40]]}
     together = alert_nights_many(windows, {}, PARAMS)
