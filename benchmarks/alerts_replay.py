@@ -11,10 +11,12 @@ Spark in minutes, on exactly the windows the job builds:
   first run replays them), intervals merged as the job merges them, matched with the planted
   anomalies on the nights after the anomaly-free ones. Reports intervals, recall, precision and
   recall per anomaly kind.
-- ``nab``: each series re-timed onto 5-minute buckets (:mod:`benchmarks.quality_nab`), one
-  ``value_mean`` per bucket (the padded start of the first day missing), windows of one bucket,
-  alert onsets scored with NAB's standard profile, at the label-free level and at NAB's corpus
-  threshold (the best one threshold on ``-log10 p`` over all series, which uses the labels).
+- ``nab``: each series at its own clock and in buckets of its own cadence, as the job's NAB
+  benchmark feeds it (:mod:`benchmarks.quality_nab`; ``--nab-clock rows``: every row on one
+  5-minute grid, the protocol before 2026-12-07), one ``value_mean`` per bucket (missing where no
+  row fell), the job's windows (``NAB_WINDOW`` buckets, stride 1), alert onsets scored with NAB's
+  standard profile, at the label-free level and at NAB's corpus threshold (the best one threshold
+  on ``-log10 p`` over all series, which uses the labels).
 
 A variant is a set of overrides of the ``alerts:`` config section (``VARIANTS``; validated as the
 job validates them). The model is left out (it needs training): figures are for the model-free
@@ -251,21 +253,20 @@ def _explain(name: str, intervals: pd.DataFrame, plan: pd.DataFrame) -> None:
 # --- NAB ----------------------------------------------------------------------------------------
 
 
-def _nab_series(args: tuple) -> dict[str, np.ndarray]:
-    """-log10 p per row of one series under every variant (worker): the job's windows (the
-    benchmark's ``NAB_WINDOW`` buckets of 5 minutes, stride 1); a row's score is that of the window
-    ending at its bucket, as in the job's NAB benchmark."""
+def _nab_series(args: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Severity (-log10 p) and anomalous flag per row of one series under every variant (worker):
+    the job's windows (the benchmark's ``NAB_WINDOW`` buckets of the series' own width, stride 1,
+    every bucket between its first and last row, NaN where it has no row); a row's score is that
+    of the window ending at its bucket, as in the job's NAB benchmark."""
     from benchmarks.quality import NAB_WINDOW
-    from benchmarks.quality_nab import row_times
 
     s, variants = args
-    t = row_times(s)
-    day0 = t[0].floor("D")
-    grid = pd.date_range(day0, t[-1], freq="5min")
-    values = pd.Series(np.nan, index=grid)
-    values[t] = s.value
-    features = ("value_mean",)
-    wspec = WindowSpec(NAB_WINDOW, 1, 300, features)
+    buckets = s.row_buckets
+    width = s.bucket
+    grid = pd.date_range(buckets.min().floor("D"), buckets.max(), freq=width)
+    values = pd.Series(s.value).groupby(buckets.to_numpy()).mean().reindex(grid)
+    seconds = int(width.total_seconds())
+    wspec = WindowSpec(NAB_WINDOW, 1, seconds, ("value_mean",))
     raw = values.to_numpy(np.float64)[:, None]
     rows = window_rows(s.name, pd.Series(grid), raw, raw, wspec, grid[0].date(), grid[-1].date())
     windows = pd.DataFrame({
@@ -273,30 +274,31 @@ def _nab_series(args: tuple) -> dict[str, np.ndarray]:
         "date": pd.to_datetime(rows.date).date, "raw_values": list(rows.raw_values.astype(np.float64)),
         "model_score": np.nan,
     })
-    row_of = {ts: i for i, ts in enumerate(t)}
-    last_bucket = pd.Timedelta(minutes=5 * (NAB_WINDOW - 1))
+    at_newest = pd.DatetimeIndex(windows["window_end"]) - width
+    at = pd.Index(at_newest.as_unit("ns")).get_indexer(buckets.as_unit("ns"))
+    ok = at >= 0
     out = {}
     for name, params in variants.items():
-        scored, _ = alert_nights(windows, None, params)
-        severity = np.full(len(s.value), np.nan)
-        flags = np.zeros(len(s.value), dtype=bool)
-        for start, score, alert in zip(scored["window_start"], scored["score"], scored["is_anomaly"], strict=True):
-            i = row_of.get(pd.Timestamp(start) + last_bucket)
-            if i is not None:
-                severity[i], flags[i] = score, bool(alert)
+        scored, _ = alert_nights(windows, None, params[seconds])
+        severity, flags = np.full(len(s.value), np.nan), np.zeros(len(s.value), dtype=bool)
+        severity[ok] = scored["score"].to_numpy(np.float64)[at[ok]]
+        flags[ok] = scored["is_anomaly"].to_numpy(bool)[at[ok]]
         out[name] = (severity, flags)
     return out
 
 
-def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = False) -> list[dict]:
+def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = False,
+            clock: str = "native") -> list[dict]:
     """Replay every variant on NAB's 31 series; one result row per variant. ``explain``: also
-    print, per series, its labeled windows and each variant's windows caught / false alerts."""
-    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, onsets, per_series, per_series_table, sweep
-
-    series = load_series()
+    print, per series, its labeled windows and each variant's windows caught / false alerts.
+    ``clock``: as :func:`benchmarks.quality_nab.load_series`."""
     from benchmarks.quality import NAB_WINDOW
+    from benchmarks.quality_nab import Scorer, corpus_scores, load_series, per_series, per_series_table, sweep
 
-    params = {n: core_alert_params(c, ("value_mean",), NAB_WINDOW, 1, 300) for n, c in variants.items()}
+    series = load_series(clock=clock)
+    widths = sorted({int(s.bucket.total_seconds()) for s in series})
+    params = {n: {w: core_alert_params(c, ("value_mean",), NAB_WINDOW, 1, w) for w in widths}
+              for n, c in variants.items()}
     t0 = time.perf_counter()
     with ProcessPoolExecutor(processes) as pool:
         per_series_rows = list(pool.map(_nab_series, [(s, params) for s in series]))
@@ -305,15 +307,15 @@ def run_nab(variants: dict[str, AlertsConfig], processes: int, explain: bool = F
     results, alerts = [], {}
     for name, cfg in variants.items():
         # as the job's NAB benchmark scores them: alert onsets of the rows' anomalous flags, with the
-        # cooldown in rows (the core's own onsets count a cooldown from a window's end, W buckets on)
-        cooldown = cfg.cooldown_seconds // 300
-        flags = alerts[name] = [onsets(r[name][1], cooldown) for r in per_series_rows]
+        # cooldown from the end of the last flagged row's bucket
+        cooldown = cfg.cooldown_seconds
+        flags = alerts[name] = [sc.onsets(r[name][1], cooldown) for sc, r in zip(scorers, per_series_rows)]
         severity = [r[name][0] / -np.log10(cfg.level) for r in per_series_rows]
         free = corpus_scores(scorers, flags)["standard"]
         best = sweep(scorers, severity, onset=True, cooldown=cooldown)["standard"]
         results.append({"variant": name, "label-free": round(free, 1), "corpus threshold": round(best["score"], 1),
                         "alerts": int(sum(f.sum() for f in flags))})
-    print(f"nab: 31 series, {len(variants)} variants in {seconds:.0f} s")
+    print(f"nab ({clock} clock): 31 series, {len(variants)} variants in {seconds:.0f} s")
     if explain:
         counts = {name: per_series(series, scorers, alerts[name]) for name in variants}
         header, *rows = per_series_table(counts)
@@ -331,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--explain", action="store_true",
                         help="demo: drivers of true and false intervals; nab: windows caught / false alerts per series")
     parser.add_argument("--entities", type=int, default=None, help="demo: fewer entities (quick look)")
+    parser.add_argument("--nab-clock", choices=("native", "rows"), default="native",
+                        help="nab: each series at its own timestamps and cadence (default), or every row on one "
+                        "5-minute grid (the protocol before 2026-12-07)")
     args = parser.parse_args(argv)
     project = load_yaml(args.config)
     base = project.get("alerts") or {}
@@ -342,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
                                         tuple(float(v) for v in args.levels.split(",") if v))).to_string(index=False))
     if "nab" in datasets:
         nab_cfg = {n: alerts_config({}, VARIANTS[n]) for n in chosen}
-        print(pd.DataFrame(run_nab(nab_cfg, args.processes, args.explain)).to_string(index=False))
+        print(pd.DataFrame(run_nab(nab_cfg, args.processes, args.explain, args.nab_clock)).to_string(index=False))
 
 
 if __name__ == "__main__":

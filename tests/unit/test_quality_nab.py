@@ -1,4 +1,4 @@
-"""The NAB part of the quality benchmark: data, re-timing, row mapping and vectorized scoring."""
+"""The NAB part of the quality benchmark: data, clocks and buckets, row mapping and vectorized scoring."""
 
 import numpy as np
 import pandas as pd
@@ -9,10 +9,12 @@ from benchmarks.quality_nab import (
     T0,
     Scorer,
     Series,
+    by_bucket,
+    cadence,
     events_frame,
     labels_frame,
     load_series,
-    onsets,
+    on_own_clock,
     per_series,
     per_series_table,
     row_scores,
@@ -25,6 +27,33 @@ def test_the_copied_corpus_is_nabs_31_series_with_53_windows():
     assert sum(len(s.value) for s in series) == 139_187
     assert sum(len(runs_of(s.labeled)) for s in series) == 53
     assert sum(not s.labeled.any() for s in series) == 5  # artificialNoAnomaly
+    widths = {str(w): [s.name for s in group] for w, group in by_bucket(series).items()}
+    assert {w: len(names) for w, names in widths.items()} == {
+        "0 days 00:05:00": 21, "0 days 00:10:00": 2, "0 days 00:30:00": 1, "0 days 01:00:00": 7}
+    assert widths["0 days 00:30:00"] == ["realKnownCause/nyc_taxi"]
+    for s in series:  # every series' first scored row falls in the week from T0, at its own hour and weekday
+        first = s.row_times[s.probation]
+        assert T0 <= first < T0 + pd.Timedelta(days=7)
+    rows = load_series(clock="rows")
+    assert all(s.bucket == STEP and s.row_times[s.probation] == T0 for s in rows)
+
+
+def test_a_series_keeps_its_clock_shifted_by_whole_weeks():
+    stamps = pd.DatetimeIndex(pd.date_range("2014-03-05 13:00", periods=100, freq="1h"))
+    moved = pd.DatetimeIndex(on_own_clock(stamps, 15))
+    assert ((moved - stamps) % pd.Timedelta(days=7) == pd.Timedelta(0)).all()
+    assert (moved.hour == stamps.hour).all() and (moved.dayofweek == stamps.dayofweek).all()
+    assert T0 <= moved[15] < T0 + pd.Timedelta(days=7)
+
+
+def test_the_bucket_is_the_narrowest_standard_width_covering_the_median_interval():
+    def at(minutes):
+        return pd.DatetimeIndex(pd.Timestamp("2014-01-01") + pd.to_timedelta(np.cumsum(minutes), unit="min"))
+
+    assert cadence(at([5] * 10)) == pd.Timedelta("5min")
+    assert cadence(at([1, 10, 10, 12, 9, 600])) == pd.Timedelta("10min")  # irregular: the median
+    assert cadence(at([0, 60, 60, 0, 60])) == pd.Timedelta("1h")  # repeated stamps are not intervals
+    assert cadence(at([1440, 1440])) == pd.Timedelta("1h")  # the widest there is
 
 
 def test_every_probation_ends_at_t0_on_a_regular_grid():
@@ -56,6 +85,19 @@ def test_a_rows_score_is_the_window_ending_at_its_bucket():
     assert th[9] == 1.5
 
 
+def test_rows_sharing_an_hourly_bucket_share_its_window_and_one_alert():
+    times = (T0 + pd.to_timedelta([0, 20, 40, 60, 130, 300], unit="min")).to_numpy("datetime64[ns]")
+    s = Series("h/r", np.zeros(6), np.zeros(6, bool), times, pd.Timedelta("1h"))
+    hour = pd.Timedelta("1h")
+    scores = pd.DataFrame({"window_end": [T0 + hour, T0 + 3 * hour], "score": [4.0, 6.0], "threshold": 1.0,
+                           "is_anomaly": [True, True]})
+    score, _, flag = row_scores(s, scores)
+    assert score[:3].tolist() == [4.0] * 3 and np.isnan(score[3]) and score[4] == 6.0 and np.isnan(score[5])
+    sc = Scorer.of(s)
+    assert np.flatnonzero(sc.onsets(flag)).tolist() == [0, 4]  # the bucket's three rows are one alert
+    assert np.flatnonzero(sc.onsets(flag, cooldown=3600)).tolist() == [0]  # 2:00 is within an hour of 1:00
+
+
 def _reference_raw(flags, windows, profile):
     """NAB's scoring as a plain loop: best detection per window, every other detection an FP."""
     win, value = nab_point_weights(len(flags), windows)
@@ -85,7 +127,9 @@ def test_vectorized_scoring_equals_the_reference_nab_score():
 
 
 def test_onsets_keep_the_first_row_of_each_run():
-    assert np.flatnonzero(onsets(np.array([0, 1, 1, 0, 1, 0, 0, 1, 1], bool))).tolist() == [1, 4, 7]
+    sc = Scorer.of(Series("i/q", np.zeros(9), np.zeros(9, bool)))
+    assert np.flatnonzero(sc.onsets(np.array([0, 1, 1, 0, 1, 0, 0, 1, 1], bool))).tolist() == [1, 4, 7]
+    assert np.flatnonzero(sc.onsets(np.array([0, 1, 1, 0, 1, 0, 0, 1, 1], bool), cooldown=300)).tolist() == [1, 7]
 
 
 def test_the_rolling_baseline_sees_a_spike_the_static_one_sees_a_drift():
