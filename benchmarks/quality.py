@@ -288,6 +288,9 @@ def main() -> None:
     parser.add_argument("--nab-center", action="store_true", help="nab: center each window on its mean")
     parser.add_argument("--nab-recency", type=float, default=None,
                         help="nab: weight the model's errors toward the newest buckets with this half-life (buckets)")
+    parser.add_argument("--nab-clock", choices=("native", "rows"), default="native",
+                        help="nab: each series at its own timestamps and cadence, or every row on one 5-minute grid "
+                        "(the protocol before 2026-12-07)")
     parser.add_argument("--nab-alerts", choices=("on", "off"), default="on",
                         help="nab: adaptive alerts (default) or the model's fitted thresholds alone")
     parser.add_argument("--threshold", default="pot", choices=("pot", "distribution", "quantile", "sigma", "robust"))
@@ -317,11 +320,11 @@ def main() -> None:
                 detector = {**NAB_DETECTOR, "epochs": args.epochs, "seed": SEED,
                             **({"recency_halflife": args.nab_recency} if args.nab_recency else {})}
                 result = run_nab(Path(tmp), args.nab_window, detector, threshold, _cli, args.nab_features,
-                                 args.nab_center, args.nab_alerts == "on")
+                                 args.nab_center, args.nab_alerts == "on", args.nab_clock)
                 print_nab(result)
                 recency = f"-recency{args.nab_recency:g}" if args.nab_recency else ""
                 everything[f"nab-{args.nab_features}{'-centered' if args.nab_center else ''}{recency}"
-                           f"-alerts-{args.nab_alerts}"] = result
+                           f"-alerts-{args.nab_alerts}{'-rows-clock' if args.nab_clock == 'rows' else ''}"] = result
                 saved.parent.mkdir(exist_ok=True)
                 saved.write_text(json.dumps(everything, indent=2, default=float))
                 continue

@@ -464,7 +464,7 @@ def project(warehouse: Path, window: int, detector: dict, threshold: dict, serie
 
 
 def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, features: str = "level",
-            center: bool = False, alerts: bool = True) -> dict:
+            center: bool = False, alerts: bool = True, clock: str = "native") -> dict:
     """The whole NAB run through the CLI; every figure of its table.
 
     Args:
@@ -477,6 +477,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         center: Center each window on its own mean.
         alerts: Adaptive alerts (default config: per-series state from the probationary nights on,
             one alert level 1e-5), else the model's fitted per-series thresholds.
+        clock: As :func:`load_series`.
     """
     import yaml
     from pyspark.sql import functions as F
@@ -486,7 +487,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
     from adspark.storage import TableStore
     from schemas import LABELS
 
-    series = load_series()
+    series = load_series(clock=clock)
     spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=4, driver_memory="4g"))
     t0 = time.perf_counter()
     scores, models, evaluations, variants = {}, [], [], {}
@@ -535,7 +536,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
         fitted.append(flag)
         severity.append(score / th)
     return {
-        "model_ids": models, "seconds": seconds, "window": window, "features": features, "center": center,
+        "model_ids": models, "seconds": seconds, "clock": clock, "window": window, "features": features, "center": center,
         "alerts": alerts,
         "detector": detector,
         "buckets": {str(w): len(g) for w, g in by_bucket(series).items()},
@@ -553,7 +554,7 @@ def run_nab(tmp: Path, window: int, detector: dict, threshold: dict, cli, featur
 
 def print_nab(r: dict) -> None:
     """The NAB table: adspark's four readings, then the published scoreboard."""
-    print(f"\n### NAB: {r['series']} series, {r['rows']} rows, {r['windows']} labeled windows "
+    print(f"\n### NAB: {r['series']} series, {r['rows']} rows, {r['windows']} labeled windows, {r.get('clock', 'rows')} clock "
           f"(dense AE over {r['window']} buckets of each series' width, one project per width: "
           f"{', '.join(f'{w} x {n}' for w, n in r['buckets'].items())}; features {r['features']}"
           f"{' centered' if r['center'] else ''}; "
