@@ -457,6 +457,22 @@ def _write_rejects(
             )
 
 
+SPARSE_BUCKETS = 0.25  # below this share of buckets holding an event, the summary suggests a wider bucket
+
+
+def fill_note(rows: int, filled: int) -> str:
+    """The discretize summary's note on how many buckets hold an event: the count, and where fewer
+    than :data:`SPARSE_BUCKETS` of them do, a hint that readings want buckets at their cadence
+    (narrower buckets leave windows mostly empty: on NAB, hourly series in 5-minute buckets)."""
+    if not rows:
+        return ""
+    note = f" ({filled} with events)"
+    if filled < SPARSE_BUCKETS * rows:
+        note += (f"; {1 - filled / rows:.0%} of the buckets hold no event: readings (sensors, metrics) are best "
+                 "bucketed at their own cadence, discretize.bucket at least their usual interval")
+    return note
+
+
 def _reconcile(
     run: RunRecord, read: _Tally, features: "DataFrame", start: dt.date, end: dt.date
 ) -> dict[dt.date, int]:
@@ -469,7 +485,8 @@ def _reconcile(
     from pyspark.sql import functions as F
 
     per_night = features.groupBy("date").agg(
-        F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events")
+        F.count(F.lit(1)).alias("rows"), F.sum("event_count").alias("events"),
+        F.sum((F.col("event_count") > 0).cast("long")).alias("filled"),
     ).collect()
     run.rows_read = read.rows
     run.rows_accepted = sum(int(r.events or 0) for r in per_night)
@@ -479,6 +496,7 @@ def _reconcile(
     run.summary = (
         f"read {run.rows_read} = accepted {run.rows_accepted} "
         f"+ rejected {run.rows_rejected} ({reasons}); wrote {run.rows_written} feature rows"
+        + fill_note(run.rows_written, sum(int(r.filled or 0) for r in per_night))
         + (f"; {read.shared} accepted readings share their entity and timestamp with a different reading "
            "(aggregated in their bucket; source.same_timestamp: reject rejects them)" if read.shared else "")
     )

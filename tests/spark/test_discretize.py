@@ -35,6 +35,8 @@ def test_features_are_padded_and_reconciled(store, base_config, tiny_events):
     assert f[(f.entity == "u1") & (f.date == D6)].event_count_diff.iloc[0] == 1.0
     runs = store.read("runs").where("job = 'discretize'").collect()
     assert runs[0].status == "succeeded" and runs[0].rows_read == 12
+    filled = int((f.event_count > 0).sum())  # the summary counts the buckets holding events
+    assert f"wrote 24 feature rows ({filled} with events)" in run.summary and 0 < filled < 24
 
 
 def test_a_vocabulary_fitted_up_to_a_night_ignores_the_later_nights(spark, store, base_config):
