@@ -253,6 +253,22 @@ def _context_rows(
     )
 
 
+SPARSE_BUCKETS = 0.25  # below this share of buckets holding an event, the summary suggests a wider bucket
+
+
+def fill_note(rows: int, filled: int) -> str:
+    """The discretize summary's note on how many buckets hold an event: the count, and where fewer
+    than :data:`SPARSE_BUCKETS` of them do, a hint that readings want buckets at their cadence
+    (narrower buckets leave windows mostly empty: on NAB, hourly series in 5-minute buckets)."""
+    if not rows:
+        return ""
+    note = f" ({filled} with events)"
+    if filled < SPARSE_BUCKETS * rows:
+        note += (f"; {1 - filled / rows:.0%} of the buckets hold no event: readings (sensors, metrics) are best "
+                 "bucketed at their own cadence, discretize.bucket at least their usual interval")
+    return note
+
+
 @dataclass(frozen=True)
 class NightCounts:
     """What discretizing one night read and wrote.
@@ -261,11 +277,13 @@ class NightCounts:
         read: Source rows of the night read.
         rejected: Of those, rejected, per reason.
         feature_rows: Feature rows written for the night.
+        with_events: Of those, buckets holding at least one event.
     """
 
     read: int
     rejected: dict[str, int]
     feature_rows: int
+    with_events: int
 
     @property
     def rows_rejected(self) -> int:
@@ -278,14 +296,15 @@ class NightCounts:
         for n in nights:
             for reason, count in n.rejected.items():
                 rejected[reason] = rejected.get(reason, 0) + count
-        return NightCounts(sum(n.read for n in nights), rejected, sum(n.feature_rows for n in nights))
+        return NightCounts(sum(n.read for n in nights), rejected, sum(n.feature_rows for n in nights),
+                           sum(n.with_events for n in nights))
 
     @property
     def summary(self) -> str:
         """The night's counts in one phrase (``read = accepted + rejected (reasons)``)."""
         reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
         return (f"read {self.read} = accepted {self.read - self.rows_rejected} + rejected {self.rows_rejected} "
-                f"({reasons}); wrote {self.feature_rows} feature rows")
+                f"({reasons}); wrote {self.feature_rows} feature rows{fill_note(self.feature_rows, self.with_events)}")
 
 
 @dataclass(frozen=True)
@@ -380,7 +399,7 @@ def discretize(
                 features.unpersist()
         log.info(run.message)
     return Discretized(run, {
-        d: NightCounts(read.nights.get(d, 0), read.night_rejects.get(d, {}), written.get(d, 0))
+        d: NightCounts(read.nights.get(d, 0), read.night_rejects.get(d, {}), *written.get(d, (0, 0)))
         for d in night_range(start, end)
     })
 
@@ -457,22 +476,6 @@ def _write_rejects(
             )
 
 
-SPARSE_BUCKETS = 0.25  # below this share of buckets holding an event, the summary suggests a wider bucket
-
-
-def fill_note(rows: int, filled: int) -> str:
-    """The discretize summary's note on how many buckets hold an event: the count, and where fewer
-    than :data:`SPARSE_BUCKETS` of them do, a hint that readings want buckets at their cadence
-    (narrower buckets leave windows mostly empty: on NAB, hourly series in 5-minute buckets)."""
-    if not rows:
-        return ""
-    note = f" ({filled} with events)"
-    if filled < SPARSE_BUCKETS * rows:
-        note += (f"; {1 - filled / rows:.0%} of the buckets hold no event: readings (sensors, metrics) are best "
-                 "bucketed at their own cadence, discretize.bucket at least their usual interval")
-    return note
-
-
 def _reconcile(
     run: RunRecord, read: _Tally, features: "DataFrame", start: dt.date, end: dt.date
 ) -> dict[dt.date, int]:
@@ -480,7 +483,7 @@ def _reconcile(
     (``features``, as written), and check that they reconcile.
 
     Returns:
-        The feature rows written per night.
+        Per night, (feature rows written, of those holding at least one event).
     """
     from pyspark.sql import functions as F
 
@@ -503,4 +506,4 @@ def _reconcile(
     run.message = f"discretize {start}..{end}: {run.summary}"
     if run.rows_read != run.rows_accepted + run.rows_rejected:
         raise DataContractError(run.message + " -- counts do not reconcile")
-    return {r.date: int(r.rows) for r in per_night}
+    return {r.date: (int(r.rows), int(r.filled or 0)) for r in per_night}

@@ -125,6 +125,7 @@ def test_a_range_in_passes_equals_the_nights_one_by_one(
     assert rows_ranged["run_id"].nunique() == 1
     assert list(rows_ranged["intervals_open"].isna()) == [True, False, False, True, False]
     assert "scored in one pass" in results[0].message and results[0].stage_seconds == {}
+    assert " feature rows (" in results[1].message and " with events)" in results[1].message  # the night's fill
     assert {"discretize", "score", "train", "total"} <= set(results[1].stage_seconds)
 
 
