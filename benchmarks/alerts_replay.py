@@ -259,6 +259,7 @@ def _nab_series(args: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     every bucket between its first and last row, NaN where it has no row); a row's score is that
     of the window ending at its bucket, as in the job's NAB benchmark."""
     from benchmarks.quality import NAB_WINDOW
+    from benchmarks.quality_nab import row_scores
 
     s, variants = args
     buckets = s.row_buckets
@@ -274,15 +275,10 @@ def _nab_series(args: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "date": pd.to_datetime(rows.date).date, "raw_values": list(rows.raw_values.astype(np.float64)),
         "model_score": np.nan,
     })
-    at_newest = pd.DatetimeIndex(windows["window_end"]) - width
-    at = pd.Index(at_newest.as_unit("ns")).get_indexer(buckets.as_unit("ns"))
-    ok = at >= 0
     out = {}
     for name, params in variants.items():
         scored, _ = alert_nights(windows, None, params[seconds])
-        severity, flags = np.full(len(s.value), np.nan), np.zeros(len(s.value), dtype=bool)
-        severity[ok] = scored["score"].to_numpy(np.float64)[at[ok]]
-        flags[ok] = scored["is_anomaly"].to_numpy(bool)[at[ok]]
+        severity, _, flags = row_scores(s, scored)
         out[name] = (severity, flags)
     return out
 
