@@ -2,17 +2,23 @@
 
 Score = mean squared reconstruction error of a window; ``feature_errors`` = squared error per
 feature averaged over the window's time steps. Inference is a compiled ``tf.function`` over
-fixed-size batches (``model.predict`` is far slower for this).
+fixed-size batches (``model.predict`` is far slower for this); the dense autoencoder's network is
+also exported as a :class:`adspark.detectors.dense_stack.DenseStack` and scored in numpy, so a
+scoring worker loading it from the registry never imports TensorFlow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from adspark.detectors.base import as_windows, check_fitted, check_shape, time_weights
+from adspark.detectors.dense_stack import TWIN_SUFFIX, DenseStack
+
+# artifact name of the dense autoencoder's numpy twin of its Keras network ``model``
+DENSE_ARTIFACT = f"model{TWIN_SUFFIX}"
 
 
 @dataclass
@@ -138,6 +144,8 @@ class DenseAutoencoder(_Reconstruction):
         activation: Hidden activation.
         dropout: Dropout after hidden layers.
         l2: L2 weight penalty.
+        stack_: The fitted network exported to numpy (:class:`DenseStack`), which scores; None
+            when the network is not a plain dense stack (Keras then scores).
     """
 
     hidden: tuple[int, ...] = (64,)
@@ -145,6 +153,7 @@ class DenseAutoencoder(_Reconstruction):
     activation: str = "relu"
     dropout: float = 0.0
     l2: float = 0.0
+    stack_: DenseStack | None = None
 
     def _network(self, n_steps: int, n_features: int) -> Any:
         from adspark.detectors.networks import dense_autoencoder
@@ -156,6 +165,65 @@ class DenseAutoencoder(_Reconstruction):
 
     def _to_model(self, w: np.ndarray) -> np.ndarray:
         return w.reshape(len(w), -1)
+
+    def fit(self, x: np.ndarray, x_val: np.ndarray | None = None) -> "DenseAutoencoder":
+        """Train on windows (n, W, F) as :class:`_Reconstruction` does, then export the network
+        to numpy (``stack_``), which then scores."""
+        super().fit(x, x_val)
+        self.stack_ = DenseStack.from_keras(self.model_, self.seed)
+        return self
+
+    def networks(self) -> dict[str, Any]:
+        """The Keras network (``model``, when loaded) and its numpy twin (``model_dense``, when
+        the network is a plain dense stack), by artifact name."""
+        if self.stack_ is None:
+            check_fitted(self, "model_")
+        out: dict[str, Any] = {} if self.model_ is None else {"model": self.model_}
+        if self.stack_ is not None:
+            out[DENSE_ARTIFACT] = self.stack_.arrays()
+        return out
+
+    def restore(self, networks: dict[str, Any], shape: tuple[int, int]) -> "DenseAutoencoder":
+        """Set the fitted state from the Keras network, its numpy twin, or both (the twin then
+        scores; a network alone is exported when it can be)."""
+        model, arrays = networks.get("model"), networks.get(DENSE_ARTIFACT)
+        if model is None and arrays is None:
+            raise ValueError(f"a dense autoencoder needs network 'model' or {DENSE_ARTIFACT!r}, got {sorted(networks)}")
+        super().restore({"model": model}, shape)
+        if arrays is not None:
+            self.stack_ = DenseStack.from_arrays(arrays)
+        else:
+            self.stack_ = DenseStack.from_keras(model, self.seed)
+        return self
+
+    def _stack_batches(self, x: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(windows, reconstructions) of ``batch_size`` windows at a time, from the numpy twin."""
+        assert self.stack_ is not None
+        w = as_windows(x)
+        check_shape(w, *self.shape_, type(self).__name__)
+        for i in range(0, len(w), batch_size):
+            b = w[i : i + batch_size]
+            yield b, self.stack_(b.reshape(len(b), -1)).reshape(b.shape)
+
+    def reconstruct(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Reconstructions, same shape as the windows."""
+        if self.stack_ is None:
+            return super().reconstruct(x, batch_size)
+        outs = [y for _, y in self._stack_batches(x, batch_size)]
+        return np.concatenate(outs) if outs else np.empty((0, *self.shape_), np.float32)
+
+    def feature_errors(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Squared error per feature averaged over time (weighted toward the newest steps with
+        ``recency_halflife``), shape (n, F); from the numpy twin when there is one."""
+        if self.stack_ is None:
+            return super().feature_errors(x, batch_size)
+        weights = time_weights(self.shape_[0], self.recency_halflife).astype(np.float32)
+        outs = []
+        for b, y in self._stack_batches(x, batch_size):
+            np.subtract(b, y, out=y)
+            np.square(y, out=y)
+            outs.append(np.tensordot(y, weights, axes=([1], [0])))
+        return np.concatenate(outs) if outs else np.empty((0, self.shape_[1]), np.float32)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 from adspark import __version__
 from adspark.core.calibration import exponential_tail_params
 from adspark.core.thresholds import Threshold
+from adspark.detectors.dense_stack import TWIN_SUFFIX
 from adspark.errors import AdsparkError, ModelNotFoundError, TableNotFoundError
 from adspark.faults import kill_point
 from adspark.storage import TableStore
@@ -274,6 +275,21 @@ def artifact_files(model: RegisteredModel) -> dict[str, bytes]:
         str(p.relative_to(folder)): p.read_bytes()
         for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in ARTIFACT_SUFFIXES
     }
+
+
+def scoring_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The artifact files a scorer loads: all of ``files`` (``{relative path: bytes}``) but a
+    Keras network that has a numpy twin beside it (``<name>.keras`` next to ``<name>_dense.npz``,
+    :mod:`adspark.detectors.dense_stack`), so that scoring it needs no TensorFlow."""
+    return {
+        rel: data for rel, data in files.items()
+        if not (rel.endswith(".keras") and f"{rel[: -len('.keras')]}{TWIN_SUFFIX}.npz" in files)
+    }
+
+
+def needs_keras(files: Mapping[str, bytes] | Sequence[str]) -> bool:
+    """Whether loading these artifact files imports Keras (any ``.keras`` file among them)."""
+    return any(str(rel).endswith(".keras") for rel in files)
 
 
 def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:

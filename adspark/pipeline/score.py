@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from adspark.config import ScoreJobConfig
 from adspark.core.drift import QUANTILE_LEVELS
 from adspark.errors import ConfigError, DataContractError, EmptyInputError, SchemaMismatchError, check_range
-from adspark.models.registry import RegisteredModel, artifact_files
+from adspark.models.registry import RegisteredModel, artifact_files, scoring_files
 from adspark.pipeline.alerts import (
     AlertOrigin,
     alert_frames,
@@ -220,7 +220,7 @@ def scored_windows(
     from pyspark.sql import functions as F
 
     spark = store.spark
-    shipped = artifact_files(model)
+    shipped = scoring_files(artifact_files(model))
     # a broadcast where there is a SparkContext; over Spark Connect the files travel in the closure
     files = shipped if is_connect(spark) else spark.sparkContext.broadcast(shipped)
     scorer = make_scorer(

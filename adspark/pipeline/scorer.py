@@ -1,7 +1,8 @@
 """The Python-worker side of scoring: models loaded once per worker, Arrow batches in and out.
 
 :func:`make_scorer` returns the function handed to ``DataFrame.mapInArrow``. The model's files
-travel as a Spark broadcast (bytes of its ``.keras`` networks), so executors need no access to
+travel as a Spark broadcast (bytes of its ``.keras`` networks, or of their numpy twins where the
+registry has them: :func:`adspark.models.registry.scoring_files`), so executors need no access to
 the driver's file system; each Python worker writes them to a private temp folder once, loads
 them in Keras safe mode and keeps the detector for every later batch and task (Spark reuses
 Python workers). Values arrive as an Arrow list column and are reshaped without a Python loop.
@@ -17,7 +18,7 @@ import numpy as np
 
 from adspark.core.contributions import top_contributors
 from adspark.errors import DataContractError
-from adspark.models.registry import RegisteredModel
+from adspark.models.registry import RegisteredModel, needs_keras
 from schemas import SCORES, WINDOWS, Field, TableSchema
 
 # Detectors loaded in this Python worker, by (model id, entity or ""): loaded once, reused.
@@ -189,7 +190,8 @@ def make_scorer(
         feature_names: The window spec's feature names (the F axis).
         batch_size: Windows per inference call.
         top_k: Features reported per window.
-        tf_threads: TensorFlow intra/inter-op threads per worker (None: TensorFlow's default).
+        tf_threads: TensorFlow intra/inter-op threads per worker (None: TensorFlow's default);
+            unused when no Keras network is shipped (a dense autoencoder scores in numpy).
         passthrough: Input columns copied to the output after the scores (e.g. ``raw_values``).
         feature_errors: Also output each window's error per feature (``feature_errors``, F values).
 
@@ -208,7 +210,8 @@ def make_scorer(
     def score(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
-        if tf_threads:
+        shipped = files.value if hasattr(files, "value") else files
+        if tf_threads and needs_keras(shipped):
             import tensorflow as tf
 
             try:
@@ -216,7 +219,6 @@ def make_scorer(
                 tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
             except RuntimeError:  # this worker's TensorFlow is already running: keep its pools
                 pass
-        shipped = files.value if hasattr(files, "value") else files
         schema = SCORES.arrow_schema(OUTPUT_FIELDS)
         out_names = list(OUTPUT_FIELDS) + list(passthrough) + (["feature_errors"] if feature_errors else [])
         error_type = FEATURE_ERRORS.arrow_type()
