@@ -222,7 +222,11 @@ class DenseAutoencoder(_Reconstruction):
         for b, y in self._stack_batches(x, batch_size):
             np.subtract(b, y, out=y)
             np.square(y, out=y)
-            outs.append(np.tensordot(y, weights, axes=([1], [0])))
+            # step by step, not tensordot: a BLAS product's rounding would depend on the batch
+            acc = y[:, 0, :] * weights[0]
+            for t in range(1, len(weights)):
+                acc += y[:, t, :] * weights[t]
+            outs.append(acc)
         return np.concatenate(outs) if outs else np.empty((0, self.shape_[1]), np.float32)
 
 

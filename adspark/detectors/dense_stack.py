@@ -37,6 +37,9 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 # a network ``<name>``'s numpy twin is the artifact ``<name>_dense`` (saved as ``<name>_dense.npz``)
 TWIN_SUFFIX = "_dense"
 
+# rows per matrix product (see DenseStack.__call__)
+CHUNK_ROWS = 256
+
 # the largest difference from Keras' output on the probe batch that an export accepts
 _PROBE_TOLERANCE = 1e-4
 
@@ -74,13 +77,27 @@ class DenseStack:
         return int(self.kernels[0].shape[0])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """The network's output for rows ``x`` of shape (n, n_inputs), float32 (n, n_outputs)."""
-        y = np.asarray(x, np.float32)
-        for kernel, bias, act in zip(self.kernels, self.biases, self.activations, strict=True):
-            y = y @ kernel
-            y += bias
-            y = ACTIVATIONS[act](y)
-        return y
+        """The network's output for rows ``x`` of shape (n, n_inputs), float32 (n, n_outputs).
+
+        Rows go through the layers :data:`CHUNK_ROWS` at a time, the last chunk padded with
+        zeros: BLAS chooses its kernels and thread splits by the matrices' shapes (a lone row
+        takes another path than a batch), so with every product of one shape a row's output is
+        the same bits whichever rows share its batch, and scoring nights one by one equals
+        scoring them at once.
+        """
+        x = np.asarray(x, np.float32)
+        out = np.empty((len(x), self.kernels[-1].shape[1]), np.float32)
+        for i in range(0, len(x), CHUNK_ROWS):
+            y = x[i : i + CHUNK_ROWS]
+            n = len(y)
+            if n < CHUNK_ROWS:
+                y = np.concatenate([y, np.zeros((CHUNK_ROWS - n, x.shape[1]), np.float32)])
+            for kernel, bias, act in zip(self.kernels, self.biases, self.activations, strict=True):
+                y = y @ kernel
+                y += bias
+                y = ACTIVATIONS[act](y)
+            out[i : i + n] = y[:n]
+        return out
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The stack as named arrays (what ``np.savez`` writes; no object arrays, so it loads with

@@ -38,6 +38,20 @@ def test_a_stack_rejects_what_does_not_chain():
         DenseStack.from_arrays({"activations": np.array(["relu"]), "kernel_0": k})
 
 
+def test_a_rows_output_does_not_depend_on_the_rows_beside_it():
+    """Bit for bit: alone, at any offset of any batch size (BLAS takes other paths for a lone row
+    or a narrow layer; the stack multiplies fixed-size chunks)."""
+    rng = np.random.default_rng(4)
+    model = dense_autoencoder(240, (128, 32), 8, seed=1)
+    stack = DenseStack.from_keras(model)
+    x = rng.normal(size=(1200, 240)).astype(np.float32)
+    whole = stack(x)
+    for size in (1, 2, 7, 31, 255, 256, 257, 600):
+        for offset in (0, 5, 333):
+            np.testing.assert_array_equal(stack(x[offset : offset + size]), whole[offset : offset + size])
+    assert stack(x[:0]).shape == (0, 240)
+
+
 @pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"linear"}))
 def test_export_reproduces_keras(activation):
     model = dense_autoencoder(12, (8,), 3, activation=activation, dropout=0.1, seed=2)
@@ -74,6 +88,9 @@ def test_a_trained_dense_autoencoder_scores_from_its_twin_as_keras_does(tmp_path
     ]
     loaded = DenseAutoencoder(hidden=(8,), bottleneck=2, recency_halflife=2.0).restore(load_networks(tmp_path), (4, 3))
     np.testing.assert_array_equal(loaded.feature_errors(x, batch_size=128), twin)
+    # a window's errors are the same bits in any batch (nights scored one by one equal the range)
+    for size, offset in ((1, 0), (1, 77), (13, 5), (150, 100)):
+        np.testing.assert_array_equal(loaded.feature_errors(x[offset : offset + size]), twin[offset : offset + size])
 
 
 def test_the_twin_scores_in_a_process_that_never_imports_tensorflow(tmp_path):
