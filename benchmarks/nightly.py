@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -90,6 +92,10 @@ def main() -> None:
                         help="time an ordinary night: train on the nights before the last two, run nightly for "
                         "the night before the last first (untimed: its alert pass replays the history and "
                         "leaves the state the timed night continues), then time the last")
+    parser.add_argument("--fresh-process", action="store_true",
+                        help="run the timed nightly as its own process (`python jobs/nightly.py`, what "
+                        "spark-submit starts every night: a new JVM, new Python workers) instead of in "
+                        "this process's warm Spark session")
     parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Spark settings (repeatable), e.g. spark.eventLog.enabled=true to see the jobs")
     args = parser.parse_args()
@@ -154,7 +160,16 @@ def main() -> None:
             prep[name] = time.perf_counter() - t0
         phase[0] = "nightly"
         t0 = time.perf_counter()
-        rc = cli(["nightly", *c, "--date", str(last)])
+        if args.fresh_process:
+            from pyspark.sql import SparkSession
+
+            active = SparkSession.getActiveSession()
+            if active is not None:
+                active.stop()  # one JVM at a time, as on a cluster's driver
+            rc = subprocess.run([sys.executable, str(ROOT / "jobs" / "nightly.py"), *c, "--date", str(last)],
+                                cwd=ROOT).returncode
+        else:
+            rc = cli(["nightly", *c, "--date", str(last)])
         wall = time.perf_counter() - t0
         stop.set()
         sampler.join()
@@ -176,6 +191,7 @@ def main() -> None:
             "peak_rss_bytes": peak, "driver_memory": args.driver_memory, "table_bytes": sizes,
         }, indent=2))
     kind = "an ordinary night (the night before ran first)" if args.ordinary else "the first scored night"
+    kind += ", in a fresh process" if args.fresh_process else ""
     print(f"\n{args.events:,} events, {args.entities} users, {args.days} days; nightly for {last}, {kind} "
           f"({row.events_read:,} events that night, {row.windows:,} windows), 2 cores")
     print("preparation (untimed for the nightly): " + ", ".join(f"{k} {v:.0f} s" for k, v in prep.items()))

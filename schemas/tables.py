@@ -152,7 +152,7 @@ MODELS = TableSchema(
         Col("metrics", "string", False, "losses, epochs, samples/s, wall time (JSON)"),
         Col("scope", "string", False, "global (one network) or entity (one network per entity)"),
         Col("entity_models", "string", False, "entity scope: entity -> artifact subfolder (JSON, may be {})"),
-        Col("artifact", "string", False, "folder holding the networks as <name>.keras"),
+        Col("artifact", "string", False, "folder holding the networks as <name>.keras and arrays as <name>.npz"),
         Col("created_at", "timestamp", False, "registration time (UTC)"),
         Col("adspark_version", "string", False, "package version"),
     ),

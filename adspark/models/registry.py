@@ -5,8 +5,11 @@ hyperparameters, the window spec id (feature names, shape and scaler statistics 
 ``window_specs`` and ``scaler_stats`` under that id), the thresholds (global and per entity) and
 the networks in Keras native format (``<name>.keras``, loaded with ``safe_mode=True``) or, for
 models without a network (PCA, Isolation Forest, One-Class SVM), their arrays (``<name>.npz``,
-loaded with ``allow_pickle=False``): nothing is unpickled; per-entity models in ``entities/<n>/``. The artifact is written to a temporary folder and renamed into place before the table
-row is appended, so a model is visible only once complete.
+loaded with ``allow_pickle=False``): nothing is unpickled. A dense autoencoder also keeps its
+network's numpy twin (``model_dense.npz``), which scoring loads instead of the Keras file
+(:func:`scoring_files`). Per-entity models in ``entities/<n>/``. The artifact is written to a
+temporary folder and renamed into place before the table row is appended, so a model is visible
+only once complete.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class RegisteredModel:
         metrics: Losses, epochs, samples/s, wall time, ...
         scope: ``global`` (one set of networks) or ``entity`` (one per entity).
         entity_models: Entity scope: entity -> subfolder of ``artifact`` holding its networks.
-        artifact: Folder holding the networks as ``<name>.keras``.
+        artifact: Folder holding the networks as ``<name>.keras`` and arrays as ``<name>.npz``.
     """
 
     model_id: str
