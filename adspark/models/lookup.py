@@ -73,7 +73,8 @@ def model_in_force(
 
 
 def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstructor:
-    """Recreate a trained detector from the registry alone.
+    """Recreate a trained detector from the registry alone, ready to score (a dense
+    autoencoder from its numpy twin where it has one: no TensorFlow).
 
     Args:
         model: The registered model.
@@ -88,4 +89,5 @@ def load_detector(model: RegisteredModel, entity: str | None = None) -> Reconstr
             raise ModelNotFoundError(f"model {model.model_id} has no network for entity {entity!r}")
         folder = folder / model.entity_models[entity]
     detector = build_detector(detector_config(model.params))
-    return detector.restore(load_networks(folder, model.model_id), (model.n_steps, model.n_features))
+    # only what scoring needs: a dense autoencoder's numpy twin, without TensorFlow
+    return detector.restore(load_networks(folder, model.model_id, scoring=True), (model.n_steps, model.n_features))

@@ -295,11 +295,15 @@ def needs_keras(files: Mapping[str, bytes] | Sequence[str]) -> bool:
     return any(str(rel).endswith(".keras") for rel in files)
 
 
-def load_networks(folder: str | Path, model_id: str = "?") -> dict[str, Any]:
+def load_networks(folder: str | Path, model_id: str = "?", scoring: bool = False) -> dict[str, Any]:
     """The networks in a folder by name: Keras native files in safe mode, array files with
-    ``allow_pickle=False`` (nothing is unpickled)."""
+    ``allow_pickle=False`` (nothing is unpickled). ``scoring``: only what scoring needs
+    (:func:`scoring_files`: a Keras network with a numpy twin is not loaded, nor TensorFlow)."""
 
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix in ARTIFACT_SUFFIXES) if Path(folder).is_dir() else []
+    if scoring:
+        kept = scoring_files(dict.fromkeys((p.name for p in paths), b""))
+        paths = [p for p in paths if p.name in kept]
     if not paths:
         raise ModelNotFoundError(f"artifact of model {model_id} holds no network at {str(folder)!r}")
     out: dict[str, Any] = {}

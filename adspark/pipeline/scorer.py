@@ -124,7 +124,7 @@ def _load(model: RegisteredModel, files: dict[str, bytes], entity: str | None) -
             for rel, data in files.items():
                 if rel.startswith(prefix) and "/" not in rel[len(prefix):]:
                     (folder / rel[len(prefix):]).write_bytes(data)
-            networks = load_networks(folder, model.model_id)
+            networks = load_networks(folder, model.model_id, scoring=True)
         detector = build_detector(detector_config(model.params))
         _LOADED[key] = detector.restore(networks, (model.n_steps, model.n_features))
     return _LOADED[key]

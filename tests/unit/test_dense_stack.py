@@ -86,7 +86,11 @@ def test_a_trained_dense_autoencoder_scores_from_its_twin_as_keras_does(tmp_path
     assert sorted(scoring_files({"model.keras": b"", "entities/0/model.keras": b""})) == [
         "entities/0/model.keras", "model.keras",
     ]
-    loaded = DenseAutoencoder(hidden=(8,), bottleneck=2, recency_halflife=2.0).restore(load_networks(tmp_path), (4, 3))
+    assert sorted(load_networks(tmp_path)) == ["model", DENSE_ARTIFACT]
+    assert sorted(load_networks(tmp_path, scoring=True)) == [DENSE_ARTIFACT]
+    loaded = DenseAutoencoder(hidden=(8,), bottleneck=2, recency_halflife=2.0).restore(
+        load_networks(tmp_path, scoring=True), (4, 3))
+    assert loaded.model_ is None and sorted(loaded.networks()) == [DENSE_ARTIFACT]
     np.testing.assert_array_equal(loaded.feature_errors(x, batch_size=128), twin)
     # a window's errors are the same bits in any batch (nights scored one by one equal the range)
     for size, offset in ((1, 0), (1, 77), (13, 5), (150, 100)):
