@@ -691,8 +691,8 @@ class ScoreConfig(Strict):
     top_k: int = Field(default=3, ge=1, le=64)
     tf_threads: int | None = Field(
         default=1, ge=1,
-        description="TensorFlow threads per Python worker: Spark runs one worker per task slot, so 1 "
-        "(the default) keeps the cores busy without oversubscribing them; null: TensorFlow's default",
+        description="BLAS and TensorFlow threads per Python worker: Spark runs one worker per task slot, "
+        "so 1 (the default) keeps the cores busy without oversubscribing them; null: the libraries' defaults",
     )
     night_threshold: NightThresholdConfig = Field(default_factory=NightThresholdConfig)
 

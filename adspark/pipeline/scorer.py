@@ -172,6 +172,23 @@ def _explain(
     return scores, errors
 
 
+def limit_threads(threads: int, keras: bool) -> None:
+    """Cap this worker's BLAS threads (numpy's products: the dense twin, PCA) and, when a Keras
+    network is scored (``keras``), TensorFlow's pools at ``threads``: Spark runs a worker per task
+    slot, so each left at its default (a thread per core) would oversubscribe the cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+    if keras:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # this worker's TensorFlow is already running: keep its pools
+            pass
+
+
 def make_scorer(
     model: RegisteredModel,
     files: Any,
@@ -190,8 +207,8 @@ def make_scorer(
         feature_names: The window spec's feature names (the F axis).
         batch_size: Windows per inference call.
         top_k: Features reported per window.
-        tf_threads: TensorFlow intra/inter-op threads per worker (None: TensorFlow's default);
-            unused when no Keras network is shipped (a dense autoencoder scores in numpy).
+        tf_threads: BLAS threads per worker, and TensorFlow's intra/inter-op threads when a
+            Keras network is shipped (:func:`limit_threads`; None: the libraries' defaults).
         passthrough: Input columns copied to the output after the scores (e.g. ``raw_values``).
         feature_errors: Also output each window's error per feature (``feature_errors``, F values).
 
@@ -211,14 +228,8 @@ def make_scorer(
         import pyarrow as pa
 
         shipped = files.value if hasattr(files, "value") else files
-        if tf_threads and needs_keras(shipped):
-            import tensorflow as tf
-
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
-                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
-            except RuntimeError:  # this worker's TensorFlow is already running: keep its pools
-                pass
+        if tf_threads:
+            limit_threads(tf_threads, keras=needs_keras(shipped))
         schema = SCORES.arrow_schema(OUTPUT_FIELDS)
         out_names = list(OUTPUT_FIELDS) + list(passthrough) + (["feature_errors"] if feature_errors else [])
         error_type = FEATURE_ERRORS.arrow_type()

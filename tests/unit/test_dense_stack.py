@@ -125,3 +125,18 @@ def test_the_twin_scores_in_a_process_that_never_imports_tensorflow(tmp_path):
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_scoring_worker_caps_its_blas_threads():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from adspark.pipeline.scorer import limit_threads
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    with threadpool_limits(limits=None):  # this process's limits come back afterwards
+        threadpool_limits(limits=2, user_api="blas")
+        assert blas_threads() == {2}
+        limit_threads(1, keras=False)
+        assert blas_threads() == {1}
