@@ -71,9 +71,13 @@ def state_key(cfg: AlertsConfig, spec_id: str, model_id: str) -> str:
     return f"{alert_key(cfg, spec_id)}:{model_id}"
 
 
-def state_origin(store: TableStore, key: str, spec: StoredSpec, start: dt.date) -> tuple[str | None, dt.date]:
-    """Where a run of ``key`` from night ``start`` starts: the key whose states it continues, and
-    the first night to run through the alerts (one aggregate over ``alert_state``).
+def state_origin(
+    store: TableStore, key: str, spec: StoredSpec, start: dt.date
+) -> tuple[str | None, dt.date, int]:
+    """Where a run of ``key`` from night ``start`` starts: the key whose states it continues, the
+    first night to run through the alerts, and about how many entities hold a state under that
+    key before ``start`` (0 without a source; HyperLogLog's estimate, for
+    :func:`states_before`'s plan), from one aggregate over ``alert_state``.
 
     The source is the model's own key when it has a state from before ``start``; else the key of
     the newest state from before ``start`` with the same window spec and alerts config (another
@@ -86,18 +90,20 @@ def state_origin(store: TableStore, key: str, spec: StoredSpec, start: dt.date) 
 
     replay_all = min(spec.fit_from, start)
     if not store.exists(ALERT_STATE.name):
-        return None, replay_all
+        return None, replay_all, 0
     base = key.split(":", 1)[0]
-    last = {
-        r.alert_key: r.last
-        for r in store.read(ALERT_STATE.name)
+    rows = (
+        store.read(ALERT_STATE.name)
         .where((F.col("date") < F.lit(start)) & ((F.col("alert_key") == base) | F.col("alert_key").startswith(base + ":")))
-        .groupBy("alert_key").agg(F.max("date").alias("last")).collect()
-    }
+        .groupBy("alert_key").agg(F.max("date").alias("last"), F.approx_count_distinct("entity").alias("entities"))
+        .collect()
+    )
+    last = {r.alert_key: r.last for r in rows}
     if not last:
-        return None, replay_all
+        return None, replay_all, 0
     source = key if key in last else max(last, key=lambda k: (last[k], k))
-    return source, last[source] + dt.timedelta(days=1)
+    entities = next(int(r.entities) for r in rows if r.alert_key == source)
+    return source, last[source] + dt.timedelta(days=1), entities
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,11 +114,13 @@ class AlertOrigin:
         key: The model's state key.
         source: The key of the states it continues (None: none).
         first: The first night run through the alerts (the scored range's start or earlier).
+        entities: About how many entities hold a state under ``source`` (0: none).
     """
 
     key: str
     source: str | None
     first: dt.date
+    entities: int = 0
 
 
 def alert_origin(
@@ -122,8 +130,7 @@ def alert_origin(
     if not (cfg.enabled and spec.mode == "buckets"):
         return None
     key = state_key(cfg, spec.spec_id, model.model_id)
-    source, first = state_origin(store, key, spec, start)
-    return AlertOrigin(key, source, first)
+    return AlertOrigin(key, *state_origin(store, key, spec, start))
 
 
 def core_alert_params(
@@ -316,9 +323,19 @@ def make_alerter(
     return alert
 
 
-def states_before(store: TableStore, source: str | None, key: str, day: dt.date) -> DataFrame:
+# Up to this many entities (their keys and dates), the latest-state lookup is broadcast, so the
+# state rows (arrays of thousands of values per entity) are not shuffled for the join: about
+# 50 bytes a key, tens of MB on the driver at most.
+BROADCAST_ENTITIES = 1_000_000
+
+
+def states_before(
+    store: TableStore, source: str | None, key: str, day: dt.date, entities: int | None = None
+) -> DataFrame:
     """Each entity's latest state rows under ``source`` from before ``day``, relabelled ``key``
-    (empty frame when there is no source)."""
+    (empty frame when there is no source). ``entities``: about how many entities hold a state
+    there (:func:`state_origin`); up to :data:`BROADCAST_ENTITIES` each entity's latest night is
+    broadcast to the join instead of shuffling the state rows (None: Spark's plan decides)."""
     from pyspark.sql import functions as F
 
     schema = ALERT_STATE.struct_type(STATE_FIELDS)
@@ -326,6 +343,8 @@ def states_before(store: TableStore, source: str | None, key: str, day: dt.date)
         return store.spark.createDataFrame([], schema)
     mine = store.read(ALERT_STATE.name).where((F.col("alert_key") == source) & (F.col("date") < F.lit(day)))
     latest = mine.groupBy("entity").agg(F.max("date").alias("date"))
+    if entities is not None and entities <= BROADCAST_ENTITIES:
+        latest = F.broadcast(latest)
     return mine.join(latest, ["entity", "date"]).select(F.lit(key).alias("alert_key"), *STATE_FIELDS[1:])
 
 
@@ -357,14 +376,15 @@ def prune_states(store: TableStore, key: str, end: dt.date, nights: int) -> int:
 
 def alert_frames(
     store: TableStore, cfg: AlertsConfig, model: RegisteredModel, spec: StoredSpec,
-    scored: DataFrame, source: str | None, first: dt.date, start: dt.date, end: dt.date, run_id: str,
+    scored: DataFrame, origin: AlertOrigin, start: dt.date, end: dt.date, run_id: str,
 ) -> tuple[DataFrame, DataFrame]:
-    """The alert pass over scored windows of ``[first, end]`` (``first`` from :func:`state_origin`).
+    """The alert pass over scored windows of ``[origin.first, end]``.
 
     Args:
-        scored: The scorer's output (:data:`SCORER_FIELDS` and ``raw_values``) for ``[first, end]``.
-        source: The key of the states to start from (:func:`state_origin`); the new states are
-            written under the model's own :func:`state_key`.
+        scored: The scorer's output (:data:`SCORER_FIELDS` and ``raw_values``) for
+            ``[origin.first, end]``.
+        origin: Where the pass starts (:func:`alert_origin`): the states of ``origin.source``
+            carry on; the new states are written under the model's own :func:`state_key`.
 
     Returns:
         (rows of the ``scores`` table for ``[start, end]``, rows of ``alert_state`` for every
@@ -372,13 +392,14 @@ def alert_frames(
     """
     from pyspark.sql import functions as F
 
-    key = state_key(cfg, spec.spec_id, model.model_id)
+    key, first = state_key(cfg, spec.spec_id, model.model_id), origin.first
     params = alert_params(cfg, spec, model)
     groups = entity_groups(store.spark, first, end)
     group = group_of(groups)
+    before = states_before(store, origin.source, key, first, origin.entities)
     both = (
         scored.withColumn("_group", group).groupBy("_group")
-        .cogroup(states_before(store, source, key, first).withColumn("_group", group).groupBy("_group"))
+        .cogroup(before.withColumn("_group", group).groupBy("_group"))
         .applyInArrow(make_alerter(params, key, start, end), output_schema())
         .localCheckpoint(eager=True)
     )

@@ -305,10 +305,10 @@ def _score_and_write(
         verdicts = {d: v for d, v in verdicts.items() if d <= last}
         method = "night mixture" if any(v.applied for v in verdicts.values()) else model.threshold.method
         return _Written(method, describe(verdicts), last, {d: n for d, n in nights.items() if d <= last})
-    key, source, first = origin.key, origin.source, origin.first
+    key = origin.key
     per_feature = len(model.metrics.get("val_feature_error_median") or []) == len(spec.features)
-    scored = scored_windows(store, cfg, model, spec, first, end, ("raw_values",), per_feature, features)
-    scores, states = alert_frames(store, cfg.alerts, model, spec, scored, source, first, start, end, run_id)
+    scored = scored_windows(store, cfg, model, spec, origin.first, end, ("raw_values",), per_feature, features)
+    scores, states = alert_frames(store, cfg.alerts, model, spec, scored, origin, start, end, run_id)
     nights = night_scores(scores)  # the alert pass is checkpointed: what follows reads it, not the scorer
     last = _cut(nights, end, last_night)
     # the alert pass is causal: its rows through ``last`` are those of a pass that ended there

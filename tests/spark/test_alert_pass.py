@@ -129,10 +129,11 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     them (one row each), and the report asks which one to show."""
     from adspark.config import EvaluateJobConfig
     from adspark.errors import ConfigError
-    from adspark.pipeline.alerts import state_key, state_origin
+    from adspark.pipeline.alerts import BROADCAST_ENTITIES, state_key, state_origin, states_before
     from adspark.pipeline.evaluate import run_evaluate
     from adspark.pipeline.report import build_report
     from adspark.pipeline.specs import StoredSpec
+    from adspark.session import session_conf
     from schemas import LABELS
 
     config, champion = half_trained
@@ -160,10 +161,17 @@ def test_a_challenger_scored_beside_the_champion_changes_none_of_the_champions_r
     own, theirs = (state_key(cfg.alerts, champion.spec_id, m.model_id) for m in (challenger, champion))
     spec = StoredSpec.load(store, champion.spec_id)
     # a model without states continues the newest one, from the night after its last state
-    assert state_origin(store, own, spec, D7) == (theirs, D7)
+    source, first, entities = state_origin(store, own, spec, D7)
+    assert (source, first) == (theirs, D7) and entities == len(champion_state["entity"].unique())
+    # the latest-state lookup is broadcast up to BROADCAST_ENTITIES (the state arrays are not
+    # shuffled for the join), whatever size Spark estimates (here: it would broadcast nothing)
+    with session_conf(spark, "spark.sql.autoBroadcastJoinThreshold", "-1"):
+        for n, join in ((entities, "BroadcastHashJoin"), (BROADCAST_ENTITIES + 1, "SortMergeJoin")):
+            plan = states_before(store, source, own, first, n)._jdf.queryExecution().executedPlan().toString()
+            assert join in plan, plan
     run = score_with(challenger, D5, D7)
     assert run.windows == len(champion_scores)  # its own windows only, not the champion's too
-    assert state_origin(store, own, spec, D7) == (own, D7)
+    assert state_origin(store, own, spec, D7)[:2] == (own, D7)
     challenger_scores = rows_of("scores", challenger)
     for _ in range(2):  # each rerun leaves the other model's rows as they were
         pd.testing.assert_frame_equal(rows_of("scores", champion), champion_scores)
