@@ -323,8 +323,7 @@ def make_alerter(
     return alert
 
 
-# Up to this many entities (their keys and dates), the latest-state lookup is broadcast, so the
-# state rows (arrays of thousands of values per entity) are not shuffled for the join: about
+# Up to this many entities (their keys and dates), the latest-state lookup is broadcast: about
 # 50 bytes a key, tens of MB on the driver at most.
 BROADCAST_ENTITIES = 1_000_000
 
@@ -333,9 +332,16 @@ def states_before(
     store: TableStore, source: str | None, key: str, day: dt.date, entities: int | None = None
 ) -> DataFrame:
     """Each entity's latest state rows under ``source`` from before ``day``, relabelled ``key``
-    (empty frame when there is no source). ``entities``: about how many entities hold a state
-    there (:func:`state_origin`); up to :data:`BROADCAST_ENTITIES` each entity's latest night is
-    broadcast to the join instead of shuffling the state rows (None: Spark's plan decides)."""
+    (empty frame when there is no source).
+
+    Only the nights that are some entity's latest are read (``alert_state`` keeps every night's
+    states unless ``alerts.state_nights`` prunes them: without this, a night would read the whole
+    history's arrays to keep one night of them). Up to :data:`BROADCAST_ENTITIES` entities
+    (``entities``, from :func:`state_origin`) each entity's latest night is broadcast to the join,
+    which then prunes the other nights' partitions (Spark's dynamic partition pruning) and
+    shuffles no state row; beyond, or when ``entities`` is None, the latest nights are collected
+    first (a handful of dates) and read alone.
+    """
     from pyspark.sql import functions as F
 
     schema = ALERT_STATE.struct_type(STATE_FIELDS)
@@ -345,6 +351,9 @@ def states_before(
     latest = mine.groupBy("entity").agg(F.max("date").alias("date"))
     if entities is not None and entities <= BROADCAST_ENTITIES:
         latest = F.broadcast(latest)
+    else:
+        nights = [r.date for r in latest.select("date").distinct().collect()]
+        mine = mine.where(F.col("date").isin(nights))
     return mine.join(latest, ["entity", "date"]).select(F.lit(key).alias("alert_key"), *STATE_FIELDS[1:])
 
 

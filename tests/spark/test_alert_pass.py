@@ -14,6 +14,32 @@ from adspark.pipeline.train import run_train
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
 
 
+def partitions_read(df, column: str) -> list[int]:
+    """Partitions read by each file scan of ``column`` in the executed plan of ``df`` (run it first)."""
+
+    def nodes(plan):
+        stack = [plan]
+        while stack:
+            node = stack.pop()
+            yield node
+            kind = node.getClass().getSimpleName()
+            if kind == "AdaptiveSparkPlanExec":
+                stack.append(node.executedPlan())
+            elif kind.endswith("QueryStageExec"):
+                stack.append(node.plan())
+            else:
+                for seq in (node.children(), node.subqueries()):
+                    it = seq.iterator()
+                    while it.hasNext():
+                        stack.append(it.next())
+
+    return [
+        int(node.metrics().get("numPartitions").get().value())
+        for node in nodes(df._jdf.queryExecution().executedPlan())
+        if node.getClass().getSimpleName() == "FileSourceScanExec" and f"{column}#" in node.output().toString()
+    ]
+
+
 def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, half_trained, table_rows):
     import shutil
 
@@ -101,7 +127,8 @@ def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, ha
 def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(store, half_trained, table_rows):
     """alerts.state_nights: 1 keeps every state of the last night scored and, of older nights, each
     entity's latest; a rerun of the kept night is unchanged."""
-    from adspark.pipeline.alerts import alert_key
+    from adspark.pipeline.alerts import alert_key, states_before
+    from adspark.session import session_conf
 
     config, _ = half_trained
     config["alerts"] = {"level": 0.5, "detectors": ["model"],
@@ -114,6 +141,17 @@ def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(s
     before = store.read("alert_state").toPandas()
     first = table_rows(store, "scores", drop=["run_id"])
     assert set(before["date"]) == {D5, D6, D7}
+    # each entity's latest state before D7 (D6's), its arrays read from D6's partition alone, the
+    # lookup broadcast or not, whatever size Spark estimates (here: it would broadcast nothing)
+    key = before["alert_key"].iloc[0]
+    latest = before[before["date"] == D6].drop(columns="run_id").assign(values=lambda f: f["values"].map(list))
+    with session_conf(store.spark, "spark.sql.autoBroadcastJoinThreshold", "-1"):
+        for entities in (before["entity"].nunique(), None):
+            got = states_before(store, key, key, D7, entities)
+            rows = got.toPandas().assign(values=lambda f: f["values"].map(list))
+            pd.testing.assert_frame_equal(rows.sort_values(["entity", "name"]).reset_index(drop=True),
+                                          latest[rows.columns].sort_values(["entity", "name"]).reset_index(drop=True))
+            assert partitions_read(got, "values") == [1]
     run_score(store, pruned, D7, D7)
     after = store.read("alert_state").toPandas()
     assert set(after["date"]) == {D6, D7}  # D5 pruned: every entity has a later state before D7
