@@ -10,34 +10,9 @@ import pytest
 from adspark.config import ScoreJobConfig, TrainJobConfig, build_job_config
 from adspark.pipeline.score import run_score
 from adspark.pipeline.train import run_train
+from adspark.plans import partitions_read
 
 D5, D6, D7 = dt.date(2026, 1, 5), dt.date(2026, 1, 6), dt.date(2026, 1, 7)
-
-
-def partitions_read(df, column: str) -> list[int]:
-    """Partitions read by each file scan of ``column`` in the executed plan of ``df`` (run it first)."""
-
-    def nodes(plan):
-        stack = [plan]
-        while stack:
-            node = stack.pop()
-            yield node
-            kind = node.getClass().getSimpleName()
-            if kind == "AdaptiveSparkPlanExec":
-                stack.append(node.executedPlan())
-            elif kind.endswith("QueryStageExec"):
-                stack.append(node.plan())
-            else:
-                for seq in (node.children(), node.subqueries()):
-                    it = seq.iterator()
-                    while it.hasNext():
-                        stack.append(it.next())
-
-    return [
-        int(node.metrics().get("numPartitions").get().value())
-        for node in nodes(df._jdf.queryExecution().executedPlan())
-        if node.getClass().getSimpleName() == "FileSourceScanExec" and f"{column}#" in node.output().toString()
-    ]
 
 
 def test_alerts_nights_one_by_one_equal_the_range_and_reruns_are_identical(store, half_trained, table_rows):
