@@ -42,8 +42,9 @@ STATE_SHAPE = {**{f"cal_{d}_recent": 0 for d in ("diff", "extreme", "level", "mi
 FIRST = dt.date(2026, 1, 1)
 
 
-def build(store, entities: int, nights: int) -> None:
-    """Append ``nights`` nights of states of ``entities`` entities to ``alert_state``."""
+def build(store, entities: int, nights: range) -> None:
+    """Append the states of ``entities`` entities for ``nights`` (days after :data:`FIRST`) to
+    ``alert_state``."""
     from pyspark.sql import functions as F
 
     from schemas import ALERT_STATE
@@ -55,7 +56,7 @@ def build(store, entities: int, nights: int) -> None:
                     F.expr(f"slice(transform(sequence(1, {max(STATE_SHAPE.values())}), i -> rand()), 1, length)")
                     .cast("array<double>").alias("values"))
             .localCheckpoint(eager=True))
-    for n in range(nights):
+    for n in nights:
         store.append(rows.select(F.lit("k").alias("alert_key"), "entity",
                                  F.lit(FIRST + dt.timedelta(days=n)).alias("date"), "name", "values",
                                  F.lit("bench").alias("run_id")),
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         store = TableStore(spark, StorageConfig(warehouse=tmp))
         built = 0
         for nights in sorted(args.nights):
-            build(store, args.entities, nights - built)
+            build(store, args.entities, range(built, nights))
             built = nights
             day = FIRST + dt.timedelta(days=nights)
             plain, p_parts = timed(plain_join(store, day))

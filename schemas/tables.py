@@ -200,7 +200,7 @@ ALERT_STATE = TableSchema(
         Col("entity", "string", False, "entity key"),
         Col("date", "date", False, "partition: the night after which this is the state"),
         Col("name", "string", False, "which array (e.g. season_loc, cal_level_stats)"),
-        Col("values", "array<double>", False, "the array's values"),
+        Col("values", "array<double>", False, "the array's values", dictionary=False),
         Col("run_id", "string", False, "the run that wrote it"),
     ),
 )

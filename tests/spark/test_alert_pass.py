@@ -102,6 +102,10 @@ def test_feedback_recalibrates_the_alert_level_where_the_alerts_decide(store, ha
 def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(store, half_trained, table_rows):
     """alerts.state_nights: 1 keeps every state of the last night scored and, of older nights, each
     entity's latest; a rerun of the kept night is unchanged."""
+    import glob
+
+    import pyarrow.parquet as pq
+
     from adspark.pipeline.alerts import alert_key, states_before
     from adspark.session import session_conf
 
@@ -116,6 +120,11 @@ def test_alert_state_retention_keeps_the_recent_nights_and_each_entitys_latest(s
     before = store.read("alert_state").toPandas()
     first = table_rows(store, "scores", drop=["run_id"])
     assert set(before["date"]) == {D5, D6, D7}
+    # the arrays are mostly distinct doubles: written without a Parquet dictionary (faster)
+    for f in glob.glob(f"{store.path('alert_state')}/date=*/*.parquet"):
+        group = pq.ParquetFile(f).metadata.row_group(0)
+        encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+        assert not any("DICTIONARY" in e for e in encodings["values.list.element"]), encodings
     # each entity's latest state before D7 (D6's), its arrays read from D6's partition alone, the
     # lookup broadcast or not, whatever size Spark estimates (here: it would broadcast nothing)
     key = before["alert_key"].iloc[0]
