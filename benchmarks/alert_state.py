@@ -10,10 +10,10 @@ and lengths, and times, on the same data in one session:
 - ``plain join``: the latest night per entity joined back to the state rows as Spark plans it
   unaided (what the job did before 2026-12-07): above Spark's broadcast threshold, a sort-merge
   join that reads and shuffles every night's arrays;
-- ``adspark, broadcast``: :func:`states_before` as the job calls it (the entity estimate of
+- ``adspark, broadcast``: :func:`adspark.pipeline.alerts.states_before` as the job calls it (the entity estimate of
   :func:`adspark.pipeline.alerts.state_origin` under ``BROADCAST_ENTITIES``): the lookup is
   broadcast, dynamic partition pruning reads the latest night's partition only, no shuffle;
-- ``adspark, collected nights``: :func:`states_before` beyond ``BROADCAST_ENTITIES`` (the latest
+- ``adspark, collected nights``: :func:`adspark.pipeline.alerts.states_before` beyond ``BROADCAST_ENTITIES`` (the latest
   nights collected first, read alone, then joined).
 
 Every path ends in a shuffle by entity (as the alert pass's cogroup does) and a ``noop`` write;

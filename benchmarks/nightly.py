@@ -74,6 +74,22 @@ def _write_events_spark(spark, path: str, events: int, entities: int, days: int,
     df.sortWithinPartitions("event_date").write.format("delta").partitionBy("event_date").mode("overwrite").save(path)
 
 
+def _copy_states(data: dict, night: dt.date, nights: int) -> None:
+    """Append the ``alert_state`` rows of ``night`` again, dated each of the ``nights`` nights before it."""
+    from pyspark.sql import functions as F
+
+    from adspark.config import SparkConfig, StorageConfig
+    from adspark.session import get_spark
+    from adspark.storage import TableStore
+    from schemas import ALERT_STATE
+
+    store = TableStore(get_spark(SparkConfig(**data["spark"])), StorageConfig(**data["storage"]))
+    rows = store.read(ALERT_STATE.name).where(F.col("date") == F.lit(night)).localCheckpoint(eager=True)
+    for k in range(1, nights + 1):
+        store.append(rows.withColumn("date", F.lit(night - dt.timedelta(days=k))).select(*ALERT_STATE.names),
+                     ALERT_STATE.name, partition_by=ALERT_STATE.partition_by)
+
+
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -92,6 +108,10 @@ def main() -> None:
                         help="time an ordinary night: train on the nights before the last two, run nightly for "
                         "the night before the last first (untimed: its alert pass replays the history and "
                         "leaves the state the timed night continues), then time the last")
+    parser.add_argument("--state-history", type=int, default=0, metavar="N",
+                        help="with --ordinary: before the timed night, copy the first night's alert_state rows to "
+                        "the N nights before it (untimed), as a warehouse that kept N more nights of states holds them; "
+                        "the timed night's results are the same (each entity's latest state is unchanged)")
     parser.add_argument("--fresh-process", action="store_true",
                         help="run the timed nightly as its own process (`python jobs/nightly.py`, what "
                         "spark-submit starts every night: a new JVM, new Python workers) instead of in "
@@ -158,6 +178,10 @@ def main() -> None:
             elif cli(argv) != 0:
                 raise SystemExit(f"{name} failed")
             prep[name] = time.perf_counter() - t0
+        if args.state_history and args.ordinary:
+            t0 = time.perf_counter()
+            _copy_states(data, history_to + dt.timedelta(days=1), args.state_history)
+            prep[f"{args.state_history} nights of state history"] = time.perf_counter() - t0
         phase[0] = "nightly"
         t0 = time.perf_counter()
         if args.fresh_process:
