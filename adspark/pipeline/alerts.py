@@ -114,13 +114,14 @@ class AlertOrigin:
         key: The model's state key.
         source: The key of the states it continues (None: none).
         first: The first night run through the alerts (the scored range's start or earlier).
-        entities: About how many entities hold a state under ``source`` (0: none).
+        entities: About how many entities hold a state under ``source`` (0: none; None: not
+            known, :func:`states_before` then plans for any number).
     """
 
     key: str
     source: str | None
     first: dt.date
-    entities: int = 0
+    entities: int | None = None
 
 
 def alert_origin(
