@@ -10,6 +10,7 @@ Python workers). Values arrive as an Arrow list column and are reshaped without 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -182,11 +183,9 @@ def limit_threads(threads: int, keras: bool) -> None:
     if keras:
         import tensorflow as tf
 
-        try:
+        with contextlib.suppress(RuntimeError):  # this worker's TensorFlow already runs: its pools stay
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # this worker's TensorFlow is already running: keep its pools
-            pass
 
 
 def make_scorer(
