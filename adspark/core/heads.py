@@ -35,10 +35,33 @@ def head_bounds(
     return first + train_seconds, first + float(head_seconds)
 
 
-def in_head(bucket_s: np.ndarray, first_s: float, head_seconds: int) -> np.ndarray:
-    """Which buckets (start times, epoch seconds, shape (n,)) lie in ``[first, first + head)``."""
+def in_head(bucket_s: np.ndarray, first_s: "float | np.ndarray", head_seconds: int) -> np.ndarray:
+    """Which buckets (start times, epoch seconds, shape (n,)) lie in ``[first, first + head)``
+    (``first_s`` one start, or each bucket's own entity's, shape (n,))."""
     b = np.asarray(bucket_s, np.float64)
     return (b >= first_s) & (b < first_s + head_seconds)
+
+
+def head_rows(entity: np.ndarray, bucket_s: np.ndarray, padded: np.ndarray, head_seconds: int) -> np.ndarray:
+    """Which feature rows lie in their own entity's head (many entities at once).
+
+    Args:
+        entity: Each row's entity, shape (n,).
+        bucket_s: Each row's bucket start, epoch seconds, shape (n,).
+        padded: Whether the row is a padded (empty) bucket, shape (n,).
+        head_seconds: Length of the head.
+
+    Returns:
+        Mask, shape (n,): the row's bucket lies in ``[first, first + head)``, ``first`` its
+        entity's first non-empty bucket; all False for an entity without one.
+    """
+    import pandas as pd
+
+    b = np.asarray(bucket_s, np.float64)
+    real = ~np.asarray(padded, bool)
+    first = pd.Series(np.where(real, b, np.inf)).groupby(np.asarray(entity)).transform("min").to_numpy()
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(first) & in_head(b, first, head_seconds)
 
 
 def window_roles(

@@ -13,7 +13,6 @@ window job names them in its summary).
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal, Sequence
 
 import numpy as np
@@ -100,7 +99,7 @@ def center_and_scale(
 def fit_stats(
     entity: str, values: np.ndarray, features: Sequence[str], method: ScalingMethod
 ) -> pd.DataFrame:
-    """Fit scaling statistics of one entity.
+    """Fit scaling statistics of one entity (:func:`fit_entity_stats` with one entity).
 
     Args:
         entity: The entity key (or :data:`GLOBAL_ENTITY`).
@@ -114,30 +113,119 @@ def fit_stats(
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != len(features):
         raise ValueError(f"values shape {v.shape} does not match {len(features)} features")
-    n = np.sum(~np.isnan(v), axis=0)
-    zeros = np.zeros(len(features))
     if v.shape[0] == 0:
-        q25 = med = q75 = lo = hi = std = zeros
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
-            q25, med, q75 = np.nanpercentile(v, [25, 50, 75], axis=0)
-            lo, hi, std, mean = np.nanmin(v, axis=0), np.nanmax(v, axis=0), np.nanstd(v, axis=0), np.nanmean(v, axis=0)
+        zeros = np.zeros((1, len(features)))
+        return _stats_frame(np.array([entity], dtype=object), features, method, np.zeros((1, len(features)), np.int64),
+                            (zeros, zeros, zeros), zeros, zeros, zeros, zeros)
+    return fit_entity_stats(np.full(len(v), entity, dtype=object), v, features, method)
+
+
+def fit_entity_stats(
+    entities: np.ndarray, values: np.ndarray, features: Sequence[str], method: ScalingMethod
+) -> pd.DataFrame:
+    """Fit scaling statistics of many entities at once (no Python loop over entities).
+
+    Each entity's figures are those of its own rows: quartiles by linear interpolation
+    (``np.nanpercentile``'s default), min, max, mean and population standard deviation, NaN
+    entries ignored, 0 where a feature has no value.
+
+    Args:
+        entities: The entity of each row, shape (n,), n >= 1.
+        values: Training values, shape (n, F).
+        features: The F feature names.
+        method: ``robust``, ``zscore``, ``minmax`` or ``none`` (:func:`center_and_scale`).
+
+    Returns:
+        F rows per entity (entities sorted, features in order) with :data:`STATS_COLUMNS`.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != len(features) or len(entities) != len(v) or not len(v):
+        raise ValueError(f"values shape {v.shape} does not match {len(features)} features and {len(entities)} rows")
+    code, keys = pd.factorize(np.asarray(entities, dtype=object), sort=True)
+    keys = np.asarray(keys, dtype=object)
+    order = np.argsort(code, kind="stable")
+    code, v = code[order], v[order]
+    starts = np.searchsorted(code, np.arange(len(keys)))
+    known = ~np.isnan(v)
+    n = np.add.reduceat(known.astype(np.int64), starts, axis=0)  # (E, F)
     seen = n > 0
-    med, q25, q75, lo, hi, std, mean = (np.where(seen, x, 0.0) for x in (med, q25, q75, lo, hi, std, mean))
+    quartiles, lo, hi = _segment_quartiles(v, starts, n)
+    filled = np.where(known, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.add.reduceat(filled, starts, axis=0) / n
+        deviation = np.where(known, v - np.repeat(mean, np.diff(np.r_[starts, len(v)]), axis=0), 0.0)
+        std = np.sqrt(np.add.reduceat(deviation * deviation, starts, axis=0) / n)
+    q25, med, q75, lo, hi, std, mean = (np.where(seen, x, 0.0) for x in (*quartiles, lo, hi, std, mean))
+    return _stats_frame(keys, features, method, n, (q25, med, q75), lo, hi, std, mean)
+
+
+def _segment_quartiles(
+    v: np.ndarray, starts: np.ndarray, n: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """Quartiles, min and max of each entity's rows, NaN ignored (NaN where none).
+
+    Entities are sorted in blocks of similar row counts (each padded with NaN to its longest,
+    so at most twice the rows), one ``np.sort`` along the rows per block.
+
+    Args:
+        v: Rows grouped by entity, shape (N, F).
+        starts: First row of each entity, shape (E,).
+        n: Non-NaN values per entity and feature, shape (E, F).
+
+    Returns:
+        ``((q25, median, q75), min, max)``, each of shape (E, F).
+    """
+    sizes = np.diff(np.r_[starts, len(v)])
+    figures = np.full((5, *n.shape), np.nan)
+    size_class = np.ceil(np.log2(sizes)).astype(np.int64)
+    for c in np.unique(size_class):
+        members = np.flatnonzero(size_class == c)
+        width = int(sizes[members].max())
+        offset = np.arange(width)
+        inside = offset < sizes[members, None]  # (e, width)
+        rows = np.where(inside, starts[members, None] + offset, 0)
+        block = np.where(inside[..., None], v[rows], np.nan)  # (e, width, F)
+        block.sort(axis=1)  # ascending, NaN last
+        last = np.maximum(n[members] - 1, 0)[:, None, :]  # (e, 1, F)
+        figures[3, members] = np.take_along_axis(block, np.zeros_like(last), 1)[:, 0]
+        figures[4, members] = np.take_along_axis(block, last, 1)[:, 0]
+        for i, q in enumerate((0.25, 0.5, 0.75)):
+            virtual = last * q
+            below = np.floor(virtual).astype(np.int64)
+            above = np.minimum(below + 1, last)
+            figures[i, members] = _lerp(np.take_along_axis(block, below, 1), np.take_along_axis(block, above, 1),
+                                        virtual - below)[:, 0]
+    return (figures[0], figures[1], figures[2]), figures[3], figures[4]
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear interpolation from ``a`` to ``b`` as NumPy's quantiles compute it (from the nearer
+    end), shapes (k,)."""
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def _stats_frame(
+    keys: np.ndarray, features: Sequence[str], method: ScalingMethod, n: np.ndarray,
+    quartiles: tuple[np.ndarray, np.ndarray, np.ndarray], lo: np.ndarray, hi: np.ndarray, std: np.ndarray,
+    mean: np.ndarray,
+) -> pd.DataFrame:
+    """The long statistics frame from per-entity figures, each of shape (E, F)."""
+    q25, med, q75 = quartiles
     iqr = q75 - q25
-    center, scale = center_and_scale(method, med, iqr, lo, hi, std, mean)
+    center, scale = center_and_scale(method, med.ravel(), iqr.ravel(), lo.ravel(), hi.ravel(), std.ravel(),
+                                     mean.ravel())
     return pd.DataFrame(
         {
-            "entity": entity,
-            "feature": list(features),
+            "entity": np.repeat(keys, len(features)),
+            "feature": np.tile(np.asarray(list(features), dtype=object), len(keys)),
             "center": center.astype(np.float64),
             "scale": scale.astype(np.float64),
-            "median": med,
-            "iqr": iqr,
-            "min": lo,
-            "max": hi,
-            "n": n.astype(np.int64),
+            "median": med.ravel(),
+            "iqr": iqr.ravel(),
+            "min": lo.ravel(),
+            "max": hi.ravel(),
+            "n": n.ravel().astype(np.int64),
         }
     )
 

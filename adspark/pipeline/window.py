@@ -23,11 +23,11 @@ import pandas as pd
 from adspark.config import WindowJobConfig
 from adspark.core.buckets import epoch_seconds
 from adspark.core.features import CALENDAR_COLUMNS
-from adspark.core.heads import in_head
+from adspark.core.heads import head_rows
 from adspark.core.scaling import (
     GLOBAL_ENTITY,
     STATS_COLUMNS,
-    fit_stats,
+    fit_entity_stats,
     floor_note,
     floored_rows,
     global_stats,
@@ -102,12 +102,11 @@ def ensure_bucket_stats(store: TableStore, spec: StoredSpec) -> "DataFrame":
     head = spec.entity_head_seconds
 
     def fit(pdf: pd.DataFrame) -> pd.DataFrame:
-        parts = [
-            fit_stats(entity, _head_of(part, head)[names].to_numpy(np.float64), names, method)
-            for entity, part in pdf.groupby("entity", sort=True)
-            if head is None or (~part["padded"]).any()
-        ]
-        out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=stat_schema.names[1:])
+        if head is not None:
+            pdf = pdf[head_rows(pdf["entity"].to_numpy(), epoch_seconds(pdf["bucket_start"]),
+                                pdf["padded"].to_numpy(bool), head)]
+        out = (fit_entity_stats(pdf["entity"].to_numpy(object), pdf[names].to_numpy(np.float64), names, method)
+               if len(pdf) else pd.DataFrame(columns=stat_schema.names[1:]))
         out.insert(0, "spec_id", spec.spec_id)
         return out
 
@@ -128,15 +127,6 @@ def ensure_bucket_stats(store: TableStore, spec: StoredSpec) -> "DataFrame":
 
     store.append(fitted.groupBy("feature").applyInPandas(fallback, stat_schema), SCALER_STATS.name)
     return store.read(SCALER_STATS.name).where(F.col("spec_id") == spec.spec_id)
-
-
-def _head_of(part: pd.DataFrame, head_seconds: int | None) -> pd.DataFrame:
-    """One entity's feature rows of its head (all rows without a head)."""
-    if head_seconds is None:
-        return part
-    starts = epoch_seconds(part["bucket_start"])
-    first = float(starts[~part["padded"].to_numpy(bool)].min())
-    return part[in_head(starts, first, head_seconds)]
 
 
 def make_cutter(

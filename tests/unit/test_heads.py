@@ -10,7 +10,16 @@ import pytest
 
 from adspark.core.alerts import AlertParams, alert_nights
 from adspark.core.calibration import CalibrationParams
-from adspark.core.heads import OUTSIDE, TRAIN, VALIDATION, head_bounds, in_head, in_sample, window_roles
+from adspark.core.heads import (
+    OUTSIDE,
+    TRAIN,
+    VALIDATION,
+    head_bounds,
+    head_rows,
+    in_head,
+    in_sample,
+    window_roles,
+)
 from adspark.core.streaming import BaselineParams
 
 
@@ -31,6 +40,15 @@ def test_in_head_and_in_sample() -> None:
     assert in_head(np.array([990.0, 1000.0, 1099.0, 1100.0]), 1000.0, 100).tolist() == [False, True, True, False]
     assert in_sample(np.array([1079.0, 1080.0, 1081.0]), 1000.0, 80.0).tolist() == [True, True, False]
     assert not in_sample(np.array([1.0, 2.0]), -np.inf, 80.0).any()  # first bucket unknown yet
+
+
+def test_head_rows_start_at_each_entitys_first_event() -> None:
+    entity = np.array(["a", "b", "a", "a", "b", "c", "a", "b"])
+    bucket = np.array([0.0, 0.0, 10.0, 20.0, 10.0, 0.0, 30.0, 20.0])
+    padded = np.array([True, False, False, False, True, True, False, False])  # c: only padding
+    mask = head_rows(entity, bucket, padded, 15)
+    # a's first event is at 10: [10, 25) -> 10, 20 (padded 0 before it is out); b's at 0: [0, 15)
+    assert mask.tolist() == [False, True, True, True, True, False, False, False]
 
 
 def _run(first_event_hour: int, head_hours: int | None) -> tuple[pd.DataFrame, dict[str, np.ndarray], AlertParams]:

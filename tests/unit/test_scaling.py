@@ -8,6 +8,7 @@ from hypothesis.extra.numpy import arrays
 from adspark.core.scaling import (
     GLOBAL_ENTITY,
     apply_scaling,
+    fit_entity_stats,
     fit_stats,
     floor_note,
     floored_rows,
@@ -36,6 +37,50 @@ def test_nan_ignored_and_never_emitted():
     c, s = stats_vectors(stats, ["a", "b"])
     out = apply_scaling(np.array([[np.nan, np.inf]]), c, s)
     assert np.isfinite(out).all() and out.dtype == np.float32
+
+
+def _reference(values: np.ndarray, method: str) -> dict[str, np.ndarray]:
+    """One entity's figures straight from NumPy's nan-aware functions (0 where a feature has no value)."""
+    import warnings
+
+    from adspark.core.scaling import center_and_scale
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q25, med, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+        lo, hi, std, mean = (f(values, axis=0) for f in (np.nanmin, np.nanmax, np.nanstd, np.nanmean))
+    seen = (~np.isnan(values)).sum(axis=0) > 0
+    q25, med, q75, lo, hi, std, mean = (np.where(seen, x, 0.0) for x in (q25, med, q75, lo, hi, std, mean))
+    center, scale = center_and_scale(method, med, q75 - q25, lo, hi, std, mean)
+    return {"median": med, "iqr": q75 - q25, "min": lo, "max": hi, "center": center, "scale": scale,
+            "n": (~np.isnan(values)).sum(axis=0)}
+
+
+@pytest.mark.parametrize("method", ["robust", "zscore", "minmax", "none"])
+def test_many_entities_at_once_equal_each_entity_alone(method):
+    rng = np.random.default_rng(7)
+    sizes = [1, 2, 3, 5, 8, 40, 170, 1]  # blocks of different row counts, a one-row entity
+    entity = np.repeat([f"e{i}" for i in range(len(sizes))], sizes)
+    values = np.round(rng.gamma(1.0, 3.0, (len(entity), 4)), 1)  # ties among the values
+    values[rng.random(values.shape) < 0.3] = np.nan
+    values[entity == "e3", 2] = np.nan  # a feature an entity never saw
+    shuffled = rng.permutation(len(entity))
+    stats = fit_entity_stats(entity[shuffled], values[shuffled], ["a", "b", "c", "d"], method)
+    assert stats["entity"].tolist() == list(np.repeat(sorted(set(entity)), 4))
+    for name, part in stats.groupby("entity"):
+        ref = _reference(values[entity == name], method)
+        for column in ("median", "iqr", "min", "max", "n"):
+            np.testing.assert_array_equal(part[column].to_numpy(), ref[column], err_msg=f"{name} {column}")
+        for column in ("center", "scale"):  # means and deviations summed in another order: last bits
+            np.testing.assert_allclose(part[column].to_numpy(), ref[column], rtol=1e-14, err_msg=f"{name} {column}")
+    assert stats.loc[(stats.entity == "e3") & (stats.feature == "c"), "n"].item() == 0
+
+
+def test_an_entity_without_rows_gets_neutral_statistics():
+    stats = fit_stats("e", np.zeros((0, 2)), ["a", "b"], "robust")
+    assert stats["n"].tolist() == [0, 0] and stats["scale"].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="does not match"):
+        fit_entity_stats(np.array(["e"]), np.zeros((2, 2)), ["a", "b"], "robust")
 
 
 def test_global_stats_and_missing_feature():
