@@ -134,9 +134,15 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--train-to", dest="train_to", type=_date,
                     help="last night to train on (default window.scaling.fit_to); later nights are scored "
                          "(not with window.scaling.entity_head: each entity trains on its own head)")
-    lb = add("labels", "load labeled anomalies (CSV: entity, start, end[, kind, description, magnitude, anomaly_id])",
-             dates=False)
-    lb.add_argument("file", help="CSV file with a header row (a path or URI)")
+    lb = add("labels", "load labeled anomalies (CSV: entity, start, end[, kind, description, magnitude, anomaly_id]; "
+             "or --from-column: runs of flagged events)", dates=False)
+    lb.add_argument("file", nargs="?", help="CSV file with a header row (a path or URI)")
+    lb.add_argument("--from-column", dest="from_column", metavar="COLUMN",
+                    help="instead of a file: the events' per-row flag column (anomaly, label, attack); each "
+                         "entity's runs of consecutive flagged rows become labels")
+    lb.add_argument("--positive", metavar="VALUE",
+                    help="with --from-column: the text of a flagged row, e.g. Attack (default: 1/true/yes "
+                         "flagged, 0/false/no not)")
     lb.add_argument("--timezone", default=None,
                     help="zone of naive timestamps in the file (default source.timestamp.timezone, else UTC)")
     lb.add_argument("--delimiter", default=",", help="field delimiter (default ,)")
@@ -367,11 +373,20 @@ def _print_frames(queries: list[str], frames: "list[pd.DataFrame]") -> str:
 
 
 def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
-    from adspark.pipeline.labels import run_labels
+    from adspark.pipeline.labels import run_flag_labels, run_labels
 
+    if (args.file is None) == (args.from_column is None):
+        raise ConfigError("give either a labels CSV file or --from-column COLUMN, not "
+                          + ("both" if args.file else "neither"))
+    if args.positive is not None and args.from_column is None:
+        raise ConfigError("--positive goes with --from-column")
     cfg = build_job_config(LabelsJobConfig, data, args.conf)
+    if args.from_column is not None and cfg.source is None:
+        raise ConfigError(f"--from-column: {args.conf} has no source section (the events to read)")
     zone = args.timezone or ((data.get("source") or {}).get("timestamp") or {}).get("timezone") or "UTC"
     store = open_store(data, args.conf)
+    if args.from_column is not None:
+        return run_flag_labels(store, cfg, args.from_column, args.positive, args.replace).message
     return run_labels(store, cfg, args.file, zone, args.replace, args.delimiter).message
 
 

@@ -999,10 +999,12 @@ class EvaluateJobConfig(Strict):
 
 
 class LabelsJobConfig(Strict):
-    """Config of ``adspark labels`` (the file and its options are arguments)."""
+    """Config of ``adspark labels`` (the file and its options are arguments; ``source``: the
+    events read by ``--from-column``)."""
 
     storage: StorageConfig
     spark: SparkConfig
+    source: SourceConfig | None = None
 
 
 class NightlyJobConfig(Strict):

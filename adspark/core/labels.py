@@ -131,3 +131,57 @@ def parse_labels(raw: pd.DataFrame, timezone: str = "UTC", origin: str = "labels
         "date": start[bad].dt.normalize(),
     }, columns=list(REJECT_COLUMNS)).reset_index(drop=True)
     return ParsedLabels(accepted, rejected)
+
+
+def flag_intervals(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Labels from events flagged one by one (a per-row anomaly column such as ``anomaly``,
+    ``label`` or ``attack``): one label per run of consecutive flagged rows of an entity.
+
+    A run's label starts at its first flagged row and ends (exclusive) at the next later
+    timestamp of the entity after its last flagged row; a run that reaches the entity's last
+    row ends one usual interval (the median between the entity's distinct timestamps) after it,
+    or is a point label when the entity has a single timestamp.
+
+    Args:
+        rows: ``entity`` (str), ``ts`` (naive UTC timestamps) and ``flag`` (bool) of any number of
+            entities, any row order; rows sharing an entity and timestamp belong to one run when
+            any of them is flagged.
+        column: The flag column's name (the labels' ``kind``).
+
+    Returns:
+        Columns :data:`LABEL_COLUMNS`, sorted by entity and start; ``description`` counts the
+        flagged rows.
+    """
+    if rows.empty:
+        return pd.DataFrame(columns=list(LABEL_COLUMNS))
+    codes, entities = pd.factorize(rows["entity"].to_numpy(object), sort=True)
+    ts = pd.to_datetime(rows["ts"]).to_numpy("datetime64[ns]").astype(np.int64)
+    flag = rows["flag"].to_numpy(bool)
+    order = np.lexsort((ts, codes))
+    codes, ts, flag = codes[order], ts[order], flag[order]
+    # one step per distinct (entity, timestamp): flagged when any of its rows is
+    step_start = np.r_[True, (codes[1:] != codes[:-1]) | (ts[1:] != ts[:-1])]
+    step = np.cumsum(step_start) - 1
+    s_code, s_ts = codes[step_start], ts[step_start]
+    s_flag = np.zeros(len(s_code), bool)
+    np.logical_or.at(s_flag, step, flag)
+    s_rows = np.bincount(step, weights=flag, minlength=len(s_code)).astype(np.int64)
+    first_of_entity = np.r_[True, s_code[1:] != s_code[:-1]]
+    last_of_entity = np.r_[s_code[1:] != s_code[:-1], True]
+    gaps = np.where(first_of_entity, np.nan, np.r_[np.nan, np.diff(s_ts)].astype(np.float64))
+    spacing = pd.Series(gaps).groupby(s_code).median().reindex(range(len(entities))).to_numpy()
+    opens = s_flag & (first_of_entity | ~np.r_[False, s_flag[:-1]])
+    closes = s_flag & (last_of_entity | ~np.r_[s_flag[1:], False])
+    first, last = np.flatnonzero(opens), np.flatnonzero(closes)
+    run_rows = np.add.reduceat(s_rows, first) if len(first) else np.zeros(0, np.int64)
+    following = np.minimum(last + 1, len(s_ts) - 1)
+    tail = np.nan_to_num(spacing[s_code[last]], nan=0.0).astype(np.int64)
+    end_ns = np.where(last_of_entity[last], s_ts[last] + tail, s_ts[following])
+    start = pd.to_datetime(s_ts[first])
+    end = pd.to_datetime(end_ns)
+    entity = entities[s_code[first]].astype(str)
+    return pd.DataFrame({
+        "anomaly_id": [label_id(e, s, t) for e, s, t in zip(entity, start, end, strict=True)],
+        "entity": entity, "kind": column, "start": start, "end": end, "magnitude": np.nan,
+        "description": [f"{n} row(s) flagged in column {column}" for n in run_rows],
+    }, columns=list(LABEL_COLUMNS))

@@ -23,6 +23,8 @@ from adspark.errors import ConfigError, DataContractError, check_range
 from adspark.pipeline.grouping import entity_groups, group_of
 from adspark.pipeline.validate import (
     Validated,
+    entity_key,
+    entity_parts,
     parse_time,
     read_source,
     rejects_frame,
@@ -214,10 +216,11 @@ def _activity(
     first = start - dt.timedelta(days=lookback)
     lo = F.lit(dt.datetime.combine(first, dt.time()))
     hi = F.lit(dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
-    entity = F.concat_ws("|", *[F.trim(F.col(c).cast("string")) for c in source.entity])
+    parts = entity_parts(source)
+    entity = entity_key(parts)
     keys_ok = F.lit(True)
-    for c in source.entity:
-        keys_ok = keys_ok & F.col(c).isNotNull() & (F.trim(F.col(c).cast("string")) != "")
+    for part in parts:
+        keys_ok = keys_ok & part.isNotNull() & (part != "")
     pre = raw
     if source.date_column and source.date_column != source.timestamp.column:
         pre = raw.where(

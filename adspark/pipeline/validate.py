@@ -235,6 +235,20 @@ def _row_date(df: "DataFrame", source: SourceConfig, ts: "Column") -> "Column":
     return col if kind == "date" else F.to_date(F.try_to_timestamp(col.cast("string")))
 
 
+def entity_parts(source: SourceConfig) -> list["Column"]:
+    """The entity key columns as trimmed text, one per ``source.entity`` column."""
+    from pyspark.sql import functions as F
+
+    return [F.trim(F.col(c).cast("string")) for c in source.entity]
+
+
+def entity_key(parts: Sequence["Column"]) -> "Column":
+    """The entity of a row: its key columns' text joined by ``|`` (:func:`entity_parts`)."""
+    from pyspark.sql import functions as F
+
+    return F.concat_ws("|", *parts)
+
+
 def _first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":
     """``CASE WHEN c1 THEN v1 WHEN c2 THEN v2 ... END`` (null when no condition holds), flat."""
     from pyspark.sql import functions as F
@@ -286,16 +300,16 @@ def validate_events(
             night.between(lo, hi) | (night.between(lo, late_hi) & F.to_date(ts).between(lo, hi))
         )
 
-    entity_parts = [F.trim(F.col(c).cast("string")) for c in source.entity]
+    parts = entity_parts(source)
     rows = selected.select(
         *[F.col(c) for c in original],
-        F.concat_ws("|", *entity_parts).alias("_entity"),
+        entity_key(parts).alias("_entity"),
         ts.alias("_ts"),
         night.alias("_date"),
     )
     checks: list[tuple[Column, str, str, Column]] = []
     null_key = None
-    for c, part in zip(source.entity, entity_parts):
+    for c, part in zip(source.entity, parts):
         bad = part.isNull() | (part == "")
         null_key = bad if null_key is None else null_key | bad
         checks.append((bad, "null_entity", c, F.lit("expected a non-blank entity key")))

@@ -28,6 +28,21 @@ def test_a_bad_set_override_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "adspark tables: error: --set window.stride.x: window.stride holds 1, not a section"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give either a labels CSV file or --from-column COLUMN, not neither"),
+        (["labels.csv", "--from-column", "anomaly"], "give either a labels CSV file or --from-column COLUMN, not both"),
+        (["labels.csv", "--positive", "Attack"], "--positive goes with --from-column"),
+    ],
+)
+def test_labels_take_a_file_or_a_flag_column(args, message, tmp_path, capsys):
+    conf = tmp_path / "c.yaml"
+    conf.write_text("storage: {warehouse: wh}\n")
+    assert main(["labels", "--conf", str(conf), *args]) == 1
+    assert capsys.readouterr().err.strip() == f"adspark labels: error: {message}"
+
+
 def test_errors_a_user_can_cause_are_one_line_and_the_rest_keep_their_traceback():
     from pyspark.errors import AnalysisException
 
@@ -42,3 +57,11 @@ def test_errors_a_user_can_cause_are_one_line_and_the_rest_keep_their_traceback(
     missing = AnalysisException(message="[TABLE_OR_VIEW_NOT_FOUND] The table or view `events` cannot be found.")
     assert error_line(missing).startswith("AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]")
     assert error_line(RuntimeError("a bug")) is None and error_line(MemoryError()) is None
+
+
+def test_labels_from_a_column_need_the_events_source(tmp_path, capsys):
+    conf = tmp_path / "c.yaml"
+    conf.write_text("storage: {warehouse: wh}\n")
+    assert main(["labels", "--conf", str(conf), "--from-column", "anomaly"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"adspark labels: error: --from-column: {conf} has no source section (the events to read)")

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from adspark.core.labels import label_id, parse_labels
+from adspark.core.labels import flag_intervals, label_id, parse_labels
 from adspark.errors import SchemaMismatchError
 
 
@@ -55,3 +55,19 @@ def test_each_bad_row_is_rejected_with_its_rule_column_and_expectation() -> None
 def test_a_missing_required_column_names_it_and_what_was_found() -> None:
     with pytest.raises(SchemaMismatchError, match=r"column 'end' expected a column .*found \['entity', 'start'\]"):
         parse_labels(_raw([{"entity": "m", "start": "2011-07-14"}]), origin="labels.csv")
+
+
+def test_runs_of_flagged_rows_become_labels_ending_at_the_next_reading() -> None:
+    t = pd.Timestamp("2026-03-02 10:00:00")
+    at = [t + pd.Timedelta(seconds=k) for k in (0, 1, 2, 2, 3, 4, 5, 0, 1, 2, 0)]
+    rows = pd.DataFrame({"entity": ["a"] * 7 + ["b"] * 3 + ["c"], "ts": at,
+                         "flag": [False, True, True, False, False, True, True, True, False, True, True]})
+    got = flag_intervals(rows.sample(frac=1.0, random_state=3), "anomaly")  # any row order
+    spans = [(e, (s - t).seconds, (x - t).seconds) for e, s, x in zip(got["entity"], got["start"], got["end"])]
+    # a: 1-2 (the second reading at 2 s is not flagged, the step is), ends at the next reading (3 s);
+    # 4-5 reaches a's last reading: ends one usual interval (1 s) later; c: one reading, a point label
+    assert spans == [("a", 1, 3), ("a", 4, 6), ("b", 0, 1), ("b", 2, 3), ("c", 0, 0)]
+    assert got["description"].tolist()[:2] == ["2 row(s) flagged in column anomaly"] * 2
+    assert set(got["kind"]) == {"anomaly"} and got["anomaly_id"].is_unique
+    assert got["anomaly_id"][0] == label_id("a", got["start"][0], got["end"][0])
+    assert flag_intervals(rows.assign(flag=False), "anomaly").empty
