@@ -143,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--positive", metavar="VALUE",
                     help="with --from-column: the text of a flagged row, e.g. Attack (default: 1/true/yes "
                          "flagged, 0/false/no not)")
+    lb.add_argument("--negative", metavar="VALUE",
+                    help="with --from-column: the text of an unflagged row, every other value flagged, e.g. normal")
     lb.add_argument("--timezone", default=None,
                     help="zone of naive timestamps in the file (default source.timestamp.timezone, else UTC)")
     lb.add_argument("--delimiter", default=",", help="field delimiter (default ,)")
@@ -378,15 +380,18 @@ def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
     if (args.file is None) == (args.from_column is None):
         raise ConfigError("give either a labels CSV file or --from-column COLUMN, not "
                           + ("both" if args.file else "neither"))
-    if args.positive is not None and args.from_column is None:
-        raise ConfigError("--positive goes with --from-column")
+    for option, value in (("--positive", args.positive), ("--negative", args.negative)):
+        if value is not None and args.from_column is None:
+            raise ConfigError(f"{option} goes with --from-column")
+    if args.positive is not None and args.negative is not None:
+        raise ConfigError("give --positive or --negative, not both")
     cfg = build_job_config(LabelsJobConfig, data, args.conf)
     if args.from_column is not None and cfg.source is None:
         raise ConfigError(f"--from-column: {args.conf} has no source section (the events to read)")
     zone = args.timezone or ((data.get("source") or {}).get("timestamp") or {}).get("timezone") or "UTC"
     store = open_store(data, args.conf)
     if args.from_column is not None:
-        return run_flag_labels(store, cfg, args.from_column, args.positive, args.replace).message
+        return run_flag_labels(store, cfg, args.from_column, args.positive, args.replace, args.negative).message
     return run_labels(store, cfg, args.file, zone, args.replace, args.delimiter).message
 
 

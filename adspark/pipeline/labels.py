@@ -125,11 +125,12 @@ FLAG_TRUE = ("1", "true", "t", "yes", "y")
 FLAG_FALSE = ("0", "false", "f", "no", "n")
 
 
-def flag_value(raw: "Column", kind: str, positive: str | None) -> "Column":
+def flag_value(raw: "Column", kind: str, positive: str | None = None, negative: str | None = None) -> "Column":
     """A flag column as a boolean: a boolean as is, a number flagged when not 0, text flagged
-    when it equals ``positive`` (any other text: not flagged) or, without ``positive``, when it
-    reads as true (1, true, t, yes, y; 0, false, f, no, n: not flagged; other text: null, a
-    rejected row). Case and surrounding blanks are ignored."""
+    when it equals ``positive`` (any other text: not flagged), or differs from ``negative`` (a
+    label column holding ``normal`` or an attack's name), or else when it reads as true (1, true,
+    t, yes, y; 0, false, f, no, n: not flagged; other text: null, a rejected row). Case and
+    surrounding blanks are ignored; null stays null."""
     from pyspark.sql import functions as F
 
     if kind == "boolean":
@@ -139,10 +140,14 @@ def flag_value(raw: "Column", kind: str, positive: str | None) -> "Column":
     text = F.lower(F.trim(raw.cast("string")))
     if positive is not None:
         return F.when(raw.isNull(), F.lit(None)).otherwise(text == positive.strip().lower())
+    if negative is not None:
+        return F.when(raw.isNull(), F.lit(None)).otherwise(text != negative.strip().lower())
     return F.when(text.isin(*FLAG_TRUE), True).when(text.isin(*FLAG_FALSE), False)
 
 
-def _flagged_rows(store: TableStore, source: SourceConfig, column: str, positive: str | None) -> "DataFrame":
+def _flagged_rows(
+    store: TableStore, source: SourceConfig, column: str, positive: str | None, negative: str | None,
+) -> "DataFrame":
     """The source's rows with ``entity``, ``ts``, ``flag`` and, for a row that cannot be used,
     ``reason``/``column``/``detail``/``raw`` (null otherwise)."""
     from pyspark.sql import functions as F
@@ -159,11 +164,12 @@ def _flagged_rows(store: TableStore, source: SourceConfig, column: str, positive
     ts_col = source.timestamp.column
     parts = entity_parts(source)
     entity, ts = entity_key(parts), parse_time(F.col(ts_col), kinds[ts_col], source)
-    flag = flag_value(F.col(column), kinds[column], positive)
+    flag = flag_value(F.col(column), kinds[column], positive, negative)
     blank = F.lit(False)
     for part in parts:
         blank = blank | part.isNull() | (part == "")
     expected_flag = (f"{positive!r} or another value" if positive is not None
+                     else f"{negative!r} or another value" if negative is not None
                      else f"a flag ({', '.join(FLAG_TRUE)} or {', '.join(FLAG_FALSE)})")
     checks = [
         (blank, "null_entity", F.lit(",".join(source.entity)), F.lit("expected a non-blank entity key")),
@@ -191,16 +197,20 @@ def _flagged_rows(store: TableStore, source: SourceConfig, column: str, positive
 
 def run_flag_labels(
     store: TableStore, cfg: LabelsJobConfig, column: str, positive: str | None = None, replace: bool = False,
+    negative: str | None = None,
 ) -> LabelsLoad:
     """Load labels from the flag column ``column`` of the configured events source.
 
     Args:
         column: The per-row flag (after ``source.rename``).
-        positive: The text that marks a flagged row (``Attack``); ``None``: true/false text.
+        positive: The text that marks a flagged row (``Attack``); ``None``: see ``negative``.
+        negative: The text of an unflagged row (``normal``: every other value is flagged);
+            neither: true/false text (:func:`flag_value`).
         replace: Replace the whole ``labels`` table with these labels.
 
     Raises:
-        ConfigError: The project has no ``source`` section.
+        ConfigError: The project has no ``source`` section, or both ``positive`` and ``negative``
+            are given.
         SchemaMismatchError: The flag, timestamp or an entity column is missing.
         EmptyInputError: The source holds no rows.
     """
@@ -208,9 +218,11 @@ def run_flag_labels(
 
     if cfg.source is None:
         raise ConfigError("adspark labels --from-column: the project file has no source section (the events to read)")
+    if positive is not None and negative is not None:
+        raise ConfigError("adspark labels --from-column: give --positive or --negative, not both")
     origin = cfg.source.path or cfg.source.table
     with recorded_run(store, JOB, cfg) as run:
-        rows = _flagged_rows(store, cfg.source, column, positive).persist()
+        rows = _flagged_rows(store, cfg.source, column, positive, negative).persist()
         try:
             counts = {(r["bad"], r["flag"]): int(r["n"]) for r in rows.groupBy(
                 F.col("reason").isNotNull().alias("bad"), F.coalesce(F.col("flag"), F.lit(False)).alias("flag")

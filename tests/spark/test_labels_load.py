@@ -82,5 +82,8 @@ def test_labels_from_a_flag_column_of_the_events(store, base_config, tmp_path):
     # a text flag with its own positive value (network captures: Normal / Attack)
     attack = run_flag_labels(store, cfg, "anomaly", positive="maybe", replace=True)
     assert (attack.rejected, attack.labels) == (1, 1) and store.read("labels").first()["entity"] == "run-2"
+    # or with the text of an unflagged row (a label column holding normal or an attack's name)
+    named = run_flag_labels(store, cfg, "anomaly", negative="0", replace=True)
+    assert (named.rejected, named.labels) == (1, 3), named.message  # run-1's two runs, run-2's "maybe"
     with pytest.raises(SchemaMismatchError, match=r"column 'label' expected a flag column"):
         run_flag_labels(store, cfg, "label")

@@ -34,6 +34,8 @@ def test_a_bad_set_override_is_one_line(tmp_path, capsys):
         ([], "give either a labels CSV file or --from-column COLUMN, not neither"),
         (["labels.csv", "--from-column", "anomaly"], "give either a labels CSV file or --from-column COLUMN, not both"),
         (["labels.csv", "--positive", "Attack"], "--positive goes with --from-column"),
+        (["labels.csv", "--negative", "normal"], "--negative goes with --from-column"),
+        (["--from-column", "label", "--positive", "a", "--negative", "b"], "give --positive or --negative, not both"),
     ],
 )
 def test_labels_take_a_file_or_a_flag_column(args, message, tmp_path, capsys):
