@@ -23,7 +23,7 @@ EVENTS = TableSchema(
 
 LABELS = TableSchema(
     name="labels",
-    doc="Ground-truth anomalies injected by the generator (or labeled by analysts).",
+    doc="Ground-truth anomalies: injected by the generator, or loaded by `adspark labels` from a CSV of intervals or from runs of the events' own flag column.",
     fields=(
         Col("anomaly_id", "string", False, "label id"),
         Col("entity", "string", False, "entity key"),
