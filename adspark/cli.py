@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="with --from-column: the text of an unflagged row, every other value flagged, e.g. normal")
     lb.add_argument("--timezone", default=None,
                     help="zone of naive timestamps in the file (default source.timestamp.timezone, else UTC)")
-    lb.add_argument("--delimiter", default=",", help="field delimiter (default ,)")
+    lb.add_argument("--delimiter", default=None, help="field delimiter (default ,)")
     lb.add_argument("--replace", action="store_true", help="replace the whole labels table with the file")
     s = add("sql", "run SQL queries on the adspark tables and print the results", dates=False)
     s.add_argument("query", nargs="+", help="one or more queries, e.g. \"select * from adspark.runs\"")
@@ -383,6 +383,9 @@ def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
     for option, value in (("--positive", args.positive), ("--negative", args.negative)):
         if value is not None and args.from_column is None:
             raise ConfigError(f"{option} goes with --from-column")
+    for option, value in (("--timezone", args.timezone), ("--delimiter", args.delimiter)):
+        if value is not None and args.from_column is not None:
+            raise ConfigError(f"{option} goes with a labels file (--from-column reads the source as its config says)")
     if args.positive is not None and args.negative is not None:
         raise ConfigError("give --positive or --negative, not both")
     cfg = build_job_config(LabelsJobConfig, data, args.conf)
@@ -392,7 +395,7 @@ def _cmd_labels(args: argparse.Namespace, data: dict) -> str:
     store = open_store(data, args.conf)
     if args.from_column is not None:
         return run_flag_labels(store, cfg, args.from_column, args.positive, args.replace, args.negative).message
-    return run_labels(store, cfg, args.file, zone, args.replace, args.delimiter).message
+    return run_labels(store, cfg, args.file, zone, args.replace, args.delimiter or ",").message
 
 
 def _cmd_tables(args: argparse.Namespace, data: dict) -> str:

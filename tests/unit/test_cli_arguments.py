@@ -36,6 +36,8 @@ def test_a_bad_set_override_is_one_line(tmp_path, capsys):
         (["labels.csv", "--positive", "Attack"], "--positive goes with --from-column"),
         (["labels.csv", "--negative", "normal"], "--negative goes with --from-column"),
         (["--from-column", "label", "--positive", "a", "--negative", "b"], "give --positive or --negative, not both"),
+        (["--from-column", "label", "--delimiter", ";"],
+         "--delimiter goes with a labels file (--from-column reads the source as its config says)"),
     ],
 )
 def test_labels_take_a_file_or_a_flag_column(args, message, tmp_path, capsys):
