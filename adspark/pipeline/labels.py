@@ -149,7 +149,8 @@ def _flagged_rows(
     store: TableStore, source: SourceConfig, column: str, positive: str | None, negative: str | None,
 ) -> "DataFrame":
     """The source's rows with ``entity``, ``ts``, ``flag`` and, for a row that cannot be used,
-    ``reason``/``column``/``detail``/``raw`` (null otherwise)."""
+    ``reason``/``column``/``detail``/``raw`` (null otherwise: the JSON of a row is built for the
+    rejected ones only)."""
     from pyspark.sql import functions as F
 
     raw = read_source(store, source)
@@ -188,10 +189,11 @@ def _flagged_rows(
             out = F.when(check[0], value) if out is None else out.when(check[0], value)
         return out
 
+    reason = first(1)
     return raw.select(
         entity.alias("entity"), ts.alias("ts"), flag.alias("flag"),
-        first(1).alias("reason"), first(2).alias("column"), first(3).alias("detail"),
-        F.to_json(F.struct(*[F.col(c) for c in raw.columns])).alias("raw"),
+        reason.alias("reason"), first(2).alias("column"), first(3).alias("detail"),
+        F.when(reason.isNotNull(), F.to_json(F.struct(*[F.col(c) for c in raw.columns]))).alias("raw"),
     )
 
 
