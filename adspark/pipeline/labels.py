@@ -29,7 +29,7 @@ from adspark.config import LabelsJobConfig, SourceConfig
 from adspark.core.labels import LABEL_COLUMNS, flag_intervals, parse_labels
 from adspark.errors import ConfigError, EmptyInputError, SchemaMismatchError
 from adspark.pipeline.grouping import group_of
-from adspark.pipeline.validate import entity_key, entity_parts, parse_time, read_source
+from adspark.pipeline.validate import entity_key, entity_parts, first_match, parse_time, read_source
 from adspark.runs import recorded_run
 from adspark.storage import URI_SCHEMES, TableStore
 from schemas import LABELS, REJECTS
@@ -173,26 +173,19 @@ def _flagged_rows(
                      else f"{negative!r} or another value" if negative is not None
                      else f"a flag ({', '.join(FLAG_TRUE)} or {', '.join(FLAG_FALSE)})")
     checks = [
-        (blank, "null_entity", F.lit(",".join(source.entity)), F.lit("expected a non-blank entity key")),
-        (F.col(ts_col).isNull(), "null_timestamp", F.lit(ts_col), F.lit("expected a timestamp")),
-        (ts.isNull(), "unparseable_timestamp", F.lit(ts_col),
+        (blank, F.lit("null_entity"), F.lit(",".join(source.entity)), F.lit("expected a non-blank entity key")),
+        (F.col(ts_col).isNull(), F.lit("null_timestamp"), F.lit(ts_col), F.lit("expected a timestamp")),
+        (ts.isNull(), F.lit("unparseable_timestamp"), F.lit(ts_col),
          F.concat(F.lit("cannot parse "), F.col(ts_col).cast("string"), F.lit(" as a timestamp"))),
-        (F.col(column).isNull(), "null_value", F.lit(column), F.lit(f"expected {expected_flag}")),
-        (flag.isNull(), "unparseable_value", F.lit(column),
+        (F.col(column).isNull(), F.lit("null_value"), F.lit(column), F.lit(f"expected {expected_flag}")),
+        (flag.isNull(), F.lit("unparseable_value"), F.lit(column),
          F.concat(F.lit(f"expected {expected_flag}, got "), F.to_json(F.array(F.col(column).cast("string"))))),
     ]
 
-    def first(pick: int) -> "Column":
-        out = None
-        for check in checks:
-            value = check[pick] if pick != 1 else F.lit(check[1])
-            out = F.when(check[0], value) if out is None else out.when(check[0], value)
-        return out
-
-    reason = first(1)
+    reason, where, detail = (first_match((c[0], c[i]) for c in checks) for i in (1, 2, 3))
     return raw.select(
         entity.alias("entity"), ts.alias("ts"), flag.alias("flag"),
-        reason.alias("reason"), first(2).alias("column"), first(3).alias("detail"),
+        reason.alias("reason"), where.alias("column"), detail.alias("detail"),
         F.when(reason.isNotNull(), F.to_json(F.struct(*[F.col(c) for c in raw.columns]))).alias("raw"),
     )
 

@@ -249,7 +249,7 @@ def entity_key(parts: Sequence["Column"]) -> "Column":
     return F.concat_ws("|", *parts)
 
 
-def _first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":
+def first_match(branches: Iterable[tuple["Column", "Column"]]) -> "Column":
     """``CASE WHEN c1 THEN v1 WHEN c2 THEN v2 ... END`` (null when no condition holds), flat."""
     from pyspark.sql import functions as F
 
@@ -430,7 +430,7 @@ def validate_events(
     # mode); reason, column and detail are looked up from it after the windows, so the shuffles
     # carry one int, and each check (a regex over every text column) runs once, not three times
     conds = [F.coalesce(cond, F.lit(False)) for cond, _, _, _ in checks]
-    check = _first_match(zip(conds, [F.lit(i) for i in range(len(checks))]))
+    check = first_match(zip(conds, [F.lit(i) for i in range(len(checks))]))
     failed = F.col("_check").isNotNull()
 
     # exact copies share their entity (so its group) and timestamp: one exchange (by the group, or
@@ -442,7 +442,7 @@ def validate_events(
     copy_rank = F.row_number().over(Window.partitionBy(*key, *original).orderBy(F.lit(1)))
 
     def by_check(values: list["Column"]) -> "Column":
-        return _first_match((F.col("_check") == i, v) for i, v in enumerate(values))
+        return first_match((F.col("_check") == i, v) for i, v in enumerate(values))
 
     marked = (
         rows.select("*", check.cast("int").alias("_check"), *grouped)
