@@ -205,8 +205,14 @@ class SourceConfig(Strict):
     rename: dict[str, identifier("column (a rename target)")] = Field(default_factory=dict, description="raw column name -> name used here")
     file_name_column: identifier("column") | None = Field(
         default=None,
-        description="add a column holding each row's file name without folder and extension (one file "
-        "per machine or series: name it in entity); file formats only",
+        description="add a column naming each row's file: its path below source.path without extension "
+        "and key=value folders (run-07.csv -> run-07, valve1/0.csv -> valve1/0); one file per machine or "
+        "series: name it in entity; file formats only",
+    )
+    recursive: bool = Field(
+        default=False,
+        description="read the files in every sub-folder of source.path (folders of runs by rig or "
+        "site); key=value folders are then not partition columns; file formats only",
     )
     timestamp: TimestampConfig
     date_column: identifier("column") | None = None
@@ -240,6 +246,9 @@ class SourceConfig(Strict):
         if self.file_name_column and self.format.type == "delta":
             raise ValueError("file_name_column names the files of a parquet, json or csv source; "
                              "a Delta table's files are not the user's")
+        if self.recursive and self.format.type == "delta":
+            raise ValueError("recursive reads the sub-folders of a parquet, json or csv source; "
+                             "a Delta table is read as a table")
         return self
 
     @model_validator(mode="after")

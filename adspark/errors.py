@@ -45,6 +45,10 @@ class TableNotFoundError(AdsparkError):
     """A table the job reads does not exist yet (usually an earlier job has not run)."""
 
 
+class SourceReadError(AdsparkError):
+    """The configured file source cannot be read: no such path, or no files where Spark looks."""
+
+
 class RangeError(ConfigError):
     """A date range whose last night is before its first."""
 

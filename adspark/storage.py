@@ -38,6 +38,38 @@ may commit between a write and that read)."""
 URI_SCHEMES = ("s3://", "s3a://", "gs://", "abfss://", "dbfs:/", "hdfs://", "file:/")
 
 
+GLOB_CHARS = "*?[{"
+
+
+def listing_root(path: str) -> str:
+    """The folder a file source's files are listed under, as Spark spells their paths (decoded).
+
+    ``_metadata.file_path`` holds a qualified URI: a local ``/data/runs`` lists as
+    ``file:/data/runs/...``; a glob lists below its last folder without a wildcard.
+
+    Args:
+        path: A resolved ``source.path`` (absolute local path or URI).
+
+    Returns:
+        The root without a trailing slash, e.g. ``file:/data/runs``, ``s3a://bucket/landing``.
+    """
+    from urllib.parse import unquote
+
+    if path.startswith("file://"):
+        path = "file:/" + path[len("file://"):].lstrip("/")
+    elif not path.startswith(URI_SCHEMES):
+        path = "file:" + posixpath.normpath(path)
+    else:
+        path = unquote(path)
+    head, sep, rest = path.partition(":")
+    parts = rest.split("/")
+    for i, part in enumerate(parts):
+        if any(c in part for c in GLOB_CHARS):
+            parts = parts[:i]
+            break
+    return (head + sep + "/".join(parts)).rstrip("/")
+
+
 _CONFLICT_BASES = {
     "io.delta.exceptions.DeltaConcurrentModificationException",
     "org.apache.spark.sql.delta.DeltaConcurrentModificationException",

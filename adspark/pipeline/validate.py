@@ -49,12 +49,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adspark.config import SourceConfig
-from adspark.errors import SchemaMismatchError
+from adspark.errors import SchemaMismatchError, SourceReadError
 from adspark.pipeline.grouping import group_of
-from adspark.storage import TableStore
+from adspark.storage import URI_SCHEMES, TableStore, listing_root
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, DataFrameReader
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +138,72 @@ class Validated:
 COMPRESSION_SUFFIX = r"(\.(gz|bz2|zst|lz4|snappy|deflate|xz))?$"
 
 
-def file_stem(name: "Column") -> "Column":
-    """A file name without its extension (and compression suffix): ``exchange-2_cpc.csv.gz`` ->
-    ``exchange-2_cpc``; a name with no dot is kept."""
+def file_key(root: str) -> "Column":
+    """Each row's file named by its path below ``root``, decoded, without its extension (and
+    compression suffix) and without ``key=value`` partition folders.
+
+    ``exchange-2_cpc.csv.gz`` -> ``exchange-2_cpc``; ``valve1/0.csv`` -> ``valve1/0`` (equal names
+    in two folders stay apart); ``date=2026-03-01/m7.csv`` -> ``m7`` (one machine's file per
+    partition); a name with no dot is kept.
+
+    Args:
+        root: The listing root (:func:`adspark.storage.listing_root`); a file listed elsewhere
+            is named by its file name alone.
+    """
     from pyspark.sql import functions as F
 
-    return F.regexp_replace(F.regexp_replace(name, COMPRESSION_SUFFIX, ""), r"\.[^.]*$", "")
+    def decoded(col: "Column") -> "Column":  # Spark percent-encodes the paths; '+' is a plain '+'
+        return F.url_decode(F.replace(col, F.lit("+"), F.lit("%2B")))
+
+    path, prefix = decoded(F.col("_metadata.file_path")), root + "/"
+    name = F.when(F.startswith(path, F.lit(prefix)), F.substring(path, len(prefix) + 1, 1 << 30)) \
+        .otherwise(decoded(F.col("_metadata.file_name")))
+    name = F.regexp_replace(name, r"(?:^|(?<=/))[^/]*=[^/]*/", "")
+    return F.regexp_replace(F.regexp_replace(name, COMPRESSION_SUFFIX, ""), r"\.[^./]*$", "")
+
+
+_UNREADABLE = {"PATH_NOT_FOUND", "UNABLE_TO_INFER_SCHEMA", "CONFLICTING_DIRECTORY_STRUCTURES"}
+
+
+def load_files(reader: "DataFrameReader", path: str, source: SourceConfig) -> "DataFrame":
+    """``reader.load(path)``, its "nothing to read here" errors told in one line.
+
+    Raises:
+        SourceReadError: No such path; no files of the format where Spark looks (naming the
+            sub-folders ``source.recursive`` would read, for a local folder); files at several
+            folder depths.
+    """
+    from pyspark.errors import AnalysisException
+
+    try:
+        df = reader.load(path)
+        df.schema  # noqa: B018 - a Spark Connect client analyzes lazily: fail here, not later
+        return df
+    except AnalysisException as exc:
+        condition = exc.getCondition()
+        if condition not in _UNREADABLE:
+            raise
+        raise SourceReadError(unreadable_reason(path, source, condition)) from exc
+
+
+def unreadable_reason(path: str, source: SourceConfig, condition: str) -> str:
+    """The one line :func:`load_files` raises for Spark's error ``condition`` on ``path``."""
+    import os
+
+    where = f"source.path {path!r}"
+    if condition == "PATH_NOT_FOUND":
+        return f"{where}: no such folder or file"
+    if condition == "CONFLICTING_DIRECTORY_STRUCTURES":
+        return (f"{where}: files at different folder depths; source.recursive: true reads them all "
+                "(key=value folders are then not partition columns)")
+    local = None if path.startswith(URI_SCHEMES) and not path.startswith("file:") else path.removeprefix("file:")
+    folders = sorted(e.name for e in os.scandir(local) if e.is_dir()) if local and os.path.isdir(local) else []
+    fmt = source.format.type
+    if folders and not source.recursive:
+        shown = ", ".join(folders[:5]) + (", ..." if len(folders) > 5 else "")
+        return (f"{where}: no {fmt} files directly in it, only sub-folders ({shown}); "
+                "source.recursive: true reads the files in every sub-folder")
+    return f"{where}: no {fmt} files in it (expected files of format {fmt})"
 
 
 def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
@@ -152,7 +212,6 @@ def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
     Raises:
         SchemaMismatchError: A column named in ``source.rename`` is not in the source.
     """
-    from pyspark.sql import functions as F
 
     if source.path:
         fmt = source.format
@@ -162,9 +221,12 @@ def read_source(store: TableStore, source: SourceConfig) -> "DataFrame":
                                     nullValue=fmt.null_value, inferSchema="false", mode="PERMISSIVE")
         elif fmt.type == "json":
             reader = reader.option("multiLine", str(fmt.multiline).lower())
-        df = reader.load(store.resolve_path(source.path, "source.path"))
+        if source.recursive:
+            reader = reader.option("recursiveFileLookup", "true")
+        path = store.resolve_path(source.path, "source.path")
+        df = load_files(reader, path, source)
         if source.file_name_column:
-            df = df.withColumn(source.file_name_column, file_stem(F.col("_metadata.file_name")))
+            df = df.withColumn(source.file_name_column, file_key(listing_root(path)))
     else:
         df = store.read(source.table)
     missing = [raw for raw in source.rename if raw not in df.columns]

@@ -192,6 +192,62 @@ def test_one_csv_per_series_takes_the_entity_from_the_file_name(store, base_conf
         build_job_config(DiscretizeJobConfig, delta)
 
 
+def test_runs_in_sub_folders_keep_their_folder_in_the_entity(store, base_config, tiny_events, tmp_path):
+    """Runs filed by rig, the same file names in two rigs (``rig-a/u1.csv``, ``rig b/u1.csv``):
+    ``source.recursive`` (or a glob) reads every sub-folder and the file-name column holds the
+    path below ``source.path`` (decoded: a space stays a space), so the two ``u1`` stay two
+    entities. Without either, the folder of folders holds no file of its own: a one-line error
+    saying so."""
+    import copy
+
+    from adspark.config import StorageConfig
+    from adspark.errors import SourceReadError
+    from adspark.storage import TableStore
+
+    events = store.read("events").toPandas()
+    root = tmp_path / "rigs"
+    for rig in ("rig-a", "rig b"):
+        (root / rig).mkdir(parents=True)
+        for user, rows in events.groupby("user_id"):
+            rows.drop(columns=["user_id"]).to_csv(root / rig / f"{user}.csv", index=False)
+    other = copy.deepcopy(base_config)
+    other["source"].update({"path": str(root), "format": {"type": "csv"}, "file_name_column": "user_id",
+                            "recursive": True})
+    store2 = TableStore(store.spark, StorageConfig(warehouse=str(tmp_path / "wh4"), schema="adspark_rigs"))
+    run = run_discretize(store2, build_job_config(DiscretizeJobConfig, other), D5, D7)
+    assert (run.rows_read, run.rows_rejected) == (24, 0)
+    got = store2.read("features").select("entity").distinct().toPandas()["entity"]
+    users = sorted(events["user_id"].unique())
+    assert sorted(got) == sorted(f"{rig}/{u}" for rig in ("rig-a", "rig b") for u in users)
+
+    glob = copy.deepcopy(other)
+    del glob["source"]["recursive"]
+    glob["source"]["path"] = str(root / "*" / "*.csv")
+    store3 = TableStore(store.spark, StorageConfig(warehouse=str(tmp_path / "wh5"), schema="adspark_glob"))
+    run_discretize(store3, build_job_config(DiscretizeJobConfig, glob), D5, D7)
+    assert sorted(store3.read("features").select("entity").distinct().toPandas()["entity"]) == sorted(got)
+
+    from adspark.pipeline.validate import file_key
+    from adspark.storage import listing_root
+
+    parts = tmp_path / "parts"  # partition folders are not part of a file's name
+    for day in ("date=2026-03-01", "date=2026-03-02"):
+        (parts / day).mkdir(parents=True)
+        (parts / day / "m+7.csv.gz.csv").write_text("a\n1\n")
+    read = store.spark.read.option("header", "true").csv(str(parts))
+    assert [r.k for r in read.select(file_key(listing_root(str(parts))).alias("k")).collect()] == ["m+7.csv.gz"] * 2
+
+    flat = copy.deepcopy(other)
+    del flat["source"]["recursive"]
+    with pytest.raises(SourceReadError, match=r"source.path .*rigs.*: no csv files directly in it.*sub-folders "
+                                              r"\(rig b, rig-a\).*source.recursive: true"):
+        run_discretize(store2, build_job_config(DiscretizeJobConfig, flat), D5, D7)
+    delta = copy.deepcopy(base_config)
+    delta["source"]["recursive"] = True
+    with pytest.raises(ConfigError, match="recursive reads the sub-folders of a parquet, json or csv source"):
+        build_job_config(DiscretizeJobConfig, delta)
+
+
 def test_span_padding_adds_buckets_only_between_events_and_no_window_ends_after_them(store, base_config, tiny_events):
     """discretize.padding span: u1 (events at 01:30, 07:30, 08:30) gets 01:00..08:00, its 5-hour
     idle gap filled; u2 (one event at 13:30) one bucket; nights one by one equal the range; every

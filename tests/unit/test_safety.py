@@ -10,7 +10,7 @@ import pytest
 from adspark.config import StorageConfig
 from adspark.errors import AdsparkError, ConfigError, IdentifierError
 from adspark.models.registry import artifact_folder
-from adspark.storage import TableStore, date_range_predicate
+from adspark.storage import TableStore, date_range_predicate, listing_root
 
 
 def _store(warehouse: str) -> TableStore:
@@ -31,6 +31,17 @@ def test_relative_paths_resolve_under_the_warehouse_and_absolute_ones_are_explic
     assert store.resolve_path("/data/events", "source.path") == "/data/events"
     assert store.resolve_path("s3://other/events", "source.path") == "s3://other/events"
     assert _store("s3://bucket/wh").resolve_path("a/./b", "k") == "s3://bucket/wh/a/b"
+
+
+@pytest.mark.parametrize(("path", "root"), [
+    ("/data/runs", "file:/data/runs"), ("/data/runs/", "file:/data/runs"), ("/data/a/../runs", "file:/data/runs"),
+    ("file:///data/runs/", "file:/data/runs"), ("file:/data/runs", "file:/data/runs"),
+    ("s3a://bucket/landing/*/run-*.csv", "s3a://bucket/landing"), ("dbfs:/mnt/rig%20a", "dbfs:/mnt/rig a"),
+    ("/data/rig[12]/x", "file:/data"),
+])
+def test_listing_roots_are_spelled_as_spark_lists_the_files(path: str, root: str) -> None:
+    """``_metadata.file_path`` (decoded) starts with the root and a slash for every listed file."""
+    assert listing_root(path) == root
 
 
 @pytest.mark.parametrize("name", ["events; DROP TABLE x", "a-b", "1abc", "a b", "x`y", "", "ü"])
