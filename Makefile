@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CONF ?= conf/demo.yaml
 
-.PHONY: setup lint demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale bench-quality bench-alerts bench-alert-state clean-warehouse
+.PHONY: setup lint demo test test-slow test-all test-fast lock bench-featurize bench-train bench-score bench-nightly bench-scale bench-quality bench-runs bench-alerts bench-alert-state clean-warehouse
 
 setup:
 	@bash scripts/setup.sh
@@ -52,6 +52,9 @@ bench-scale: setup
 
 bench-quality: setup
 	$(PY) -m benchmarks.quality
+
+bench-runs: setup
+	$(PY) -m benchmarks.quality_runs
 
 bench-alert-state: setup
 	$(PY) -m benchmarks.alert_state

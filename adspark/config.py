@@ -300,9 +300,24 @@ class DiscretizeConfig(Strict):
 
     bucket: str = "1h"
     calendar: bool = True
+    statistics: list[Literal["mean", "min", "max", "std"]] = Field(
+        default_factory=lambda: ["mean", "min", "max"],
+        min_length=1,
+        description="each measure's statistics per bucket, columns <measure>_<statistic>: mean, min, max, "
+        "std (the readings' standard deviation within the bucket, 0 for one reading: for readings many "
+        "times faster than the bucket, where a fault changes the spread and not the mean)",
+    )
     difference: list[str] = Field(default_factory=list)
     activity_lookback_days: int = Field(default=2, ge=0, le=60)
     padding: Padding = Field(default_factory=DayPadding)
+
+    @field_validator("statistics")
+    @classmethod
+    def _statistics(cls, v: list[str]) -> list[str]:
+        dupes = sorted({x for x in v if v.count(x) > 1})
+        if dupes:
+            raise ValueError(f"statistics named twice: {dupes}")
+        return v
 
     @field_validator("bucket")
     @classmethod

@@ -76,11 +76,11 @@ def is_count(feature: str) -> bool:
     return feature == "event_count" or "__" in feature or feature.endswith("_distinct")
 
 
-BUCKET_STATISTICS = ("_mean", "_min", "_max")  # per-bucket statistics: undefined without events
+BUCKET_STATISTICS = ("_mean", "_min", "_max", "_std")  # per-bucket statistics: undefined without events
 
 
 def undefined_when_empty(features: tuple[str, ...]) -> np.ndarray:
-    """Which features are statistics of a bucket's events (``x_mean``, ``x_min``, ``x_max``):
+    """Which features are statistics of a bucket's events (``x_mean``, ``x_min``, ``x_max``, ``x_std``):
     stored as 0 in an empty bucket's window values, they are missing there, not zero."""
     return np.array([f.endswith(BUCKET_STATISTICS) for f in features], dtype=bool)
 

@@ -84,10 +84,18 @@ def vocabulary(
     return values
 
 
+STATISTICS = ("mean", "min", "max", "std")  # the table's column order, whatever order the config lists
+
+
 def aggregate_expressions(
-    source: SourceConfig, vocabularies: dict[str, list[str]]
+    source: SourceConfig, vocabularies: dict[str, list[str]], statistics: Sequence[str] = ("mean", "min", "max")
 ) -> tuple[FeatureSpec, list]:
     """The Spark aggregations of one bucket, and the matching feature layout.
+
+    Args:
+        source: The events' contract. vocabularies: Each categorical's values.
+        statistics: ``discretize.statistics``: each measure's ``<measure>_<statistic>`` columns
+            (``std``: the population standard deviation of the bucket's readings).
 
     Returns:
         ``(spec_without_difference, [Column, ...])``; counts, sums and distinct counts are
@@ -119,7 +127,9 @@ def aggregate_expressions(
         exprs.append(F.countDistinct(F.col(c)).cast("double").alias(f"{c}_distinct"))
     for m in source.measures:
         col = F.col(m.name)
-        for stat, fn in (("mean", F.avg), ("min", F.min), ("max", F.max)):
+        functions = {"mean": F.avg, "min": F.min, "max": F.max, "std": F.stddev_pop}
+        for stat in (s for s in STATISTICS if s in statistics):
+            fn = functions[stat]
             null.append(f"{m.name}_{stat}")
             exprs.append(fn(col).cast("double").alias(f"{m.name}_{stat}"))
     names = zero + null
@@ -370,7 +380,7 @@ def discretize(
             if fit_to is not None:
                 fit_rows = fit_rows.where(F.col("_date") <= F.lit(fit_to))
             vocabs = {c.name: vocabulary(store, cfg.source, c, fit_rows) for c in cfg.source.categoricals}
-            base, exprs = aggregate_expressions(cfg.source, vocabs)
+            base, exprs = aggregate_expressions(cfg.source, vocabs, cfg.discretize.statistics)
             spec = FeatureSpec(
                 base.zero_fill,
                 base.null_fill,

@@ -39,6 +39,33 @@ def test_features_are_padded_and_reconciled(store, base_config, tiny_events):
     assert f"wrote 24 feature rows ({filled} with events)" in run.summary and 0 < filled < 24
 
 
+def test_statistics_choose_each_measures_columns_and_std_is_the_spread_of_the_readings(store, base_config, tiny_events):
+    """``discretize.statistics: [std, mean]``: the columns ``x_mean``, ``x_std`` in the table's
+    order, no min and max; the spread of a bucket's readings (population: 0 for one reading, null
+    for an empty bucket, masked as missing like the other statistics)."""
+    import numpy as np
+
+    from adspark.core.streaming import mask_empty_buckets
+
+    base_config["discretize"]["statistics"] = ["std", "mean"]
+    run_discretize(store, build_job_config(DiscretizeJobConfig, base_config), D5, D5)
+    f = _features(store)
+    measured = [c for c in f.columns if c.startswith(("amount_", "latency_ms_"))]
+    assert measured == ["amount_sum", "latency_ms_sum", "amount_mean", "amount_std", "latency_ms_mean", "latency_ms_std"]
+    u1 = f[f.entity == "u1"]
+    assert list(u1.amount_std.iloc[:2]) == [0.0, 7.5] and u1.amount_std.iloc[2:].isna().all()  # 10 | 20, 5 | - | -
+    names = ("event_count", "amount_std")
+    masked = mask_empty_buckets(u1[list(names)].fillna(0.0).to_numpy(), names)
+    assert np.isnan(masked[2:, 1]).all() and list(masked[:2, 1]) == [0.0, 7.5]
+
+    base_config["discretize"]["statistics"] = ["std", "std"]
+    with pytest.raises(ConfigError, match=r"statistics named twice: \['std'\]"):
+        build_job_config(DiscretizeJobConfig, base_config)
+    base_config["discretize"]["statistics"] = ["median"]
+    with pytest.raises(ConfigError, match="statistics"):
+        build_job_config(DiscretizeJobConfig, base_config)
+
+
 def test_a_vocabulary_fitted_up_to_a_night_ignores_the_later_nights(spark, store, base_config):
     from schemas import EVENTS
 
