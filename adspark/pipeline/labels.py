@@ -129,8 +129,9 @@ def flag_value(raw: "Column", kind: str, positive: str | None = None, negative: 
     """A flag column as a boolean: a boolean as is, a number flagged when not 0, text flagged
     when it equals ``positive`` (any other text: not flagged), or differs from ``negative`` (a
     label column holding ``normal`` or an attack's name), or else when it reads as true (1, true,
-    t, yes, y; 0, false, f, no, n: not flagged; other text: null, a rejected row). Case and
-    surrounding blanks are ignored; null stays null."""
+    t, yes, y; 0, false, f, no, n: not flagged; text of a number such as ``1.0`` or ``0.0``, as
+    CSV files write a float column: flagged when not 0; other text: null, a rejected row). Case
+    and surrounding blanks are ignored; null stays null."""
     from pyspark.sql import functions as F
 
     if kind == "boolean":
@@ -142,7 +143,9 @@ def flag_value(raw: "Column", kind: str, positive: str | None = None, negative: 
         return F.when(raw.isNull(), F.lit(None)).otherwise(text == positive.strip().lower())
     if negative is not None:
         return F.when(raw.isNull(), F.lit(None)).otherwise(text != negative.strip().lower())
-    return F.when(text.isin(*FLAG_TRUE), True).when(text.isin(*FLAG_FALSE), False)
+    number = text.try_cast("double")
+    return (F.when(text.isin(*FLAG_TRUE), True).when(text.isin(*FLAG_FALSE), False)
+            .when(number.isNotNull() & ~F.isnan(number), number != 0))
 
 
 def _flagged_rows(
@@ -171,7 +174,7 @@ def _flagged_rows(
         blank = blank | part.isNull() | (part == "")
     expected_flag = (f"{positive!r} or another value" if positive is not None
                      else f"{negative!r} or another value" if negative is not None
-                     else f"a flag ({', '.join(FLAG_TRUE)} or {', '.join(FLAG_FALSE)})")
+                     else f"a flag (a number, {', '.join(FLAG_TRUE)} or {', '.join(FLAG_FALSE)})")
     checks = [
         (blank, F.lit("null_entity"), F.lit(",".join(source.entity)), F.lit("expected a non-blank entity key")),
         (F.col(ts_col).isNull(), F.lit("null_timestamp"), F.lit(ts_col), F.lit("expected a timestamp")),

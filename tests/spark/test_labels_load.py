@@ -49,11 +49,12 @@ def test_a_labels_file_without_an_end_column_names_it(store, base_config, tmp_pa
 
 
 def test_labels_from_a_flag_column_of_the_events(store, base_config, tmp_path):
+    """run-1's flagged rows say ``1.0`` (a float column written to CSV), its others ``0``."""
     landing = tmp_path / "landing"
     landing.mkdir()
     t = pd.date_range("2026-03-02 10:00:00", periods=10, freq="s").strftime("%Y-%m-%d %H:%M:%S")
     (landing / "run-1.csv").write_text("timestamp;Flow Rate;anomaly\n" + "".join(
-        f"{ts};{i}.5;{flag}\n" for i, (ts, flag) in enumerate(zip(t, "0011000111", strict=True))))
+        f"{ts};{i}.5;{'1.0' if flag == '1' else flag}\n" for i, (ts, flag) in enumerate(zip(t, "0011000111", strict=True))))
     (landing / "run-2.csv").write_text("timestamp;Flow Rate;anomaly\n" + "".join(
         f"{ts};1.0;0\n" for ts in t[:4]) + "soon;1.0;0\n" + f"{t[5]};1.0;maybe\n")
     base_config["source"] = {
@@ -72,7 +73,7 @@ def test_labels_from_a_flag_column_of_the_events(store, base_config, tmp_path):
     assert labels["end"].astype(str).tolist() == ["2026-03-02 10:00:04", "2026-03-02 10:00:10"]
     rejects = store.read("rejects").where("job = 'labels'").toPandas()
     assert sorted(rejects["reason"]) == ["unparseable_timestamp", "unparseable_value"]
-    assert "expected a flag (1, true, t, yes, y or 0, false, f, no, n), got [\"maybe\"]" in rejects["detail"].tolist()
+    assert "expected a flag (a number, 1, true, t, yes, y or 0, false, f, no, n), got [\"maybe\"]" in rejects["detail"].tolist()
 
     again = run_flag_labels(store, cfg, "anomaly")  # a reload changes nothing
     assert (again.labels, store.read("rejects").where("job = 'labels'").count()) == (2, 2)
