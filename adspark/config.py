@@ -768,6 +768,15 @@ class CalibrationConfig(Strict):
         "entity's head is its normal), else off",
     )
 
+    @field_validator("learn_clip", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: object) -> object:
+        """YAML 1.1 reads a bare ``off`` as false: that is the ``off`` the key documents (and a
+        ``true``/``on`` is no number of standard deviations, though pydantic would read 1)."""
+        if v is True:
+            raise ValueError("expected a positive number of standard deviations, auto or off, got true")
+        return "off" if v is False else v
+
     @field_validator("learn_clip")
     @classmethod
     def _clip(cls, v: float | str) -> float | str:

@@ -95,6 +95,18 @@ def test_set_overrides_replace_keys_and_sections_without_touching_the_file_data(
     assert build_job_config(TrainJobConfig, out).train.detector.type == "pca"
 
 
+def test_a_bare_yaml_off_is_the_documented_off(base_config):
+    """``learn_clip: off`` in YAML (or ``--set ...=off``) reads as false under YAML 1.1."""
+    from adspark.config import ScoreJobConfig, apply_overrides
+
+    out = apply_overrides(base_config, ["alerts.calibration.learn_clip=off"])
+    assert out["alerts"]["calibration"]["learn_clip"] is False
+    calibration = build_job_config(ScoreJobConfig, out).alerts.calibration
+    assert calibration.learn_clip == "off" and calibration.learn_clip_for(entity_heads=True) is None
+    with pytest.raises(ConfigError, match="learn_clip: expected a positive number"):
+        build_job_config(ScoreJobConfig, apply_overrides(base_config, ["alerts.calibration.learn_clip=true"]))
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
