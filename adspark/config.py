@@ -750,7 +750,7 @@ class IntervalConfig(Strict):
         return _seconds_or_zero(getattr(self, name))
 
 
-HEAD_LEARN_CLIP = 3.0  # calibration.learn_clip: auto with entity heads
+HEAD_LEARN_CLIP = 2.0  # calibration.learn_clip: auto with entity heads (docs/alerts.md: why 2)
 
 
 class CalibrationConfig(Strict):
@@ -764,7 +764,7 @@ class CalibrationConfig(Strict):
         default="auto",
         description="a score enters the history at most this many standard deviations above its mean, so a "
         "sustained anomaly stays improbable while it lasts; off: as it is (the history learns a lasting change "
-        "within a few windows: one alert per event); auto: 3 when the window spec has entity heads (each "
+        "within a few windows: one alert per event); auto: 2 when the window spec has entity heads (each "
         "entity's head is its normal), else off",
     )
 

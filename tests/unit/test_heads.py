@@ -97,8 +97,27 @@ def test_the_calibration_history_is_clipped_by_default_only_with_entity_heads() 
     from adspark.config import CalibrationConfig
 
     auto = CalibrationConfig()
-    assert auto.learn_clip_for(entity_heads=True) == 3.0 and auto.learn_clip_for(entity_heads=False) is None
+    assert auto.learn_clip_for(entity_heads=True) == 2.0 and auto.learn_clip_for(entity_heads=False) is None
     assert CalibrationConfig(learn_clip="off").learn_clip_for(True) is None
     assert CalibrationConfig(learn_clip=2.5).learn_clip_for(False) == 2.5
     with pytest.raises(ValueError, match="positive number"):
         CalibrationConfig(learn_clip=0)
+
+
+def test_a_tighter_clip_keeps_a_sustained_fault_improbable_for_longer() -> None:
+    """A clipped average still teaches the history: at c sd each fault window multiplies the
+    variance by about 1 + (c^2 - 1) alpha, so at 3 sd a lasting fault is learned within the
+    fault's first minutes, at 2 sd it stays improbable far longer, and unclipped within windows."""
+    import numpy as np
+
+    from adspark.core.calibration import CalibrationParams, calibrate, new_calibration_state
+
+    rng = np.random.default_rng(0)
+    normal = np.exp(rng.normal(0.0, 0.2, 60))  # a minute or two of a run's scores after its head
+    raw = np.concatenate([normal, np.full(120, 5.0)])  # then a fault of 120 windows
+    flagged = {}
+    for clip in (None, 3.0, 2.0):
+        p, _ = calibrate(raw, new_calibration_state(3), CalibrationParams(learn_clip=clip, min_history=30))
+        assert (p[30:60] > 1e-5).all()  # no verdict on the normal windows
+        flagged[clip] = int((p[60:] < 1e-5).sum())
+    assert flagged[None] < 10 < flagged[3.0] < flagged[2.0], flagged
