@@ -65,3 +65,28 @@ def test_artifacts_load_only_from_the_warehouse_registry_folder(tmp_path: Path, 
         artifact_folder(store, model_id)
     ok = artifact_folder(store, "m-20260101T000000-abc123")
     assert ok == Path(store.root) / "_artifacts" / "m-20260101T000000-abc123"
+
+
+def test_an_unreadable_file_source_is_told_in_one_line(tmp_path: Path) -> None:
+    """What Spark's "nothing to read here" errors become (:func:`adspark.pipeline.validate.load_files`)."""
+    from adspark.config import SourceConfig
+    from adspark.pipeline.validate import unreadable_reason
+
+    def source(recursive: bool = False) -> SourceConfig:
+        return SourceConfig(path=str(tmp_path), format={"type": "csv"}, entity=["m"], recursive=recursive,
+                            timestamp={"column": "t"}, measures=[{"name": "x"}])
+
+    where = f"source.path {str(tmp_path)!r}"
+    assert unreadable_reason(str(tmp_path), source(), "PATH_NOT_FOUND") == f"{where}: no such folder or file"
+    assert unreadable_reason(str(tmp_path), source(), "UNABLE_TO_INFER_SCHEMA") == (
+        f"{where}: no csv files in it (expected files of format csv)")
+    for rig in ("rig-b", "rig-a", "rig c"):
+        (tmp_path / rig).mkdir()
+    assert unreadable_reason(str(tmp_path), source(), "UNABLE_TO_INFER_SCHEMA") == (
+        f"{where}: no csv files directly in it, only sub-folders (rig c, rig-a, rig-b); "
+        "source.recursive: true reads the files in every sub-folder")
+    assert "no csv files in it" in unreadable_reason(str(tmp_path), source(recursive=True), "UNABLE_TO_INFER_SCHEMA")
+    assert "files at different folder depths; source.recursive: true" in unreadable_reason(
+        str(tmp_path), source(), "CONFLICTING_DIRECTORY_STRUCTURES")
+    assert unreadable_reason("s3a://bucket/landing", source(), "UNABLE_TO_INFER_SCHEMA").endswith("no csv files in it "
+                                                                                                  "(expected files of format csv)")
