@@ -99,7 +99,7 @@ def aggregate_expressions(
 
     Returns:
         ``(spec_without_difference, [Column, ...])``; counts, sums and distinct counts are
-        zero-filled when padding, means/min/max null-filled.
+        zero-filled when padding, the measures' statistics null-filled.
     """
     from pyspark.sql import functions as F
 
@@ -125,9 +125,9 @@ def aggregate_expressions(
     for c in source.distinct:
         zero.append(f"{c}_distinct")
         exprs.append(F.countDistinct(F.col(c)).cast("double").alias(f"{c}_distinct"))
+    functions = {"mean": F.avg, "min": F.min, "max": F.max, "std": F.stddev_pop}
     for m in source.measures:
         col = F.col(m.name)
-        functions = {"mean": F.avg, "min": F.min, "max": F.max, "std": F.stddev_pop}
         for stat in (s for s in STATISTICS if s in statistics):
             fn = functions[stat]
             null.append(f"{m.name}_{stat}")
