@@ -123,6 +123,10 @@ class AlertParams:
         model_in_sample_seconds: For a model trained on each entity's head
             (``window.scaling.entity_head``): the windows ending within this many seconds of the
             entity's first non-empty bucket were fitted on (:func:`adspark.core.heads.in_sample`).
+        entity_head_seconds: Each entity's first this many seconds are its declared normal
+            (``window.scaling.entity_head``): windows ending inside it get no verdict from any
+            detector (every detector still learns from them), as ``evaluate`` judges only the
+            windows after it.
         sums: Scale on which the baselines compare sums (``x_sum``): ``linear``, ``sqrt`` (the
             signed square root: the variance of a sum over a Poisson number of events no longer
             grows with the rate, as the Anscombe scale does for counts) or ``log``.
@@ -156,6 +160,7 @@ class AlertParams:
     model_feature_tail: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] | None = None
     model_out_of_sample: dt.date | None = None
     model_in_sample_seconds: float | None = None
+    entity_head_seconds: float | None = None
     baseline_only: tuple[str, ...] | None = None
     sums: str = "linear"
     measure_evidence: str = "sustained"
@@ -678,6 +683,9 @@ def _judge(
         probs[:, j] = np.minimum(1.0, _tests(d, params) * p[every, best])
         driving[:, j] = rows[every, best] * f + best
     fused, driver = fuse(probs, params.fusion, verdict) if n else (np.ones(0), np.zeros(0, np.int64))
+    if params.entity_head_seconds is not None and n:  # the declared normal stretch: no verdict
+        ends = starts + params.n_steps * params.bucket_seconds
+        fused = np.where(in_sample(ends, batch.first_seen, params.entity_head_seconds), 1.0, fused)
     anomalous = fused < params.level
     alerts = np.zeros(n, dtype=bool)
     width = params.n_steps * params.bucket_seconds

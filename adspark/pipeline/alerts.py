@@ -140,7 +140,8 @@ def core_alert_params(
 ) -> AlertParams:
     """The core parameters of the alerts config for windows of this shape, without a model (the
     model's references are added by :func:`alert_params`). With an entity head (short runs) the
-    baselines' warmup is at most the head: they learn the reference stretch and judge after it."""
+    baselines' warmup is at most the head: they learn the reference stretch, and no detector
+    judges a window ending inside it."""
     warmup = parse_duration(cfg.warmup)
     if entity_head_seconds is not None:
         warmup = min(warmup, entity_head_seconds)
@@ -166,6 +167,7 @@ def core_alert_params(
         # the horizon holds the warm-up's candidate stretches and two windows more
         neighbor_horizon=max(min(-(-parse_duration(cfg.neighbor_horizon) // bucket_seconds), cfg.neighbor_max_buckets),
                              max(int(warmup // bucket_seconds), 1) + 2 * n_steps),
+        entity_head_seconds=None if entity_head_seconds is None else float(entity_head_seconds),
     )
 
 

@@ -121,3 +121,31 @@ def test_a_tighter_clip_keeps_a_sustained_fault_improbable_for_longer() -> None:
         assert (p[30:60] > 1e-5).all()  # no verdict on the normal windows
         flagged[clip] = int((p[60:] < 1e-5).sum())
     assert flagged[None] < 10 < flagged[3.0] < flagged[2.0], flagged
+
+
+def test_no_detector_judges_a_window_ending_inside_the_entitys_head() -> None:
+    """``entity_head_seconds``: the head is normal by declaration. A model score spike in it (a
+    window ending at 12:00, the head running 00:00-14:00) gets no verdict, and is still learned;
+    the same spike after the head (at 40:00) is flagged either way."""
+    hours = 48
+    t = pd.date_range("2026-01-05", periods=hours, freq="h")
+    score = np.ones(hours - 1)
+    score[10], score[38] = 1e4, 1e4  # windows [10:00, 12:00) and [38:00, 40:00)
+    frame = pd.DataFrame({
+        "window_start": t[:-1], "date": [d.date() for d in t[1:]],
+        "raw_values": [np.full(2, 5.0) for _ in range(hours - 1)], "model_score": score,
+        "top_features": [["event_count"]] * (hours - 1),
+    })
+    params = AlertParams(
+        features=("event_count",), n_steps=2, stride=1, bucket_seconds=3600, detectors=("model",),
+        baselines=BaselineParams(level_halflife=24), calibration=CalibrationParams(short=1, min_history=5),
+        model_reference=1.0,
+    )
+    flagged = {}
+    for head in (None, 14 * 3600.0):
+        scored, _ = alert_nights(frame, None, dataclasses.replace(params, entity_head_seconds=head))
+        flagged[head] = scored.loc[scored["is_anomaly"], "window_start"].dt.hour.tolist()
+        inside = (scored["window_start"] + pd.Timedelta(hours=2)) <= pd.Timestamp("2026-01-05 14:00")
+        if head is not None:
+            assert (scored.loc[inside, "p_value"] == 1.0).all() and not scored.loc[inside, "alert"].any()
+    assert flagged[None] == [10, 14] and flagged[14 * 3600.0] == [14]  # 38:00 is 14:00 of the 6th
