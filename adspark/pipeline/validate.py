@@ -136,6 +136,7 @@ class Validated:
 
 
 COMPRESSION_SUFFIX = r"(\.(gz|bz2|zst|lz4|snappy|deflate|xz))?$"
+SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*:/*"  # file:/, s3a://, dbfs:/ ... with the slashes after it
 
 
 def file_key(root: str) -> "Column":
@@ -148,14 +149,18 @@ def file_key(root: str) -> "Column":
 
     Args:
         root: The listing root (:func:`adspark.storage.listing_root`); a file listed elsewhere
-            is named by its file name alone.
+            is named by its file name alone. Root and paths are compared without their schemes
+            (a ``/Volumes/...`` path lists as ``dbfs:/Volumes/...`` on Databricks).
     """
+    import re
+
     from pyspark.sql import functions as F
 
     def decoded(col: "Column") -> "Column":  # Spark percent-encodes the paths; '+' is a plain '+'
         return F.url_decode(F.replace(col, F.lit("+"), F.lit("%2B")))
 
-    path, prefix = decoded(F.col("_metadata.file_path")), root + "/"
+    path = F.regexp_replace(decoded(F.col("_metadata.file_path")), SCHEME, "")
+    prefix = re.sub(SCHEME, "", root) + "/"
     name = F.when(F.startswith(path, F.lit(prefix)), F.substring(path, len(prefix) + 1, 1 << 30)) \
         .otherwise(decoded(F.col("_metadata.file_name")))
     name = F.regexp_replace(name, r"(?:^|(?<=/))[^/]*=[^/]*/", "")

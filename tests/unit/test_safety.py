@@ -90,3 +90,20 @@ def test_an_unreadable_file_source_is_told_in_one_line(tmp_path: Path) -> None:
         str(tmp_path), source(), "CONFLICTING_DIRECTORY_STRUCTURES")
     assert unreadable_reason("s3a://bucket/landing", source(), "UNABLE_TO_INFER_SCHEMA").endswith("no csv files in it "
                                                                                                   "(expected files of format csv)")
+
+
+@pytest.mark.parametrize(("given", "listed"), [
+    ("/data/runs", "file:/data/runs/valve1/0.csv"),
+    ("/Volumes/main/raw/landing", "dbfs:/Volumes/main/raw/landing/valve1/0.csv"),  # Databricks lists so
+    ("s3a://bucket/landing/*/*.csv", "s3a://bucket/landing/valve1/0.csv"),
+    ("dbfs:/mnt/rig%20a", "dbfs:/mnt/rig a/valve1/0.csv"),
+])
+def test_a_listed_file_is_found_below_its_listing_root_whatever_the_scheme(given: str, listed: str) -> None:
+    """What :func:`adspark.pipeline.validate.file_key` compares: both sides without their schemes."""
+    import re
+
+    from adspark.pipeline.validate import SCHEME
+
+    prefix = re.sub(SCHEME, "", listing_root(given)) + "/"
+    bare = re.sub(SCHEME, "", listed)
+    assert bare.startswith(prefix) and bare[len(prefix):] == "valve1/0.csv"
